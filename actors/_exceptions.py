@@ -1,0 +1,138 @@
+"""The exception hierarchy: one base, each subclass names what happened.
+
+Where anyio has an exception with the same meaning, ours subclasses it too, so
+code written against anyio streams keeps working.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+
+class ActorsError(Exception):
+    """Base class of every error this library raises.
+
+    Example:
+        >>> issubclass(ChannelClosed, ActorsError)
+        True
+    """
+
+
+class WouldBlock(ActorsError, anyio.WouldBlock):
+    """A ``*_nowait`` operation could not complete at once.
+
+    Also an ``anyio.WouldBlock``.
+
+    Example:
+        >>> from actors import Channel
+        >>> try:
+        ...     Channel(1).receive_nowait()
+        ... except WouldBlock:
+        ...     print("empty")
+        empty
+    """
+
+
+class ChannelClosed(ActorsError):
+    """The channel is closed (base of the two concrete cases below).
+
+    Example:
+        >>> from actors import Channel
+        >>> ch = Channel(1)
+        >>> ch.close()
+        >>> try:
+        ...     ch.send_nowait(1)
+        ... except ChannelClosed:
+        ...     print("closed")
+        closed
+    """
+
+
+class ChannelDrained(ChannelClosed, anyio.EndOfStream):
+    """Receive from a channel that is closed and has nothing left to give.
+
+    Also an ``anyio.EndOfStream``.
+
+    Example:
+        >>> from actors import Channel
+        >>> ch = Channel(1)
+        >>> ch.close()
+        >>> try:
+        ...     ch.receive_nowait()
+        ... except ChannelDrained:
+        ...     print("drained")
+        drained
+    """
+
+
+class SendOnClosed(ChannelClosed, anyio.ClosedResourceError):
+    """Send on a closed channel (where Go panics).
+
+    Also an ``anyio.ClosedResourceError``.
+
+    Example:
+        >>> from actors import Channel
+        >>> ch = Channel(1)
+        >>> ch.close()
+        >>> try:
+        ...     ch.send_nowait(1)
+        ... except SendOnClosed:
+        ...     print("send on closed")
+        send on closed
+    """
+
+
+class MailboxFull(WouldBlock):
+    """``tell_nowait`` found the mailbox full (overflow policy ``"fail"`` too).
+
+    Also an ``anyio.WouldBlock``.
+
+    Example:
+        >>> issubclass(MailboxFull, anyio.WouldBlock)
+        True
+    """
+
+
+class ActorStopped(ActorsError):
+    """The actor stopped (or was already stopped) before it could answer.
+
+    Example:
+        >>> issubclass(ActorStopped, ActorsError)
+        True
+    """
+
+
+class ActorFailed(ActorsError):
+    """Handling the message crashed the actor; ``__cause__`` is the original error.
+
+    Example:
+        >>> issubclass(ActorFailed, ActorsError)
+        True
+    """
+
+
+class AskTimeout(ActorsError, TimeoutError):
+    """No reply came within the ``ask`` timeout. Also a ``TimeoutError``.
+
+    Example:
+        >>> issubclass(AskTimeout, TimeoutError)
+        True
+    """
+
+
+class NameTaken(ActorsError):
+    """The name is already used by a sibling actor or in the registry.
+
+    Example:
+        >>> issubclass(NameTaken, ActorsError)
+        True
+    """
+
+
+class SupervisorGaveUp(ActorsError):
+    """A supervisor exceeded its restart intensity and stopped itself.
+
+    Example:
+        >>> issubclass(SupervisorGaveUp, ActorsError)
+        True
+    """

@@ -1,0 +1,3 @@
+"""Supervision trees for ``actors``: supervisors, child specs, restart strategies."""
+
+__all__: list[str] = []
