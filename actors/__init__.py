@@ -1,5 +1,8 @@
 """An actor framework on structured concurrency, for asyncio and trio alike."""
 
+from ._actor import Actor as Actor
+from ._actor import Context as Context
+from ._actor import Timer as Timer
 from ._channel import CLOSED as CLOSED
 from ._channel import Channel as Channel
 from ._channel import ChannelStatistics as ChannelStatistics
@@ -19,9 +22,32 @@ from ._exceptions import SendOnClosed as SendOnClosed
 from ._exceptions import SupervisorGaveUp as SupervisorGaveUp
 from ._exceptions import WouldBlock as WouldBlock
 from ._go import go as go
+from ._mailbox import DEFAULT_CAPACITY as DEFAULT_MAILBOX_CAPACITY
+from ._mailbox import Mailbox as Mailbox
+from ._messages import DeadLetter as DeadLetter
+from ._messages import Terminated as Terminated
+from ._ref import ActorRef as ActorRef
+from ._system import ActorSystem as ActorSystem
+from ._system import SystemStatistics as SystemStatistics
+from ._system import run as run
+from ._tree import ActorInfo as ActorInfo
+from ._tree import ActorTree as ActorTree
 
 __all__ = [
     "CLOSED",
+    "DEFAULT_MAILBOX_CAPACITY",
+    "Actor",
+    "ActorInfo",
+    "ActorRef",
+    "ActorSystem",
+    "ActorTree",
+    "Context",
+    "DeadLetter",
+    "Mailbox",
+    "SystemStatistics",
+    "Terminated",
+    "Timer",
+    "run",
     "ActorFailed",
     "ActorStopped",
     "ActorsError",

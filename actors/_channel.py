@@ -153,9 +153,7 @@ def _check_capacity(capacity: object) -> float:
             f"got {type(capacity).__name__} {capacity!r}"
         )
     if isinstance(capacity, float) and capacity != math.inf:
-        raise TypeError(
-            f"Channel capacity must be a whole number or math.inf, got {capacity!r}"
-        )
+        raise TypeError(f"Channel capacity must be a whole number or math.inf, got {capacity!r}")
     if capacity < 0:
         raise ValueError(f"Channel capacity must be >= 0, got {capacity!r}")
     return capacity
@@ -589,8 +587,7 @@ async def select(
                 else ""
             )
             raise TypeError(
-                f"select() argument {index} is {type(case).__name__} {case!r}, "
-                f"not a case{hint}"
+                f"select() argument {index} is {type(case).__name__} {case!r}, not a case{hint}"
             )
         live.append((index, case))
     if timeout is not None and timeout < 0:

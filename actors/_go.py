@@ -20,9 +20,7 @@ class _Spawner(Protocol):
 current_owner: ContextVar[_Spawner | None] = ContextVar("actors_go_owner", default=None)
 
 
-def go(
-    fn: Callable[..., Awaitable[Any]], *args: Any, group: _Spawner | None = None
-) -> None:
+def go(fn: Callable[..., Awaitable[Any]], *args: Any, group: _Spawner | None = None) -> None:
     """Start ``fn(*args)`` as a goroutine, like Go's ``go fn(args)``.
 
     The goroutine is a task owned by ``group`` if given (an anyio task group,

@@ -1,0 +1,262 @@
+"""The ``Actor`` base class users subclass, and its ``Context``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._exceptions import ActorsError
+from ._mailbox import Mailbox
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._ref import ActorRef
+    from ._system import ActorSystem
+
+
+class Actor:
+    """Subclass this and override any of ``on_start``, ``receive``, ``on_stop``.
+
+    The runtime builds a fresh instance inside the actor's own task on every
+    (re)start, from the factory and arguments given to ``spawn``. ``receive``
+    handles one message at a time; its return value is the reply to ``ask``.
+    An exception escaping ``on_start``, ``receive``, ``on_stop`` or a goroutine
+    fails the actor (let it crash): its parent handles the failure in
+    ``on_child_failed``, which by default fails the parent too.
+
+    Framework attributes on an actor are ``ref``, ``context`` and the hooks
+    below; everything else is yours (the runtime keeps its own state in the
+    ``_actors_cell`` attribute).
+
+    Example:
+        >>> import actors
+        >>> class Counter(actors.Actor):
+        ...     def __init__(self, start: int = 0) -> None:
+        ...         self.count = start
+        ...     async def receive(self, message):
+        ...         match message:
+        ...             case "incr":
+        ...                 self.count += 1
+        ...             case "get":
+        ...                 return self.count
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         counter = await system.spawn(Counter, 10)
+        ...         await counter.tell("incr")
+        ...         return await counter.ask("get")
+        >>> actors.run(main)
+        11
+    """
+
+    _actors_cell: Cell
+
+    @property
+    def ref(self) -> ActorRef:
+        """This actor's own ref."""
+        return _cell_of(self).ref
+
+    @property
+    def context(self) -> Context:
+        """The actor's view of the runtime: spawn, stop, watch, timers, go."""
+        return Context(_cell_of(self))
+
+    async def on_start(self) -> None:
+        """Called once in the actor's task before the first message.
+
+        ``spawn`` returns after it; if it raises, ``spawn`` raises
+        :class:`ActorFailed` and ``on_stop`` is not called.
+        """
+
+    async def receive(self, message: Any) -> Any:
+        """Handle one message; the return value answers ``ask``.
+
+        Messages the actor did not ask for arrive here too, such as
+        :class:`Terminated` for watched actors.
+        """
+
+    async def on_stop(self) -> None:
+        """Called once when the actor stops or fails, after its children have
+        stopped and before it is gone (not called if ``on_start`` failed)."""
+
+    async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
+        """Handle the failure of a child; by default fail with it.
+
+        Supervisors override this. A plain actor treats a child's failure as
+        its own, so failures travel up the tree to the root.
+        """
+        raise error
+
+
+def _cell_of(actor: Actor) -> Cell:
+    try:
+        return actor._actors_cell
+    except AttributeError:
+        from ._cell import current_cell
+
+        cell = current_cell.get()
+        if cell is None or cell.instance is not None:
+            raise ActorsError(
+                f"{type(actor).__name__} is not running: an Actor gets its ref "
+                f"and context when spawned (system.spawn or context.spawn), not "
+                f"when constructed directly"
+            ) from None
+        return cell  # inside __init__ of an actor being spawned
+
+
+class Timer:
+    """A scheduled message; ``cancel()`` stops it. Dies with its actor.
+
+    Example:
+        >>> Timer().cancelled
+        False
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self) -> None:
+        self._scope = anyio.CancelScope()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._scope.cancel_called
+
+    def cancel(self) -> None:
+        """Stop the timer; a message already sent stays sent."""
+        self._scope.cancel()
+
+
+class Context:
+    """What an actor can do to the runtime, through ``self.context``.
+
+    Example:
+        >>> import actors
+        >>> class Parent(actors.Actor):
+        ...     async def on_start(self):
+        ...         self.child = await self.context.spawn(actors.Actor, name="kid")
+        ...     async def receive(self, message):
+        ...         return [c.path for c in self.context.children]
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         parent = await system.spawn(Parent, name="p")
+        ...         return await parent.ask("children?")
+        >>> actors.run(main)
+        ['/user/p/kid']
+    """
+
+    __slots__ = ("_cell",)
+
+    def __init__(self, cell: Cell) -> None:
+        self._cell = cell
+
+    @property
+    def system(self) -> ActorSystem:
+        """The actor system this actor runs in."""
+        return self._cell.system
+
+    @property
+    def self(self) -> ActorRef:
+        """This actor's ref (same as ``Actor.ref``)."""
+        return self._cell.ref
+
+    @property
+    def parent(self) -> ActorRef | None:
+        """The parent's ref; ``None`` for a top-level actor."""
+        parent = self._cell.parent
+        return None if parent is None else parent.ref
+
+    @property
+    def children(self) -> list[ActorRef]:
+        """Live children, in spawn order."""
+        return [child.ref for child in self._cell.children.values()]
+
+    def child(self, name: str) -> ActorRef | None:
+        """The live child called ``name``, or ``None``."""
+        cell = self._cell.children.get(name)
+        return None if cell is None else cell.ref
+
+    async def spawn(
+        self,
+        factory: Callable[..., Actor],
+        *args: Any,
+        name: str | None = None,
+        mailbox: Mailbox | None = None,
+        shutdown: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Spawn a child of this actor; see :meth:`ActorSystem.spawn`."""
+        return await self._cell.system._spawn(
+            self._cell, factory, args, kwargs, name, mailbox, shutdown
+        )
+
+    async def stop(self, ref: ActorRef | None = None) -> None:
+        """Stop ``ref`` and wait until it is gone, or (no argument) stop self.
+
+        Stopping self only asks: the actor finishes the message in hand, then
+        stops; waiting would deadlock.
+        """
+        if ref is None or ref == self._cell.ref:
+            self._cell.request_stop()
+        else:
+            await ref.stop()
+
+    def watch(self, ref: ActorRef) -> None:
+        """Get ``Terminated(ref, reason)`` once when ``ref`` stops (at once if it
+        already has). Watching twice still gives one notice."""
+        self._cell.system._watch(ref, self._cell.ref)
+
+    def unwatch(self, ref: ActorRef) -> None:
+        """Stop watching ``ref``."""
+        self._cell.system._unwatch(ref, self._cell.ref)
+
+    def go(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start a goroutine owned by this actor: cancelled when it stops, and
+        its exception fails the actor."""
+        self._cell.start_soon(fn, *args)
+
+    def schedule_once(self, delay: float, message: Any) -> Timer:
+        """Send ``message`` to self after ``delay`` seconds."""
+        _check_delay("delay", delay)
+        timer = Timer()
+        self._cell.start_soon(_timer, timer, self._cell.ref, message, delay, None)
+        return timer
+
+    def schedule_every(
+        self, interval: float, message: Any, *, initial_delay: float | None = None
+    ) -> Timer:
+        """Send ``message`` to self every ``interval`` seconds (first after
+        ``initial_delay``, default ``interval``). Ticks wait for mailbox room
+        rather than pile up."""
+        _check_delay("interval", interval)
+        if interval == 0:
+            raise ValueError("schedule_every() interval must be > 0")
+        first = interval if initial_delay is None else initial_delay
+        _check_delay("initial_delay", first)
+        timer = Timer()
+        self._cell.start_soon(_timer, timer, self._cell.ref, message, first, interval)
+        return timer
+
+
+def _check_delay(what: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, got {value!r}")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{what} must be >= 0 and finite, got {value!r}")
+
+
+async def _timer(
+    timer: Timer, ref: ActorRef, message: Any, delay: float, interval: float | None
+) -> None:
+    with timer._scope:
+        await anyio.sleep(delay)
+        await ref.tell(message)
+        if interval is None:
+            return
+        deadline = anyio.current_time()
+        while True:
+            deadline += interval
+            await anyio.sleep_until(deadline)
+            await ref.tell(message)

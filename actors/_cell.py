@@ -1,0 +1,420 @@
+"""The runtime of one actor incarnation: its task, mailbox loop and lifecycle.
+
+# Invariants:
+# - One cell per incarnation; its task runs ``Cell.run`` and nothing else
+#   receives from its mailbox.
+# - A cell is in its parent's ``children`` (or the system's top level) from
+#   spawn until its task has finished all cleanup; a name is free again only
+#   then.
+# - The task never ends before its children and goroutines have ended: the
+#   graceful path stops them, and ``run``'s ``finally`` kills whatever is left
+#   under a shield. So no actor outlives its parent.
+# - Every failure reaches exactly one handler: the spawner (``on_start``
+#   failed: ``spawn`` raises), the parent's ``on_child_failed``, or the
+#   system, which raises it from ``async with``.
+# - ``terminated`` is set last, after watchers and the parent were told.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from ._actor import Actor
+from ._exceptions import SendOnClosed
+from ._go import current_owner
+from ._mailbox import Mailbox, _MailboxQueue
+from ._messages import Terminated
+from ._ref import ActorRef, _Ask, current_system
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._system import ActorSystem
+
+logger = logging.getLogger("actors")
+
+#: The cell whose task is running (for ``go()``, ask-self detection, and
+#: ``Actor.ref`` inside ``__init__``).
+current_cell: ContextVar[Cell | None] = ContextVar("actors_current_cell", default=None)
+
+#: Seconds a stopping actor gets before it is cancelled, unless spawned with
+#: another ``shutdown``. Erlang's default for workers is 5 seconds too.
+DEFAULT_SHUTDOWN: Final = 5.0
+
+
+class _Stop:
+    __slots__ = ()
+
+
+_STOP: Final = _Stop()
+
+
+class _ChildFailed:
+    __slots__ = ("error", "ref")
+
+    def __init__(self, ref: ActorRef, error: BaseException) -> None:
+        self.ref = ref
+        self.error = error
+
+
+class Cell:
+    """One actor incarnation (internal; users hold an ``ActorRef``)."""
+
+    __slots__ = (
+        "_current_ask",
+        "_goroutines",
+        "_goroutines_done",
+        "_late_failures",
+        "_work_scope",
+        "args",
+        "children",
+        "factory",
+        "failure",
+        "instance",
+        "kwargs",
+        "mailbox",
+        "name",
+        "options",
+        "parent",
+        "path",
+        "processed",
+        "reason",
+        "ref",
+        "restarts",
+        "scope",
+        "shutdown",
+        "start_error",
+        "started",
+        "state",
+        "stop_requested",
+        "system",
+        "terminated",
+        "uid",
+        "watchers",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        parent: Cell | None,
+        name: str,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        mailbox: Mailbox,
+        shutdown: float | None,
+    ) -> None:
+        self.system = system
+        self.parent = parent
+        self.name = name
+        self.path: str = f"{parent.path if parent else '/user'}/{name}"
+        self.uid = system._next_uid()
+        self.ref = ActorRef(self, system.name, self.path, self.uid)
+        self.factory = factory
+        self.args = args
+        self.kwargs = kwargs
+        self.mailbox = _MailboxQueue(mailbox)
+        self.shutdown = shutdown
+        self.options: dict[str, Any] = {}  # spawn options others attach to
+        self.children: dict[str, Cell] = {}
+        self.watchers: dict[ActorRef, None] | None = None
+        self.state = "starting"
+        self.instance: Actor | None = None
+        self.scope = anyio.CancelScope()
+        self._work_scope = anyio.CancelScope()
+        self.started = anyio.Event()
+        self.terminated = anyio.Event()
+        self.reason: BaseException | None = None
+        self.start_error: BaseException | None = None
+        self.failure: BaseException | None = None
+        self.processed = 0
+        self.restarts = 0
+        self.stop_requested = False
+        self._current_ask: _Ask | None = None
+        self._goroutines: set[anyio.CancelScope] = set()
+        self._goroutines_done: anyio.Event | None = None
+        self._late_failures: list[tuple[ActorRef, BaseException]] = []
+
+    def __repr__(self) -> str:
+        return f"<Cell {self.path} #{self.uid} {self.state}>"
+
+    def is_current(self) -> bool:
+        return current_cell.get() is self
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("starting", "running")
+
+    # -- messages from outside ----------------------------------------------
+
+    def deliver_system(self, message: Any) -> None:
+        if self.mailbox.closed:
+            return
+        self.mailbox.put_system(message)
+
+    def dead_letter(self, message: Any, reason: str) -> None:
+        self.system._dead_letter(message, self.ref, reason)
+
+    def request_stop(self) -> None:
+        if self.stop_requested or not self.alive:
+            return
+        self.stop_requested = True
+        if not self.is_current():
+            self.deliver_system(_STOP)
+
+    async def stop_and_wait(self) -> None:
+        if self.terminated.is_set():
+            return
+        self.request_stop()
+        timeout = math.inf if self.shutdown is None else self.shutdown
+        with anyio.move_on_after(timeout):
+            await self.terminated.wait()
+        if not self.terminated.is_set():
+            logger.warning(
+                "%s did not stop within its shutdown timeout of %s s; cancelling it",
+                self.path,
+                timeout,
+            )
+            self.kill()
+            await self.terminated.wait()
+
+    def kill(self) -> None:
+        """Cancel the actor at once (brutal kill); cleanup still runs."""
+        self.stop_requested = True
+        self.scope.cancel()
+
+    # -- goroutines -----------------------------------------------------------
+
+    def start_soon(
+        self, fn: Callable[..., Awaitable[Any]], *args: Any, name: object = None
+    ) -> None:
+        if not self.alive:
+            from ._exceptions import ActorsError
+
+            raise ActorsError(f"{self.path} is {self.state}: it cannot start goroutines or timers")
+        scope = anyio.CancelScope()
+        self._goroutines.add(scope)
+        self.system._task_group.start_soon(self._goroutine, scope, fn, args, name=name)
+
+    async def _goroutine(
+        self,
+        scope: anyio.CancelScope,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+    ) -> None:
+        try:
+            with scope:
+                await fn(*args)
+        except Exception as exc:
+            if self.failure is None and self.alive:
+                self.failure = exc
+                self._work_scope.cancel()
+            else:
+                _log_failure(self.path, exc, "in a goroutine while stopping")
+        finally:
+            self._goroutines.discard(scope)
+            if not self._goroutines and self._goroutines_done is not None:
+                self._goroutines_done.set()
+
+    async def _end_goroutines(self) -> None:
+        if not self._goroutines:
+            return
+        self._goroutines_done = anyio.Event()
+        for scope in self._goroutines:
+            scope.cancel()
+        await self._goroutines_done.wait()
+
+    # -- the task -------------------------------------------------------------
+
+    async def run(self) -> None:
+        current_cell.set(self)
+        current_owner.set(self)
+        current_system.set(self.system)
+        reason: BaseException | None = None
+        try:
+            with self.scope:
+                reason = await self._lifecycle()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._kill_the_rest()
+            self._finish(reason)
+
+    async def _lifecycle(self) -> BaseException | None:
+        started = False
+        reason: BaseException | None = None
+        actor: Actor | None = None
+        with self._work_scope:
+            try:
+                actor = self._build()
+                await actor.on_start()
+                started = True
+            except Exception as exc:
+                reason = exc
+            if started:
+                assert actor is not None
+                self.state = "running"
+                self.started.set()
+                reason = await self._loop(actor)
+        if self.failure is not None and reason is None:
+            reason = self.failure
+        if not started:
+            self.start_error = reason
+            self.started.set()
+        if reason is not None:
+            _log_failure(self.path, reason, "in on_start" if not started else "")
+        return await self._shutdown(actor if started else None, reason)
+
+    def _build(self) -> Actor:
+        actor = self.factory(*self.args, **self.kwargs)
+        if not isinstance(actor, Actor):
+            raise TypeError(
+                f"the factory spawned at {self.path} returned "
+                f"{type(actor).__name__}, not an Actor: spawn an Actor subclass "
+                f"or a callable that returns an Actor instance"
+            )
+        actor._actors_cell = self
+        self.instance = actor
+        return actor
+
+    async def _loop(self, actor: Actor) -> BaseException | None:
+        get = self.mailbox.get
+        receive = actor.receive
+        try:
+            while not self.stop_requested:
+                message = await get()
+                kind = type(message)
+                if kind is _Ask:
+                    self._current_ask = message
+                    result = await receive(message.message)
+                    self._current_ask = None
+                    try:
+                        message.slot.send_nowait(result)
+                    except SendOnClosed:
+                        self.system._late_reply()
+                elif kind is _Stop:
+                    break
+                elif kind is _ChildFailed:
+                    await actor.on_child_failed(message.ref, message.error)
+                else:
+                    await receive(message)
+                self.processed += 1
+        except Exception as exc:
+            ask = self._current_ask
+            if ask is not None:
+                self._current_ask = None
+                from ._ref import _Outcome
+
+                _answer(ask, _Outcome("failed", exc))
+            return exc
+        return None
+
+    async def _shutdown(
+        self, actor: Actor | None, reason: BaseException | None
+    ) -> BaseException | None:
+        self.state = "stopping"
+        self.stop_requested = True
+        self._drain_mailbox()
+        await self._end_goroutines()
+        for child in reversed(list(self.children.values())):
+            await child.stop_and_wait()
+        if actor is not None:
+            for ref, error in self._late_failures:
+                try:
+                    await actor.on_child_failed(ref, error)
+                except Exception as exc:
+                    reason = reason or exc
+            self._late_failures.clear()
+            try:
+                await actor.on_stop()
+            except Exception as exc:
+                _log_failure(self.path, exc, "in on_stop")
+                if reason is None:
+                    reason = exc
+        return reason
+
+    def _drain_mailbox(self) -> None:
+        for message in self.mailbox.close():
+            kind = type(message)
+            if kind is _ChildFailed:
+                self._late_failures.append((message.ref, message.error))
+            elif kind is not _Stop and kind is not Terminated:
+                self.dead_letter(message, "stopped")
+
+    async def _kill_the_rest(self) -> None:
+        # Normally nothing is left; after a kill or a cancellation from outside,
+        # cancel goroutines and children and wait for them (they end quickly).
+        if self._current_ask is not None:
+            from ._ref import _Outcome
+
+            _answer(self._current_ask, _Outcome())
+            self._current_ask = None
+        if not self.mailbox.closed:
+            self._drain_mailbox()
+        for scope in self._goroutines:
+            scope.cancel()
+        if self._goroutines:
+            self._goroutines_done = anyio.Event()
+            await self._goroutines_done.wait()
+        for child in reversed(list(self.children.values())):
+            child.kill()
+            await child.terminated.wait()
+
+    def _finish(self, reason: BaseException | None) -> None:
+        self.state = "failed" if reason is not None else "stopped"
+        self.reason = reason
+        self.started.set()
+        siblings = self.parent.children if self.parent else self.system._top
+        if siblings.get(self.name) is self:
+            del siblings[self.name]
+        self.system._cell_gone(self)
+        if self.watchers:
+            notice = Terminated(self.ref, reason)
+            for watcher in self.watchers:
+                self.system._notify(watcher, notice)
+            self.watchers = None
+        if reason is not None and self.start_error is None:
+            if self.parent is None:
+                self.system._root_failure(self, reason)
+            else:
+                self.parent.child_failed(self.ref, reason)
+        self.instance = None
+        self.terminated.set()
+
+    def child_failed(self, ref: ActorRef, error: BaseException) -> None:
+        if self.mailbox.closed:
+            if self.alive or self.state == "stopping":
+                self._late_failures.append((ref, error))
+            else:  # pragma: no cover - children end before their parent
+                _log_failure(ref.path, error, "after its parent ended")
+        else:
+            self.deliver_system(_ChildFailed(ref, error))
+
+
+def _answer(ask: _Ask, answer: Any) -> None:
+    with contextlib.suppress(SendOnClosed, anyio.WouldBlock):
+        ask.slot.send_nowait(answer)
+
+
+def _log_failure(path: str, error: BaseException, where: str) -> None:
+    # Log each failure once, where it happened; parents that adopt it don't.
+    if getattr(error, "_actors_logged", False):
+        return
+    try:
+        error._actors_logged = True  # type: ignore[attr-defined]
+        if hasattr(error, "add_note"):
+            error.add_note(f"raised in actor {path}{' ' + where if where else ''}")
+    except AttributeError:  # pragma: no cover - exceptions with __slots__
+        pass
+    logger.error(
+        "actor %s failed%s: %r",
+        path,
+        " " + where if where else "",
+        error,
+        exc_info=(type(error), error, error.__traceback__),
+    )

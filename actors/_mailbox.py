@@ -1,0 +1,149 @@
+"""Mailboxes: a bounded user lane with an overflow policy, and a system lane.
+
+# Invariants:
+# - User messages live in ``_user``, a Channel, so senders get Go's blocking,
+#   FIFO and cancellation rules for free.
+# - Each system message is appended to ``_system`` and announced by one
+#   ``_WAKE`` token pushed to the head of ``_user`` (``Channel._put_back``:
+#   to a parked receiver, else the head of the buffer, beyond capacity). The
+#   owner reads ``_system`` before ``_user``, so system messages overtake user
+#   messages and keep their own order; a token whose message was already read
+#   is skipped.
+# - Only the owning actor's task receives.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from ._channel import Channel
+from ._exceptions import WouldBlock
+
+#: The mailbox capacity when none is given: room for bursts, small enough that
+#: a producer outrunning its consumer meets backpressure quickly.
+DEFAULT_CAPACITY: Final = 1000
+
+OverflowPolicy = Literal["block", "drop_newest", "drop_oldest", "fail"]
+_POLICIES: Final = ("block", "drop_newest", "drop_oldest", "fail")
+
+
+class _Wake(enum.Enum):
+    WAKE = "WAKE"
+
+
+_WAKE: Final = _Wake.WAKE
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """How an actor's mailbox is built, chosen at spawn.
+
+    Args:
+        capacity: how many user messages it holds (default 1000); ``math.inf``
+            for unbounded. System messages never count against it.
+        overflow: what ``tell`` does when it is full: ``"block"`` waits for room
+            (backpressure, the default), ``"drop_newest"`` drops the message
+            being sent, ``"drop_oldest"`` drops the oldest queued message,
+            ``"fail"`` raises :class:`MailboxFull`. Dropped messages become
+            dead letters.
+
+    Raises:
+        ValueError: an unknown policy, or a capacity below 1.
+
+    Example:
+        >>> Mailbox(capacity=10, overflow="drop_oldest").capacity
+        10
+    """
+
+    capacity: float = DEFAULT_CAPACITY
+    overflow: OverflowPolicy = "block"
+
+    def __post_init__(self) -> None:
+        if self.overflow not in _POLICIES:
+            raise ValueError(
+                f"Mailbox overflow must be one of {', '.join(_POLICIES)}; got {self.overflow!r}"
+            )
+        capacity = self.capacity
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, float)):
+            raise TypeError(f"Mailbox capacity must be an int or math.inf, got {capacity!r}")
+        if capacity < 1 or (isinstance(capacity, float) and capacity != math.inf):
+            raise ValueError(
+                f"Mailbox capacity must be a whole number >= 1 or math.inf, got {capacity!r}"
+            )
+
+
+class _MailboxQueue:
+    """The runtime side of a mailbox (one per actor incarnation)."""
+
+    __slots__ = ("_system", "_user", "overflow")
+
+    def __init__(self, config: Mailbox) -> None:
+        self._user: Channel[Any] = Channel(config.capacity)
+        self._system: deque[Any] = deque()
+        self.overflow = config.overflow
+
+    @property
+    def capacity(self) -> float:
+        return self._user.capacity
+
+    @property
+    def closed(self) -> bool:
+        return self._user.closed
+
+    def __len__(self) -> int:
+        return sum(1 for m in self._user._buffer if m is not _WAKE) + len(self._system)
+
+    def put_system(self, message: Any) -> None:
+        self._system.append(message)
+        self._user._put_back(_WAKE)
+
+    def try_put(self, message: Any) -> bool:
+        """Queue without waiting; False if full. Raises SendOnClosed if closed."""
+        try:
+            self._user.send_nowait(message)
+        except WouldBlock:
+            return False
+        return True
+
+    async def put(self, message: Any) -> None:
+        """Queue, waiting for room. Raises SendOnClosed if closed."""
+        await self._user.send(message)
+
+    def drop_oldest(self) -> Any:
+        buffer = self._user._buffer
+        for index, message in enumerate(buffer):
+            if message is not _WAKE:
+                del buffer[index]
+                return message
+        raise WouldBlock("nothing to drop")  # pragma: no cover - capacity >= 1
+
+    async def get(self) -> Any:
+        """The next message: system lane first. Raises ChannelDrained when
+        closed and empty."""
+        while True:
+            if self._system:
+                return self._system.popleft()
+            message = await self._user.receive()
+            if message is not _WAKE:
+                return message
+
+    def get_nowait(self) -> Any:
+        while True:
+            if self._system:
+                return self._system.popleft()
+            message = self._user.receive_nowait()
+            if message is not _WAKE:
+                return message
+
+    def close(self) -> list[Any]:
+        """Close to new messages; return what was queued (system lane first)."""
+        self._user.close()
+        left = list(self._system)
+        self._system.clear()
+        left.extend(m for m in self._user._buffer if m is not _WAKE)
+        self._user._buffer.clear()
+        return left

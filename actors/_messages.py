@@ -1,0 +1,44 @@
+"""Messages the runtime itself delivers: death notices and dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._ref import ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Terminated:
+    """Sent once to each watcher when a watched actor is gone.
+
+    ``reason`` is ``None`` for a normal stop and the exception for a failure.
+    It arrives through ``receive`` and overtakes queued user messages.
+
+    Example:
+        >>> Terminated(ref=None, reason=None).reason is None  # doctest: +SKIP
+        True
+    """
+
+    ref: ActorRef
+    reason: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be delivered or handled, and why.
+
+    Dead letters are never silent: they are counted in
+    ``system.statistics().dead_letters``, logged at debug level on the
+    ``actors.dead_letters`` logger and offered to ``system.dead_letters()``
+    streams.
+
+    Example:
+        >>> DeadLetter("hi", None, "stopped").reason
+        'stopped'
+    """
+
+    message: Any
+    recipient: ActorRef | None
+    reason: str

@@ -1,0 +1,271 @@
+"""Actor references: plain, picklable addresses of one actor incarnation."""
+
+from __future__ import annotations
+
+import math
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._channel import Channel
+from ._exceptions import (
+    ActorFailed,
+    ActorsError,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    SendOnClosed,
+)
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._system import ActorSystem
+
+#: The system whose code is running (set in every actor task and inside
+#: ``async with ActorSystem()``): unpickled refs resolve against it.
+current_system: ContextVar[ActorSystem | None] = ContextVar("actors_current_system", default=None)
+
+
+class _Ask:
+    """An ask in a mailbox: the message and the one-shot reply slot."""
+
+    __slots__ = ("message", "slot")
+
+    def __init__(self, message: Any, slot: Channel[Any]) -> None:
+        self.message = message
+        self.slot = slot
+
+
+class _Outcome:
+    """A non-value answer to an ask: the actor stopped, failed, or dropped it."""
+
+    __slots__ = ("error", "kind")
+
+    def __init__(self, kind: str = "stopped", error: BaseException | None = None) -> None:
+        self.kind = kind  # "stopped", "failed" or "dropped"
+        self.error = error
+
+
+class ActorRef:
+    """The address of one actor incarnation: tell it, ask it, stop it.
+
+    Refs compare and hash by incarnation: a restarted actor has a new ref, and
+    a ref to a stopped incarnation never reaches its successor (its messages
+    become dead letters). A ref pickles as a plain address (system name, path
+    and incarnation id) and resolves again inside the same system.
+
+    Example:
+        >>> import actors
+        >>> class Echo(actors.Actor):
+        ...     async def receive(self, message):
+        ...         return message
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         ref = await system.spawn(Echo, name="echo")
+        ...         return ref.path, await ref.ask("hi")
+        >>> actors.run(main)
+        ('/user/echo', 'hi')
+    """
+
+    __slots__ = ("__weakref__", "_cell", "_path", "_system_name", "_uid")
+
+    def __init__(self, cell: Cell | None, system_name: str, path: str, uid: int) -> None:
+        self._cell = cell
+        self._system_name = system_name
+        self._path = path
+        self._uid = uid
+
+    @property
+    def name(self) -> str:
+        """The actor's name among its siblings."""
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def path(self) -> str:
+        """The actor's path from the root, e.g. ``/user/sup/worker-1``."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self._path} #{self._uid}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ActorRef):
+            return NotImplemented
+        return self._uid == other._uid and self._system_name == other._system_name
+
+    def __hash__(self) -> int:
+        return hash(self._uid)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_ref, (self._system_name, self._path, self._uid))
+
+    def _resolve(self) -> Cell | None:
+        cell = self._cell
+        if cell is None:
+            system = current_system.get()
+            if system is None:
+                raise ActorsError(
+                    f"{self!r} was used outside its actor system "
+                    f"{self._system_name!r}: use refs from code that runs inside "
+                    f"`async with ActorSystem()` or inside an actor"
+                )
+            if system.name != self._system_name:
+                raise ActorsError(
+                    f"{self!r} belongs to actor system {self._system_name!r}, "
+                    f"not {system.name!r}: refs only work inside their own system"
+                )
+            cell = self._cell = system._cell_by_uid(self._uid)
+        return cell
+
+    # -- messaging ------------------------------------------------------------
+
+    async def tell(self, message: Any) -> None:
+        """Send ``message``, waiting for room in the mailbox (backpressure).
+
+        Never raises because the actor is gone: a message to a stopped actor
+        becomes a :class:`DeadLetter`. With the ``"drop_*"`` overflow policies
+        it never waits; with ``"fail"`` it raises :class:`MailboxFull`.
+
+        Cancellation: atomic; a cancelled tell has queued nothing.
+
+        Raises:
+            MailboxFull: the mailbox is full and its policy is ``"fail"``.
+        """
+        cell = self._resolve()
+        if cell is None:
+            _dead_letter_unresolved(self, message)
+            return
+        mailbox = cell.mailbox
+        if mailbox.overflow == "block":
+            try:
+                await mailbox.put(message)
+            except SendOnClosed:
+                cell.dead_letter(message, "stopped")
+        else:
+            self._put_or_overflow(cell, message)
+
+    def tell_nowait(self, message: Any) -> None:
+        """Send ``message`` if the mailbox has room, without waiting.
+
+        Raises:
+            MailboxFull: the mailbox is full (policy ``"block"`` or ``"fail"``;
+                the drop policies drop instead).
+        """
+        cell = self._resolve()
+        if cell is None:
+            _dead_letter_unresolved(self, message)
+            return
+        self._put_or_overflow(cell, message)
+
+    def _put_or_overflow(self, cell: Cell, message: Any) -> None:
+        mailbox = cell.mailbox
+        try:
+            if mailbox.try_put(message):
+                return
+        except SendOnClosed:
+            cell.dead_letter(message, "stopped")
+            return
+        policy = mailbox.overflow
+        if policy == "drop_newest":
+            cell.dead_letter(message, "mailbox full: dropped newest")
+        elif policy == "drop_oldest":
+            cell.dead_letter(mailbox.drop_oldest(), "mailbox full: dropped oldest")
+            mailbox.try_put(message)
+        else:
+            raise MailboxFull(
+                f"mailbox of {self._path} is full ({mailbox.capacity:g} messages) "
+                f"and its overflow policy is {policy!r}: dropped nothing; retry "
+                f"later, use `await tell()` to wait for room, or spawn it with "
+                f"a larger Mailbox"
+            )
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        """Send ``message`` and wait for the value ``receive`` returns for it.
+
+        Args:
+            message: anything; it is not pickled in-process.
+            timeout: seconds to wait for the reply (``None``: no limit).
+
+        Returns:
+            What the actor's ``receive`` returned.
+
+        Raises:
+            AskTimeout: no reply within ``timeout`` (also a ``TimeoutError``).
+            ActorStopped: the actor stopped, or was already stopped, before it
+                answered; raised as soon as that is known.
+            ActorFailed: handling the message crashed the actor; the original
+                exception is ``__cause__``.
+            MailboxFull: the mailbox is full and its policy does not wait.
+            ValueError: ``timeout`` is not positive.
+            ActorsError: an actor asked itself (that would deadlock).
+
+        Cancellation: a cancelled or timed-out ask closes its reply slot; a late
+        reply is dropped and counted (``statistics().late_replies``), never
+        delivered elsewhere.
+        """
+        if timeout is not None and not timeout > 0:
+            raise ValueError(
+                f"ask() timeout must be a positive number of seconds or None, got {timeout!r}"
+            )
+        cell = self._resolve()
+        if cell is not None and cell.is_current():
+            raise ActorsError(
+                f"{self._path} asked itself {type(message).__name__}: an actor "
+                f"handles one message at a time, so this would deadlock; call "
+                f"the handling code directly or use tell()"
+            )
+        slot: Channel[Any] = Channel(1)
+        envelope = _Ask(message, slot)
+        try:
+            await self.tell(envelope)
+            with anyio.fail_after(math.inf if timeout is None else timeout):
+                answer = await slot.receive()
+        except TimeoutError:
+            raise AskTimeout(
+                f"{self._path} did not answer {type(message).__name__} within "
+                f"{timeout} s; raise the timeout or check that it is not blocked"
+            ) from None
+        finally:
+            if not slot.closed:
+                slot.close()
+                if len(slot) and cell is not None:
+                    cell.system._late_reply()
+        if type(answer) is _Outcome:
+            if answer.kind == "stopped":
+                raise ActorStopped(
+                    f"{self._path} stopped before answering {type(message).__name__}"
+                )
+            if answer.kind == "dropped":
+                raise MailboxFull(
+                    f"the mailbox of {self._path} was full and its overflow "
+                    f"policy dropped {type(message).__name__}"
+                )
+            raise ActorFailed(
+                f"{self._path} failed handling {type(message).__name__}: {answer.error!r}"
+            ) from answer.error
+        return answer
+
+    async def stop(self) -> None:
+        """Stop the actor and wait until it is gone.
+
+        The actor finishes the message in hand, stops its children, runs
+        ``on_stop()``; queued messages become dead letters. Returns at once if
+        it is already stopped. If it does not finish within its shutdown
+        timeout it is cancelled.
+
+        Cancellation: cancelling the wait does not cancel the stop.
+        """
+        cell = self._resolve()
+        if cell is not None:
+            await cell.stop_and_wait()
+
+
+def _dead_letter_unresolved(ref: ActorRef, message: Any) -> None:
+    system = current_system.get()
+    assert system is not None  # _resolve() raised otherwise
+    system._dead_letter(message, ref, "stopped")
+
+
+def _restore_ref(system_name: str, path: str, uid: int) -> ActorRef:
+    return ActorRef(None, system_name, path, uid)

@@ -1,0 +1,463 @@
+"""The actor system: a structured-concurrency scope that owns every actor.
+
+# Invariants:
+# - Every actor task runs in ``_task_group``; ``__aexit__`` returns only after
+#   that group has finished, so nothing of the system outlives the block.
+# - ``_top`` holds the live top-level cells in spawn order; ``_cells`` maps the
+#   uid of every live incarnation to its cell (refs unpickled in this system
+#   resolve through it).
+# - The first failure that reaches the root is kept in ``_failure``; it cancels
+#   the body of the ``async with`` and is raised once everything has stopped.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+
+from ._actor import Actor
+from ._cell import DEFAULT_SHUTDOWN, Cell
+from ._channel import Channel
+from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
+from ._mailbox import Mailbox
+from ._messages import DeadLetter, Terminated
+from ._ref import ActorRef, _Ask, _Outcome, current_system
+from ._tree import ActorInfo, ActorTree
+
+T = TypeVar("T")
+
+logger = logging.getLogger("actors")
+dead_letter_logger = logging.getLogger("actors.dead_letters")
+
+_DEFAULT_MAILBOX = Mailbox()
+
+
+@dataclass(frozen=True)
+class SystemStatistics:
+    """Counters of an :class:`ActorSystem`, from ``system.statistics()``.
+
+    Example:
+        >>> SystemStatistics(0, 0, 0, 0, 0).dead_letters
+        0
+    """
+
+    actors: int
+    spawned: int
+    dead_letters: int
+    dead_letters_unobserved: int
+    late_replies: int
+
+
+class ActorSystem:
+    """The root of an actor tree, and the scope that owns all its actors.
+
+    ``async with ActorSystem() as system:`` opens an anyio task group. Leaving
+    the block stops every actor gracefully (children before parents, siblings
+    in reverse spawn order, each within its shutdown timeout, then cancelled);
+    when the block is left no task of the system is still running.
+
+    A failure that travels up to the root cancels the body of the block, stops
+    everything, and is raised from the ``async with`` as the original exception
+    (not wrapped in a group), with a note naming the actor it came from. If the
+    block is left by cancellation, actors are cancelled rather than stopped.
+
+    Args:
+        name: the system's name (refs carry it).
+        shutdown: default seconds each actor gets to stop before it is
+            cancelled (``None``: wait forever).
+
+    Example:
+        >>> import actors
+        >>> async def main():
+        ...     async with actors.ActorSystem("demo") as system:
+        ...         ref = await system.spawn(actors.Actor, name="idle")
+        ...         return ref.path
+        >>> actors.run(main)
+        '/user/idle'
+    """
+
+    def __init__(self, name: str = "actors", *, shutdown: float | None = DEFAULT_SHUTDOWN):
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"system name must be a non-empty string without '/', got {name!r}")
+        self.name = name
+        self.shutdown = shutdown
+        self._top: dict[str, Cell] = {}
+        self._cells: dict[int, Cell] = {}
+        self._uids = itertools.count(1)
+        self._task_group: Any = None
+        self._body_scope: anyio.CancelScope | None = None
+        self._failure: BaseException | None = None
+        self._open = False
+        self._closed = False
+        self._spawned = 0
+        self._dead_letters = 0
+        self._dead_unobserved = 0
+        self._late_replies = 0
+        self._dead_letter_streams: list[Channel[DeadLetter]] = []
+        self._token: Any = None
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem {self.name!r} {len(self._cells)} actors>"
+
+    # -- the scope ------------------------------------------------------------
+
+    async def __aenter__(self) -> ActorSystem:
+        if self._open or self._closed:
+            raise ActorsError(f"actor system {self.name!r} can only be entered once")
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._body_scope = anyio.CancelScope()
+        self._body_scope.__enter__()
+        self._token = current_system.set(self)
+        self._open = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._body_scope is not None
+        if self._body_scope.__exit__(exc_type, exc, tb):
+            exc_type, exc, tb = None, None, None  # our own cancellation
+        try:
+            if exc is None or isinstance(exc, Exception):
+                await self._stop_all()
+            else:
+                self._task_group.cancel_scope.cancel()
+        finally:
+            self._open = False
+            self._closed = True
+            current_system.reset(self._token)
+            if exc is None or isinstance(exc, Exception):
+                await self._task_group.__aexit__(None, None, None)
+            else:
+                await self._task_group.__aexit__(exc_type, exc, tb)
+        failure = self._failure
+        if failure is not None:
+            if exc is not None and exc is not failure and failure.__context__ is None:
+                failure.__context__ = exc
+            raise failure
+        return False
+
+    async def _stop_all(self) -> None:
+        while self._top:
+            await next(reversed(self._top.values())).stop_and_wait()
+
+    def _root_failure(self, cell: Cell, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+            if self._body_scope is not None:
+                self._body_scope.cancel()
+        else:
+            logger.error("actor %s also failed while the system was failing", cell.path)
+
+    # -- spawning -------------------------------------------------------------
+
+    async def spawn(
+        self,
+        factory: Callable[..., Actor],
+        *args: Any,
+        name: str | None = None,
+        mailbox: Mailbox | None = None,
+        shutdown: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Spawn a top-level actor and wait until its ``on_start`` has run.
+
+        The instance is built inside the actor's own task by calling
+        ``factory(*args, **kwargs)``, on every (re)start.
+
+        Args:
+            factory: an :class:`Actor` subclass, or a callable returning one.
+            *args: positional arguments for ``factory``.
+            name: unique among its siblings; anonymous actors get
+                ``<class>-<n>``. No ``/``.
+            mailbox: capacity and overflow policy (default
+                ``Mailbox(1000, "block")``).
+            shutdown: seconds it gets to stop before it is cancelled (default:
+                the system's); ``None`` waits forever (for sub-trees).
+            **kwargs: keyword arguments for ``factory``. ``name``, ``mailbox``
+                and ``shutdown`` are taken by ``spawn``: wrap the factory with
+                ``functools.partial`` if the actor needs them.
+
+        Returns:
+            The new actor's ref.
+
+        Raises:
+            TypeError: ``factory`` is not an Actor subclass or callable, or
+                returned something that is not an Actor.
+            NameTaken: a live sibling already has ``name``.
+            ValueError: ``name`` is empty or contains ``/``.
+            ActorFailed: ``on_start`` raised (the original is ``__cause__``).
+            ActorsError: the system is not running.
+
+        Cancellation: if the caller is cancelled while the actor starts, the
+        actor keeps starting and lives on under its parent.
+        """
+        return await self._spawn(None, factory, args, kwargs, name, mailbox, shutdown)
+
+    async def _spawn(
+        self,
+        parent: Cell | None,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        mailbox: Mailbox | None,
+        shutdown: float | object | None = None,
+        *,
+        options: dict[str, Any] | None = None,
+    ) -> ActorRef:
+        cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
+        if options:
+            cell.options.update(options)
+        self._launch(cell)
+        await cell.started.wait()
+        if cell.start_error is not None:
+            error = cell.start_error
+            if isinstance(error, TypeError) and "not an Actor" in str(error):
+                raise TypeError(str(error))
+            raise ActorFailed(f"{cell.path} failed to start: {error!r}") from error
+        return cell.ref
+
+    def _prepare(
+        self,
+        parent: Cell | None,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        mailbox: Mailbox | None,
+        shutdown: float | object | None,
+    ) -> Cell:
+        if not self._open:
+            raise ActorsError(
+                f"actor system {self.name!r} is not running: spawn actors inside "
+                f"`async with ActorSystem() as system:`"
+            )
+        if inspect.isclass(factory):
+            if not issubclass(factory, Actor):
+                raise TypeError(
+                    f"cannot spawn {factory.__qualname__}: it is not an Actor "
+                    f"subclass; subclass actors.Actor"
+                )
+        elif not callable(factory):
+            raise TypeError(
+                f"cannot spawn {factory!r}: pass an Actor subclass or a callable "
+                f"that returns an Actor"
+            )
+        if parent is not None and not parent.alive:
+            raise ActorsError(f"{parent.path} is {parent.state}: it cannot spawn children")
+        if mailbox is not None and not isinstance(mailbox, Mailbox):
+            raise TypeError(f"mailbox must be an actors.Mailbox, got {mailbox!r}")
+        siblings = self._top if parent is None else parent.children
+        if name is None:
+            base = getattr(factory, "__name__", "actor").lower()
+            name = f"{base}-{next(self._uids)}"
+        elif not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"actor name must be a non-empty string without '/', got {name!r}")
+        if name in siblings:
+            where = parent.path if parent else "/user"
+            raise NameTaken(
+                f"{where}/{name} is already taken by a live actor: choose another "
+                f"name, or stop the existing one first"
+            )
+        if shutdown is None:
+            shutdown = self.shutdown
+        elif shutdown == math.inf:
+            shutdown = None
+        cell = Cell(
+            self,
+            parent,
+            name,
+            factory,
+            args,
+            kwargs,
+            mailbox or _DEFAULT_MAILBOX,
+            shutdown,  # type: ignore[arg-type]
+        )
+        siblings[name] = cell
+        self._cells[cell.uid] = cell
+        self._spawned += 1
+        return cell
+
+    def _launch(self, cell: Cell) -> None:
+        self._task_group.start_soon(cell.run, name=cell.path)
+
+    def _next_uid(self) -> int:
+        return next(self._uids)
+
+    def _cell_by_uid(self, uid: int) -> Cell | None:
+        return self._cells.get(uid)
+
+    def _cell_gone(self, cell: Cell) -> None:
+        self._cells.pop(cell.uid, None)
+
+    # -- watching -------------------------------------------------------------
+
+    def _own_cell(self, ref: ActorRef, what: str) -> Cell | None:
+        if not isinstance(ref, ActorRef):
+            raise TypeError(f"{what} needs an ActorRef, got {type(ref).__name__} {ref!r}")
+        if ref._system_name != self.name:
+            raise ActorsError(
+                f"{ref!r} belongs to actor system {ref._system_name!r}, not "
+                f"{self.name!r}: {what} only works within one system"
+            )
+        return ref._resolve()
+
+    def _watch(self, target: ActorRef, watcher: ActorRef) -> None:
+        cell = self._own_cell(target, "watch")
+        if cell is None or cell.terminated.is_set() or cell.state in ("stopped", "failed"):
+            reason = None if cell is None else cell.reason
+            self._notify(watcher, Terminated(target, reason))
+            return
+        if cell.watchers is None:
+            cell.watchers = {}
+        cell.watchers[watcher] = None
+
+    def _unwatch(self, target: ActorRef, watcher: ActorRef) -> None:
+        cell = self._own_cell(target, "unwatch")
+        if cell is not None and cell.watchers:
+            cell.watchers.pop(watcher, None)
+
+    def _notify(self, watcher: ActorRef, notice: Terminated) -> None:
+        cell = watcher._resolve()
+        if cell is not None:
+            cell.deliver_system(notice)
+
+    # -- dead letters and statistics ------------------------------------------
+
+    def _dead_letter(self, message: Any, recipient: ActorRef | None, reason: str) -> None:
+        if type(message) is _Ask:
+            kind = "dropped" if reason.startswith("mailbox full") else "stopped"
+            with suppress(anyio.ClosedResourceError, anyio.WouldBlock):
+                message.slot.send_nowait(_Outcome(kind))
+            message = message.message
+        letter = DeadLetter(message, recipient, reason)
+        self._dead_letters += 1
+        dead_letter_logger.debug("%s", letter)
+        observed = False
+        for stream in self._dead_letter_streams:
+            try:
+                stream.send_nowait(letter)
+                observed = True
+            except WouldBlock:
+                pass
+        if not observed:
+            self._dead_unobserved += 1
+
+    def _late_reply(self) -> None:
+        self._late_replies += 1
+
+    @asynccontextmanager
+    async def dead_letters(self, capacity: float = 1000) -> AsyncIterator[Channel[DeadLetter]]:
+        """Observe dead letters: ``async with system.dead_letters() as letters``.
+
+        Yields a channel that receives every :class:`DeadLetter` from now until
+        the block is left. If it is full a letter is not queued for it (never
+        blocking the sender) and counts as unobserved unless another stream
+        took it.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         await ref.stop()
+            ...         async with system.dead_letters() as letters:
+            ...             await ref.tell("anyone?")
+            ...             return (await letters.receive()).message
+            >>> actors.run(main)
+            'anyone?'
+        """
+        stream: Channel[DeadLetter] = Channel(capacity)
+        self._dead_letter_streams.append(stream)
+        try:
+            yield stream
+        finally:
+            self._dead_letter_streams.remove(stream)
+            stream.close()
+
+    def statistics(self) -> SystemStatistics:
+        """Counters: live actors, spawned, dead letters, late replies."""
+        return SystemStatistics(
+            actors=len(self._cells),
+            spawned=self._spawned,
+            dead_letters=self._dead_letters,
+            dead_letters_unobserved=self._dead_unobserved,
+            late_replies=self._late_replies,
+        )
+
+    def tree(self) -> ActorTree:
+        """A snapshot of every live actor, printable as an indented tree.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         await system.spawn(actors.Actor, name="a")
+            ...         return system.tree().actors[0].path
+            >>> actors.run(main)
+            '/user/a'
+        """
+        return ActorTree(tuple(_info(cell) for cell in list(self._top.values())))
+
+
+def _info(cell: Cell) -> ActorInfo:
+    factory = cell.factory
+    return ActorInfo(
+        path=cell.path,
+        actor_class=getattr(factory, "__qualname__", repr(factory)),
+        state=cell.state,
+        mailbox=len(cell.mailbox),
+        mailbox_capacity=cell.mailbox.capacity,
+        processed=cell.processed,
+        restarts=cell.restarts,
+        children=tuple(_info(child) for child in list(cell.children.values())),
+        details=tuple(sorted(cell.options.get("details", {}).items())),
+    )
+
+
+def run(
+    main: Callable[..., Awaitable[T]],
+    *args: Any,
+    backend: str | None = None,
+    backend_options: dict[str, Any] | None = None,
+) -> T:
+    """Run ``main(*args)`` on an event loop, like ``anyio.run``, for scripts.
+
+    Args:
+        main: an async function, typically opening an :class:`ActorSystem`.
+        *args: its arguments.
+        backend: ``"asyncio"`` or ``"trio"``; default: the ``ACTORS_BACKEND``
+            environment variable, else ``"asyncio"``.
+        backend_options: passed to ``anyio.run``.
+
+    Raises:
+        ValueError: an unknown backend.
+
+    Example:
+        >>> async def main():
+        ...     return "ran"
+        >>> run(main, backend="trio")
+        'ran'
+    """
+    chosen = backend or os.environ.get("ACTORS_BACKEND") or "asyncio"
+    if chosen not in ("asyncio", "trio"):
+        raise ValueError(
+            f"unknown backend {chosen!r} (from {'backend=' if backend else 'ACTORS_BACKEND'}); "
+            f"use 'asyncio' or 'trio'"
+        )
+    return anyio.run(main, *args, backend=chosen, backend_options=backend_options)
