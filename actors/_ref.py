@@ -260,6 +260,20 @@ class ActorRef:
         if cell is not None:
             await cell.stop_and_wait()
 
+    async def kill(self) -> None:
+        """Cancel the actor at once (Erlang's ``exit(Pid, kill)``) and wait
+        until it is gone.
+
+        The message in hand is abandoned (an ask gets :class:`ActorStopped`),
+        ``on_stop`` is interrupted, children are cancelled too; queued messages
+        become dead letters and watchers still get ``Terminated``. Prefer
+        :meth:`stop`.
+        """
+        cell = self._resolve()
+        if cell is not None and not cell.terminated.is_set():
+            cell.kill()
+            await cell.terminated.wait()
+
 
 def _dead_letter_unresolved(ref: ActorRef, message: Any) -> None:
     system = current_system.get()

@@ -105,6 +105,12 @@ class ActorSystem:
         self._late_replies = 0
         self._dead_letter_streams: list[Channel[DeadLetter]] = []
         self._token: Any = None
+        # The pytest fixture cannot wrap the test body in a cancel scope, so it
+        # turns this off and the failure is raised at teardown instead.
+        self._cancel_body_on_failure = True
+        # Called with each cell when its incarnation is gone (the registry
+        # releases names and subscriptions here).
+        self._gone_hooks: list[Callable[[Cell], None]] = []
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {len(self._cells)} actors>"
@@ -158,7 +164,7 @@ class ActorSystem:
     def _root_failure(self, cell: Cell, error: BaseException) -> None:
         if self._failure is None:
             self._failure = error
-            if self._body_scope is not None:
+            if self._body_scope is not None and self._cancel_body_on_failure:
                 self._body_scope.cancel()
         else:
             logger.error("actor %s also failed while the system was failing", cell.path)
@@ -304,6 +310,8 @@ class ActorSystem:
 
     def _cell_gone(self, cell: Cell) -> None:
         self._cells.pop(cell.uid, None)
+        for hook in self._gone_hooks:
+            hook(cell)
 
     # -- watching -------------------------------------------------------------
 
