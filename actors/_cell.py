@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from contextvars import ContextVar
@@ -26,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._actor import Actor
-from ._exceptions import SendOnClosed
 from ._go import current_owner
 from ._mailbox import Mailbox, _MailboxQueue
 from ._messages import Terminated
 from ._ref import ActorRef, _Ask, current_system
+from ._signal import Signal
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -71,12 +70,12 @@ class Cell:
         "_goroutines",
         "_goroutines_done",
         "_late_failures",
-        "_work_scope",
         "args",
         "children",
         "factory",
         "failure",
         "instance",
+        "killed",
         "kwargs",
         "mailbox",
         "name",
@@ -127,9 +126,9 @@ class Cell:
         self.state = "starting"
         self.instance: Actor | None = None
         self.scope = anyio.CancelScope()
-        self._work_scope = anyio.CancelScope()
-        self.started = anyio.Event()
-        self.terminated = anyio.Event()
+        self.killed = False
+        self.started = Signal()
+        self.terminated = Signal()
         self.reason: BaseException | None = None
         self.start_error: BaseException | None = None
         self.failure: BaseException | None = None
@@ -138,7 +137,7 @@ class Cell:
         self.stop_requested = False
         self._current_ask: _Ask | None = None
         self._goroutines: set[anyio.CancelScope] = set()
-        self._goroutines_done: anyio.Event | None = None
+        self._goroutines_done: Signal | None = None
         self._late_failures: list[tuple[ActorRef, BaseException]] = []
 
     def __repr__(self) -> str:
@@ -173,9 +172,7 @@ class Cell:
             return
         self.request_stop()
         timeout = math.inf if self.shutdown is None else self.shutdown
-        with anyio.move_on_after(timeout):
-            await self.terminated.wait()
-        if not self.terminated.is_set():
+        if not await self.terminated.wait(timeout):
             logger.warning(
                 "%s did not stop within its shutdown timeout of %s s; cancelling it",
                 self.path,
@@ -187,6 +184,7 @@ class Cell:
     def kill(self) -> None:
         """Cancel the actor at once (brutal kill); cleanup still runs."""
         self.stop_requested = True
+        self.killed = True
         self.scope.cancel()
 
     # -- goroutines -----------------------------------------------------------
@@ -200,7 +198,13 @@ class Cell:
             raise ActorsError(f"{self.path} is {self.state}: it cannot start goroutines or timers")
         scope = anyio.CancelScope()
         self._goroutines.add(scope)
-        self.system._task_group.start_soon(self._goroutine, scope, fn, args, name=name)
+        self.system._start(
+            self._goroutine,
+            scope,
+            fn,
+            args,
+            name=f"{self.path} go {getattr(fn, '__qualname__', fn)}",
+        )
 
     async def _goroutine(
         self,
@@ -214,7 +218,7 @@ class Cell:
         except Exception as exc:
             if self.failure is None and self.alive:
                 self.failure = exc
-                self._work_scope.cancel()
+                self.scope.cancel()
             else:
                 _log_failure(self.path, exc, "in a goroutine while stopping")
         finally:
@@ -225,7 +229,7 @@ class Cell:
     async def _end_goroutines(self) -> None:
         if not self._goroutines:
             return
-        self._goroutines_done = anyio.Event()
+        self._goroutines_done = Signal()
         for scope in self._goroutines:
             scope.cancel()
         await self._goroutines_done.wait()
@@ -238,37 +242,37 @@ class Cell:
         current_system.set(self.system)
         reason: BaseException | None = None
         try:
+            # Phase 1, start and loop, in a scope that kill() or a failing
+            # goroutine cancels; phase 2, the graceful shutdown, in a fresh one
+            # that only kill() cancels.
             with self.scope:
-                reason = await self._lifecycle()
+                reason = await self._work()
+            started = self.state == "running"
+            if self.failure is not None and reason is None:
+                reason = self.failure
+            if not started:
+                self.start_error = reason
+            self.started.set()
+            if reason is not None:
+                _log_failure(self.path, reason, "" if started else "in on_start")
+            if not self.killed:
+                self.scope = anyio.CancelScope()
+                with self.scope:
+                    reason = await self._shutdown(self.instance if started else None, reason)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._kill_the_rest()
             self._finish(reason)
 
-    async def _lifecycle(self) -> BaseException | None:
-        started = False
-        reason: BaseException | None = None
-        actor: Actor | None = None
-        with self._work_scope:
-            try:
-                actor = self._build()
-                await actor.on_start()
-                started = True
-            except Exception as exc:
-                reason = exc
-            if started:
-                assert actor is not None
-                self.state = "running"
-                self.started.set()
-                reason = await self._loop(actor)
-        if self.failure is not None and reason is None:
-            reason = self.failure
-        if not started:
-            self.start_error = reason
-            self.started.set()
-        if reason is not None:
-            _log_failure(self.path, reason, "in on_start" if not started else "")
-        return await self._shutdown(actor if started else None, reason)
+    async def _work(self) -> BaseException | None:
+        try:
+            actor = self._build()
+            await actor.on_start()
+        except Exception as exc:
+            return exc
+        self.state = "running"
+        self.started.set()
+        return await self._loop(actor)
 
     def _build(self) -> Actor:
         actor = self.factory(*self.args, **self.kwargs)
@@ -293,9 +297,7 @@ class Cell:
                     self._current_ask = message
                     result = await receive(message.message)
                     self._current_ask = None
-                    try:
-                        message.slot.send_nowait(result)
-                    except SendOnClosed:
+                    if not message.slot.put(result):
                         self.system._late_reply()
                 elif kind is _Stop:
                     break
@@ -359,7 +361,7 @@ class Cell:
         for scope in self._goroutines:
             scope.cancel()
         if self._goroutines:
-            self._goroutines_done = anyio.Event()
+            self._goroutines_done = Signal()
             await self._goroutines_done.wait()
         for child in reversed(list(self.children.values())):
             child.kill()
@@ -397,8 +399,7 @@ class Cell:
 
 
 def _answer(ask: _Ask, answer: Any) -> None:
-    with contextlib.suppress(SendOnClosed, anyio.WouldBlock):
-        ask.slot.send_nowait(answer)
+    ask.slot.put(answer)
 
 
 def _log_failure(path: str, error: BaseException, where: str) -> None:

@@ -3,12 +3,12 @@
 # Invariants:
 # - User messages live in ``_user``, a Channel, so senders get Go's blocking,
 #   FIFO and cancellation rules for free.
-# - Each system message is appended to ``_system`` and announced by one
-#   ``_WAKE`` token pushed to the head of ``_user`` (``Channel._put_back``:
-#   to a parked receiver, else the head of the buffer, beyond capacity). The
+# - Each system message is appended to ``_system``; if the owner is parked on
+#   ``_user`` it is woken with a ``_WAKE`` token (``Channel._put_back``). The
 #   owner reads ``_system`` before ``_user``, so system messages overtake user
 #   messages and keep their own order; a token whose message was already read
-#   is skipped.
+#   is skipped. A busy owner gets no token (it reads ``_system`` on its next
+#   ``get``), so tokens never take buffer room from user messages.
 # - Only the owning actor's task receives.
 """
 
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ._channel import Channel
+from ._channel import Channel, _has_live
 from ._exceptions import WouldBlock
 
 #: The mailbox capacity when none is given: room for bursts, small enough that
@@ -83,7 +82,7 @@ class _MailboxQueue:
 
     def __init__(self, config: Mailbox) -> None:
         self._user: Channel[Any] = Channel(config.capacity)
-        self._system: deque[Any] = deque()
+        self._system: list[Any] | None = None  # allocated on first use
         self.overflow = config.overflow
 
     @property
@@ -95,11 +94,14 @@ class _MailboxQueue:
         return self._user.closed
 
     def __len__(self) -> int:
-        return sum(1 for m in self._user._buffer if m is not _WAKE) + len(self._system)
+        return sum(1 for m in self._user._buffer if m is not _WAKE) + len(self._system or ())
 
     def put_system(self, message: Any) -> None:
+        if self._system is None:
+            self._system = []
         self._system.append(message)
-        self._user._put_back(_WAKE)
+        if _has_live(self._user._receivers):
+            self._user._put_back(_WAKE)
 
     def try_put(self, message: Any) -> bool:
         """Queue without waiting; False if full. Raises SendOnClosed if closed."""
@@ -126,7 +128,7 @@ class _MailboxQueue:
         closed and empty."""
         while True:
             if self._system:
-                return self._system.popleft()
+                return self._system.pop(0)
             message = await self._user.receive()
             if message is not _WAKE:
                 return message
@@ -134,7 +136,7 @@ class _MailboxQueue:
     def get_nowait(self) -> Any:
         while True:
             if self._system:
-                return self._system.popleft()
+                return self._system.pop(0)
             message = self._user.receive_nowait()
             if message is not _WAKE:
                 return message
@@ -142,8 +144,8 @@ class _MailboxQueue:
     def close(self) -> list[Any]:
         """Close to new messages; return what was queued (system lane first)."""
         self._user.close()
-        left = list(self._system)
-        self._system.clear()
+        left = self._system or []
+        self._system = None
         left.extend(m for m in self._user._buffer if m is not _WAKE)
         self._user._buffer.clear()
         return left

@@ -6,9 +6,6 @@ import math
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from ._channel import Channel
 from ._exceptions import (
     ActorFailed,
     ActorsError,
@@ -17,6 +14,7 @@ from ._exceptions import (
     MailboxFull,
     SendOnClosed,
 )
+from ._signal import Signal
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -27,12 +25,31 @@ if TYPE_CHECKING:
 current_system: ContextVar[ActorSystem | None] = ContextVar("actors_current_system", default=None)
 
 
+class _Reply(Signal):
+    """The one-shot reply slot of an ask; closed when the asker gives up."""
+
+    __slots__ = ("closed", "value")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+        self.value: Any = None
+
+    def put(self, value: Any) -> bool:
+        """Deliver the answer; False if the asker already gave up (late)."""
+        if self.closed or self._set:
+            return False
+        self.value = value
+        self.set()
+        return True
+
+
 class _Ask:
     """An ask in a mailbox: the message and the one-shot reply slot."""
 
     __slots__ = ("message", "slot")
 
-    def __init__(self, message: Any, slot: Channel[Any]) -> None:
+    def __init__(self, message: Any, slot: _Reply) -> None:
         self.message = message
         self.slot = slot
 
@@ -215,22 +232,22 @@ class ActorRef:
                 f"handles one message at a time, so this would deadlock; call "
                 f"the handling code directly or use tell()"
             )
-        slot: Channel[Any] = Channel(1)
-        envelope = _Ask(message, slot)
+        slot = _Reply()
         try:
-            await self.tell(envelope)
-            with anyio.fail_after(math.inf if timeout is None else timeout):
-                answer = await slot.receive()
-        except TimeoutError:
+            await self.tell(_Ask(message, slot))
+            answered = await slot.wait(math.inf if timeout is None else timeout)
+        except BaseException:
+            if slot.is_set() and cell is not None:
+                cell.system._late_reply()  # answered, but we were cancelled
+            slot.closed = True
+            raise
+        if not answered:
+            slot.closed = True
             raise AskTimeout(
                 f"{self._path} did not answer {type(message).__name__} within "
                 f"{timeout} s; raise the timeout or check that it is not blocked"
-            ) from None
-        finally:
-            if not slot.closed:
-                slot.close()
-                if len(slot) and cell is not None:
-                    cell.system._late_reply()
+            )
+        answer = slot.value
         if type(answer) is _Outcome:
             if answer.kind == "stopped":
                 raise ActorStopped(

@@ -1,8 +1,11 @@
 """The actor system: a structured-concurrency scope that owns every actor.
 
 # Invariants:
-# - Every actor task runs in ``_task_group``; ``__aexit__`` returns only after
-#   that group has finished, so nothing of the system outlives the block.
+# - Every actor and goroutine task is started by ``_start``: in ``_task_group``
+#   on trio; on asyncio as a plain task counted in ``_running`` (anyio's
+#   start_soon costs a cancel scope, an event and a wrapper per task, which
+#   would double an idle actor's size). ``__aexit__`` returns only after the
+#   group has finished and ``_running`` is 0, so nothing outlives the block.
 # - ``_top`` holds the live top-level cells in spawn order; ``_cells`` maps the
 #   uid of every live incarnation to its cell (refs unpickled in this system
 #   resolve through it).
@@ -12,13 +15,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from asyncio import _get_running_loop
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -32,6 +37,7 @@ from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter, Terminated
 from ._ref import ActorRef, _Ask, _Outcome, current_system
+from ._signal import Signal
 from ._tree import ActorInfo, ActorTree
 
 T = TypeVar("T")
@@ -95,6 +101,8 @@ class ActorSystem:
         self._cells: dict[int, Cell] = {}
         self._uids = itertools.count(1)
         self._task_group: Any = None
+        self._running = 0
+        self._all_done: Signal | None = None
         self._body_scope: anyio.CancelScope | None = None
         self._failure: BaseException | None = None
         self._open = False
@@ -141,8 +149,14 @@ class ActorSystem:
             if exc is None or isinstance(exc, Exception):
                 await self._stop_all()
             else:
-                self._task_group.cancel_scope.cancel()
+                self._kill_all()
         finally:
+            if self._running:
+                with anyio.CancelScope(shield=True):
+                    if exc is not None and not isinstance(exc, Exception):
+                        self._kill_all()
+                    self._all_done = Signal()
+                    await self._all_done.wait()
             self._open = False
             self._closed = True
             current_system.reset(self._token)
@@ -156,6 +170,32 @@ class ActorSystem:
                 failure.__context__ = exc
             raise failure
         return False
+
+    def _kill_all(self) -> None:
+        for cell in list(self._cells.values()):
+            cell.kill()
+
+    def _start(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> None:
+        loop = _get_running_loop()
+        if loop is None:
+            self._task_group.start_soon(fn, *args, name=name)
+            return
+        task: asyncio.Task[Any] = loop.create_task(fn(*args), name=name)
+        self._running += 1
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._running -= 1
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Cells catch every Exception; this is a BaseException or a bug.
+            logger.error("actor task %s crashed", task.get_name(), exc_info=error)
+            if self._failure is None:
+                self._failure = error
+                if self._body_scope is not None:
+                    self._body_scope.cancel()
+            self._kill_all()
+        if not self._running and self._all_done is not None:
+            self._all_done.set()
 
     async def _stop_all(self) -> None:
         while self._top:
@@ -300,7 +340,7 @@ class ActorSystem:
         return cell
 
     def _launch(self, cell: Cell) -> None:
-        self._task_group.start_soon(cell.run, name=cell.path)
+        self._start(cell.run, name=cell.path)
 
     def _next_uid(self) -> int:
         return next(self._uids)
@@ -350,8 +390,7 @@ class ActorSystem:
     def _dead_letter(self, message: Any, recipient: ActorRef | None, reason: str) -> None:
         if type(message) is _Ask:
             kind = "dropped" if reason.startswith("mailbox full") else "stopped"
-            with suppress(anyio.ClosedResourceError, anyio.WouldBlock):
-                message.slot.send_nowait(_Outcome(kind))
+            message.slot.put(_Outcome(kind))
             message = message.message
         letter = DeadLetter(message, recipient, reason)
         self._dead_letters += 1
