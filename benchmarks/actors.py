@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,7 @@ async def _queue_one_way(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-async def _trio_nowait_one_way(n: int) -> float:
+async def _trio_nowait(n: int) -> float:
     send, receive = trio.open_memory_channel[int](1000)
 
     async def produce() -> None:
@@ -260,39 +261,35 @@ def _child_main(kind: str, backend: str, n: int) -> None:
 
 def measure(backends: list[Backend], runs: int, size: dict[str, int]) -> Recorder:
     rec = Recorder()
+    n, m, k, total = size["one_way"], size["ask"], size["idle"], size["pairs"]
     for _ in range(runs):
         for backend in backends:
-            n = size["one_way"]
-            rec.add((backend, "one_way", "actors"), run_on(backend, lambda: _actors_one_way(1, n)))
+            rec.add((backend, "one_way", "actors"), run_on(backend, partial(_actors_one_way, 1, n)))
             rec.add(
-                (backend, "one_way", "anyio stream"), run_on(backend, lambda: _anyio_one_way(n))
+                (backend, "one_way", "anyio stream"), run_on(backend, partial(_anyio_one_way, n))
             )
             rec.add(("asyncio", "one_way", "asyncio.Queue@" + backend), _queue(n))
             if backend == "trio":
                 rec.add(
-                    ("trio", "one_way", "trio nowait"),
-                    run_on("trio", lambda: _trio_nowait_one_way(n)),
+                    ("trio", "one_way", "trio nowait"), run_on("trio", partial(_trio_nowait, n))
                 )
-            m = size["ask"]
-            rec.add((backend, "ask", "actors"), run_on(backend, lambda: _actors_ask(m)))
-            rec.add((backend, "ask", "queue future"), run_on("asyncio", lambda: _queue_ask(m)))
-            k = size["idle"]
+            rec.add((backend, "ask", "actors"), run_on(backend, partial(_actors_ask, m)))
+            rec.add((backend, "ask", "queue future"), run_on("asyncio", partial(_queue_ask, m)))
             idle = _in_child("actors", backend, k)
             base = _in_child("tasks", "asyncio", k)
             for key in ("us_per_actor", "rss_per_actor"):
                 rec.add((backend, "idle", key), idle[key])
                 rec.add((backend, "idle-base", key), base[key])
             for pairs in PAIRS:
-                total = size["pairs"]
                 rec.add(
                     (backend, "pairs", pairs),
-                    run_on(backend, lambda p=pairs: _actors_one_way(p, total)),
+                    run_on(backend, partial(_actors_one_way, pairs, total)),
                 )
     return rec
 
 
 def _queue(n: int) -> float:
-    return run_on("asyncio", lambda: _queue_one_way(n))
+    return run_on("asyncio", partial(_queue_one_way, n))
 
 
 def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, object]:
