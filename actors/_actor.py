@@ -214,7 +214,13 @@ class Context:
 
     def go(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start a goroutine owned by this actor: cancelled when it stops, and
-        its exception fails the actor."""
+        its exception fails the actor.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
+        if not callable(fn):
+            raise TypeError(f"go() needs an async function, got {type(fn).__name__} {fn!r}")
         self._cell.start_soon(fn, *args)
 
     def schedule_once(self, delay: float, message: Any) -> Timer:

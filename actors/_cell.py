@@ -28,7 +28,7 @@ from ._actor import Actor
 from ._go import current_owner
 from ._mailbox import Mailbox, _MailboxQueue
 from ._messages import Terminated
-from ._ref import ActorRef, _Ask, current_system
+from ._ref import ActorRef, _Ask
 from ._signal import Signal
 
 if TYPE_CHECKING:
@@ -38,9 +38,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("actors")
 
-#: The cell whose task is running (for ``go()``, ask-self detection, and
-#: ``Actor.ref`` inside ``__init__``).
-current_cell: ContextVar[Cell | None] = ContextVar("actors_current_cell", default=None)
+#: The cell whose task is running (for ``go()``, ask-self detection, ref
+#: resolution and ``Actor.ref`` inside ``__init__``): the owner ``go()`` uses,
+#: so one context variable is set per actor task, not three.
+current_cell: ContextVar[Cell | None] = current_owner  # type: ignore[assignment]
+
+#: The actor whose goroutine or timer is running. Goroutines inherit
+#: ``current_cell`` (they belong to the actor), but they are not its task: a
+#: goroutine may ask its own actor, and ``context.stop()`` from one must wake it.
+_goroutine_of: ContextVar[Cell | None] = ContextVar("actors_goroutine_of", default=None)
 
 #: Seconds a stopping actor gets before it is cancelled, unless spawned with
 #: another ``shutdown``. Erlang's default for workers is 5 seconds too.
@@ -144,7 +150,8 @@ class Cell:
         return f"<Cell {self.path} #{self.uid} {self.state}>"
 
     def is_current(self) -> bool:
-        return current_cell.get() is self
+        """Whether this actor's own task (not a goroutine of it) is running."""
+        return current_cell.get() is self and _goroutine_of.get() is not self
 
     @property
     def alive(self) -> bool:
@@ -164,8 +171,9 @@ class Cell:
         if self.stop_requested or not self.alive:
             return
         self.stop_requested = True
-        if not self.is_current():
-            self.deliver_system(_STOP)
+        # Also from the actor's own code: a goroutine or timer of this actor
+        # runs in its context while the loop may be parked on the mailbox.
+        self.deliver_system(_STOP)
 
     async def stop_and_wait(self) -> None:
         if self.terminated.is_set():
@@ -212,6 +220,7 @@ class Cell:
         fn: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
     ) -> None:
+        _goroutine_of.set(self)
         try:
             with scope:
                 await fn(*args)
@@ -237,9 +246,7 @@ class Cell:
     # -- the task -------------------------------------------------------------
 
     async def run(self) -> None:
-        current_cell.set(self)
         current_owner.set(self)
-        current_system.set(self.system)
         reason: BaseException | None = None
         try:
             # Phase 1, start and loop, in a scope that kill() or a failing
@@ -255,13 +262,24 @@ class Cell:
             self.started.set()
             if reason is not None:
                 _log_failure(self.path, reason, "" if started else "in on_start")
-            if not self.killed:
+            actor = self.instance if started else None
+            self.state = "stopping"
+            self.stop_requested = True
+            self._drain_mailbox()
+            # Most idle actors have nothing that could block here: skip the scope.
+            if not self.killed and (
+                self.children or self._goroutines or self._late_failures or _has_on_stop(actor)
+            ):
                 self.scope = anyio.CancelScope()
                 with self.scope:
-                    reason = await self._shutdown(self.instance if started else None, reason)
+                    reason = await self._shutdown(actor, reason)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._kill_the_rest()
+            self._abandon_ask()
+            if not self.mailbox.closed:
+                self._drain_mailbox()
+            if self._goroutines or self.children:
+                with anyio.CancelScope(shield=True):
+                    await self._kill_the_rest()
             self._finish(reason)
 
     async def _work(self) -> BaseException | None:
@@ -277,8 +295,9 @@ class Cell:
     def _build(self) -> Actor:
         actor = self.factory(*self.args, **self.kwargs)
         if not isinstance(actor, Actor):
+            factory = getattr(self.factory, "__qualname__", repr(self.factory))
             raise TypeError(
-                f"the factory spawned at {self.path} returned "
+                f"the factory {factory} spawned at {self.path} returned "
                 f"{type(actor).__name__}, not an Actor: spawn an Actor subclass "
                 f"or a callable that returns an Actor instance"
             )
@@ -319,10 +338,13 @@ class Cell:
     async def _shutdown(
         self, actor: Actor | None, reason: BaseException | None
     ) -> BaseException | None:
-        self.state = "stopping"
-        self.stop_requested = True
-        self._drain_mailbox()
         await self._end_goroutines()
+        # Hook for supervisors (the supervision package): they stop their
+        # children themselves, in reverse child-spec order (a restarted child
+        # keeps its place) and honouring brutal kills. It must not raise.
+        stop_children = getattr(actor, "_actors_stop_children", None)
+        if stop_children is not None:
+            await stop_children()
         for child in reversed(list(self.children.values())):
             await child.stop_and_wait()
         if actor is not None:
@@ -348,16 +370,16 @@ class Cell:
             elif kind is not _Stop and kind is not Terminated:
                 self.dead_letter(message, "stopped")
 
-    async def _kill_the_rest(self) -> None:
-        # Normally nothing is left; after a kill or a cancellation from outside,
-        # cancel goroutines and children and wait for them (they end quickly).
+    def _abandon_ask(self) -> None:
         if self._current_ask is not None:
             from ._ref import _Outcome
 
             _answer(self._current_ask, _Outcome())
             self._current_ask = None
-        if not self.mailbox.closed:
-            self._drain_mailbox()
+
+    async def _kill_the_rest(self) -> None:
+        # Normally nothing is left; after a kill or a cancellation from outside,
+        # cancel goroutines and children and wait for them (they end quickly).
         for scope in self._goroutines:
             scope.cancel()
         if self._goroutines:
@@ -396,6 +418,10 @@ class Cell:
                 _log_failure(ref.path, error, "after its parent ended")
         else:
             self.deliver_system(_ChildFailed(ref, error))
+
+
+def _has_on_stop(actor: Actor | None) -> bool:
+    return actor is not None and type(actor).on_stop is not Actor.on_stop
 
 
 def _answer(ask: _Ask, answer: Any) -> None:

@@ -14,15 +14,23 @@ from ._exceptions import (
     MailboxFull,
     SendOnClosed,
 )
+from ._go import current_owner
 from ._signal import Signal
 
 if TYPE_CHECKING:
     from ._cell import Cell
     from ._system import ActorSystem
 
-#: The system whose code is running (set in every actor task and inside
-#: ``async with ActorSystem()``): unpickled refs resolve against it.
+#: The system whose ``async with`` body is running; inside actor tasks the
+#: running cell's system is used instead (see ``system_here``).
 current_system: ContextVar[ActorSystem | None] = ContextVar("actors_current_system", default=None)
+
+
+def system_here() -> ActorSystem | None:
+    """The system of the running actor, else of the enclosing ``async with``;
+    unpickled refs resolve against it."""
+    system: ActorSystem | None = getattr(current_owner.get(), "system", None)
+    return system if system is not None else current_system.get()
 
 
 class _Reply(Signal):
@@ -120,7 +128,7 @@ class ActorRef:
     def _resolve(self) -> Cell | None:
         cell = self._cell
         if cell is None:
-            system = current_system.get()
+            system = system_here()
             if system is None:
                 raise ActorsError(
                     f"{self!r} was used outside its actor system "
@@ -293,7 +301,7 @@ class ActorRef:
 
 
 def _dead_letter_unresolved(ref: ActorRef, message: Any) -> None:
-    system = current_system.get()
+    system = system_here()
     assert system is not None  # _resolve() raised otherwise
     system._dead_letter(message, ref, "stopped")
 

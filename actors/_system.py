@@ -363,7 +363,14 @@ class ActorSystem:
                 f"{ref!r} belongs to actor system {ref._system_name!r}, not "
                 f"{self.name!r}: {what} only works within one system"
             )
-        return ref._resolve()
+        cell = ref._resolve()
+        if cell is not None and cell.system is not self:
+            raise ActorsError(
+                f"{ref!r} belongs to another actor system also named "
+                f"{self.name!r}: {what} only works within one system; give "
+                f"systems distinct names to tell their refs apart"
+            )
+        return cell
 
     def _watch(self, target: ActorRef, watcher: ActorRef) -> None:
         cell = self._own_cell(target, "watch")
