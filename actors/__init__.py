@@ -3,6 +3,9 @@
 from ._actor import Actor as Actor
 from ._actor import Context as Context
 from ._actor import Timer as Timer
+from ._broker import DEAD_LETTERS_TOPIC as DEAD_LETTERS_TOPIC
+from ._broker import GroupInfo as GroupInfo
+from ._broker import TopicInfo as TopicInfo
 from ._channel import CLOSED as CLOSED
 from ._channel import Channel as Channel
 from ._channel import ChannelStatistics as ChannelStatistics
@@ -27,6 +30,8 @@ from ._mailbox import Mailbox as Mailbox
 from ._messages import DeadLetter as DeadLetter
 from ._messages import Terminated as Terminated
 from ._ref import ActorRef as ActorRef
+from ._registry import Registry as Registry
+from ._subscription import Subscription as Subscription
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics
 from ._system import run as run
@@ -35,36 +40,41 @@ from ._tree import ActorTree as ActorTree
 
 __all__ = [
     "CLOSED",
+    "DEAD_LETTERS_TOPIC",
     "DEFAULT_MAILBOX_CAPACITY",
     "Actor",
+    "ActorFailed",
     "ActorInfo",
     "ActorRef",
+    "ActorStopped",
     "ActorSystem",
     "ActorTree",
-    "Context",
-    "DeadLetter",
-    "Mailbox",
-    "SystemStatistics",
-    "Terminated",
-    "Timer",
-    "run",
-    "ActorFailed",
-    "ActorStopped",
     "ActorsError",
     "AskTimeout",
     "Channel",
     "ChannelClosed",
     "ChannelDrained",
     "ChannelStatistics",
+    "Context",
+    "DeadLetter",
+    "GroupInfo",
+    "Mailbox",
     "MailboxFull",
     "NameTaken",
     "ReceiveCase",
+    "Registry",
     "Selected",
     "SendCase",
     "SendOnClosed",
+    "Subscription",
     "SupervisorGaveUp",
+    "SystemStatistics",
+    "Terminated",
+    "Timer",
+    "TopicInfo",
     "WouldBlock",
     "go",
+    "run",
     "select",
 ]
 

@@ -212,6 +212,39 @@ class Context:
         """Stop watching ``ref``."""
         self._cell.system._unwatch(ref, self._cell.ref)
 
+    def subscribe(self, pattern: str, group: str | None = None) -> bool:
+        """Subscribe this actor to ``pattern`` (in ``group``, if given) until it
+        stops; see :meth:`Registry.subscribe`. False if already subscribed.
+
+        Example:
+            >>> import actors
+            >>> class Audit(actors.Actor):
+            ...     async def on_start(self):
+            ...         self.context.subscribe("orders.>")
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         await system.spawn(Audit)
+            ...         return await system.publish("orders.eu.created", "o1")
+            >>> actors.run(main)
+            1
+        """
+        return self._cell.system.registry.subscribe(pattern, self._cell.ref, group)
+
+    def unsubscribe(self, pattern: str, group: str | None = None) -> bool:
+        """Remove this actor's subscription ``(pattern, group)``; False if it had
+        none. See :meth:`Registry.unsubscribe`."""
+        return self._cell.system.registry.unsubscribe(pattern, self._cell.ref, group)
+
+    async def publish(self, topic: str, message: Any) -> int:
+        """Publish ``message`` to ``topic``; return how many subscribers got it.
+
+        Blocks while subscribers' mailboxes are full; see
+        :meth:`Registry.publish` (an actor that subscribes to what it
+        publishes, with its own mailbox full, would wait for itself forever,
+        as with a ``tell`` to itself).
+        """
+        return await self._cell.system.registry.publish(topic, message)
+
     def go(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start a goroutine owned by this actor: cancelled when it stops, and
         its exception fails the actor.

@@ -295,9 +295,9 @@ class Cell:
     def _build(self) -> Actor:
         actor = self.factory(*self.args, **self.kwargs)
         if not isinstance(actor, Actor):
-            factory = getattr(self.factory, "__qualname__", repr(self.factory))
             raise TypeError(
-                f"the factory {factory} spawned at {self.path} returned "
+                f"the factory {getattr(self.factory, '__qualname__', self.factory)} "
+                f"spawned at {self.path} returned "
                 f"{type(actor).__name__}, not an Actor: spawn an Actor subclass "
                 f"or a callable that returns an Actor instance"
             )

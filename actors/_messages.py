@@ -32,7 +32,8 @@ class DeadLetter:
     Dead letters are never silent: they are counted in
     ``system.statistics().dead_letters``, logged at debug level on the
     ``actors.dead_letters`` logger and offered to ``system.dead_letters()``
-    streams.
+    streams, and published to the ``actors.dead_letters`` topic. ``topic`` is
+    the topic a published message was sent to, ``None`` for a ``tell``.
 
     Example:
         >>> DeadLetter("hi", None, "stopped").reason
@@ -42,3 +43,4 @@ class DeadLetter:
     message: Any
     recipient: ActorRef | None
     reason: str
+    topic: str | None = None

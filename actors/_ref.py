@@ -6,6 +6,8 @@ import math
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from ._exceptions import (
     ActorFailed,
     ActorsError,
@@ -210,7 +212,8 @@ class ActorRef:
 
         Args:
             message: anything; it is not pickled in-process.
-            timeout: seconds to wait for the reply (``None``: no limit).
+            timeout: seconds to wait for room in the mailbox and for the
+                reply, in all (``None``: no limit).
 
         Returns:
             What the actor's ``receive`` returned.
@@ -241,9 +244,14 @@ class ActorRef:
                 f"the handling code directly or use tell()"
             )
         slot = _Reply()
+        envelope = _Ask(message, slot)
         try:
-            await self.tell(_Ask(message, slot))
-            answered = await slot.wait(math.inf if timeout is None else timeout)
+            if cell is not None and timeout is not None and cell.mailbox.overflow == "block":
+                left = await self._tell_within(cell, envelope, timeout)
+            else:
+                left = math.inf if timeout is None else timeout
+                await self.tell(envelope)
+            answered = await slot.wait(left)
         except BaseException:
             if slot.is_set() and cell is not None:
                 cell.system._late_reply()  # answered, but we were cancelled
@@ -271,19 +279,40 @@ class ActorRef:
             ) from answer.error
         return answer
 
+    async def _tell_within(self, cell: Cell, envelope: _Ask, timeout: float) -> float:
+        # Backpressure counts against an ask's timeout: a full mailbox of a
+        # stuck actor must not make ask() wait forever. Returns the time left
+        # for the reply; 0 if the envelope could not be queued in time (a
+        # cancelled send queued nothing).
+        try:
+            if cell.mailbox.try_put(envelope):
+                return timeout
+        except SendOnClosed:
+            cell.dead_letter(envelope, "stopped")
+            return timeout
+        deadline = anyio.current_time() + timeout
+        with anyio.move_on_after(timeout):
+            await self.tell(envelope)
+            return max(deadline - anyio.current_time(), 0.0)
+        return 0.0
+
     async def stop(self) -> None:
         """Stop the actor and wait until it is gone.
 
         The actor finishes the message in hand, stops its children, runs
         ``on_stop()``; queued messages become dead letters. Returns at once if
         it is already stopped. If it does not finish within its shutdown
-        timeout it is cancelled.
+        timeout it is cancelled. Called by the actor on itself it only asks
+        to stop, like ``context.stop()``: waiting for itself would deadlock.
 
         Cancellation: cancelling the wait does not cancel the stop.
         """
         cell = self._resolve()
         if cell is not None:
-            await cell.stop_and_wait()
+            if cell.is_current():
+                cell.request_stop()
+            else:
+                await cell.stop_and_wait()
 
     async def kill(self) -> None:
         """Cancel the actor at once (Erlang's ``exit(Pid, kill)``) and wait

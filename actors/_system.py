@@ -36,7 +36,9 @@ from ._channel import Channel
 from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter, Terminated
+from ._pubsub import PubSub
 from ._ref import ActorRef, _Ask, _Outcome, current_system
+from ._registry import Registry
 from ._signal import Signal
 from ._tree import ActorInfo, ActorTree
 
@@ -64,7 +66,7 @@ class SystemStatistics:
     late_replies: int
 
 
-class ActorSystem:
+class ActorSystem(PubSub):
     """The root of an actor tree, and the scope that owns all its actors.
 
     ``async with ActorSystem() as system:`` opens an anyio task group. Leaving
@@ -119,6 +121,8 @@ class ActorSystem:
         # Called with each cell when its incarnation is gone (the registry
         # releases names and subscriptions here).
         self._gone_hooks: list[Callable[[Cell], None]] = []
+        #: Names and topics (see :class:`Registry`).
+        self.registry = Registry(self)
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {len(self._cells)} actors>"
@@ -141,7 +145,7 @@ class ActorSystem:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         assert self._body_scope is not None
         if self._body_scope.__exit__(exc_type, exc, tb):
             exc_type, exc, tb = None, None, None  # our own cancellation
@@ -169,7 +173,6 @@ class ActorSystem:
             if exc is not None and exc is not failure and failure.__context__ is None:
                 failure.__context__ = exc
             raise failure
-        return False
 
     def _kill_all(self) -> None:
         for cell in list(self._cells.values()):
@@ -266,9 +269,13 @@ class ActorSystem:
         *,
         options: dict[str, Any] | None = None,
     ) -> ActorRef:
+        if options:
+            self.registry._check_options(options)
         cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
         if options:
             cell.options.update(options)
+            # "register_as" and "subscriptions": in place before the first message.
+            self.registry._adopt(cell)
         self._launch(cell)
         await cell.started.wait()
         if cell.start_error is not None:
@@ -394,12 +401,14 @@ class ActorSystem:
 
     # -- dead letters and statistics ------------------------------------------
 
-    def _dead_letter(self, message: Any, recipient: ActorRef | None, reason: str) -> None:
+    def _dead_letter(
+        self, message: Any, recipient: ActorRef | None, reason: str, *, topic: str | None = None
+    ) -> None:
         if type(message) is _Ask:
             kind = "dropped" if reason.startswith("mailbox full") else "stopped"
             message.slot.put(_Outcome(kind))
             message = message.message
-        letter = DeadLetter(message, recipient, reason)
+        letter = DeadLetter(message, recipient, reason, topic)
         self._dead_letters += 1
         dead_letter_logger.debug("%s", letter)
         observed = False
@@ -409,6 +418,8 @@ class ActorSystem:
                 observed = True
             except WouldBlock:
                 pass
+        if self.registry._offer_dead_letter(letter):
+            observed = True
         if not observed:
             self._dead_unobserved += 1
 

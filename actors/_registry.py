@@ -1,0 +1,519 @@
+"""The registry: names for actors, and topics that reach actor groups.
+
+# Invariants:
+# - ``_names`` maps each registered name to a live incarnation's ref, and
+#   ``_names_of`` holds the same pairs by cell; both lose a cell's entries in
+#   the gone hook, before its watchers and parent hear that it is gone.
+# - ``_endpoints`` has an entry exactly for the cells that have (or had, until
+#   their gone hook) a topic subscription; the broker never holds an endpoint
+#   of a cell that is gone.
+# - A cell's ``options["details"]`` is its own dict (never one shared with the
+#   spawn options of another incarnation); the registry rewrites its
+#   ``registered`` and ``subscribed`` entries whenever they change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import ItemsView, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._broker import DEAD_LETTERS_TOPIC, Broker, Endpoint, TopicInfo
+from ._exceptions import ActorsError, ActorStopped, NameTaken
+from ._mailbox import DEFAULT_CAPACITY
+from ._matcher import check_pattern
+from ._ref import ActorRef
+from ._subscription import Subscription
+from ._topics import LocalBroker, check_group
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._messages import DeadLetter
+    from ._system import ActorSystem
+
+#: Spawn option: register the actor under this name before it starts.
+REGISTER_AS: Final = "register_as"
+#: Spawn option: ``[pattern | (pattern, group), ...]`` to subscribe before it
+#: starts.
+SUBSCRIPTIONS: Final = "subscriptions"
+
+# Names are valid NATS key-value keys, so that a later release can keep the
+# registry in a JetStream bucket without renaming anything.
+_NAME = re.compile(r"[-/_=.A-Za-z0-9]+")
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"a registered name must be a str, got {name!r}")
+    if not _NAME.fullmatch(name) or name.startswith(".") or name.endswith("."):
+        raise ValueError(
+            f"invalid registered name {name!r}: use letters, digits and - / _ = . "
+            f"(not first or last), e.g. 'db' or 'orders.store'"
+        )
+    return name
+
+
+class _ActorEndpoint(Endpoint):
+    __slots__ = ("cell",)
+
+    def __init__(self, cell: Cell) -> None:
+        mailbox = cell.mailbox
+        super().__init__(cell.path, mailbox._user, mailbox.overflow)
+        self.cell = cell
+
+    @property
+    def ref(self) -> ActorRef:
+        return self.cell.ref
+
+    def dead_letter(self, message: Any, reason: str, topic: str | None) -> None:
+        self.cell.system._dead_letter(message, self.cell.ref, reason, topic=topic)
+
+    def drop_oldest(self) -> Any:
+        return self.cell.mailbox.drop_oldest()
+
+
+class Registry:
+    """Names for actors, and topics that reach actors: ``system.registry``.
+
+    Names: ``register(name, ref)``, ``whereis(name)``, ``unregister(name)``.
+    A name belongs to one actor incarnation and is released when it stops.
+
+    Topics: ``subscribe(pattern, ref, group=None)``, ``unsubscribe``,
+    ``await publish(topic, message)``, pull subscriptions with
+    ``subscription(pattern)``. Topics are dotted tokens; patterns may use
+    ``*`` (one token) and ``>`` (one or more trailing tokens). Plain
+    subscribers each get every matching message; subscribers sharing a group
+    on the same pattern get one copy per message between them (round-robin,
+    skipping full mailboxes). See the user guide page on the registry for the
+    full delivery rules.
+
+    Example:
+        >>> import actors
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         ref = await system.spawn(actors.Actor, name="db")
+        ...         system.registry.register("db", ref)
+        ...         system.registry.subscribe("orders.*", ref, group="store")
+        ...         return (system.registry.whereis("db") == ref,
+        ...                 await system.registry.publish("orders.eu", "o1"))
+        >>> actors.run(main)
+        (True, 1)
+    """
+
+    __slots__ = ("_broker", "_endpoints", "_names", "_names_of", "_system")
+
+    def __init__(self, system: ActorSystem, broker: Broker | None = None) -> None:
+        self._system = system
+        self._names: dict[str, ActorRef] = {}
+        self._names_of: dict[Cell, list[str]] = {}
+        self._endpoints: dict[Cell, _ActorEndpoint] = {}
+        self._broker: Broker = broker or LocalBroker(self._report)
+        system._gone_hooks.append(self._on_gone)
+
+    def __repr__(self) -> str:
+        return f"<Registry of {self._system.name!r}: {len(self._names)} names>"
+
+    # -- names ----------------------------------------------------------------
+
+    def register(self, name: str, ref: ActorRef) -> None:
+        """Give the live actor ``ref`` the unique ``name``.
+
+        The name is released when the actor stops (a restarted supervised
+        child gets it back if its spawn options say ``register_as``). An actor
+        may have several names; registering the same name for the same actor
+        again does nothing.
+
+        Args:
+            name: letters, digits and ``- / _ = .`` (not first or last).
+            ref: the actor.
+
+        Raises:
+            NameTaken: another actor has the name.
+            ActorStopped: the actor has stopped or is stopping.
+            TypeError: ``name`` is not a str, or ``ref`` not an ActorRef.
+            ValueError: ``name`` has other characters.
+            ActorsError: ``ref`` belongs to another actor system.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         system.registry.register("cache", ref)
+            ...         return system.registry.whereis("cache") == ref
+            >>> actors.run(main)
+            True
+        """
+        _check_name(name)
+        cell = self._live_cell(ref, "register", f"register {name!r} for")
+        holder = self._names.get(name)
+        if holder is not None:
+            if holder == ref:
+                return
+            raise NameTaken(
+                f"the name {name!r} is already registered to {holder.path}: pick "
+                f"another name, or unregister it first; a name is free again "
+                f"once its actor has stopped"
+            )
+        self._names[name] = cell.ref
+        self._names_of.setdefault(cell, []).append(name)
+        self._refresh(cell)
+
+    def whereis(self, name: str) -> ActorRef | None:
+        """The actor registered as ``name``, or ``None``.
+
+        Raises:
+            TypeError: ``name`` is not a str.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         return system.registry.whereis("nobody")
+            >>> print(actors.run(main))
+            None
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a registered name must be a str, got {name!r}")
+        return self._names.get(name)
+
+    def unregister(self, name: str) -> ActorRef | None:
+        """Release ``name``; return the actor that had it, or ``None``.
+
+        Releasing a name nobody has is not an error (it may have been released
+        already because its actor stopped).
+
+        Raises:
+            TypeError: ``name`` is not a str.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         system.registry.register("cache", ref)
+            ...         system.registry.unregister("cache")
+            ...         return system.registry.whereis("cache")
+            >>> print(actors.run(main))
+            None
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a registered name must be a str, got {name!r}")
+        ref = self._names.pop(name, None)
+        if ref is not None:
+            cell = ref._resolve()
+            if cell is not None and cell in self._names_of:
+                names = self._names_of[cell]
+                names.remove(name)
+                if not names:
+                    del self._names_of[cell]
+                self._refresh(cell)
+        return ref
+
+    def names(self) -> dict[str, ActorRef]:
+        """A snapshot of every registered name, sorted by name.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor, name="a")
+            ...         system.registry.register("alpha", ref)
+            ...         return {n: r.path for n, r in system.registry.names().items()}
+            >>> actors.run(main)
+            {'alpha': '/user/a'}
+        """
+        return dict(sorted(self._names.items()))
+
+    # -- topics ---------------------------------------------------------------
+
+    def subscribe(self, pattern: str, ref: ActorRef, group: str | None = None) -> bool:
+        """Deliver messages published to topics matching ``pattern`` to ``ref``.
+
+        Without a group the actor gets every matching message; with one it
+        shares the messages with the other members of the same group on the
+        same pattern (each message goes to one member). Takes effect at once:
+        the next publish sees it. Ends when the actor stops.
+
+        Args:
+            pattern: dotted tokens; ``*`` matches one token, ``>`` one or
+                more trailing tokens (last only).
+            ref: the subscriber.
+            group: a group name, or ``None`` for a plain subscription.
+
+        Returns:
+            False if the actor already had this exact subscription.
+
+        Raises:
+            ActorStopped: the actor has stopped or is stopping.
+            TypeError: a bad type of pattern, ref or group.
+            ValueError: an invalid pattern or group name.
+            ActorsError: ``ref`` belongs to another actor system.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         return system.registry.subscribe("news.>", ref)
+            >>> actors.run(main)
+            True
+        """
+        check_pattern(pattern)
+        check_group(group)
+        cell = self._live_cell(ref, "subscribe", f"subscribe to {pattern!r}:")
+        endpoint = self._endpoints.get(cell)
+        if endpoint is None:
+            endpoint = self._endpoints[cell] = _ActorEndpoint(cell)
+        added = self._broker.subscribe(pattern, endpoint, group)
+        if added:
+            self._refresh(cell)
+        return added
+
+    def unsubscribe(self, pattern: str, ref: ActorRef, group: str | None = None) -> bool:
+        """Remove the subscription ``(pattern, group)`` of ``ref``.
+
+        When it returns, nothing more reaches the actor through that
+        subscription: a publish that was waiting for room in its mailbox is
+        called off (and delivers elsewhere, or not at all). Messages already
+        in the mailbox stay there.
+
+        Returns:
+            False if there was no such subscription (or the actor is gone).
+
+        Raises:
+            TypeError: a bad type of pattern, ref or group.
+            ValueError: an invalid pattern or group name.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         system.registry.subscribe("news.>", ref)
+            ...         return system.registry.unsubscribe("news.>", ref)
+            >>> actors.run(main)
+            True
+        """
+        check_pattern(pattern)
+        check_group(group)
+        cell = self._system._own_cell(ref, "unsubscribe")
+        endpoint = None if cell is None else self._endpoints.get(cell)
+        if endpoint is None:
+            return False
+        removed = self._broker.unsubscribe(pattern, endpoint, group)
+        if removed:
+            assert cell is not None
+            self._refresh(cell)
+        return removed
+
+    async def publish(self, topic: str, message: Any) -> int:
+        """Deliver ``message`` to every subscriber and group matching ``topic``.
+
+        Plain subscribers get a copy each, each group one copy for one
+        member; nobody gets it twice. Blocks while a subscriber's mailbox is
+        full (backpressure), or, in a group, while every member's is. Each
+        subscriber gets one publisher's messages in publish order.
+
+        Args:
+            topic: a concrete topic (no wildcards).
+            message: anything; it is not copied.
+
+        Returns:
+            How many subscribers (actors and pull subscriptions) got it. A
+            message nobody got becomes a :class:`DeadLetter` with reason
+            ``"no subscribers"``.
+
+        Raises:
+            TypeError: ``topic`` is not a str.
+            ValueError: ``topic`` is invalid or has a wildcard.
+            ActorsError: the system is not running.
+
+        Cancellation: not atomic; subscribers that got the message before the
+        cancellation keep it, the others never get it.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         return await system.registry.publish("nobody.listens", "hi")
+            >>> actors.run(main)
+            0
+        """
+        self._check_running("publish")
+        return await self._broker.publish(topic, message)
+
+    def subscription(
+        self, pattern: str, group: str | None = None, capacity: float = DEFAULT_CAPACITY
+    ) -> Subscription:
+        """A pull subscription, for ``async with``; see :class:`Subscription`.
+
+        Raises:
+            TypeError: a bad type of pattern, group or capacity.
+            ValueError: an invalid pattern or group, or a negative capacity.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         async with system.registry.subscription("jobs") as jobs:
+            ...             await system.publish("jobs", 1)
+            ...             return jobs.receive_nowait()
+            >>> actors.run(main)
+            1
+        """
+        return Subscription(self, pattern, group, capacity)
+
+    def subscriptions(self, ref: ActorRef) -> list[tuple[str, str | None]]:
+        """The ``(pattern, group)`` subscriptions of ``ref``, oldest first.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         system.registry.subscribe("jobs", ref, group="workers")
+            ...         return system.registry.subscriptions(ref)
+            >>> actors.run(main)
+            [('jobs', 'workers')]
+        """
+        cell = self._system._own_cell(ref, "subscriptions")
+        endpoint = None if cell is None else self._endpoints.get(cell)
+        return [] if endpoint is None else self._broker.subscriptions(endpoint)
+
+    def topics(self) -> list[TopicInfo]:
+        """Every subscribed pattern with its subscribers and groups.
+
+        Example:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor, name="w")
+            ...         system.registry.subscribe("jobs", ref, group="workers")
+            ...         return system.registry.topics()[0].groups[0].members
+            >>> actors.run(main)
+            ('/user/w',)
+        """
+        return self._broker.topics()
+
+    # -- the runtime's side ---------------------------------------------------
+
+    def _check_running(self, what: str) -> None:
+        if not self._system._open:
+            raise ActorsError(
+                f"actor system {self._system.name!r} is not running: {what} inside "
+                f"`async with ActorSystem() as system:`"
+            )
+
+    def _live_cell(self, ref: ActorRef, what: str, doing: str) -> Cell:
+        cell = self._system._own_cell(ref, what)
+        if cell is None or not cell.alive:
+            state = "stopped" if cell is None else cell.state
+            raise ActorStopped(
+                f"cannot {doing} {ref.path}: it is {state}; only a live actor can "
+                f"be registered or subscribed (its names and subscriptions end when "
+                f"it stops)"
+            )
+        return cell
+
+    def _report(
+        self, message: Any, recipient: ActorRef | None, reason: str, topic: str | None
+    ) -> None:
+        self._system._dead_letter(message, recipient, reason, topic=topic)
+
+    def _offer_dead_letter(self, letter: DeadLetter) -> bool:
+        """Offer a dead letter to its topic without blocking; True if taken."""
+        return self._broker.offer(DEAD_LETTERS_TOPIC, letter) > 0
+
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        """Check the registry's spawn options before the actor exists."""
+        name = options.get(REGISTER_AS)
+        if name is not None:
+            _check_name(name)
+            holder = self._names.get(name)
+            if holder is not None:
+                raise NameTaken(
+                    f"spawn option register_as={name!r}: the name is already "
+                    f"registered to {holder.path}; stop that actor or unregister "
+                    f"the name first"
+                )
+        _subscriptions(options)
+
+    def _adopt(self, cell: Cell) -> None:
+        """Apply the spawn options of a new incarnation before it starts, so it
+        has its name and subscriptions before its first message."""
+        name = cell.options.get(REGISTER_AS)
+        if name is not None:
+            self.register(name, cell.ref)
+        for pattern, group in _subscriptions(cell.options):
+            self.subscribe(pattern, cell.ref, group)
+
+    def _on_gone(self, cell: Cell) -> None:
+        for name in self._names_of.pop(cell, ()):
+            if self._names.get(name) == cell.ref:
+                del self._names[name]
+        endpoint = self._endpoints.pop(cell, None)
+        if endpoint is not None:
+            self._broker.drop(endpoint)
+
+    def _refresh(self, cell: Cell) -> None:
+        # system.tree() renders options["details"]: give the cell its own live
+        # view once (never the spawn options' dict, which other incarnations
+        # share); it computes the registry's entries when the tree is taken.
+        details = cell.options.get("details")
+        if not isinstance(details, _Details):
+            cell.options["details"] = _Details(details, self, cell)
+
+    def _details(self, cell: Cell) -> dict[str, str]:
+        details: dict[str, str] = {}
+        names = self._names_of.get(cell)
+        if names:
+            details["registered"] = ", ".join(names)
+        endpoint = self._endpoints.get(cell)
+        subscribed = [] if endpoint is None else self._broker.subscriptions(endpoint)
+        if subscribed:
+            details["subscribed"] = ", ".join(
+                pattern if group is None else f"{pattern} [{group}]"
+                for pattern, group in subscribed
+            )
+        return details
+
+
+class _Details(dict[str, str]):
+    """A cell's tree details: entries others set, plus the registry's, live."""
+
+    __slots__ = ("_cell", "_registry")
+
+    def __init__(self, base: Mapping[str, str] | None, registry: Registry, cell: Cell) -> None:
+        super().__init__(base or {})
+        self._registry = registry
+        self._cell = cell
+
+    def items(self) -> ItemsView[str, str]:  # type: ignore[override]
+        return {**self, **self._registry._details(self._cell)}.items()
+
+
+def _subscriptions(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """The checked ``subscriptions`` spawn option, as ``(pattern, group)``."""
+    entries = options.get(SUBSCRIPTIONS)
+    if entries is None:
+        return []
+    if isinstance(entries, str) or not isinstance(entries, Iterable):
+        raise TypeError(
+            f"spawn option subscriptions must be a list of patterns or "
+            f"(pattern, group) pairs, got {entries!r}"
+        )
+    checked: list[tuple[str, str | None]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            pattern, group = entry, None
+        elif isinstance(entry, tuple) and len(entry) == 2:
+            pattern, group = entry
+        else:
+            raise TypeError(
+                f"spawn option subscriptions: {entry!r} is neither a pattern nor a "
+                f"(pattern, group) pair"
+            )
+        check_pattern(pattern)
+        checked.append((pattern, check_group(group)))
+    return checked

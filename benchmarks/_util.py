@@ -1,0 +1,162 @@
+"""Helpers shared by the benchmarks: backends, spreads, ratios, targets, tables."""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import os
+import platform
+import statistics
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Literal, TypeVar
+
+import anyio
+import trio
+
+T = TypeVar("T")
+
+Backend = Literal["asyncio", "trio"]
+BACKENDS: tuple[Backend, ...] = ("asyncio", "trio")
+
+
+def run_on(backend: Backend, fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` in a fresh event loop of ``backend``, after a full collection.
+
+    A fresh loop per measurement keeps one workload's garbage and scheduler
+    state out of the next one's timing.
+    """
+    gc.collect()
+    return anyio.run(fn, backend=backend)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median of several runs, with the lowest and the highest."""
+
+    median: float
+    low: float
+    high: float
+    samples: tuple[float, ...]
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Spread:
+        if not samples:
+            raise ValueError("a spread needs at least one sample")
+        return cls(statistics.median(samples), min(samples), max(samples), tuple(samples))
+
+    def ratio(self, other: Spread) -> Spread:
+        """Per-run ratios ``self / other``, paired by run: runs share conditions."""
+        if len(self.samples) != len(other.samples):
+            raise ValueError("ratio of spreads with different numbers of runs")
+        return Spread.of([a / b for a, b in zip(self.samples, other.samples, strict=True)])
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "median": self.median,
+            "min": self.low,
+            "max": self.high,
+            "samples": list(self.samples),
+        }
+
+
+@dataclass
+class Recorder:
+    """Collects one sample per run for each key, in any interleaving."""
+
+    samples: dict[Hashable, list[float]] = field(default_factory=dict)
+
+    def add(self, key: Hashable, value: float) -> None:
+        self.samples.setdefault(key, []).append(value)
+
+    def spread(self, key: Hashable) -> Spread:
+        return Spread.of(self.samples[key])
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for a ratio: ``ratio >= threshold`` or ``ratio <= threshold``.
+
+    Judged on the median; a miss is reported, never fatal.
+    """
+
+    op: Literal[">=", "<="]
+    threshold: float
+
+    def met(self, ratio: Spread) -> bool:
+        if self.op == ">=":
+            return ratio.median >= self.threshold
+        return ratio.median <= self.threshold
+
+    def __str__(self) -> str:
+        return f"{'≥' if self.op == '>=' else '≤'} {self.threshold:g}x"
+
+
+def format_ratio(value: float) -> str:
+    """``2.345`` -> ``"2.35"`` (the table adds the ``x``)."""
+    return f"{value:.2f}"
+
+
+def format_rate(value: float) -> str:
+    """Messages per second with thousands separators: ``"1,234,567"``."""
+    return f"{value:,.0f}"
+
+
+def format_micros(value: float) -> str:
+    """Microseconds with one decimal: ``"12.3"``."""
+    return f"{value:.1f}"
+
+
+def format_spread(spread: Spread, fmt: Callable[[float], str], unit: str = "") -> tuple[str, str]:
+    """The median and the ``min-max`` range, formatted with ``fmt`` and ``unit``."""
+    return fmt(spread.median) + unit, f"{fmt(spread.low)}-{fmt(spread.high)}{unit}"
+
+
+def format_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()
+) -> str:
+    """A plain-text table; the columns whose indexes are in ``right`` align right."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, where the OS has one.
+
+    Other work on the machine shows up here before it shows in the spread.
+    """
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def machine() -> dict[str, object]:
+    """Where and when the numbers were taken, for the header and the JSON."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for text in f:
+                if text.startswith("model name"):
+                    cpu = text.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average": load_average(),
+        "anyio": version("anyio"),
+        "trio": trio.__version__,
+    }

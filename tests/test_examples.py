@@ -1,0 +1,94 @@
+"""Every tutorial in examples/ runs, under asyncio and trio, and prints what it should.
+
+Examples are found by glob (``examples/NN_*.py``), so a new one is tested
+without touching this file. A script example must have its expected output
+beside it as ``NN_name.out``; a pytest example (one that defines ``test_``
+functions) is run with pytest, keeping only its tests for the backend at hand.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
+BACKENDS = ["asyncio", "trio"]
+TIMEOUT = 60.0
+
+
+def is_pytest_example(path: Path) -> bool:
+    return re.search(r"^(async )?def test_", path.read_text(), re.MULTILINE) is not None
+
+
+def run(args: list[str], backend: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ACTORS_BACKEND": backend}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_examples_are_found() -> None:
+    assert len(EXAMPLES) >= 7, [p.name for p in EXAMPLES]
+
+
+def test_every_out_file_has_its_example() -> None:
+    stale = [
+        out.name for out in (ROOT / "examples").glob("*.out") if not out.with_suffix(".py").exists()
+    ]
+    assert not stale, f"expected-output files without an example: {stale}"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_follows_the_style(example: Path) -> None:
+    tree = ast.parse(example.read_text())
+    docstring = ast.get_docstring(tree)
+    assert docstring, f"{example.name} needs a module docstring"
+    assert "This example shows:" in docstring, f"{example.name}: say what it shows"
+    if is_pytest_example(example):
+        return
+    names = {node.name for node in tree.body if isinstance(node, ast.AsyncFunctionDef)}
+    assert "main" in names, f"{example.name} needs `async def main()`"
+    assert 'if __name__ == "__main__":\n    actors.run(main)' in example.read_text(), (
+        f"{example.name} needs the main guard `actors.run(main)` (it honours ACTORS_BACKEND)"
+    )
+
+
+@pytest.mark.timeout(TIMEOUT + 30)  # let the subprocess timeout report first
+@pytest.mark.parametrize(
+    ("example", "backend"),
+    [pytest.param(p, b, id=f"{p.stem}-{b}") for p in EXAMPLES for b in BACKENDS],
+)
+def test_example_runs(example: Path, backend: str) -> None:
+    name = example.relative_to(ROOT).as_posix()
+    if is_pytest_example(example):
+        # Only this backend's tests; anyio names them test_x[asyncio], test_x[trio].
+        result = run(["-m", "pytest", name, "-q", "-k", backend], backend)
+        report = result.stdout + result.stderr
+        assert result.returncode == 0, f"pytest {name} failed under {backend}:\n{report}"
+        assert re.search(r"\d+ passed", result.stdout), report
+        assert not re.search(r"failed|error|skipped", result.stdout.splitlines()[-1]), report
+        return
+
+    expected = example.with_suffix(".out")
+    assert expected.exists(), (
+        f"{name} has no expected output: run `python {name} > {expected.relative_to(ROOT)}` "
+        f"and check it"
+    )
+    result = run([name], backend)
+    assert result.returncode == 0, (
+        f"{name} exited with {result.returncode} under {backend}:\n{result.stderr}"
+    )
+    assert result.stdout == expected.read_text()
