@@ -27,6 +27,7 @@ from ._exceptions import WouldBlock as WouldBlock
 from ._go import go as go
 from ._mailbox import DEFAULT_CAPACITY as DEFAULT_MAILBOX_CAPACITY
 from ._mailbox import Mailbox as Mailbox
+from ._mailbox import OverflowPolicy as OverflowPolicy
 from ._messages import DeadLetter as DeadLetter
 from ._messages import Terminated as Terminated
 from ._ref import ActorRef as ActorRef
@@ -61,6 +62,7 @@ __all__ = [
     "Mailbox",
     "MailboxFull",
     "NameTaken",
+    "OverflowPolicy",
     "ReceiveCase",
     "Registry",
     "Selected",

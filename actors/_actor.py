@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -245,7 +245,7 @@ class Context:
         """
         return await self._cell.system.registry.publish(topic, message)
 
-    def go(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def go(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Start a goroutine owned by this actor: cancelled when it stops, and
         its exception fails the actor.
 

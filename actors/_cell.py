@@ -32,7 +32,7 @@ from ._ref import ActorRef, _Ask
 from ._signal import Signal
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Coroutine
 
     from ._system import ActorSystem
 
@@ -198,7 +198,7 @@ class Cell:
     # -- goroutines -----------------------------------------------------------
 
     def start_soon(
-        self, fn: Callable[..., Awaitable[Any]], *args: Any, name: object = None
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> None:
         if not self.alive:
             from ._exceptions import ActorsError
@@ -217,7 +217,7 @@ class Cell:
     async def _goroutine(
         self,
         scope: anyio.CancelScope,
-        fn: Callable[..., Awaitable[Any]],
+        fn: Callable[..., Coroutine[Any, Any, Any]],
         args: tuple[Any, ...],
     ) -> None:
         _goroutine_of.set(self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -11,8 +11,8 @@ from ._exceptions import ActorsError
 
 class _Spawner(Protocol):
     def start_soon(
-        self, func: Callable[..., Awaitable[Any]], *args: Any, name: object = None
-    ) -> None: ...
+        self, func: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any, name: object = None
+    ) -> object: ...
 
 
 #: The owner that ``go()`` uses when none is passed: set by the actor runtime
@@ -20,7 +20,9 @@ class _Spawner(Protocol):
 current_owner: ContextVar[_Spawner | None] = ContextVar("actors_go_owner", default=None)
 
 
-def go(fn: Callable[..., Awaitable[Any]], *args: Any, group: _Spawner | None = None) -> None:
+def go(
+    fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, group: _Spawner | None = None
+) -> None:
     """Start ``fn(*args)`` as a goroutine, like Go's ``go fn(args)``.
 
     The goroutine is a task owned by ``group`` if given (an anyio task group,

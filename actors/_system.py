@@ -49,6 +49,10 @@ dead_letter_logger = logging.getLogger("actors.dead_letters")
 
 _DEFAULT_MAILBOX = Mailbox()
 
+#: Incarnation ids, unique in the process: refs of two systems that share a
+#: name never compare equal.
+_UIDS = itertools.count(1)
+
 
 @dataclass(frozen=True)
 class SystemStatistics:
@@ -101,7 +105,6 @@ class ActorSystem(PubSub):
         self.shutdown = shutdown
         self._top: dict[str, Cell] = {}
         self._cells: dict[int, Cell] = {}
-        self._uids = itertools.count(1)
         self._task_group: Any = None
         self._running = 0
         self._all_done: Signal | None = None
@@ -318,7 +321,7 @@ class ActorSystem(PubSub):
         siblings = self._top if parent is None else parent.children
         if name is None:
             base = getattr(factory, "__name__", "actor").lower()
-            name = f"{base}-{next(self._uids)}"
+            name = f"{base}-{next(_UIDS)}"
         elif not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"actor name must be a non-empty string without '/', got {name!r}")
         if name in siblings:
@@ -350,7 +353,7 @@ class ActorSystem(PubSub):
         self._start(cell.run, name=cell.path)
 
     def _next_uid(self) -> int:
-        return next(self._uids)
+        return next(_UIDS)
 
     def _cell_by_uid(self, uid: int) -> Cell | None:
         return self._cells.get(uid)

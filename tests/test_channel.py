@@ -217,13 +217,6 @@ async def test_select_with_no_case_but_a_way_out() -> None:
         await select(None, timeout=0.001)
 
 
-# GO_TYPING: mypy rejects the documented ``go(fn, group=tg)`` with an anyio
-# TaskGroup, because ``actors._go._Spawner.start_soon`` wants a function
-# returning any ``Awaitable`` and returning ``None``, while anyio's accepts only
-# coroutine functions and returns a handle. The ignores turn into "unused
-# ignore" errors once the protocol is fixed; then remove them.
-
-
 async def test_go_without_owner_says_to_pass_a_task_group() -> None:
     async def worker() -> None:
         raise AssertionError("must not run")
@@ -237,13 +230,13 @@ async def test_go_without_owner_says_to_pass_a_task_group() -> None:
 async def test_go_rejects_a_non_callable() -> None:
     async with anyio.create_task_group() as tg:
         with pytest.raises(TypeError, match="async function"):
-            go(42, group=tg)  # type: ignore[arg-type]  # (also GO_TYPING below)
+            go(42, group=tg)  # type: ignore[arg-type]
 
 
 async def test_go_runs_in_the_group_and_its_failure_fails_the_group() -> None:
     ch = Channel[int]()
     async with anyio.create_task_group() as tg:
-        go(ch.send, 42, group=tg)  # type: ignore[arg-type]  # GO_TYPING
+        go(ch.send, 42, group=tg)
         assert await ch.receive() == 42
 
     async def boom() -> None:
@@ -251,7 +244,7 @@ async def test_go_runs_in_the_group_and_its_failure_fails_the_group() -> None:
 
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="goroutine failed")):
         async with anyio.create_task_group() as tg:
-            go(boom, group=tg)  # type: ignore[arg-type]  # GO_TYPING
+            go(boom, group=tg)
 
 
 # -- rendezvous ------------------------------------------------------------------

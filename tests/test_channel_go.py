@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -36,9 +36,9 @@ pytestmark = pytest.mark.anyio
 Case = ReceiveCase[Any] | SendCase[Any]
 
 
-def spawn(tg: anyio.abc.TaskGroup, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-    """``go(fn, *args, group=tg)`` (for the ignore, see GO_TYPING in test_channel)."""
-    go(fn, *args, group=tg)  # type: ignore[arg-type]
+def spawn(tg: anyio.abc.TaskGroup, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+    """``go(fn, *args, group=tg)``."""
+    go(fn, *args, group=tg)
 
 
 async def blocks(fn: Callable[[], Awaitable[Any]]) -> bool:
@@ -396,8 +396,8 @@ async def _send_select2(c: Channel[int]) -> None:
 @pytest.mark.parametrize("recv", [_recv_plain, _recv_select, _recv_select2])
 @pytest.mark.parametrize("send", [_send_plain, _send_select, _send_select2])
 async def test_rendezvous_between_plain_and_select_operations(
-    send: Callable[[Channel[int]], Awaitable[None]],
-    recv: Callable[[Channel[int]], Awaitable[None]],
+    send: Callable[[Channel[int]], Coroutine[Any, Any, None]],
+    recv: Callable[[Channel[int]], Coroutine[Any, Any, None]],
 ) -> None:
     """select7.go: every pairing of plain, one-case and two-case select on each
     side of an unbuffered channel completes, the receiver parked first."""
