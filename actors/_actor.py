@@ -31,7 +31,7 @@ class Actor:
     below; everything else is yours (the runtime keeps its own state in the
     ``_actors_cell`` attribute).
 
-    Example:
+    Examples:
         >>> import actors
         >>> class Counter(actors.Actor):
         ...     def __init__(self, start: int = 0) -> None:
@@ -109,7 +109,7 @@ def _cell_of(actor: Actor) -> Cell:
 class Timer:
     """A scheduled message; ``cancel()`` stops it. Dies with its actor.
 
-    Example:
+    Examples:
         >>> Timer().cancelled
         False
     """
@@ -132,7 +132,7 @@ class Timer:
 class Context:
     """What an actor can do to the runtime, through ``self.context``.
 
-    Example:
+    Examples:
         >>> import actors
         >>> class Parent(actors.Actor):
         ...     async def on_start(self):
@@ -216,7 +216,7 @@ class Context:
         """Subscribe this actor to ``pattern`` (in ``group``, if given) until it
         stops; see :meth:`Registry.subscribe`. False if already subscribed.
 
-        Example:
+        Examples:
             >>> import actors
             >>> class Audit(actors.Actor):
             ...     async def on_start(self):
@@ -232,7 +232,24 @@ class Context:
 
     def unsubscribe(self, pattern: str, group: str | None = None) -> bool:
         """Remove this actor's subscription ``(pattern, group)``; False if it had
-        none. See :meth:`Registry.unsubscribe`."""
+        none. See :meth:`Registry.unsubscribe`.
+
+        Examples:
+            >>> import actors
+            >>> class Once(actors.Actor):
+            ...     async def on_start(self):
+            ...         self.context.subscribe("jobs", group="workers")
+            ...     async def receive(self, message):
+            ...         self.context.unsubscribe("jobs", group="workers")
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         once = await system.spawn(Once)
+            ...         await system.publish("jobs", 1)
+            ...         await once.ask("sync")
+            ...         return await system.publish("jobs", 2)
+            >>> actors.run(main)
+            0
+        """
         return self._cell.system.registry.unsubscribe(pattern, self._cell.ref, group)
 
     async def publish(self, topic: str, message: Any) -> int:
@@ -242,6 +259,20 @@ class Context:
         :meth:`Registry.publish` (an actor that subscribes to what it
         publishes, with its own mailbox full, would wait for itself forever,
         as with a ``tell`` to itself).
+
+        Examples:
+            >>> import actors
+            >>> class Announcer(actors.Actor):
+            ...     async def receive(self, message):
+            ...         return await self.context.publish("news.local", message)
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         announcer = await system.spawn(Announcer)
+            ...         async with system.subscription("news.>") as news:
+            ...             delivered = await announcer.ask("hello")
+            ...             return delivered, await news.receive()
+            >>> actors.run(main)
+            (1, 'hello')
         """
         return await self._cell.system.registry.publish(topic, message)
 

@@ -78,7 +78,7 @@ class Endpoint:
 class GroupInfo:
     """One group in a :class:`TopicInfo`: its name and members, in turn order.
 
-    Example:
+    Examples:
         >>> GroupInfo("workers", ("/user/w1", "/user/w2")).members[0]
         '/user/w1'
     """
@@ -96,7 +96,7 @@ class TopicInfo:
     member). Subscribers are named by their actor path; pull subscriptions
     by ``subscription#<n>``.
 
-    Example:
+    Examples:
         >>> info = TopicInfo("orders.*", ("/user/audit",), (GroupInfo("w", ("/user/w1",)),))
         >>> info.groups[0].name
         'w'

@@ -167,7 +167,7 @@ def _check_capacity(capacity: object) -> float:
 class ChannelStatistics:
     """A snapshot of a channel, from :meth:`Channel.statistics`.
 
-    Example:
+    Examples:
         >>> Channel(3).statistics().capacity
         3
     """
@@ -206,7 +206,7 @@ class Channel(Generic[T]):
         TypeError: ``capacity`` is not an int or ``math.inf``.
         ValueError: ``capacity`` is negative.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> async def main():
         ...     ch = Channel[int](1)
@@ -452,7 +452,7 @@ def _redeliver_cancellation(exc: BaseException) -> bool:
 class ReceiveCase(Generic[T]):
     """A receive case for :func:`select`; make it with :meth:`Channel.receiving`.
 
-    Example:
+    Examples:
         >>> ch = Channel[int](1)
         >>> ch.receiving().channel is ch
         True
@@ -481,7 +481,7 @@ class ReceiveCase(Generic[T]):
 class SendCase(Generic[T]):
     """A send case for :func:`select`; make it with :meth:`Channel.sending`.
 
-    Example:
+    Examples:
         >>> ch = Channel[int](1)
         >>> ch.sending(5).value
         5
@@ -519,7 +519,7 @@ class Selected:
     unpacks as ``index, case, value`` and matches ``Selected(index, case,
     value)`` patterns.
 
-    Example:
+    Examples:
         >>> index, case, value = Selected(0, Channel[int]().receiving(), 5)
         >>> index, value
         (0, 5)
@@ -571,7 +571,7 @@ async def select(
         ValueError: no case, no default and no timeout: it would wait forever;
             or a negative timeout.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> async def main():
         ...     a, b = Channel[str](1), Channel[str](1)

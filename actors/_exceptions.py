@@ -12,7 +12,7 @@ import anyio
 class ActorsError(Exception):
     """Base class of every error this library raises.
 
-    Example:
+    Examples:
         >>> issubclass(ChannelClosed, ActorsError)
         True
     """
@@ -23,7 +23,7 @@ class WouldBlock(ActorsError, anyio.WouldBlock):
 
     Also an ``anyio.WouldBlock``.
 
-    Example:
+    Examples:
         >>> from actors import Channel
         >>> try:
         ...     Channel(1).receive_nowait()
@@ -36,7 +36,7 @@ class WouldBlock(ActorsError, anyio.WouldBlock):
 class ChannelClosed(ActorsError):
     """The channel is closed (base of the two concrete cases below).
 
-    Example:
+    Examples:
         >>> from actors import Channel
         >>> ch = Channel(1)
         >>> ch.close()
@@ -53,7 +53,7 @@ class ChannelDrained(ChannelClosed, anyio.EndOfStream):
 
     Also an ``anyio.EndOfStream``.
 
-    Example:
+    Examples:
         >>> from actors import Channel
         >>> ch = Channel(1)
         >>> ch.close()
@@ -70,7 +70,7 @@ class SendOnClosed(ChannelClosed, anyio.ClosedResourceError):
 
     Also an ``anyio.ClosedResourceError``.
 
-    Example:
+    Examples:
         >>> from actors import Channel
         >>> ch = Channel(1)
         >>> ch.close()
@@ -87,7 +87,7 @@ class MailboxFull(WouldBlock):
 
     Also an ``anyio.WouldBlock``.
 
-    Example:
+    Examples:
         >>> issubclass(MailboxFull, anyio.WouldBlock)
         True
     """
@@ -96,7 +96,7 @@ class MailboxFull(WouldBlock):
 class ActorStopped(ActorsError):
     """The actor stopped (or was already stopped) before it could answer.
 
-    Example:
+    Examples:
         >>> issubclass(ActorStopped, ActorsError)
         True
     """
@@ -105,7 +105,7 @@ class ActorStopped(ActorsError):
 class ActorFailed(ActorsError):
     """Handling the message crashed the actor; ``__cause__`` is the original error.
 
-    Example:
+    Examples:
         >>> issubclass(ActorFailed, ActorsError)
         True
     """
@@ -114,7 +114,7 @@ class ActorFailed(ActorsError):
 class AskTimeout(ActorsError, TimeoutError):
     """No reply came within the ``ask`` timeout. Also a ``TimeoutError``.
 
-    Example:
+    Examples:
         >>> issubclass(AskTimeout, TimeoutError)
         True
     """
@@ -123,7 +123,7 @@ class AskTimeout(ActorsError, TimeoutError):
 class NameTaken(ActorsError):
     """The name is already used by a sibling actor or in the registry.
 
-    Example:
+    Examples:
         >>> issubclass(NameTaken, ActorsError)
         True
     """
@@ -132,7 +132,7 @@ class NameTaken(ActorsError):
 class SupervisorGaveUp(ActorsError):
     """A supervisor exceeded its restart intensity and stopped itself.
 
-    Example:
+    Examples:
         >>> issubclass(SupervisorGaveUp, ActorsError)
         True
     """

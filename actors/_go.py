@@ -40,7 +40,7 @@ def go(
         ActorsError: called outside an actor without ``group``.
         TypeError: ``fn`` is not callable.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> from actors import Channel
         >>> async def main():

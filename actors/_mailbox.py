@@ -53,7 +53,7 @@ class Mailbox:
     Raises:
         ValueError: an unknown policy, or a capacity below 1.
 
-    Example:
+    Examples:
         >>> Mailbox(capacity=10, overflow="drop_oldest").capacity
         10
     """

@@ -76,7 +76,7 @@ def check_topic(topic: object) -> list[str]:
         ValueError: it is empty, has an empty token, whitespace, or a wildcard
             (publishing needs a concrete topic).
 
-    Example:
+    Examples:
         >>> check_topic("orders.eu.created")
         ['orders', 'eu', 'created']
     """
@@ -120,7 +120,7 @@ def check_pattern(pattern: object) -> list[str]:
         ValueError: it is empty, has an empty token or whitespace, ``>`` is
             not the last token, or a wildcard is part of a longer token.
 
-    Example:
+    Examples:
         >>> check_pattern("orders.*.>")
         ['orders', '*', '>']
     """
@@ -144,7 +144,7 @@ def check_pattern(pattern: object) -> list[str]:
 def is_literal(tokens: list[str]) -> bool:
     """Whether a checked pattern has no wildcard (it matches one topic only).
 
-    Example:
+    Examples:
         >>> is_literal(["orders", "eu"]), is_literal(["orders", "*"])
         (True, False)
     """
@@ -156,7 +156,7 @@ def pattern_matches(pattern: str, topic: str) -> bool:
 
     The plain definition, token by token; the trie must agree with it.
 
-    Example:
+    Examples:
         >>> pattern_matches("orders.>", "orders.eu.created")
         True
         >>> pattern_matches("orders.*", "orders.eu.created")
@@ -199,7 +199,7 @@ class Matcher(Generic[V, R]):
             ``lookup`` returns, such as a delivery plan.
         cache_size: how many topics keep their compiled result.
 
-    Example:
+    Examples:
         >>> m = Matcher(compile=frozenset)
         >>> m.insert("orders.*", "a")
         >>> m.insert("orders.>", "b")
@@ -341,10 +341,6 @@ class Matcher(Generic[V, R]):
                 stack.append((node.star, (*prefix, "*")))
             for token, child in reversed(node.children.items()):
                 stack.append((child, (*prefix, token)))
-
-    def clear_cache(self) -> None:
-        """Forget every compiled result (the next lookups rebuild them)."""
-        self._cache.clear()
 
     def _invalidate(self, pattern: str, tokens: list[str]) -> None:
         if is_literal(tokens):

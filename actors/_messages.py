@@ -16,7 +16,7 @@ class Terminated:
     ``reason`` is ``None`` for a normal stop and the exception for a failure.
     It arrives through ``receive`` and overtakes queued user messages.
 
-    Example:
+    Examples:
         >>> Terminated(ref=None, reason=None).reason is None  # doctest: +SKIP
         True
     """
@@ -35,7 +35,7 @@ class DeadLetter:
     streams, and published to the ``actors.dead_letters`` topic. ``topic`` is
     the topic a published message was sent to, ``None`` for a ``tell``.
 
-    Example:
+    Examples:
         >>> DeadLetter("hi", None, "stopped").reason
         'stopped'
     """

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class PubSub:
     """Publish-subscribe shortcuts on the actor system (a mixin).
 
-    Example:
+    Examples:
         >>> import actors
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
@@ -36,7 +36,7 @@ class PubSub:
     def subscribe(self, pattern: str, ref: ActorRef, group: str | None = None) -> bool:
         """Subscribe ``ref`` to ``pattern``; see :meth:`Registry.subscribe`.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -51,7 +51,7 @@ class PubSub:
     def unsubscribe(self, pattern: str, ref: ActorRef, group: str | None = None) -> bool:
         """Remove a subscription of ``ref``; see :meth:`Registry.unsubscribe`.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -79,7 +79,7 @@ class PubSub:
             ValueError: ``topic`` is invalid or has a wildcard.
             ActorsError: the system is not running.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -103,7 +103,7 @@ class PubSub:
             TypeError: a bad type of pattern, group or capacity.
             ValueError: an invalid pattern or group, or a negative capacity.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:

@@ -82,7 +82,7 @@ class ActorRef:
     become dead letters). A ref pickles as a plain address (system name, path
     and incarnation id) and resolves again inside the same system.
 
-    Example:
+    Examples:
         >>> import actors
         >>> class Echo(actors.Actor):
         ...     async def receive(self, message):

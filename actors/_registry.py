@@ -87,7 +87,7 @@ class Registry:
     skipping full mailboxes). See the user guide page on the registry for the
     full delivery rules.
 
-    Example:
+    Examples:
         >>> import actors
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
@@ -107,7 +107,7 @@ class Registry:
         self._names: dict[str, ActorRef] = {}
         self._names_of: dict[Cell, list[str]] = {}
         self._endpoints: dict[Cell, _ActorEndpoint] = {}
-        self._broker: Broker = broker or LocalBroker(self._report)
+        self._broker: Broker = LocalBroker(self._report) if broker is None else broker
         system._gone_hooks.append(self._on_gone)
 
     def __repr__(self) -> str:
@@ -134,7 +134,7 @@ class Registry:
             ValueError: ``name`` has other characters.
             ActorsError: ``ref`` belongs to another actor system.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -165,7 +165,7 @@ class Registry:
         Raises:
             TypeError: ``name`` is not a str.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -186,7 +186,7 @@ class Registry:
         Raises:
             TypeError: ``name`` is not a str.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -213,7 +213,7 @@ class Registry:
     def names(self) -> dict[str, ActorRef]:
         """A snapshot of every registered name, sorted by name.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -250,7 +250,7 @@ class Registry:
             ValueError: an invalid pattern or group name.
             ActorsError: ``ref`` belongs to another actor system.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -285,7 +285,7 @@ class Registry:
             TypeError: a bad type of pattern, ref or group.
             ValueError: an invalid pattern or group name.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -332,7 +332,7 @@ class Registry:
         Cancellation: not atomic; subscribers that got the message before the
         cancellation keep it, the others never get it.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -352,7 +352,7 @@ class Registry:
             TypeError: a bad type of pattern, group or capacity.
             ValueError: an invalid pattern or group, or a negative capacity.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -367,7 +367,7 @@ class Registry:
     def subscriptions(self, ref: ActorRef) -> list[tuple[str, str | None]]:
         """The ``(pattern, group)`` subscriptions of ``ref``, oldest first.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -384,7 +384,7 @@ class Registry:
     def topics(self) -> list[TopicInfo]:
         """Every subscribed pattern with its subscribers and groups.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:

@@ -59,7 +59,7 @@ class Subscription:
         TypeError: a bad type of pattern, group or capacity.
         ValueError: an invalid pattern or group, or a negative capacity.
 
-    Example:
+    Examples:
         >>> import actors
         >>> async def main():
         ...     async with actors.ActorSystem() as system:

@@ -58,7 +58,7 @@ _UIDS = itertools.count(1)
 class SystemStatistics:
     """Counters of an :class:`ActorSystem`, from ``system.statistics()``.
 
-    Example:
+    Examples:
         >>> SystemStatistics(0, 0, 0, 0, 0).dead_letters
         0
     """
@@ -88,7 +88,7 @@ class ActorSystem(PubSub):
         shutdown: default seconds each actor gets to stop before it is
             cancelled (``None``: wait forever).
 
-    Example:
+    Examples:
         >>> import actors
         >>> async def main():
         ...     async with actors.ActorSystem("demo") as system:
@@ -438,7 +438,7 @@ class ActorSystem(PubSub):
         blocking the sender) and counts as unobserved unless another stream
         took it.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -471,7 +471,7 @@ class ActorSystem(PubSub):
     def tree(self) -> ActorTree:
         """A snapshot of every live actor, printable as an indented tree.
 
-        Example:
+        Examples:
             >>> import actors
             >>> async def main():
             ...     async with actors.ActorSystem() as system:
@@ -516,7 +516,7 @@ def run(
     Raises:
         ValueError: an unknown backend.
 
-    Example:
+    Examples:
         >>> async def main():
         ...     return "ran"
         >>> run(main, backend="trio")

@@ -48,7 +48,7 @@ def check_group(group: object) -> str | None:
         TypeError: not a str or None.
         ValueError: empty, or with whitespace.
 
-    Example:
+    Examples:
         >>> check_group("workers")
         'workers'
     """
@@ -243,38 +243,39 @@ class LocalBroker:
             for pattern, entry in sorted(self._patterns.items())
         ]
 
-    def match(self, topic: str) -> tuple[list[Endpoint], list[list[Endpoint]]]:
-        """Who a publish to ``topic`` would reach: plain subscribers, groups."""
-        plan = self._matcher.lookup(topic)
-        return list(plan.plain), [list(group.members) for group in plan.groups]
-
     # -- publishing -----------------------------------------------------------
 
     async def publish(self, topic: str, message: Any) -> int:
-        plan = self._matcher.lookup(topic)
         # Like a channel operation that completes at once: a checkpoint every
         # YIELD_EVERY publishes, so a publisher that never waits cannot starve
-        # its subscribers. Nothing is delivered before it.
+        # its subscribers. It comes before the plan, so the plan is current.
         self._tick += 1
         if self._tick >= YIELD_EVERY:
             self._tick = 0
             await anyio.lowlevel.checkpoint()
+        plan = self._matcher.lookup(topic)
         if plan.empty:
             self._dead_letter(message, None, "no subscribers", topic)
             return 0
         delivered = 0
         reported = False
+        waited = False
         missed: list[Endpoint] | None = None
         for endpoint in plan.plain:
-            try:
-                endpoint.channel.send_nowait(message)
-                delivered += 1
-                continue
-            except WouldBlock:
-                outcome = await self._wait_plain(endpoint, topic, message)
-            except SendOnClosed:
-                endpoint.dead_letter(message, "stopped", topic)
-                outcome = _REPORTED
+            # After a wait the plan may be stale: skip whoever unsubscribed.
+            if waited and endpoint not in self._matcher.lookup(topic).plain_set:
+                outcome: Outcome = _GONE
+            else:
+                try:
+                    endpoint.channel.send_nowait(message)
+                    delivered += 1
+                    continue
+                except WouldBlock:
+                    outcome = await self._wait_plain(endpoint, topic, message)
+                    waited = True
+                except SendOnClosed:
+                    endpoint.dead_letter(message, "stopped", topic)
+                    outcome = _REPORTED
             if outcome == _DELIVERED:
                 delivered += 1
             else:
@@ -285,8 +286,10 @@ class LocalBroker:
             if missed is not None or len(plan.groups) > 1:
                 taken = set(taken).difference(missed or ())
             for group in plan.groups:
+                # A group emptied while we waited has left the topic: its
+                # members list is empty and nothing is picked.
                 member, fresh = self._pick(group, message, taken)
-                if member is None:  # every member is full: wait
+                if member is None:  # every member is full (or none is left)
                     outcome, member = await self._to_group(group, topic, message, taken)
                 else:
                     outcome = _DELIVERED if fresh else _GONE

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class ActorInfo:
     """One live actor in a :class:`ActorTree` snapshot.
 
-    Example:
+    Examples:
         >>> info = ActorInfo("/user/a", "Worker", "running", 0, 1000, 5, 0, ())
         >>> info.name
         'a'
@@ -44,7 +44,7 @@ class ActorTree:
 
     ``str()`` renders it as an indented tree, one actor a line.
 
-    Example:
+    Examples:
         >>> leaf = ActorInfo("/user/a", "Worker", "running", 2, 1000, 5, 0, ())
         >>> print(ActorTree((leaf,)))
         /user

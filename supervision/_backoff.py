@@ -41,9 +41,10 @@ class Backoff:
         ValueError: a value out of range.
         TypeError: a value that is not a number.
 
-    Example:
+    Examples:
         >>> backoff = Backoff(min=0.1, max=2.0, jitter=0)
-        >>> [backoff.delay(n) for n in range(6)]
+        >>> delays = [backoff.delay(n) for n in range(6)]
+        >>> delays
         [0.1, 0.2, 0.4, 0.8, 1.6, 2.0]
     """
 
@@ -78,7 +79,7 @@ class Backoff:
         """Seconds a child must run before its backoff resets (``reset_after``
         or, by default, ``max``).
 
-        Example:
+        Examples:
             >>> Backoff(min=1, max=30).stable_after
             30
         """
@@ -94,7 +95,7 @@ class Backoff:
         Returns:
             Seconds to wait.
 
-        Example:
+        Examples:
             >>> Backoff(min=1, max=10, jitter=0.5).delay(3, random=lambda: 1.0)
             12.0
         """

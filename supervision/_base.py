@@ -337,12 +337,6 @@ class _SupervisorBase(Actor):
     def _gave_up(self, child: _Child, reason: BaseException | None) -> SupervisorGaveUp:
         intensity = self._intensity
         what = "stopped" if reason is None else f"failed with {type(reason).__name__}: {reason}"
-        logger.error(
-            "supervisor %s gave up: more than %d restarts within %g s",
-            self._path,
-            intensity.max_restarts,
-            intensity.within,
-        )
         return SupervisorGaveUp(
             f"supervisor {self._path} gave up: more than {intensity.max_restarts} restarts "
             f"within {intensity.within:g} s (the last: child {child.name!r} {what}); it "

@@ -43,7 +43,7 @@ class ChildInfo:
         kind: ``"worker"`` or ``"supervisor"``.
         significant: whether it counts for ``auto_shutdown``.
 
-    Example:
+    Examples:
         >>> info = ChildInfo("db", None, "terminated", 2, "transient", "worker", False)
         >>> info.running
         False
@@ -59,7 +59,12 @@ class ChildInfo:
 
     @property
     def running(self) -> bool:
-        """Whether the child has a live incarnation."""
+        """Whether the child has a live incarnation.
+
+        Examples:
+            >>> ChildInfo("w", None, "restarting", 1, "permanent", "worker", False).running
+            False
+        """
         return self.state == "running"
 
 
@@ -73,7 +78,7 @@ class ChildCounts:
         supervisors: specs whose child is a supervisor.
         workers: specs whose child is a worker.
 
-    Example:
+    Examples:
         >>> ChildCounts(specs=3, active=2, supervisors=1, workers=2).active
         2
     """
@@ -185,7 +190,7 @@ async def start_child(
     Cancellation: cancelling the wait does not cancel the request; the child
     may still be started.
 
-    Example:
+    Examples:
         >>> import actors, supervision
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
@@ -210,7 +215,8 @@ async def terminate_child(
     again, except for temporary children, whose spec is dropped. Under a
     ``DynamicSupervisor`` the child is removed. A pending restart (backoff) is
     cancelled. Terminating a child that is not running does nothing. Never
-    triggers ``auto_shutdown``.
+    triggers ``auto_shutdown``. Waits until the child is gone (at most its
+    shutdown timeout, unless that is ``"infinity"``).
 
     Args:
         supervisor: the supervisor's ref.
@@ -225,7 +231,7 @@ async def terminate_child(
 
     Cancellation: cancelling the wait does not cancel the request.
 
-    Example:
+    Examples:
         >>> import actors, supervision
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
@@ -247,6 +253,7 @@ async def restart_child(
 
     Only that child starts (the strategy is not applied) and it does not count
     toward restart intensity, as in OTP; its restart count goes up by one.
+    Waits until the child's ``on_start`` has run.
 
     Args:
         supervisor: the supervisor's ref.
@@ -266,18 +273,18 @@ async def restart_child(
 
     Cancellation: cancelling the wait does not cancel the request.
 
-    Example:
+    Examples:
         >>> import actors, supervision
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
         ...         sup = await system.spawn(
-        ...             supervision.Supervisor, [ChildSpec(actors.Actor, name="w")]
+        ...             supervision.Supervisor, [ChildSpec(actors.Actor, name="w")], name="sup"
         ...         )
         ...         await supervision.terminate_child(sup, "w")
         ...         ref = await supervision.restart_child(sup, "w")
         ...         return ref.path
         >>> actors.run(main)
-        '/user/supervisor-1/w'
+        '/user/sup/w'
     """
     ref: ActorRef = await _request(supervisor, _RestartChild(name), timeout)
     return ref
@@ -301,7 +308,7 @@ async def delete_child(supervisor: ActorRef, name: str, *, timeout: float | None
 
     Cancellation: cancelling the wait does not cancel the request.
 
-    Example:
+    Examples:
         >>> import actors, supervision
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
@@ -332,7 +339,9 @@ async def which_children(supervisor: ActorRef, *, timeout: float | None = 5.0) -
         actors.ActorStopped: the supervisor is stopped.
         actors.AskTimeout: no answer within ``timeout``.
 
-    Example:
+    Cancellation: leaves nothing behind.
+
+    Examples:
         >>> import actors, supervision
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
@@ -363,7 +372,9 @@ async def count_children(supervisor: ActorRef, *, timeout: float | None = 5.0) -
         actors.ActorStopped: the supervisor is stopped.
         actors.AskTimeout: no answer within ``timeout``.
 
-    Example:
+    Cancellation: leaves nothing behind.
+
+    Examples:
         >>> import actors, supervision
         >>> async def main():
         ...     async with actors.ActorSystem() as system:

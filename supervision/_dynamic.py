@@ -40,7 +40,7 @@ class DynamicSupervisor(_SupervisorBase):
         ValueError: ``max_children`` below 0.
         TypeError: ``max_children`` not an int (or ``math.inf``).
 
-    Example:
+    Examples:
         >>> import actors
         >>> from supervision import ChildSpec, DynamicSupervisor, count_children, start_child
         >>> class Session(actors.Actor):

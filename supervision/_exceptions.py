@@ -24,7 +24,7 @@ class ChildStartFailed(ActorsError):
         supervisor: the path of the supervisor.
         child: the name of the child that failed to start.
 
-    Example:
+    Examples:
         >>> error = ChildStartFailed("/user/sup", "db", "it raised")
         >>> (error.supervisor, error.child)
         ('/user/sup', 'db')
@@ -41,7 +41,7 @@ class NoSuchChild(ActorsError, LookupError):
 
     OTP's ``{error, not_found}``.
 
-    Example:
+    Examples:
         >>> issubclass(NoSuchChild, LookupError)
         True
     """
@@ -53,7 +53,7 @@ class ChildRunning(ActorsError):
 
     OTP's ``{error, running}`` and ``{error, restarting}``.
 
-    Example:
+    Examples:
         >>> import actors
         >>> issubclass(ChildRunning, actors.ActorsError)
         True
@@ -65,7 +65,7 @@ class TooManyChildren(ActorsError):
 
     OTP's ``{error, max_children}``; nothing was started.
 
-    Example:
+    Examples:
         >>> import actors
         >>> issubclass(TooManyChildren, actors.ActorsError)
         True

@@ -49,7 +49,7 @@ def run(tree: ChildSpec, *, backend: str | None = None) -> None:
         TypeError: ``tree`` is not a ``ChildSpec``.
         ValueError: an unknown backend.
 
-    Example:
+    Examples:
         >>> import actors
         >>> from supervision import ChildSpec, Supervisor
         >>> class OneShot(actors.Actor):

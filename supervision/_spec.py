@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from actors import Actor, ActorRef, ActorSystem, Mailbox
@@ -73,7 +73,7 @@ class ChildSpec:
         ValueError: a value out of range, or ``significant=True`` on a
             permanent child (OTP rejects that combination too).
 
-    Example:
+    Examples:
         >>> import actors
         >>> class Worker(actors.Actor):
         ...     def __init__(self, queue: str, *, batch: int = 1) -> None:
@@ -144,7 +144,7 @@ class ChildSpec:
         set_ = object.__setattr__
         set_(self, "factory", factory)
         set_(self, "args", args)
-        set_(self, "kwargs", MappingProxyType(dict(kwargs)))
+        set_(self, "kwargs", kwargs)  # a fresh dict: ours alone, and picklable
         set_(self, "name", name)
         set_(self, "restart", restart)
         set_(self, "shutdown", shutdown)
@@ -171,17 +171,29 @@ class ChildSpec:
     def kind(self) -> ChildKind:
         """``"supervisor"`` if the factory is a supervisor class, else ``"worker"``.
 
-        A factory function that returns a supervisor counts as a worker: give
-        it ``shutdown="infinity"`` explicitly.
+        A ``functools.partial`` of a supervisor class is a supervisor too; any
+        other factory function counts as a worker (give it
+        ``shutdown="infinity"`` if it returns a supervisor).
+
+        Examples:
+            >>> from supervision import Supervisor
+            >>> ChildSpec(Supervisor, []).kind
+            'supervisor'
         """
-        if getattr(self.factory, "_supervision_is_supervisor", False):
+        if getattr(_unwrap(self.factory), "_supervision_is_supervisor", False):
             return "supervisor"
         return "worker"
 
     @property
     def default_name(self) -> str:
         """The name a ``Supervisor`` gives this child: ``name`` or the
-        factory's ``__name__`` in lower case."""
+        factory's ``__name__`` in lower case.
+
+        Examples:
+            >>> import actors
+            >>> ChildSpec(actors.Actor).default_name
+            'actor'
+        """
         return self.name if self.name is not None else _default_name(self.factory)
 
     # -- for the supervisors ------------------------------------------------
@@ -222,8 +234,14 @@ class ChildSpec:
         )
 
 
+def _unwrap(factory: Callable[..., Actor]) -> Callable[..., Actor]:
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory
+
+
 def _default_name(factory: Callable[..., Actor]) -> str:
-    name = getattr(factory, "__name__", None)
+    name = getattr(_unwrap(factory), "__name__", None)
     if not isinstance(name, str) or not name or name == "<lambda>":
         raise ValueError(
             f"ChildSpec({factory!r}) needs a name=: the factory has no usable __name__"

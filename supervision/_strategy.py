@@ -32,7 +32,7 @@ def affected(strategy: Strategy, children: Sequence[T], failed: T) -> list[T]:
     hand, or transient children that ended normally): a group restart starts
     them all.
 
-    Example:
+    Examples:
         >>> affected("rest_for_one", ["a", "b", "c"], "b")
         ['b', 'c']
     """
@@ -55,7 +55,7 @@ class RestartIntensity:
     the supervisor gives up instead of restarting. Unlike OTP, which counts in
     whole seconds, times are the event loop's clock at full resolution.
 
-    Example:
+    Examples:
         >>> intensity = RestartIntensity(max_restarts=2, within=5.0)
         >>> [intensity.add(t) for t in (0.0, 1.0, 2.0)]
         [True, True, False]

@@ -70,7 +70,7 @@ class Supervisor(_SupervisorBase):
     These are raised where the supervisor is built, inside its spawn: ``spawn``
     raises ``actors.ActorFailed`` with them as ``__cause__``.
 
-    Example:
+    Examples:
         >>> import actors
         >>> from supervision import ChildSpec, Supervisor, which_children
         >>> class Worker(actors.Actor):

@@ -334,13 +334,13 @@ async def test_withdrawn_cases_do_not_pile_up_in_a_channel() -> None:
     queues. (This looks at the queues themselves: ``statistics()`` only counts
     live operations, so it cannot see a leak.)"""
     mailbox, other = Channel[int](), Channel[int](1)
-    for _ in range(100):
+    for _ in range(30):
         with pytest.raises(TimeoutError):
             await select(mailbox.receiving(), mailbox.sending(0), timeout=0.0001)
         with anyio.move_on_after(0.0001):
             await mailbox.receive()
     async with anyio.create_task_group() as tg:
-        for i in range(100):
+        for i in range(30):
             tg.start_soon(select, mailbox.receiving(), other.receiving())
             await anyio.wait_all_tasks_blocked()
             other.send_nowait(i)  # the select fires on the other channel
@@ -541,7 +541,7 @@ async def test_native_cancellations_lose_and_double_nothing(capacity: int) -> No
     async def receiver() -> None:
         received.append(await ch.receive())
 
-    for value in range(600):
+    for value in range(400):
         tasks.append(asyncio.create_task(sender(value)))
         if rng.random() < 0.5:
             tasks.append(asyncio.create_task(receiver()))

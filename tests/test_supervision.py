@@ -383,3 +383,25 @@ async def test_a_failure_of_an_unsupervised_child_still_fails_the_supervisor() -
             stray = await probe.receive()
             await stray.tell("crash")
             await anyio.sleep_forever()  # the failure reaches the root and cancels this
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "match"),
+    [
+        ((), {"strategy": "simple_one_for_one"}, "use DynamicSupervisor"),
+        ((), {"strategy": "one_for_some"}, "strategy must be one of one_for_one"),
+        ((), {"auto_shutdown": "sometimes"}, "auto_shutdown must be one of never"),
+        ((), {"max_restarts": -1}, "max_restarts must be >= 0"),
+        ((), {"within": 0}, "within must be > 0"),
+        ((), {"backoff": 3}, "backoff must be a supervision.Backoff"),
+        (([Worker],), {}, "child 0 is <class"),
+        ((ChildSpec(Worker),), {}, "must be a list of ChildSpec"),
+    ],
+)
+async def test_bad_supervisor_arguments(
+    actor_system: ActorSystem, args: tuple[Any, ...], options: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ActorFailed) as caught:
+        await actor_system.spawn(Supervisor, *args, **options)
+    assert caught.value.__cause__ is not None
+    assert match in str(caught.value.__cause__)

@@ -152,7 +152,7 @@ async def test_the_registered_name_follows_restarts(actor_system: ActorSystem) -
     await probe.receive()
     first = actor_system.registry.whereis("db")
     assert first == await ref_of(sup, "db")
-    await first.tell("crash")  # type: ignore[union-attr]
+    await first.tell("crash")
     await expect_events(probe, ("stop", "db"), ("start", "db"))
     second = actor_system.registry.whereis("db")
     assert second is not None and second != first

@@ -27,6 +27,7 @@ import anyio
 import pytest
 
 import actors
+import actors.testing
 from actors import Actor, ActorRef, ActorSystem
 from supervision import ChildSpec, Supervisor, which_children
 
@@ -44,7 +45,11 @@ SEED = 20240611
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    return actors.testing.virtual_time(request.param)
+    # asyncio's debug mode (on in every other test) records a stack for every
+    # future and handle, which makes this test five times slower; it checks
+    # behaviour, not misuse of asyncio, so it runs without.
+    backend, options = actors.testing.virtual_time(request.param)
+    return backend, {**options, "debug": False} if backend == "asyncio" else options
 
 
 class ChaosWorker(Actor):
@@ -60,7 +65,7 @@ class ChaosWorker(Actor):
         return None
 
 
-def tree() -> ChildSpec:
+def regions() -> list[ChildSpec]:
     def team(r: int, t: int) -> ChildSpec:
         workers = [ChildSpec(ChaosWorker, name=f"w{w}") for w in range(WORKERS)]
         max_restarts, within = TEAM_LIMIT
@@ -73,9 +78,7 @@ def tree() -> ChildSpec:
         teams = [team(r, t) for t in range(TEAMS)]
         return ChildSpec(Supervisor, teams, max_restarts=max_restarts, within=within, name=f"r{r}")
 
-    max_restarts, within = ROOT_LIMIT
-    regions = [region(r) for r in range(REGIONS)]
-    return ChildSpec(Supervisor, regions, max_restarts=max_restarts, within=within, name="root")
+    return [region(r) for r in range(REGIONS)]
 
 
 # -- the reference model ----------------------------------------------------------
@@ -106,12 +109,14 @@ class Model:
     )
     root_intensity: Intensity = field(default_factory=lambda: Intensity(ROOT_LIMIT))
     escalations: list[tuple[str, int, float]] = field(default_factory=list)
+    worker_restarts: int = 0
 
     def crash(self, now: float, worker: int) -> None:
         team = worker // WORKERS
         region = team // TEAMS
         if self.team_intensity[team].restart(now):
             self.workers[worker] += 1
+            self.worker_restarts += 1
             return
         self.escalations.append(("team", team, now))
         if self.region_intensity[region].restart(now):
@@ -173,7 +178,15 @@ async def test_chaos_tree_matches_the_reference_model() -> None:
     sent = dead_refs = 0
 
     async with ActorSystem("chaos") as system:
-        root = await tree()._spawn(system, None, "root")
+        max_restarts, within = ROOT_LIMIT
+        root = await system.spawn(
+            Supervisor,
+            regions(),
+            max_restarts=max_restarts,
+            within=within,
+            name="root",
+            shutdown=math.inf,
+        )
         # Cached worker refs for the work traffic; refreshed per team when the
         # driver looks a team up, so some go stale (their messages are dead
         # letters), as they would for any client.
@@ -213,7 +226,7 @@ async def test_chaos_tree_matches_the_reference_model() -> None:
             assert info is not None and info.restarts == model.teams[t]
         # The scenario exercised what it is meant to: restarts at every level.
         kinds = [kind for kind, _, _ in model.escalations]
-        assert sum(model.workers) > 500
+        assert model.worker_restarts > 1000
         assert kinds.count("team") >= 10 and kinds.count("region") >= 3
         assert sent == CRASHES * WORK_PER_CRASH and 0 < dead_refs < sent
 

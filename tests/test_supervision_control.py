@@ -92,7 +92,8 @@ async def test_terminate_child_by_name_keeps_the_spec(actor_system: ActorSystem)
     await expect_events(probe, ("stop", "a"))
     await probe.expect_no_message(within=1)  # not restarted
     infos = await which_children(sup)
-    assert [(c.name, c.state, c.ref) for c in infos][0] == ("a", "terminated", None)
+    first = infos[0]
+    assert (first.name, first.state, first.ref) == ("a", "terminated", None)
     await terminate_child(sup, "a")  # terminating a terminated child does nothing
 
 
@@ -206,7 +207,7 @@ async def test_control_of_something_that_is_not_a_supervisor(actor_system: Actor
         await which_children(plain)
     with pytest.raises(TypeError, match="needs the supervisor's ActorRef"):
         await which_children("sup")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="needs a supervision.ChildSpec"):
+    with pytest.raises(TypeError, match=r"needs a supervision\.ChildSpec"):
         await start_child(plain, Worker)  # type: ignore[arg-type]
 
 

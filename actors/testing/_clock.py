@@ -42,7 +42,7 @@ class VirtualClockEventLoop(asyncio.SelectorEventLoop):
     still polled, so loopback sockets work; a thread doing work in the
     background does not hold the clock back.
 
-    Example:
+    Examples:
         >>> import anyio
         >>> async def main():
         ...     await anyio.sleep(3600)
@@ -80,7 +80,7 @@ def virtual_time(backend: str) -> tuple[str, dict[str, Any]]:
     Raises:
         ValueError: an unknown backend.
 
-    Example:
+    Examples:
         >>> virtual_time("asyncio")[0]
         'asyncio'
     """

@@ -35,7 +35,7 @@ class TestProbe:
     the probe are answered with ``probe.reply`` (a value, or a function of the
     message; default ``None``).
 
-    Example:
+    Examples:
         >>> import actors
         >>> async def main():
         ...     async with actors.ActorSystem() as system:
