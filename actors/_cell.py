@@ -26,7 +26,7 @@ import anyio
 
 from ._actor import Actor
 from ._go import current_owner
-from ._mailbox import Mailbox, _MailboxQueue
+from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
 from ._ref import ActorRef, _Ask
 from ._signal import Signal
@@ -152,6 +152,15 @@ class Cell:
     def is_current(self) -> bool:
         """Whether this actor's own task (not a goroutine of it) is running."""
         return current_cell.get() is self and _goroutine_of.get() is not self
+
+    def is_ancestor_of_current(self) -> bool:
+        """Whether the running actor task (or goroutine) is a descendant."""
+        cell = current_cell.get()
+        while cell is not None:
+            cell = cell.parent
+            if cell is self:
+                return True
+        return False
 
     @property
     def alive(self) -> bool:
@@ -306,11 +315,19 @@ class Cell:
         return actor
 
     async def _loop(self, actor: Actor) -> BaseException | None:
-        get = self.mailbox.get
+        # The hot path: _MailboxQueue.get() inlined, one coroutine frame less
+        # per message.
+        mailbox = self.mailbox
+        next_user_message = mailbox._user.receive
         receive = actor.receive
         try:
             while not self.stop_requested:
-                message = await get()
+                if mailbox._system:
+                    message = mailbox._system.pop(0)
+                else:
+                    message = await next_user_message()
+                    if message is _WAKE:
+                        continue
                 kind = type(message)
                 if kind is _Ask:
                     self._current_ask = message

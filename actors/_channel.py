@@ -69,7 +69,8 @@ class _Op:
 
     Parking uses each backend's cheapest primitive (an asyncio future, or
     trio's ``wait_task_rescheduled``) rather than ``anyio.Event``, which costs
-    twice as much per wake-up; both keep the rule that a woken task is not
+    about twice as much per wake-up on asyncio (5.0 vs 10.4 µs measured) and
+    1.3 times on trio; both keep the rule that a woken task is not
     interrupted by an anyio cancel scope.
     """
 

@@ -166,7 +166,14 @@ class ActorRef:
         mailbox = cell.mailbox
         if mailbox.overflow == "block":
             try:
-                await mailbox.put(message)
+                if len(mailbox._user._buffer) >= mailbox.capacity and cell.is_current():
+                    # Waiting for room in one's own mailbox would never end.
+                    raise MailboxFull(
+                        f"{self._path} told itself {type(message).__name__} with its "
+                        f"mailbox full ({mailbox.capacity:g} messages): it would wait "
+                        f"forever; use tell_nowait(), a goroutine, or a larger Mailbox"
+                    )
+                await mailbox._user.send(message)
             except SendOnClosed:
                 cell.dead_letter(message, "stopped")
         else:
@@ -302,14 +309,15 @@ class ActorRef:
         The actor finishes the message in hand, stops its children, runs
         ``on_stop()``; queued messages become dead letters. Returns at once if
         it is already stopped. If it does not finish within its shutdown
-        timeout it is cancelled. Called by the actor on itself it only asks
-        to stop, like ``context.stop()``: waiting for itself would deadlock.
+        timeout it is cancelled. Called by the actor on itself or on one of
+        its ancestors it only asks to stop, like ``context.stop()``: waiting
+        would deadlock, since the stop waits for the message in hand.
 
         Cancellation: cancelling the wait does not cancel the stop.
         """
         cell = self._resolve()
         if cell is not None:
-            if cell.is_current():
+            if cell.is_current() or cell.is_ancestor_of_current():
                 cell.request_stop()
             else:
                 await cell.stop_and_wait()
