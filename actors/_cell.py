@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import math
+from asyncio import _get_running_loop
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import trio
 
 from ._actor import Actor
 from ._go import current_owner
@@ -131,7 +133,7 @@ class Cell:
         self.watchers: dict[ActorRef, None] | None = None
         self.state = "starting"
         self.instance: Actor | None = None
-        self.scope = anyio.CancelScope()
+        self.scope = _cancel_scope()
         self.killed = False
         self.started = Signal()
         self.terminated = Signal()
@@ -213,7 +215,7 @@ class Cell:
             from ._exceptions import ActorsError
 
             raise ActorsError(f"{self.path} is {self.state}: it cannot start goroutines or timers")
-        scope = anyio.CancelScope()
+        scope = _cancel_scope()
         self._goroutines.add(scope)
         self.system._start(
             self._goroutine,
@@ -279,7 +281,7 @@ class Cell:
             if not self.killed and (
                 self.children or self._goroutines or self._late_failures or _has_on_stop(actor)
             ):
-                self.scope = anyio.CancelScope()
+                self.scope = _cancel_scope()
                 with self.scope:
                     reason = await self._shutdown(actor, reason)
         finally:
@@ -435,6 +437,13 @@ class Cell:
                 _log_failure(ref.path, error, "after its parent ended")
         else:
             self.deliver_system(_ChildFailed(ref, error))
+
+
+def _cancel_scope() -> anyio.CancelScope:
+    # trio's own scope on trio: anyio's wraps one, at twice the size.
+    if _get_running_loop() is None:
+        return trio.CancelScope()  # type: ignore[return-value]
+    return anyio.CancelScope()
 
 
 def _has_on_stop(actor: Actor | None) -> bool:

@@ -1,11 +1,11 @@
 """The actor system: a structured-concurrency scope that owns every actor.
 
 # Invariants:
-# - Every actor and goroutine task is started by ``_start``: in ``_task_group``
-#   on trio; on asyncio as a plain task counted in ``_running`` (anyio's
+# - Every actor and goroutine task is started by ``_start``: in a trio nursery
+#   on trio; on asyncio as a plain task counted in ``_running``. (anyio's
 #   start_soon costs a cancel scope, an event and a wrapper per task, which
-#   would double an idle actor's size). ``__aexit__`` returns only after the
-#   group has finished and ``_running`` is 0, so nothing outlives the block.
+#   nearly doubled an idle actor's size.) ``__aexit__`` returns only after the
+#   nursery has finished and ``_running`` is 0, so nothing outlives the block.
 # - ``_top`` holds the live top-level cells in spawn order; ``_cells`` maps the
 #   uid of every live incarnation to its cell (refs unpickled in this system
 #   resolve through it).
@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
+import trio
 
 from ._actor import Actor
 from ._cell import DEFAULT_SHUTDOWN, Cell
@@ -105,7 +106,8 @@ class ActorSystem(PubSub):
         self.shutdown = shutdown
         self._top: dict[str, Cell] = {}
         self._cells: dict[int, Cell] = {}
-        self._task_group: Any = None
+        self._task_group: Any = None  # trio only: the nursery's manager
+        self._nursery: Any = None
         self._running = 0
         self._all_done: Signal | None = None
         self._body_scope: anyio.CancelScope | None = None
@@ -135,8 +137,9 @@ class ActorSystem(PubSub):
     async def __aenter__(self) -> ActorSystem:
         if self._open or self._closed:
             raise ActorsError(f"actor system {self.name!r} can only be entered once")
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        if _get_running_loop() is None:  # trio: a nursery of our own
+            self._task_group = trio.open_nursery()
+            self._nursery = await self._task_group.__aenter__()
         self._body_scope = anyio.CancelScope()
         self._body_scope.__enter__()
         self._token = current_system.set(self)
@@ -167,7 +170,9 @@ class ActorSystem(PubSub):
             self._open = False
             self._closed = True
             current_system.reset(self._token)
-            if exc is None or isinstance(exc, Exception):
+            if self._task_group is None:
+                pass
+            elif exc is None or isinstance(exc, Exception):
                 await self._task_group.__aexit__(None, None, None)
             else:
                 await self._task_group.__aexit__(exc_type, exc, tb)
@@ -184,7 +189,7 @@ class ActorSystem(PubSub):
     def _start(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> None:
         loop = _get_running_loop()
         if loop is None:
-            self._task_group.start_soon(fn, *args, name=name)
+            self._nursery.start_soon(fn, *args, name=name)
             return
         task: asyncio.Task[Any] = loop.create_task(fn(*args), name=name)
         self._running += 1
