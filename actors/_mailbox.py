@@ -146,6 +146,5 @@ class _MailboxQueue:
         self._user.close()
         left = self._system or []
         self._system = None
-        left.extend(m for m in self._user._buffer if m is not _WAKE)
-        self._user._buffer.clear()
+        left.extend(m for m in self._user._take_buffered() if m is not _WAKE)
         return left
