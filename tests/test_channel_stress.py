@@ -7,6 +7,7 @@
   a cancelled receive has taken nothing (the value stays first in line), a
   cancelled or timed-out select has done nothing; and, on asyncio, a native
   ``Task.cancel()`` landing on a completed rendezvous loses nothing.
+- Withdrawn select cases do not pile up in a long-lived channel.
 - ``select`` picks uniformly at random among ready cases (chi-square test).
 - ``YIELD_EVERY``: a task looping on operations that complete at once still
   lets other tasks run and notices a cancelled scope.
