@@ -357,14 +357,16 @@ class Channel(Generic[T]):
             await anyio.lowlevel.checkpoint()
         if self._closed:
             raise SendOnClosed(f"send on closed {self!r}")
-        waiter = _pop_live(self._receivers)
-        if waiter is not None:
-            waiter.value = value
-            waiter.fire()
-            return
-        if len(self._buffer) < self._capacity:
+        if self._receivers:
+            waiter = _pop_live(self._receivers)
+            if waiter is not None:
+                waiter.value = value
+                waiter.fire()
+                return
+        buffer = self._buffer
+        if len(buffer) < self._capacity:
             try:
-                self._buffer.append(value)
+                buffer.append(value)
             except AttributeError:
                 self._buffer = deque((value,))
             return
@@ -388,7 +390,10 @@ class Channel(Generic[T]):
         if self._tick >= YIELD_EVERY:
             self._tick = 0
             await anyio.lowlevel.checkpoint()
-        if self._buffer or self._senders:
+        buffer = self._buffer
+        if buffer and not self._senders:  # the common case, inlined
+            return buffer.popleft()
+        if buffer or self._senders:
             try:
                 return self.receive_nowait()
             except WouldBlock:

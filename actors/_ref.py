@@ -166,14 +166,15 @@ class ActorRef:
         mailbox = cell.mailbox
         if mailbox.overflow == "block":
             try:
-                if len(mailbox._user._buffer) >= mailbox.capacity and cell.is_current():
+                user = mailbox._user
+                if len(user._buffer) >= user._capacity and cell.is_current():
                     # Waiting for room in one's own mailbox would never end.
                     raise MailboxFull(
                         f"{self._path} told itself {type(message).__name__} with its "
                         f"mailbox full ({mailbox.capacity:g} messages): it would wait "
                         f"forever; use tell_nowait(), a goroutine, or a larger Mailbox"
                     )
-                await mailbox._user.send(message)
+                await user.send(message)
             except SendOnClosed:
                 cell.dead_letter(message, "stopped")
         else:
