@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from asyncio import _get_running_loop
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import trio
+import trio.lowlevel
 
 from ._exceptions import (
     ActorFailed,
@@ -17,7 +20,6 @@ from ._exceptions import (
     SendOnClosed,
 )
 from ._go import current_owner
-from ._signal import Signal
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -35,23 +37,75 @@ def system_here() -> ActorSystem | None:
     return system if system is not None else current_system.get()
 
 
-class _Reply(Signal):
-    """The one-shot reply slot of an ask; closed when the asker gives up."""
+class _Reply:
+    """The one-shot reply slot of an ask; closed when the asker gives up.
 
-    __slots__ = ("closed", "value")
+    A ``Signal`` for exactly one waiter, without the waiter list: asks are the
+    hottest wait in the runtime.
+    """
+
+    __slots__ = ("_future", "_set", "_task", "closed", "value")
 
     def __init__(self) -> None:
-        super().__init__()
+        self._set = False
         self.closed = False
         self.value: Any = None
+        self._future: Any = None
+        self._task: Any = None
+
+    def is_set(self) -> bool:
+        return self._set
 
     def put(self, value: Any) -> bool:
         """Deliver the answer; False if the asker already gave up (late)."""
         if self.closed or self._set:
             return False
         self.value = value
-        self.set()
+        self._set = True
+        if self._future is not None:
+            if not self._future.done():
+                self._future.set_result(None)
+        elif self._task is not None:
+            task, self._task = self._task, None
+            trio.lowlevel.reschedule(task)
         return True
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for the answer up to ``timeout`` seconds; whether it came.
+
+        Cancellation: leaves nothing behind (``put`` then finds no waiter).
+        """
+        if self._set:
+            return True
+        if timeout <= 0:
+            return False
+        loop = _get_running_loop()
+        if loop is not None:
+            future = self._future = loop.create_future()
+            handle = None if timeout == math.inf else loop.call_later(timeout, _expire, future)
+            try:
+                await future
+            finally:
+                if handle is not None:
+                    handle.cancel()
+            return self._set
+
+        def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+            self._task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        self._task = trio.lowlevel.current_task()
+        if timeout == math.inf:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            with trio.move_on_after(timeout):
+                await trio.lowlevel.wait_task_rescheduled(abort)
+        return self._set
+
+
+def _expire(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Ask:
