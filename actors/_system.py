@@ -244,7 +244,7 @@ class ActorSystem(PubSub):
             mailbox: capacity and overflow policy (default
                 ``Mailbox(1000, "block")``).
             shutdown: seconds it gets to stop before it is cancelled (default:
-                the system's); ``None`` waits forever (for sub-trees).
+                the system's); ``math.inf`` waits forever (for sub-trees).
             **kwargs: keyword arguments for ``factory``. ``name``, ``mailbox``
                 and ``shutdown`` are taken by ``spawn``: wrap the factory with
                 ``functools.partial`` if the actor needs them.

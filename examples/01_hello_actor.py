@@ -18,6 +18,7 @@ import actors
 from actors import Actor, ActorStopped, ActorSystem
 
 
+# --8<-- [start:greeter]
 class Greeter(Actor):
     def __init__(self, greeting: str) -> None:
         self.greeting = greeting
@@ -40,6 +41,8 @@ class Greeter(Actor):
         print(f"{self.ref.path}: stopping after {self.greeted} greetings")
 
 
+# --8<-- [end:greeter]
+# --8<-- [start:main]
 async def main() -> None:
     async with ActorSystem() as system:
         greeter = await system.spawn(Greeter, "Hello", name="greeter")
@@ -66,5 +69,8 @@ async def main() -> None:
             print("main: asking a stopped actor raises ActorStopped")
 
 
+# --8<-- [end:main]
+# --8<-- [start:run]
 if __name__ == "__main__":
     actors.run(main)
+# --8<-- [end:run]

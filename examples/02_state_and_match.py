@@ -23,6 +23,7 @@ from actors import Actor, ActorRef, ActorSystem
 # -- the messages the account understands -------------------------------------
 
 
+# --8<-- [start:messages]
 @dataclass(frozen=True)
 class Deposit:
     amount: int
@@ -54,6 +55,8 @@ class Rejected:
 Reply = Balance | Rejected
 
 
+# --8<-- [end:messages]
+# --8<-- [start:account]
 class Account(Actor):
     def __init__(self, owner: str, opening_balance: int = 0) -> None:
         self.owner = owner
@@ -77,6 +80,8 @@ class Account(Actor):
                 return Rejected(f"unknown message {message!r}")
 
 
+# --8<-- [end:account]
+# --8<-- [start:show]
 async def show(account: ActorRef, message: object) -> None:
     reply = await account.ask(message)
     match reply:
@@ -84,6 +89,9 @@ async def show(account: ActorRef, message: object) -> None:
             print(f"{message} -> ok, balance {amount}")
         case Rejected(reason):
             print(f"{message} -> rejected: {reason}")
+
+
+# --8<-- [end:show]
 
 
 async def main() -> None:
@@ -97,6 +105,7 @@ async def main() -> None:
         await show(account, "open sesame")
         await show(account, GetBalance())
 
+        # --8<-- [start:clients]
         # A hundred clients at once, each depositing 1 and withdrawing 1. The
         # account handles one message at a time, so no update is lost.
         async def client() -> None:
@@ -107,6 +116,7 @@ async def main() -> None:
             for _ in range(100):
                 tg.start_soon(client)
         await show(account, GetBalance())
+        # --8<-- [end:clients]
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import actors
 from actors import CLOSED, Channel, ReceiveCase, select
 
 
+# --8<-- [start:fan-in]
 async def produce(name: str, out: Channel[str], count: int) -> None:
     for i in range(count):
         await out.send(f"{name}{i}")
@@ -49,6 +50,8 @@ async def fan_in() -> None:
     print(f"from b: {got['b']}")
 
 
+# --8<-- [end:fan-in]
+# --8<-- [start:timeout]
 async def timeout() -> None:
     print("-- timeout")
     replies = Channel[str]()
@@ -63,6 +66,8 @@ async def timeout() -> None:
         print(f"got {selected.value!r} well within 5 s")
 
 
+# --8<-- [end:timeout]
+# --8<-- [start:non-blocking]
 async def non_blocking() -> None:
     print("-- non-blocking send and receive")
     queue = Channel[str](2)
@@ -76,6 +81,8 @@ async def non_blocking() -> None:
     print("queue empty: nothing to take")
 
 
+# --8<-- [end:non-blocking]
+# --8<-- [start:closing]
 async def closing() -> None:
     print("-- closing to signal done")
     # A closed channel still yields what it buffered; then `async for` ends.
@@ -103,6 +110,9 @@ async def closing() -> None:
         print(f"first five: {[await numbers.receive() for _ in range(5)]}")
         done.close()
     print("generator stopped; the task group has exited")
+
+
+# --8<-- [end:closing]
 
 
 async def main() -> None:

@@ -19,6 +19,7 @@ import actors
 from actors import Actor, ActorSystem, Channel
 
 
+# --8<-- [start:sieve]
 class Sieve(Actor):
     def __init__(self) -> None:
         self.running = 0
@@ -63,6 +64,9 @@ class Sieve(Actor):
 
     async def on_stop(self) -> None:
         print(f"on_stop: {self.running} goroutines still running")
+
+
+# --8<-- [end:sieve]
 
 
 async def main() -> None:

@@ -34,6 +34,7 @@ from actors import ActorRef, ActorStopped, ActorSystem, Channel, SupervisorGaveU
 from supervision import ChildSpec, Supervisor, which_children
 
 
+# --8<-- [start:worker]
 @dataclass(frozen=True)
 class Count:
     text: str
@@ -64,6 +65,9 @@ class WordCounter(actors.Actor):
         return None
 
 
+# --8<-- [end:worker]
+
+
 class OneLine(logging.Formatter):
     """A log format of one line per event: tracebacks are left out."""
 
@@ -81,6 +85,7 @@ async def main() -> None:
     to_stderr.setFormatter(OneLine("%(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[to_stderr])
 
+    # --8<-- [start:supervise]
     async with ActorSystem() as system:
         # The same channel goes to every incarnation: the spec keeps its arguments.
         started = Channel[ActorRef](math.inf)
@@ -103,7 +108,9 @@ async def main() -> None:
             print("the old ref is dead: ask raised ActorStopped")
         await new_words.tell(Count("let it crash"))
         print(f"totals: {await new_words.ask(Totals())}")
+    # --8<-- [end:supervise]
 
+    # --8<-- [start:give-up]
     print("-- a worker that keeps crashing: the supervisor gives up")
     try:
         async with ActorSystem() as system:
@@ -118,6 +125,7 @@ async def main() -> None:
     except SupervisorGaveUp as error:
         print("async with ActorSystem() raised SupervisorGaveUp:")
         print(f"  {str(error).split(';')[0]}")
+    # --8<-- [end:give-up]
 
 
 if __name__ == "__main__":

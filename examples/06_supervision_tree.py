@@ -51,12 +51,15 @@ class Stage(Actor):
         self.events = events  # main prints these, in the order they happened
         self.downstream: ActorRef | None = None
 
+    # --8<-- [start:stage-start]
     async def on_start(self) -> None:
         if self.upstream is not None:
             upstream = self.context.system.registry.whereis(f"{self.line}.{self.upstream}")
             assert upstream is not None, "the stage before starts first"
             await upstream.tell(Connect(self.ref))
         await self.events.send(f"{self.ref.name} started")
+
+    # --8<-- [end:stage-start]
 
     async def on_stop(self) -> None:  # after a crash too
         await self.events.send(f"{self.ref.name} stopped")
@@ -92,6 +95,7 @@ class Sink(Stage):
                 await self.events.send(f"sink: got {value}")
 
 
+# --8<-- [start:pipeline]
 def pipeline(line: str, events: Channel[str]) -> list[ChildSpec]:
     """The stages in start order; each registers as ``<line>.<stage>``."""
     return [
@@ -101,6 +105,9 @@ def pipeline(line: str, events: Channel[str]) -> list[ChildSpec]:
         ),
         ChildSpec(Sink, line, "transform", events, name="sink", register_as=f"{line}.sink"),
     ]
+
+
+# --8<-- [end:pipeline]
 
 
 async def send(system: ActorSystem, line: str, value: int) -> None:
@@ -130,6 +137,7 @@ async def crash_transform(system: ActorSystem, line: ActorRef, events: Channel[s
 
 async def main() -> None:
     async with ActorSystem() as system:
+        # --8<-- [start:tree]
         events = Channel[str](math.inf)
         strategies = ["one_for_one", "one_for_all", "rest_for_one"]
         tree = [
@@ -137,6 +145,7 @@ async def main() -> None:
             for strategy in strategies
         ]
         root = await system.spawn(Supervisor, tree, name="pipelines", shutdown=math.inf)
+        # --8<-- [end:tree]
         lines = await which_children(root)
         print(f"the tree: {root.path}, with a supervisor for each line")
         for line in lines:

@@ -83,6 +83,7 @@ async def fetch_all(pool: ActorRef, urls: list[str]) -> None:
 
 
 async def main() -> None:
+    # --8<-- [start:pool]
     backoff = Backoff(min=0.25, max=2.0, factor=2, jitter=0)
     print(f"restart delays in a row: {[backoff.delay(n) for n in range(5)]} seconds")
 
@@ -99,6 +100,7 @@ async def main() -> None:
             await start_child(pool, worker)
         except TooManyChildren:
             print("  a fourth: TooManyChildren (max_children=3)")
+        # --8<-- [end:pool]
 
         print("-- five jobs, one per worker in turn; the last host is down")
         fetcher_2 = (await which_children(pool))[1].ref
@@ -107,6 +109,7 @@ async def main() -> None:
             pool, ["a.example/", "b.example/", "c.example/", "d.example/", "down.example/"]
         )
 
+        # --8<-- [start:backoff]
         print("-- fetcher-2 waits out its backoff delay")
         # The supervisor handles the crash just after our ask learned of it:
         # ask it until it has (then the delay has just begun).
@@ -115,6 +118,7 @@ async def main() -> None:
         await show_pool(pool)
         await fetcher_2.tell(Fetch("h.example/"))
         show_letter(await letters.receive())
+        # --8<-- [end:backoff]
 
         print("-- 0.25 s later fetcher-2 is back, a new incarnation with fresh state")
         back = await started.receive()
@@ -122,12 +126,14 @@ async def main() -> None:
         await show_pool(pool)
         await fetch_all(pool, ["e.example/", "f.example/", "g.example/"])
 
+        # --8<-- [start:shrink]
         print("-- shrink the pool by one, then grow it again")
         await terminate_child(pool, "fetcher-3")
         print(f"  {await count_children(pool)}")
         await start_child(pool, worker)  # the refused fourth used the name fetcher-4
         print(f"  started {(await started.receive()).path}")
         await show_pool(pool)
+        # --8<-- [end:shrink]
 
 
 if __name__ == "__main__":

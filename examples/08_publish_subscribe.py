@@ -26,6 +26,7 @@ import actors
 from actors import Actor, ActorSystem, Channel
 
 
+# --8<-- [start:desk]
 @dataclass(frozen=True)
 class OrderEvent:
     topic: str
@@ -49,6 +50,9 @@ class Desk(Actor):
                 await self.log.send(f"{self.ref.name} got order {order} ({topic})")
 
 
+# --8<-- [end:desk]
+
+
 async def publish(system: ActorSystem, log: Channel[str], topic: str, order: int) -> None:
     delivered = await system.publish(topic, OrderEvent(topic, order))
     print(f"publish({topic!r}) returned {delivered}")
@@ -57,6 +61,7 @@ async def publish(system: ActorSystem, log: Channel[str], topic: str, order: int
         print(f"  {line}")
 
 
+# --8<-- [start:main]
 async def main() -> None:
     async with ActorSystem() as system:
         log = Channel[str](math.inf)
@@ -84,10 +89,15 @@ async def main() -> None:
             print(f"  ValueError: {str(error).split(';')[0]}")
 
         print("-- a topic nobody subscribes to: a dead letter")
+        # --8<-- [start:dead-letters]
         async with system.subscription(actors.DEAD_LETTERS_TOPIC) as dead_letters:
             await publish(system, log, "refunds.eu.created", 5)
             letter = await dead_letters.receive()
             print(f"  dead letter: {letter.message} ({letter.reason}, topic {letter.topic})")
+        # --8<-- [end:dead-letters]
+
+
+# --8<-- [end:main]
 
 
 if __name__ == "__main__":

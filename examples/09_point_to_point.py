@@ -33,6 +33,7 @@ class Done:
     job: int
 
 
+# --8<-- [start:worker]
 class Worker(Actor):
     """One of the competing consumers: joins the group, reports each job done."""
 
@@ -46,6 +47,9 @@ class Worker(Actor):
         match message:
             case Job(number):
                 await self.done.send(Done(self.ref.name, number))
+
+
+# --8<-- [end:worker]
 
 
 class Tally(Actor):
@@ -87,14 +91,17 @@ async def run_jobs(system: ActorSystem, done: Channel[Done], numbers: range) -> 
     print(f"  each job done exactly once: {sorted(handled) == list(numbers)}")
 
 
+# --8<-- [start:main]
 async def main() -> None:
     async with ActorSystem() as system:
         done = Channel[Done](math.inf)
         tally = await system.spawn(Tally, name="tally")
         workers = [await system.spawn(Worker, done, name=f"worker-{i}") for i in range(1, 4)]
+        # --8<-- [start:topics]
         for info in system.registry.topics():
             groups = {group.name: list(group.members) for group in info.groups}
             print(f"{info.pattern}: subscribers {list(info.subscribers)}, groups {groups}")
+        # --8<-- [end:topics]
 
         print("-- twelve jobs, three workers")
         await run_jobs(system, done, range(12))
@@ -104,6 +111,9 @@ async def main() -> None:
         await run_jobs(system, done, range(12, 18))
 
         print(f"the tally saw {await tally.ask('seen')} jobs")
+
+
+# --8<-- [end:main]
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class Hold:
     gate: anyio.Event
 
 
+# --8<-- [start:worker]
 class Worker(Actor):
     def __init__(self, handled: Channel[int]) -> None:
         self.handled = handled
@@ -53,6 +54,8 @@ class Worker(Actor):
                 await self.handled.send(n)
 
 
+# --8<-- [end:worker]
+# --8<-- [start:letters]
 def show_dead_letters(letters: Channel[DeadLetter]) -> None:
     if not len(letters):
         print("  no dead letters")
@@ -62,6 +65,8 @@ def show_dead_letters(letters: Channel[DeadLetter]) -> None:
         print(f"  dead letter to {to}: {letter.message} ({letter.reason})")
 
 
+# --8<-- [end:letters]
+# --8<-- [start:busy-worker]
 async def busy_worker(
     system: ActorSystem, policy: Policy
 ) -> tuple[ActorRef, Channel[int], anyio.Event]:
@@ -80,10 +85,14 @@ async def busy_worker(
     return worker, handled, gate
 
 
+# --8<-- [end:busy-worker]
+
+
 async def handled_jobs(handled: Channel[int], count: int) -> list[int]:
     return [await handled.receive() for _ in range(count)]
 
 
+# --8<-- [start:main]
 async def main() -> None:
     async with ActorSystem() as system, system.dead_letters() as letters:
         worker, handled, gate = await busy_worker(system, "block")
@@ -128,6 +137,9 @@ async def main() -> None:
         await worker.tell(Job(6))  # never raises: it becomes a dead letter
         show_dead_letters(letters)
         print(f"dead letters in all: {system.statistics().dead_letters}")
+
+
+# --8<-- [end:main]
 
 
 if __name__ == "__main__":

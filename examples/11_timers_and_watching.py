@@ -28,6 +28,7 @@ class Watch:
     ref: ActorRef
 
 
+# --8<-- [start:watcher]
 class Watcher(Actor):
     """Watches whatever it is told to, and reports each death notice."""
 
@@ -46,6 +47,8 @@ class Watcher(Actor):
                 await self.notices.send(message)
 
 
+# --8<-- [end:watcher]
+# --8<-- [start:pulse]
 class Pulse(Actor):
     """Beats every 50 ms; stops itself after ``beats`` beats."""
 
@@ -69,6 +72,8 @@ class Pulse(Actor):
         print(f"pulse: stopping after {self.count} beats")
 
 
+# --8<-- [end:pulse]
+# --8<-- [start:fragile]
 class Fragile(Actor):
     async def receive(self, message: object) -> None:
         match message:
@@ -79,6 +84,8 @@ class Fragile(Actor):
                 raise RuntimeError("boom")
 
 
+# --8<-- [end:fragile]
+# --8<-- [start:parent]
 class Parent(Actor):
     """Keeps a fragile child, and carries on when it fails."""
 
@@ -103,6 +110,8 @@ class Parent(Actor):
         return None
 
 
+# --8<-- [end:parent]
+# --8<-- [start:main]
 async def main() -> None:
     async with ActorSystem() as system:
         notices = Channel[Terminated](math.inf)
@@ -125,6 +134,9 @@ async def main() -> None:
         await watcher.ask(Watch(pulse))
         await notices.receive()
     print("the system stopped normally")
+
+
+# --8<-- [end:main]
 
 
 if __name__ == "__main__":

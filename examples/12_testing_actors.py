@@ -29,6 +29,7 @@ from actors.testing import TestProbe
 pytestmark = pytest.mark.anyio
 
 
+# --8<-- [start:backends]
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """Run each test on both backends, on a virtual clock that jumps to the
@@ -36,9 +37,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     return actors.testing.virtual_time(request.param)
 
 
+# --8<-- [end:backends]
+
+
 # -- the actors under test -----------------------------------------------------
 
 
+# --8<-- [start:squarer]
 @dataclass(frozen=True)
 class Square:
     n: int
@@ -60,6 +65,8 @@ class Squarer(Actor):
                 await reply_to.tell(Squared(n, n * n))
 
 
+# --8<-- [end:squarer]
+# --8<-- [start:reminder]
 class Reminder(Actor):
     """Tells ``whom`` ``what`` after ``delay`` seconds, then every ``every`` seconds."""
 
@@ -77,9 +84,13 @@ class Reminder(Actor):
             await self.whom.tell(self.what)
 
 
+# --8<-- [end:reminder]
+
+
 # -- the tests -----------------------------------------------------------------
 
 
+# --8<-- [start:test-probe]
 async def test_ask_and_tell(actor_system: ActorSystem) -> None:
     probe = await TestProbe.start(actor_system)
     squarer = await actor_system.spawn(Squarer)
@@ -92,6 +103,8 @@ async def test_ask_and_tell(actor_system: ActorSystem) -> None:
     await probe.expect_no_message(within=1.0)
 
 
+# --8<-- [end:test-probe]
+# --8<-- [start:test-virtual-time]
 async def test_a_minute_of_reminders_in_milliseconds(actor_system: ActorSystem) -> None:
     probe = await TestProbe.start(actor_system)
     start = anyio.current_time()
@@ -103,6 +116,8 @@ async def test_a_minute_of_reminders_in_milliseconds(actor_system: ActorSystem) 
     assert anyio.current_time() - start == pytest.approx(120)
 
 
+# --8<-- [end:test-virtual-time]
+# --8<-- [start:test-watch]
 async def test_a_stopped_actor_is_terminated(actor_system: ActorSystem) -> None:
     probe = await TestProbe.start(actor_system)
     squarer = await actor_system.spawn(Squarer)
@@ -112,3 +127,6 @@ async def test_a_stopped_actor_is_terminated(actor_system: ActorSystem) -> None:
 
     notice = await probe.expect(Terminated)  # a class: isinstance
     assert notice == Terminated(squarer, None)  # reason None: a normal stop
+
+
+# --8<-- [end:test-watch]

@@ -73,6 +73,7 @@ class Session(Actor):
         except (anyio.EndOfStream, anyio.IncompleteRead):
             await self.context.stop()  # the client hung up
 
+    # --8<-- [start:rooms]
     async def receive(self, message: object) -> None:
         match message:
             case Line(nick) if self.nick is None:
@@ -100,6 +101,8 @@ class Session(Actor):
             self.context.unsubscribe(f"rooms.{self.room}")
             await self.say(f"* {self.nick} left #{self.room}")
             self.room = None
+
+    # --8<-- [end:rooms]
 
     async def write(self, text: str) -> None:
         await self.stream.send(f"{text}\n".encode())
