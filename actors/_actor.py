@@ -110,8 +110,19 @@ class Timer:
     """A scheduled message; ``cancel()`` stops it. Dies with its actor.
 
     Examples:
-        >>> Timer().cancelled
-        False
+        >>> import actors
+        >>> class Ticker(actors.Actor):
+        ...     async def on_start(self):
+        ...         self.timer = self.context.schedule_every(60, "tick")
+        ...     async def receive(self, message):
+        ...         self.timer.cancel()
+        ...         return self.timer.cancelled
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         ticker = await system.spawn(Ticker)
+        ...         return await ticker.ask("stop ticking")
+        >>> actors.run(main)
+        True
     """
 
     __slots__ = ("_scope",)

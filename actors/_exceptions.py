@@ -88,6 +88,7 @@ class MailboxFull(WouldBlock):
     Also an ``anyio.WouldBlock``.
 
     Examples:
+        >>> import anyio
         >>> issubclass(MailboxFull, anyio.WouldBlock)
         True
     """

@@ -20,6 +20,7 @@ from ._exceptions import (
     SendOnClosed,
 )
 from ._go import current_owner
+from ._signal import _expire
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -101,11 +102,6 @@ class _Reply:
             with trio.move_on_after(timeout):
                 await trio.lowlevel.wait_task_rescheduled(abort)
         return self._set
-
-
-def _expire(future: Any) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class _Ask:

@@ -1,0 +1,35 @@
+"""The examples in the docstrings of ``actors`` and ``actors.testing`` run and
+print what they say (the API reference is generated from them)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import actors
+import actors.testing
+
+MODULES = [
+    "actors",
+    "actors.testing",
+    *(f"actors.{info.name}" for info in pkgutil.iter_modules(actors.__path__)),
+    *(f"actors.testing.{info.name}" for info in pkgutil.iter_modules(actors.testing.__path__)),
+]
+
+
+@pytest.mark.parametrize("name", sorted(set(MODULES)))
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert failed == 0, f"{failed} of {tried} examples in {name} failed (see the output)"
+
+
+@pytest.mark.parametrize("package", [actors, actors.testing])
+def test_every_public_class_and_function_has_an_example(package: object) -> None:
+    for name in package.__all__:  # type: ignore[attr-defined]
+        obj = getattr(package, name)
+        if getattr(obj, "__origin__", None) is None and (isinstance(obj, type) or callable(obj)):
+            assert ">>>" in (obj.__doc__ or ""), f"{name} has no example in its docstring"
