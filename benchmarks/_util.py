@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime
 import gc
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import anyio
@@ -29,6 +33,39 @@ def run_on(backend: Backend, fn: Callable[[], Awaitable[T]]) -> T:
     """
     gc.collect()
     return anyio.run(fn, backend=backend)
+
+
+#: The repository root: where ``python -m benchmarks...`` finds the package.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def in_child(module: str, *args: str) -> dict[str, float]:
+    """Run ``python -m module --child *args`` and return the JSON it prints.
+
+    Measurements of resident memory need an interpreter of their own: one
+    that has not yet grown its heap for an earlier workload.
+    """
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout
+    result: dict[str, float] = json.loads(out.splitlines()[-1])
+    return result
+
+
+def idle_figures(
+    n: int, rss_before: int, rss_after: int, start: float, spawned: float, stopped: float
+) -> dict[str, float]:
+    """The figures of an idle-actor run: µs per actor spawned and stopped, µs
+    per actor spawned, and resident bytes per idle actor."""
+    return {
+        "us_per_actor": (stopped - start) / n * 1e6,
+        "spawn_us": (spawned - start) / n * 1e6,
+        "rss_per_actor": (rss_after - rss_before) / n,
+    }
 
 
 @dataclass(frozen=True)
