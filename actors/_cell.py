@@ -27,6 +27,7 @@ import anyio
 import trio
 
 from ._actor import Actor
+from ._channel import _NOTHING
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
@@ -320,14 +321,18 @@ class Cell:
         # The hot path: _MailboxQueue.get() inlined, one coroutine frame less
         # per message.
         mailbox = self.mailbox
-        next_user_message = mailbox._user.receive
+        user = mailbox._user
+        receive_fast = user._receive_fast
+        next_user_message = user.receive
         receive = actor.receive
         try:
             while not self.stop_requested:
                 if mailbox._system:
                     message = mailbox._system.pop(0)
                 else:
-                    message = await next_user_message()
+                    message = receive_fast()
+                    if message is _NOTHING:
+                        message = await next_user_message()
                     if message is _WAKE:
                         continue
                 kind = type(message)

@@ -152,6 +152,7 @@ def _has_live(queue: list[_Waiter]) -> bool:
 
 
 _NO_BUFFER: Any = ()
+_NOTHING: Any = object()  # what _receive_fast returns when it cannot
 
 
 def _check_capacity(capacity: object) -> float:
@@ -320,6 +321,41 @@ class Channel(Generic[T]):
             while (waiter := _pop_live(queue)) is not None:
                 waiter.closed = True
                 waiter.fire()
+
+    # Sync fast paths for the actor runtime's hot loop (tell and the mailbox
+    # loop): they complete an operation that needs no parking and no
+    # checkpoint without creating a coroutine, and count against the same
+    # ``YIELD_EVERY`` budget; when they return ``False`` / ``_NOTHING`` the
+    # caller falls back to the awaitable operation, which checkpoints.
+
+    def _send_fast(self, value: T) -> bool:
+        tick = self._tick + 1
+        if tick >= YIELD_EVERY or self._closed:
+            return False
+        if self._receivers:
+            waiter = _pop_live(self._receivers)
+            if waiter is not None:
+                self._tick = tick
+                waiter.value = value
+                waiter.fire()
+                return True
+        buffer = self._buffer
+        if len(buffer) < self._capacity:
+            try:
+                buffer.append(value)
+            except AttributeError:  # no deque yet: the async path makes it
+                return False
+            self._tick = tick
+            return True
+        return False
+
+    def _receive_fast(self) -> Any:
+        tick = self._tick + 1
+        buffer = self._buffer
+        if tick >= YIELD_EVERY or not buffer or self._senders:
+            return _NOTHING
+        self._tick = tick
+        return buffer.popleft()
 
     def _take_buffered(self) -> list[T]:
         """Remove and return everything buffered (for mailboxes closing)."""

@@ -217,6 +217,8 @@ class ActorRef:
         if mailbox.overflow == "block":
             try:
                 user = mailbox._user
+                if user._send_fast(message):
+                    return
                 if len(user._buffer) >= user._capacity and cell.is_current():
                     # Waiting for room in one's own mailbox would never end.
                     raise MailboxFull(
