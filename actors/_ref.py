@@ -306,7 +306,9 @@ class ActorRef:
         slot = _Reply()
         envelope = _Ask(message, slot)
         try:
-            if cell is not None and timeout is not None and cell.mailbox.overflow == "block":
+            if cell is not None and cell.mailbox._user._send_fast(envelope):
+                left = math.inf if timeout is None else timeout  # queued at once
+            elif cell is not None and timeout is not None and cell.mailbox.overflow == "block":
                 left = await self._tell_within(cell, envelope, timeout)
             else:
                 left = math.inf if timeout is None else timeout
