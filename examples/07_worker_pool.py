@@ -130,7 +130,7 @@ async def main() -> None:
         print("-- shrink the pool by one, then grow it again")
         await terminate_child(pool, "fetcher-3")
         print(f"  {await count_children(pool)}")
-        await start_child(pool, worker)  # the refused fourth used the name fetcher-4
+        await start_child(pool, worker)
         print(f"  started {(await started.receive()).path}")
         await show_pool(pool)
         # --8<-- [end:shrink]

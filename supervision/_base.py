@@ -375,6 +375,8 @@ class _SupervisorBase(Actor):
         if not isinstance(spec, ChildSpec):
             raise TypeError(f"start_child needs a supervision.ChildSpec, got {spec!r}")
         self._check_spec(spec)
+        if spec.name is None:
+            self._check_capacity()  # before an anonymous name is drawn: a refusal uses none
         name = self._name_for(spec)
         existing = self._children.get(name)
         if existing is not None:
