@@ -145,9 +145,11 @@ class Cell:
         self.restarts = 0
         self.stop_requested = False
         self._current_ask: _Ask | None = None
-        self._goroutines: set[anyio.CancelScope] = set()
+        # Allocated on first use: most actors never start a goroutine or
+        # outlive a failing child, and every container costs garbage-collector time.
+        self._goroutines: set[anyio.CancelScope] | None = None
         self._goroutines_done: Signal | None = None
-        self._late_failures: list[tuple[ActorRef, BaseException]] = []
+        self._late_failures: list[tuple[ActorRef, BaseException]] | None = None
 
     def __repr__(self) -> str:
         return f"<Cell {self.path} #{self.uid} {self.state}>"
@@ -217,6 +219,8 @@ class Cell:
 
             raise ActorsError(f"{self.path} is {self.state}: it cannot start goroutines or timers")
         scope = _cancel_scope()
+        if self._goroutines is None:
+            self._goroutines = set()
         self._goroutines.add(scope)
         self.system._start(
             self._goroutine,
@@ -243,6 +247,7 @@ class Cell:
             else:
                 _log_failure(self.path, exc, "in a goroutine while stopping")
         finally:
+            assert self._goroutines is not None
             self._goroutines.discard(scope)
             if not self._goroutines and self._goroutines_done is not None:
                 self._goroutines_done.set()
@@ -372,12 +377,12 @@ class Cell:
         for child in reversed(list(self.children.values())):
             await child.stop_and_wait()
         if actor is not None:
-            for ref, error in self._late_failures:
+            for ref, error in self._late_failures or ():
                 try:
                     await actor.on_child_failed(ref, error)
                 except Exception as exc:
                     reason = reason or exc
-            self._late_failures.clear()
+            self._late_failures = None
             try:
                 await actor.on_stop()
             except Exception as exc:
@@ -386,11 +391,16 @@ class Cell:
                     reason = exc
         return reason
 
+    def _late_failure(self, ref: ActorRef, error: BaseException) -> None:
+        if self._late_failures is None:
+            self._late_failures = []
+        self._late_failures.append((ref, error))
+
     def _drain_mailbox(self) -> None:
         for message in self.mailbox.close():
             kind = type(message)
             if kind is _ChildFailed:
-                self._late_failures.append((message.ref, message.error))
+                self._late_failure(message.ref, message.error)
             elif kind is not _Stop and kind is not Terminated:
                 self.dead_letter(message, "stopped")
 
@@ -404,7 +414,7 @@ class Cell:
     async def _kill_the_rest(self) -> None:
         # Normally nothing is left; after a kill or a cancellation from outside,
         # cancel goroutines and children and wait for them (they end quickly).
-        for scope in self._goroutines:
+        for scope in self._goroutines or ():
             scope.cancel()
         if self._goroutines:
             self._goroutines_done = Signal()
@@ -437,7 +447,7 @@ class Cell:
     def child_failed(self, ref: ActorRef, error: BaseException) -> None:
         if self.mailbox.closed:
             if self.alive or self.state == "stopping":
-                self._late_failures.append((ref, error))
+                self._late_failure(ref, error)
             else:  # pragma: no cover - children end before their parent
                 _log_failure(ref.path, error, "after its parent ended")
         else:
