@@ -67,25 +67,32 @@ class Actor:
         """Called once in the actor's task before the first message.
 
         ``spawn`` returns after it; if it raises, ``spawn`` raises
-        :class:`ActorFailed` and ``on_stop`` is not called.
+        :class:`ActorFailed` and ``on_stop`` is not called. Cancelled only if
+        the actor is killed or the system is cancelled.
         """
 
     async def receive(self, message: Any) -> Any:
         """Handle one message; the return value answers ``ask``.
 
         Messages the actor did not ask for arrive here too, such as
-        :class:`Terminated` for watched actors.
+        :class:`Terminated` for watched actors. Cancelled only if the actor is
+        killed (``ref.kill()``, or a stop outlasting its shutdown timeout), a
+        goroutine of it fails, or the system is cancelled.
         """
 
     async def on_stop(self) -> None:
         """Called once when the actor stops or fails, after its children have
-        stopped and before it is gone (not called if ``on_start`` failed)."""
+        stopped and before it is gone (not called if ``on_start`` failed).
+
+        Cancelled if the actor is killed or its shutdown timeout passes.
+        """
 
     async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
         """Handle the failure of a child; by default fail with it.
 
         Supervisors override this. A plain actor treats a child's failure as
-        its own, so failures travel up the tree to the root.
+        its own, so failures travel up the tree to the root. Runs in the
+        actor's task between messages, so it is cancelled like ``receive``.
         """
         raise error
 
@@ -198,7 +205,11 @@ class Context:
         shutdown: float | None = None,
         **kwargs: Any,
     ) -> ActorRef:
-        """Spawn a child of this actor; see :meth:`ActorSystem.spawn`."""
+        """Spawn a child of this actor; see :meth:`ActorSystem.spawn`.
+
+        Waits until the child's ``on_start`` has run. Cancellation: if the
+        caller is cancelled meanwhile, the child keeps starting and lives on.
+        """
         return await self._cell.system._spawn(
             self._cell, factory, args, kwargs, name, mailbox, shutdown
         )
@@ -206,8 +217,10 @@ class Context:
     async def stop(self, ref: ActorRef | None = None) -> None:
         """Stop ``ref`` and wait until it is gone, or (no argument) stop self.
 
-        Stopping self only asks: the actor finishes the message in hand, then
-        stops; waiting would deadlock.
+        Stopping self (or an ancestor) only asks: the actor finishes the
+        message in hand, then stops; waiting would deadlock.
+
+        Cancellation: cancelling the wait does not cancel the stop.
         """
         if ref is None or ref == self._cell.ref:
             self._cell.request_stop()
@@ -270,6 +283,9 @@ class Context:
         :meth:`Registry.publish` (an actor that subscribes to what it
         publishes, with its own mailbox full, would wait for itself forever,
         as with a ``tell`` to itself).
+
+        Cancellation: not atomic; subscribers that got the message before the
+        cancellation keep it, the others never get it.
 
         Examples:
             >>> import actors

@@ -90,6 +90,18 @@ async def test_receive_n() -> None:
         assert await probe.receive_n(3) == [0, 1, 2]
         with pytest.raises(AssertionError, match=r"received 1 of 2 messages within 1 s: \[3\]"):
             await probe.receive_n(2, timeout=1)
+        # What came too late for the batch is not lost: it is still first in line.
+        assert await probe.expect(3) == 3
+
+
+async def test_a_cancelled_receive_n_gives_its_messages_back() -> None:
+    async with ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        await probe.ref.tell("a")
+        await probe.ref.tell("b")
+        with anyio.move_on_after(1):
+            await probe.receive_n(3, timeout=60)
+        assert await probe.receive_n(2) == ["a", "b"]
 
 
 async def test_a_probe_answers_asks_with_its_reply() -> None:

@@ -75,6 +75,8 @@ class TestProbe:
 
         Raises:
             AssertionError: nothing came in time.
+
+        Cancellation: atomic; a cancelled receive takes nothing.
         """
         with anyio.move_on_after(timeout):
             return await self._inbox.receive()
@@ -89,6 +91,8 @@ class TestProbe:
 
         Raises:
             AssertionError: another message came first, or none in time.
+
+        Cancellation: atomic; a cancelled expect takes nothing.
         """
         message = await self.receive(timeout)
         if not _matches(expected, message):
@@ -100,6 +104,8 @@ class TestProbe:
 
         Raises:
             AssertionError: a message arrived.
+
+        Cancellation: takes nothing.
         """
         with anyio.move_on_after(within):
             message = await self._inbox.receive()
@@ -110,15 +116,27 @@ class TestProbe:
 
         Raises:
             AssertionError: fewer than ``n`` came in time.
+
+        Cancellation: atomic; the messages taken so far go back, first in
+        line, as they do when too few came in time.
         """
         got: list[Any] = []
-        with anyio.move_on_after(timeout):
-            while len(got) < n:
-                got.append(await self._inbox.receive())
-            return got
+        try:
+            with anyio.move_on_after(timeout):
+                while len(got) < n:
+                    got.append(await self._inbox.receive())
+                return got
+        except BaseException:
+            self._give_back(got)
+            raise
+        self._give_back(got)
         raise AssertionError(
             f"{self.ref.path} received {len(got)} of {n} messages within {timeout} s: {got!r}"
         )
+
+    def _give_back(self, messages: list[Any]) -> None:
+        for message in reversed(messages):
+            self._inbox._put_back(message)
 
 
 def _matches(expected: Any, message: Any) -> bool:
