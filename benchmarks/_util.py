@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import gc
 import json
@@ -197,3 +198,22 @@ def machine() -> dict[str, object]:
         "anyio": version("anyio"),
         "trio": trio.__version__,
     }
+
+
+def parse_args(
+    module: str, doc: str, quick_help: str, argv: list[str] | None
+) -> tuple[argparse.Namespace, list[Backend]]:
+    """The command line every topic module shares: ``--quick``, ``--runs``,
+    ``--backend`` and ``--json``; returns the arguments and the backends."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{module}", description=doc.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--runs", type=int, default=3, help="runs per workload (3)")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both", help="(both)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write results")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
+    return args, backends

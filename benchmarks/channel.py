@@ -19,7 +19,6 @@ Targets are printed as PASS or MISS; a miss never changes the exit status.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -27,7 +26,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import anyio
 import trio
@@ -35,7 +33,6 @@ import trio
 from actors import Channel
 
 from ._util import (
-    BACKENDS,
     Backend,
     Recorder,
     Spread,
@@ -47,6 +44,7 @@ from ._util import (
     format_table,
     load_average,
     machine,
+    parse_args,
     run_on,
 )
 
@@ -469,22 +467,13 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.channel", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"{QUICK_MESSAGES:,} messages and {QUICK_ROUND_TRIPS:,} round trips "
+    args, backends = parse_args(
+        "channel",
+        __doc__,
+        f"{QUICK_MESSAGES:,} messages and {QUICK_ROUND_TRIPS:,} round trips "
         f"instead of {MESSAGES:,} and {ROUND_TRIPS:,}",
+        argv,
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs per workload (3)")
-    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both", help="(both)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write results")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     size = Size(QUICK_MESSAGES, QUICK_ROUND_TRIPS) if args.quick else Size(MESSAGES, ROUND_TRIPS)
     info = machine()
     recorder = measure(backends, args.runs, size)

@@ -23,7 +23,6 @@ silenced while measuring. Every run gets a fresh event loop.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -32,14 +31,12 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from actors import Actor, ActorRef, ActorSystem, Channel
 from supervision import ChildSpec, Supervisor
 
 from ._util import (
-    BACKENDS,
     Backend,
     Recorder,
     format_micros,
@@ -49,6 +46,7 @@ from ._util import (
     format_table,
     load_average,
     machine,
+    parse_args,
     run_on,
 )
 
@@ -235,22 +233,13 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.supervision", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"{QUICK_LATENCY_RESTARTS:,} timed restarts and {QUICK_RATE_ROUNDS} rounds "
+    args, backends = parse_args(
+        "supervision",
+        __doc__,
+        f"{QUICK_LATENCY_RESTARTS:,} timed restarts and {QUICK_RATE_ROUNDS} rounds "
         f"instead of {LATENCY_RESTARTS:,} and {RATE_ROUNDS}",
+        argv,
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs per workload (3)")
-    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both", help="(both)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write results")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     size = (
         Size(QUICK_LATENCY_RESTARTS, QUICK_RATE_ROUNDS)
         if args.quick

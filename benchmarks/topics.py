@@ -25,7 +25,6 @@ never changes the exit status.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -33,7 +32,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -41,7 +39,6 @@ import anyio
 from actors import Actor, ActorSystem, Channel
 
 from ._util import (
-    BACKENDS,
     Backend,
     Recorder,
     Spread,
@@ -51,6 +48,7 @@ from ._util import (
     format_spread,
     format_table,
     machine,
+    parse_args,
     run_on,
 )
 
@@ -379,17 +377,12 @@ def report(recorder: Recorder, backends: list[Backend], runs: int, size: Size) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.topics", description=__doc__.split("\n\n")[0]
+    args, backends = parse_args(
+        "topics",
+        __doc__,
+        "a tenth of the messages",
+        argv,
     )
-    parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
-    parser.add_argument("--runs", type=int, default=3, help="runs per workload (3)")
-    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both", help="(both)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write results")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     size = QUICK if args.quick else FULL
     recorder = measure(backends, args.runs, size)
     results = report(recorder, backends, args.runs, size)
