@@ -28,10 +28,11 @@ import trio
 
 from ._actor import Actor
 from ._channel import _NOTHING
+from ._exceptions import ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
-from ._ref import ActorRef, _Ask
+from ._ref import ActorRef, _Ask, _Outcome
 from ._signal import Signal
 
 if TYPE_CHECKING:
@@ -215,8 +216,6 @@ class Cell:
         self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> None:
         if not self.alive:
-            from ._exceptions import ActorsError
-
             raise ActorsError(f"{self.path} is {self.state}: it cannot start goroutines or timers")
         scope = _cancel_scope()
         if self._goroutines is None:
@@ -358,8 +357,6 @@ class Cell:
             ask = self._current_ask
             if ask is not None:
                 self._current_ask = None
-                from ._ref import _Outcome
-
                 _answer(ask, _Outcome("failed", exc))
             return exc
         return None
@@ -406,8 +403,6 @@ class Cell:
 
     def _abandon_ask(self) -> None:
         if self._current_ask is not None:
-            from ._ref import _Outcome
-
             _answer(self._current_ask, _Outcome())
             self._current_ask = None
 

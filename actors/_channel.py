@@ -272,17 +272,27 @@ class Channel(Generic[T]):
         """
         if self._closed:
             raise SendOnClosed(f"send on closed {self!r}")
-        waiter = _pop_live(self._receivers)
-        if waiter is not None:
-            waiter.value = value
-            waiter.fire()
-        elif len(self._buffer) < self._capacity:
-            try:
-                self._buffer.append(value)
-            except AttributeError:
-                self._buffer = deque((value,))
-        else:
+        if not self._offer(value):
             raise WouldBlock(f"{self!r} is full and no receiver is waiting")
+
+    def _offer(self, value: T) -> bool:
+        # The one non-blocking step of every send: hand ``value`` to a parked
+        # receiver, else buffer it; False if neither can be done. The caller
+        # has checked that the channel is open.
+        if self._receivers:
+            waiter = _pop_live(self._receivers)
+            if waiter is not None:
+                waiter.value = value
+                waiter.fire()
+                return True
+        buffer = self._buffer
+        if len(buffer) < self._capacity:
+            try:
+                buffer.append(value)
+            except AttributeError:  # no deque yet (see __init__)
+                self._buffer = deque((value,))
+            return True
+        return False
 
     def receive_nowait(self) -> T:
         """Receive a value if one is ready.
@@ -330,24 +340,10 @@ class Channel(Generic[T]):
 
     def _send_fast(self, value: T) -> bool:
         tick = self._tick + 1
-        if tick >= YIELD_EVERY or self._closed:
+        if tick >= YIELD_EVERY or self._closed or not self._offer(value):
             return False
-        if self._receivers:
-            waiter = _pop_live(self._receivers)
-            if waiter is not None:
-                self._tick = tick
-                waiter.value = value
-                waiter.fire()
-                return True
-        buffer = self._buffer
-        if len(buffer) < self._capacity:
-            try:
-                buffer.append(value)
-            except AttributeError:  # no deque yet: the async path makes it
-                return False
-            self._tick = tick
-            return True
-        return False
+        self._tick = tick
+        return True
 
     def _receive_fast(self) -> Any:
         tick = self._tick + 1
@@ -393,18 +389,7 @@ class Channel(Generic[T]):
             await anyio.lowlevel.checkpoint()
         if self._closed:
             raise SendOnClosed(f"send on closed {self!r}")
-        if self._receivers:
-            waiter = _pop_live(self._receivers)
-            if waiter is not None:
-                waiter.value = value
-                waiter.fire()
-                return
-        buffer = self._buffer
-        if len(buffer) < self._capacity:
-            try:
-                buffer.append(value)
-            except AttributeError:
-                self._buffer = deque((value,))
+        if self._offer(value):
             return
         op = _Op()
         waiter = _Waiter(op, self, value, 0, True)

@@ -5,10 +5,11 @@
 #   FIFO and cancellation rules for free.
 # - Each system message is appended to ``_system``; if the owner is parked on
 #   ``_user`` it is woken with a ``_WAKE`` token (``Channel._put_back``). The
-#   owner reads ``_system`` before ``_user``, so system messages overtake user
+#   owner (``Cell._loop``, which reads the lanes directly: it is the hot path)
+#   reads ``_system`` before ``_user``, so system messages overtake user
 #   messages and keep their own order; a token whose message was already read
-#   is skipped. A busy owner gets no token (it reads ``_system`` on its next
-#   ``get``), so tokens never take buffer room from user messages.
+#   is skipped. A busy owner gets no token (it reads ``_system`` before its
+#   next message), so tokens never take buffer room from user messages.
 # - Only the owning actor's task receives.
 """
 
@@ -111,10 +112,6 @@ class _MailboxQueue:
             return False
         return True
 
-    async def put(self, message: Any) -> None:
-        """Queue, waiting for room. Raises SendOnClosed if closed."""
-        await self._user.send(message)
-
     def drop_oldest(self) -> Any:
         buffer = self._user._buffer
         for index, message in enumerate(buffer):
@@ -122,24 +119,6 @@ class _MailboxQueue:
                 del buffer[index]
                 return message
         raise WouldBlock("nothing to drop")  # pragma: no cover - capacity >= 1
-
-    async def get(self) -> Any:
-        """The next message: system lane first. Raises ChannelDrained when
-        closed and empty."""
-        while True:
-            if self._system:
-                return self._system.pop(0)
-            message = await self._user.receive()
-            if message is not _WAKE:
-                return message
-
-    def get_nowait(self) -> Any:
-        while True:
-            if self._system:
-                return self._system.pop(0)
-            message = self._user.receive_nowait()
-            if message is not _WAKE:
-                return message
 
     def close(self) -> list[Any]:
         """Close to new messages; return what was queued (system lane first)."""
