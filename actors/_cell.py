@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
-from asyncio import _get_running_loop
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-import trio
 
 from ._actor import Actor
 from ._channel import _NOTHING
@@ -33,6 +31,7 @@ from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
 from ._ref import ActorRef, _Ask, _Outcome
+from ._scope import task_scope
 from ._signal import Signal
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ class Cell:
         self.watchers: dict[ActorRef, None] | None = None
         self.state = "starting"
         self.instance: Actor | None = None
-        self.scope = _cancel_scope()
+        self.scope = task_scope()
         self.killed = False
         self.started = Signal()
         self.terminated = Signal()
@@ -217,7 +216,7 @@ class Cell:
     ) -> None:
         if not self.alive:
             raise ActorsError(f"{self.path} is {self.state}: it cannot start goroutines or timers")
-        scope = _cancel_scope()
+        scope = task_scope()
         if self._goroutines is None:
             self._goroutines = set()
         self._goroutines.add(scope)
@@ -286,7 +285,7 @@ class Cell:
             if not self.killed and (
                 self.children or self._goroutines or self._late_failures or _has_on_stop(actor)
             ):
-                self.scope = _cancel_scope()
+                self.scope = task_scope()
                 with self.scope:
                     reason = await self._shutdown(actor, reason)
         finally:
@@ -447,13 +446,6 @@ class Cell:
                 _log_failure(ref.path, error, "after its parent ended")
         else:
             self.deliver_system(_ChildFailed(ref, error))
-
-
-def _cancel_scope() -> anyio.CancelScope:
-    # trio's own scope on trio: anyio's wraps one, at twice the size.
-    if _get_running_loop() is None:
-        return trio.CancelScope()  # type: ignore[return-value]
-    return anyio.CancelScope()
 
 
 def _has_on_stop(actor: Actor | None) -> bool:

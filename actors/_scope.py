@@ -1,0 +1,155 @@
+"""The cancel scope around an actor's (or goroutine's) own task.
+
+Every actor task runs inside one scope that ``kill()``, a failing goroutine or
+a shutdown timeout cancels. On trio that is ``trio.CancelScope``. On asyncio
+an ``anyio.CancelScope`` would do, but entering one gives the task an anyio
+task state (a weak-keyed entry, two sets and a weak reference): measured, that
+was the largest single cost of spawning an actor. ``TaskScope`` does the one
+thing an actor's scope needs, cancelling its own host task, the way anyio's
+root scope does it:
+
+- level-triggered: once cancelled, it cancels the task again on every loop
+  pass until the task leaves the scope, so code that swallows one
+  ``CancelledError`` is cancelled at its next await;
+- it waits while the task sits in a shielded anyio scope (user code cleaning
+  up under ``anyio.CancelScope(shield=True)``), as anyio and trio do;
+- it never cancels a task whose awaited future already has its result (that
+  result would be lost); it tries again on the next pass;
+- on exit it takes back exactly the cancellations it made (``uncancel``) and
+  swallows the ``CancelledError`` only if no other cancellation (a native
+  ``Task.cancel()``, an enclosing anyio scope) is pending for the task.
+
+# Invariants:
+# - ``_pending`` counts this scope's ``Task.cancel()`` calls not yet taken
+#   back; ``__exit__`` takes all of them back.
+# - ``_handle`` is the scheduled next delivery, only while active and
+#   cancelled.
+"""
+
+from __future__ import annotations
+
+import sys
+from asyncio import CancelledError, Task, _get_running_loop, current_task, get_running_loop
+from types import TracebackType
+from typing import Any
+
+import anyio
+import trio
+
+
+class TaskScope:
+    """A cancel scope for the task that enters it (asyncio, Python 3.11+)."""
+
+    __slots__ = (
+        "_active",
+        "_cancel_called",
+        "_cancelling_at_enter",
+        "_handle",
+        "_pending",
+        "_task",
+    )
+
+    def __init__(self) -> None:
+        self._task: Task[Any] | None = None
+        self._active = False
+        self._cancel_called = False
+        self._cancelling_at_enter = 0
+        self._pending = 0
+        self._handle: Any = None
+
+    @property
+    def cancel_called(self) -> bool:
+        return self._cancel_called
+
+    def cancel(self) -> None:
+        if self._cancel_called:
+            return
+        self._cancel_called = True
+        if self._active:
+            self._deliver()
+
+    def __enter__(self) -> TaskScope:
+        if self._active or self._task is not None:
+            raise RuntimeError("a TaskScope can be entered only once")
+        task = current_task()
+        assert task is not None
+        self._task = task
+        self._active = True
+        self._cancelling_at_enter = task.cancelling()
+        if self._cancel_called:
+            self._deliver()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._active = False
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if not self._cancel_called:
+            return False
+        task = self._task
+        assert task is not None
+        while self._pending:
+            task.uncancel()
+            self._pending -= 1
+        if task.cancelling() > self._cancelling_at_enter:
+            return False  # someone else's cancellation is pending too: let it through
+        if isinstance(exc, CancelledError):
+            return True
+        if isinstance(exc, BaseExceptionGroup):  # noqa: F821 - Python 3.11+ here
+            _, rest = exc.split(CancelledError)
+            if rest is None:
+                return True
+            if rest is not exc:
+                raise rest
+        return False
+
+    def _deliver(self) -> None:
+        # Like anyio's _deliver_cancellation for a root scope with one task.
+        self._handle = None
+        task = self._task
+        if not self._active or task is None or task.done():
+            return
+        if (
+            not task._must_cancel  # type: ignore[attr-defined]
+            and task is not current_task()
+            and not _in_shield(task)
+        ):
+            waiter = task._fut_waiter  # type: ignore[attr-defined]
+            if waiter is None or not waiter.done():
+                task.cancel("actors: cancelled by the actor's scope")
+                self._pending += 1
+        self._handle = get_running_loop().call_soon(self._deliver)
+
+
+def _in_shield(task: Task[Any]) -> bool:
+    state = _anyio_task_states.get(task)
+    scope = None if state is None else state.cancel_scope
+    while scope is not None:
+        if scope._shield:
+            return True
+        scope = scope._parent_scope
+    return False
+
+
+#: Task.uncancel() and Task.cancelling() are new in Python 3.11.
+_NATIVE = sys.version_info >= (3, 11)
+
+if sys.version_info >= (3, 11):
+    from anyio._backends._asyncio import _task_states as _anyio_task_states
+else:  # pragma: no cover - Task.uncancel() is new in 3.11
+    _anyio_task_states: Any = {}
+
+
+def task_scope() -> anyio.CancelScope:
+    """A fresh scope for the running task's backend."""
+    if _get_running_loop() is None:
+        return trio.CancelScope()  # type: ignore[return-value]
+    if _NATIVE:
+        return TaskScope()  # type: ignore[return-value]
+    return anyio.CancelScope()  # pragma: no cover

@@ -1,0 +1,195 @@
+"""The cancel scope around actor tasks: kill() and failing goroutines.
+
+Actor-level tests run on both backends (trio's own scope on trio, TaskScope
+on asyncio) and must behave the same; the TaskScope unit tests are
+asyncio-only by nature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from actors import Actor, ActorFailed, ActorStopped, ActorSystem
+from actors._scope import TaskScope
+
+pytestmark = pytest.mark.anyio
+
+
+class Stubborn(Actor):
+    """Swallows the first cancellation of its message, then waits again."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def receive(self, message: Any) -> Any:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            self.log.append("swallowed")
+        self.log.append("waiting again")
+        await anyio.sleep_forever()
+
+
+async def test_kill_is_level_triggered_so_a_swallowed_cancel_does_not_save_the_actor() -> None:
+    log: list[str] = []
+    async with ActorSystem() as system:
+        ref = await system.spawn(Stubborn, log)
+        await ref.tell("go")
+        await anyio.wait_all_tasks_blocked()
+        await ref.kill()
+        assert log == ["swallowed", "waiting again"]
+        with pytest.raises(ActorStopped):
+            await ref.ask("again")
+
+
+class ShieldedCleanup(Actor):
+    def __init__(self, entered: anyio.Event, release: anyio.Event, log: list[str]) -> None:
+        self.entered, self.release, self.log = entered, release, log
+
+    async def on_stop(self) -> None:
+        with anyio.CancelScope(shield=True):
+            self.entered.set()
+            await self.release.wait()
+            self.log.append("cleaned up")
+        await anyio.sleep_forever()  # the kill lands here, after the shield
+
+
+async def test_kill_waits_for_a_shielded_block_in_on_stop() -> None:
+    entered, release = anyio.Event(), anyio.Event()
+    log: list[str] = []
+    async with ActorSystem() as system:
+        ref = await system.spawn(ShieldedCleanup, entered, release, log, shutdown=60)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ref.stop)
+            await entered.wait()
+            killed = anyio.Event()
+
+            async def kill() -> None:
+                await ref.kill()
+                killed.set()
+
+            tg.start_soon(kill)
+            await anyio.wait_all_tasks_blocked()
+            assert not killed.is_set() and log == []
+            release.set()
+            await killed.wait()
+        assert log == ["cleaned up"]
+
+
+class Nested(Actor):
+    """Waits inside the user's own anyio scope with a deadline."""
+
+    async def receive(self, message: Any) -> Any:
+        with anyio.move_on_after(3600):
+            await anyio.sleep_forever()
+        return "inner scope swallowed the kill"
+
+
+async def test_a_kill_passes_through_the_users_own_cancel_scopes() -> None:
+    async with ActorSystem() as system:
+        ref = await system.spawn(Nested)
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                with pytest.raises(ActorStopped):
+                    await ref.ask("wait", timeout=None)
+
+            tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            await ref.kill()
+
+
+class Boom(Exception):
+    pass
+
+
+class GoroutineFails(Actor):
+    async def on_start(self) -> None:
+        self.context.go(self.fail_later)
+
+    async def fail_later(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise Boom
+
+    async def receive(self, message: Any) -> Any:
+        with anyio.CancelScope():
+            await anyio.sleep_forever()
+
+
+async def test_a_failing_goroutine_cancels_its_actor_through_user_scopes() -> None:
+    with pytest.raises(Boom):
+        async with ActorSystem() as system:
+            ref = await system.spawn(GoroutineFails)
+            with pytest.raises(ActorFailed):
+                await ref.ask("wait", timeout=None)
+
+
+# -- TaskScope itself (asyncio only) ------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_taskscope_cancelled_before_entry_cancels_the_first_await() -> None:
+    scope = TaskScope()
+    scope.cancel()
+    reached = False
+    with scope:
+        await asyncio.sleep(0)
+        reached = True  # pragma: no cover
+    assert not reached
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_taskscope_lets_a_native_cancel_from_outside_through() -> None:
+    entered = asyncio.Event()
+
+    async def victim(scope: TaskScope) -> None:
+        with scope:
+            entered.set()
+            await asyncio.sleep(3600)
+
+    scope = TaskScope()
+    task = asyncio.ensure_future(victim(scope))
+    await entered.wait()
+    scope.cancel()
+    task.cancel()  # same loop pass: both land as one CancelledError
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_taskscope_never_loses_a_result_that_is_already_in() -> None:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+    got: list[str] = []
+    entered = asyncio.Event()
+
+    async def waiter(scope: TaskScope) -> None:
+        with scope:
+            entered.set()
+            got.append(await future)
+            await asyncio.sleep(3600)
+
+    scope = TaskScope()
+    task = asyncio.ensure_future(waiter(scope))
+    await entered.wait()
+    future.set_result("kept")
+    scope.cancel()  # the waiter's future is done: cancel at its next await
+    await task
+    assert got == ["kept"]
+    assert not task.cancelled() and task.cancelling() == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_taskscope_raises_on_second_entry() -> None:
+    scope = TaskScope()
+    with scope:
+        pass
+    with pytest.raises(RuntimeError, match="only once"), scope:
+        pass  # pragma: no cover
