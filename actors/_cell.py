@@ -63,6 +63,12 @@ class _Stop:
 _STOP: Final = _Stop()
 
 
+#: The signal of every incarnation that has started (or ended) and that
+#: nobody waits on any more: one shared object instead of one per actor.
+_SET: Final = Signal()
+_SET.set()
+
+
 class _ChildFailed:
     __slots__ = ("error", "ref")
 
@@ -79,6 +85,7 @@ class Cell:
         "_goroutines",
         "_goroutines_done",
         "_late_failures",
+        "_terminated",
         "args",
         "children",
         "factory",
@@ -102,7 +109,6 @@ class Cell:
         "state",
         "stop_requested",
         "system",
-        "terminated",
         "uid",
         "watchers",
     )
@@ -137,7 +143,7 @@ class Cell:
         self.scope = task_scope()
         self.killed = False
         self.started = Signal()
-        self.terminated = Signal()
+        self._terminated: Signal | None = None  # allocated when first awaited
         self.reason: BaseException | None = None
         self.start_error: BaseException | None = None
         self.failure: BaseException | None = None
@@ -166,6 +172,13 @@ class Cell:
             if cell is self:
                 return True
         return False
+
+    @property
+    def terminated(self) -> Signal:
+        """Set once the incarnation is gone (after watchers and parent were told)."""
+        if self._terminated is None:
+            self._terminated = Signal()
+        return self._terminated
 
     @property
     def alive(self) -> bool:
@@ -268,7 +281,9 @@ class Cell:
             # goroutine cancels; phase 2, the graceful shutdown, in a fresh one
             # that only kill() cancels.
             with self.scope:
-                reason = await self._work()
+                reason = await self._start()
+                if reason is None:
+                    reason = await self._loop(self.instance)  # type: ignore[arg-type]
             started = self.state == "running"
             if self.failure is not None and reason is None:
                 reason = self.failure
@@ -297,7 +312,7 @@ class Cell:
                     await self._kill_the_rest()
             self._finish(reason)
 
-    async def _work(self) -> BaseException | None:
+    async def _start(self) -> BaseException | None:
         try:
             actor = self._build()
             await actor.on_start()
@@ -305,7 +320,8 @@ class Cell:
             return exc
         self.state = "running"
         self.started.set()
-        return await self._loop(actor)
+        self.started = _SET  # the spawner holds the old one; free it with them
+        return None
 
     def _build(self) -> Actor:
         actor = self.factory(*self.args, **self.kwargs)
@@ -323,19 +339,19 @@ class Cell:
     async def _loop(self, actor: Actor) -> BaseException | None:
         # The hot path: _MailboxQueue.get() inlined, one coroutine frame less
         # per message.
+        # Only what every message needs is cached in locals: a parked actor's
+        # frame is walked by the garbage collector, and bound methods count.
         mailbox = self.mailbox
         user = mailbox._user
-        receive_fast = user._receive_fast
-        next_user_message = user.receive
         receive = actor.receive
         try:
             while not self.stop_requested:
                 if mailbox._system:
                     message = mailbox._system.pop(0)
                 else:
-                    message = receive_fast()
+                    message = user._receive_fast()
                     if message is _NOTHING:
-                        message = await next_user_message()
+                        message = await user.receive()
                     if message is _WAKE:
                         continue
                 kind = type(message)
@@ -436,7 +452,10 @@ class Cell:
             else:
                 self.parent.child_failed(self.ref, reason)
         self.instance = None
-        self.terminated.set()
+        if self._terminated is None:
+            self._terminated = _SET
+        else:
+            self._terminated.set()
 
     def child_failed(self, ref: ActorRef, error: BaseException) -> None:
         if self.mailbox.closed:

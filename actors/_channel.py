@@ -99,12 +99,6 @@ class _Op:
         else:
             trio.lowlevel.reschedule(self._task)
 
-    async def wait(self) -> None:
-        if self._future is not None:
-            await self._future
-        else:
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
-
     def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         # trio asks before delivering a cancellation; we only get here if
         # nobody fired us first, and from now on nobody can.
@@ -152,6 +146,7 @@ def _has_live(queue: list[_Waiter]) -> bool:
 
 
 _NO_BUFFER: Any = ()
+_NO_WAITERS: Any = ()
 _NOTHING: Any = object()  # what _receive_fast returns when it cannot
 
 
@@ -229,8 +224,9 @@ class Channel(Generic[T]):
         # No deque until the first value is buffered: an idle channel (most
         # mailboxes) saves its 760 bytes. ``()`` reads like an empty deque.
         self._buffer: deque[T] = _NO_BUFFER
-        self._senders: list[_Waiter] = []
-        self._receivers: list[_Waiter] = []
+        # Waiter queues too: ``()`` until someone parks (see _enqueue).
+        self._senders: list[_Waiter] = _NO_WAITERS
+        self._receivers: list[_Waiter] = _NO_WAITERS
         self._closed = False
         self._tick = 0
 
@@ -393,8 +389,8 @@ class Channel(Generic[T]):
             return
         op = _Op()
         waiter = _Waiter(op, self, value, 0, True)
-        self._senders.append(waiter)
-        await _park(op, (waiter,))
+        _enqueue(waiter)
+        await _park(op, waiter)
         if waiter.closed:
             raise SendOnClosed(f"{self!r} closed while a send was waiting")
 
@@ -423,8 +419,8 @@ class Channel(Generic[T]):
             raise ChannelDrained(f"receive from closed and drained {self!r}")
         op = _Op()
         waiter = _Waiter(op, self, None, 0, False)
-        self._receivers.append(waiter)
-        await _park(op, (waiter,))
+        _enqueue(waiter)
+        await _park(op, waiter)
         if waiter.closed:
             raise ChannelDrained(f"receive from closed and drained {self!r}")
         return waiter.value  # type: ignore[no-any-return]
@@ -449,16 +445,27 @@ class Channel(Generic[T]):
         return SendCase(self, value)
 
 
-async def _park(op: _Op, waiters: tuple[_Waiter, ...] | list[_Waiter]) -> None:
-    """Wait until ``op`` completes; on cancellation, leave no trace."""
+async def _park(op: _Op, waiters: _Waiter | list[_Waiter]) -> None:
+    """Wait until ``op`` completes; on cancellation, leave no trace.
+
+    ``waiters`` is the one waiter of a plain send or receive (no tuple to
+    hold while parked), or the list of a select's.
+    """
     try:
-        await op.wait()
+        # _Op.wait() inlined: one coroutine less held by every parked task.
+        if op._future is not None:
+            await op._future
+        else:
+            await trio.lowlevel.wait_task_rescheduled(op._abort)
     except BaseException as exc:
         winner = op.winner
         if not winner:
             op.winner = False
-            for waiter in waiters:
-                _discard(waiter)
+            if isinstance(waiters, _Waiter):
+                _discard(waiters)
+            else:
+                for waiter in waiters:
+                    _discard(waiter)
             raise
         if winner.closed:
             raise
@@ -471,10 +478,22 @@ async def _park(op: _Op, waiters: tuple[_Waiter, ...] | list[_Waiter]) -> None:
         if not _redeliver_cancellation(exc):
             raise
     else:
-        if len(waiters) > 1:
+        if isinstance(waiters, list):
             for waiter in waiters:
                 if waiter is not op.winner:
                     _discard(waiter)
+
+
+def _enqueue(waiter: _Waiter) -> None:
+    ch = waiter.channel
+    if waiter.is_send:
+        if ch._senders is _NO_WAITERS:
+            ch._senders = []
+        ch._senders.append(waiter)
+    else:
+        if ch._receivers is _NO_WAITERS:
+            ch._receivers = []
+        ch._receivers.append(waiter)
 
 
 def _discard(waiter: _Waiter) -> None:
@@ -661,7 +680,7 @@ async def select(
     for index, case in live:
         is_send = case.is_send
         waiter = _Waiter(op, case.channel, getattr(case, "value", None), index, is_send)
-        (case.channel._senders if is_send else case.channel._receivers).append(waiter)
+        _enqueue(waiter)
         waiters.append(waiter)
     if timeout is None:
         await _park(op, waiters)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
 import logging
@@ -109,6 +110,10 @@ class ActorSystem(PubSub):
         self._task_group: Any = None  # trio only: the nursery's manager
         self._nursery: Any = None
         self._running = 0
+        # One bound method and one (empty) context for every task's done
+        # callback: add_done_callback would otherwise allocate both per task.
+        self._on_task_done = self._task_done
+        self._callback_context = contextvars.Context()
         self._all_done: Signal | None = None
         self._body_scope: anyio.CancelScope | None = None
         self._failure: BaseException | None = None
@@ -193,7 +198,7 @@ class ActorSystem(PubSub):
             return
         task: asyncio.Task[Any] = loop.create_task(fn(*args), name=name)
         self._running += 1
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._on_task_done, context=self._callback_context)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._running -= 1
