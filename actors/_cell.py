@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._actor import Actor
-from ._channel import _NOTHING
+from ._channel import _NOTHING, _has_live
 from ._exceptions import ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
@@ -205,8 +205,18 @@ class Cell:
     async def stop_and_wait(self) -> None:
         if self.terminated.is_set():
             return
+        # An idle actor (parked on its mailbox, nothing to stop, no on_stop)
+        # cannot overrun its shutdown timeout: no timer for it.
+        idle = (
+            self.state == "running"
+            and not self.mailbox._system
+            and _has_live(self.mailbox._user._receivers)
+            and not self.children
+            and not self._goroutines
+            and not _has_on_stop(self.instance)
+        )
         self.request_stop()
-        timeout = math.inf if self.shutdown is None else self.shutdown
+        timeout = math.inf if self.shutdown is None or idle else self.shutdown
         if not await self.terminated.wait(timeout):
             logger.warning(
                 "%s did not stop within its shutdown timeout of %s s; cancelling it",
