@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._actor import Actor
-from ._channel import _NOTHING, _has_live
+from ._channel import _NOTHING
 from ._exceptions import ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
@@ -209,8 +209,7 @@ class Cell:
         # cannot overrun its shutdown timeout: no timer for it.
         idle = (
             self.state == "running"
-            and not self.mailbox._system
-            and _has_live(self.mailbox._user._receivers)
+            and self.mailbox.receiving
             and not self.children
             and not self._goroutines
             and not _has_on_stop(self.instance)
@@ -361,7 +360,9 @@ class Cell:
                 else:
                     message = user._receive_fast()
                     if message is _NOTHING:
+                        mailbox.receiving = True
                         message = await user.receive()
+                        mailbox.receiving = False
                     if message is _WAKE:
                         continue
                 kind = type(message)

@@ -3,10 +3,12 @@
 # Invariants:
 # - User messages live in ``_user``, a Channel, so senders get Go's blocking,
 #   FIFO and cancellation rules for free.
-# - Each system message is appended to ``_system``; if the owner is parked on
-#   ``_user`` it is woken with a ``_WAKE`` token (``Channel._put_back``). The
-#   owner (``Cell._loop``, which reads the lanes directly: it is the hot path)
-#   reads ``_system`` before ``_user``, so system messages overtake user
+# - Each system message is appended to ``_system``; if the owner is inside
+#   ``_user.receive()`` (``receiving``: parked, or at the receive's fairness
+#   checkpoint, about to park) it gets one ``_WAKE`` token
+#   (``Channel._put_back``: handed to it if parked, else first in the buffer).
+#   The owner (``Cell._loop``, which reads the lanes directly: it is the hot
+#   path) reads ``_system`` before ``_user``, so system messages overtake user
 #   messages and keep their own order; a token whose message was already read
 #   is skipped. A busy owner gets no token (it reads ``_system`` before its
 #   next message), so tokens never take buffer room from user messages.
@@ -20,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ._channel import Channel, _has_live
+from ._channel import Channel
 from ._exceptions import WouldBlock
 
 #: The mailbox capacity when none is given: room for bursts, small enough that
@@ -79,12 +81,13 @@ class Mailbox:
 class _MailboxQueue:
     """The runtime side of a mailbox (one per actor incarnation)."""
 
-    __slots__ = ("_system", "_user", "overflow")
+    __slots__ = ("_system", "_user", "overflow", "receiving")
 
     def __init__(self, config: Mailbox) -> None:
         self._user: Channel[Any] = Channel(config.capacity)
         self._system: list[Any] | None = None  # allocated on first use
         self.overflow = config.overflow
+        self.receiving = False  # the owner is inside _user.receive()
 
     @property
     def capacity(self) -> float:
@@ -101,7 +104,8 @@ class _MailboxQueue:
         if self._system is None:
             self._system = []
         self._system.append(message)
-        if _has_live(self._user._receivers):
+        if self.receiving:
+            self.receiving = False  # one token wakes it
             self._user._put_back(_WAKE)
 
     def try_put(self, message: Any) -> bool:

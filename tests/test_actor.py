@@ -30,6 +30,7 @@ from actors import (
     NameTaken,
     Terminated,
 )
+from actors._channel import YIELD_EVERY
 from actors._mailbox import OverflowPolicy
 from actors.testing import TestProbe
 
@@ -455,6 +456,20 @@ async def test_the_default_mailbox_is_bounded_and_blocks() -> None:
 
 
 # -- ordering -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("handled", [0, 1, YIELD_EVERY - 1, YIELD_EVERY, YIELD_EVERY + 1, 130])
+async def test_stop_reaches_an_actor_whatever_it_has_handled(handled: int) -> None:
+    # Regression: a stop arriving while the mailbox loop sat at its fairness
+    # checkpoint (every YIELD_EVERY receives, right after answering an ask)
+    # got no wake-up and waited for the shutdown timeout (virtual time: the
+    # deadline below fires at once if the stop is stuck).
+    async with ActorSystem() as system:
+        ref = await system.spawn(Echo, shutdown=10)
+        for i in range(handled):
+            assert await ref.ask(i) == i
+        with anyio.fail_after(1):
+            await ref.stop()
 
 
 async def test_stop_overtakes_queued_messages_which_become_dead_letters() -> None:
