@@ -11,6 +11,7 @@ import anyio
 import trio
 import trio.lowlevel
 
+from ._deadlines import Deadlines, now
 from ._exceptions import (
     ActorFailed,
     ActorsError,
@@ -20,7 +21,6 @@ from ._exceptions import (
     SendOnClosed,
 )
 from ._go import current_owner
-from ._signal import _expire
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -71,8 +71,20 @@ class _Reply:
             trio.lowlevel.reschedule(task)
         return True
 
-    async def wait(self, timeout: float) -> bool:
+    def expire(self) -> None:
+        """Wake the asker without an answer (its deadline passed)."""
+        if self._future is not None:
+            if not self._future.done():
+                self._future.set_result(None)
+        elif self._task is not None:
+            task, self._task = self._task, None
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self, timeout: float, deadlines: Deadlines | None) -> bool:
         """Wait for the answer up to ``timeout`` seconds; whether it came.
+
+        The deadline is kept by the system's ``deadlines`` (one timer for
+        all asks), not by a timer of this wait's own.
 
         Cancellation: leaves nothing behind (``put`` then finds no waiter).
         """
@@ -80,28 +92,25 @@ class _Reply:
             return True
         if timeout <= 0:
             return False
-        loop = _get_running_loop()
-        if loop is not None:
-            future = self._future = loop.create_future()
-            handle = None if timeout == math.inf else loop.call_later(timeout, _expire, future)
-            try:
-                await future
-            finally:
-                if handle is not None:
-                    handle.cancel()
-            return self._set
-
-        def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
-            self._task = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        self._task = trio.lowlevel.current_task()
-        if timeout == math.inf:
-            await trio.lowlevel.wait_task_rescheduled(abort)
-        else:
-            with trio.move_on_after(timeout):
-                await trio.lowlevel.wait_task_rescheduled(abort)
+        timed = (
+            timeout != math.inf and deadlines is not None and deadlines.add(self, now() + timeout)
+        )
+        try:
+            loop = _get_running_loop()
+            if loop is not None:
+                self._future = loop.create_future()
+                await self._future
+            else:
+                self._task = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+        finally:
+            if timed:
+                deadlines.discard(self)  # type: ignore[union-attr]
         return self._set
+
+    def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class _Ask:
@@ -313,7 +322,7 @@ class ActorRef:
             else:
                 left = math.inf if timeout is None else timeout
                 await self.tell(envelope)
-            answered = await slot.wait(left)
+            answered = await slot.wait(left, None if cell is None else cell.system._deadlines)
         except BaseException:
             if slot.is_set() and cell is not None:
                 cell.system._late_reply()  # answered, but we were cancelled

@@ -35,6 +35,7 @@ import trio
 from ._actor import Actor
 from ._cell import DEFAULT_SHUTDOWN, Cell
 from ._channel import Channel
+from ._deadlines import Deadlines
 from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter, Terminated
@@ -110,6 +111,7 @@ class ActorSystem(PubSub):
         self._task_group: Any = None  # trio only: the nursery's manager
         self._nursery: Any = None
         self._running = 0
+        self._deadlines = Deadlines(self._start)
         # One bound method and one (empty) context for every task's done
         # callback: add_done_callback would otherwise allocate both per task.
         self._on_task_done = self._task_done
@@ -166,6 +168,7 @@ class ActorSystem(PubSub):
             else:
                 self._kill_all()
         finally:
+            self._deadlines.close()
             if self._running:
                 with anyio.CancelScope(shield=True):
                     if exc is not None and not isinstance(exc, Exception):

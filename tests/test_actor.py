@@ -249,6 +249,30 @@ async def test_ask_times_out_with_ask_timeout_which_is_a_timeout_error() -> None
         release.set()
 
 
+async def test_each_pending_ask_times_out_at_its_own_deadline() -> None:
+    # One timer per system keeps every ask's deadline: a shorter timeout
+    # asked after longer ones must still fire first, and each on time.
+    async with ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        ref = await system.spawn(Forward, probe.ref)
+        release = await blocked(system, ref)
+        fired: dict[float, float] = {}
+
+        async def ask(timeout: float) -> None:
+            start = anyio.current_time()
+            with pytest.raises(AskTimeout):
+                await ref.ask("late", timeout=timeout)
+            fired[timeout] = anyio.current_time() - start
+
+        async with anyio.create_task_group() as tg:
+            for timeout in (30.0, 10.0, 20.0, 1.0, 10.0):
+                tg.start_soon(ask, timeout)
+                await anyio.wait_all_tasks_blocked()  # the timer sleeps meanwhile
+        assert fired == pytest.approx({30.0: 30.0, 10.0: 10.0, 20.0: 20.0, 1.0: 1.0})
+        release.set()
+        assert await ref.ask("after", timeout=5) == "after"
+
+
 async def test_ask_raises_actor_stopped_promptly_when_the_target_stops_meanwhile() -> None:
     async with ActorSystem() as system:
         probe = await TestProbe.start(system)
