@@ -214,6 +214,22 @@ class Context:
             self._cell, factory, args, kwargs, name, mailbox, shutdown
         )
 
+    def spawn_nowait(
+        self,
+        factory: Callable[..., Actor],
+        *args: Any,
+        name: str | None = None,
+        mailbox: Mailbox | None = None,
+        shutdown: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Spawn a child and return its ref at once; see
+        :meth:`ActorSystem.spawn_nowait`. A failure while it starts goes to
+        this actor's ``on_child_failed``, like any failure of a child."""
+        return self._cell.system._spawn_nowait(
+            self._cell, factory, args, kwargs, name, mailbox, shutdown
+        )
+
     async def stop(self, ref: ActorRef | None = None) -> None:
         """Stop ``ref`` and wait until it is gone, or (no argument) stop self.
 

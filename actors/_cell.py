@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,6 +25,7 @@ import anyio
 
 from ._actor import Actor
 from ._channel import _NOTHING
+from ._deadlines import now
 from ._exceptions import ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
@@ -104,9 +104,11 @@ class Cell:
         "restarts",
         "scope",
         "shutdown",
+        "start_awaited",
         "start_error",
         "started",
         "state",
+        "stop_deadline",
         "stop_requested",
         "system",
         "uid",
@@ -150,6 +152,8 @@ class Cell:
         self.processed = 0
         self.restarts = 0
         self.stop_requested = False
+        self.stop_deadline: float | None = None  # when a timed stop cancels it
+        self.start_awaited = True  # False: spawn_nowait, a start failure is a failure
         self._current_ask: _Ask | None = None
         # Allocated on first use: most actors never start a goroutine or
         # outlive a failing child, and every container costs garbage-collector time.
@@ -194,7 +198,17 @@ class Cell:
     def dead_letter(self, message: Any, reason: str) -> None:
         self.system._dead_letter(message, self.ref, reason)
 
-    def request_stop(self) -> None:
+    def request_stop(self, *, timed: bool = False) -> None:
+        """Ask the actor to stop; ``timed``: cancel it if it takes longer
+        than its shutdown timeout (a stop from outside: ``ref.stop()``)."""
+        if (
+            timed
+            and self.stop_deadline is None
+            and self.shutdown is not None
+            and (self.state == "stopping" or (self.alive and not self._idle()))
+        ):
+            self.stop_deadline = now() + self.shutdown
+            self.scope.deadline = self.stop_deadline
         if self.stop_requested or not self.alive:
             return
         self.stop_requested = True
@@ -202,28 +216,33 @@ class Cell:
         # runs in its context while the loop may be parked on the mailbox.
         self.deliver_system(_STOP)
 
-    async def stop_and_wait(self) -> None:
-        if self.terminated.is_set():
-            return
-        # An idle actor (parked on its mailbox, nothing to stop, no on_stop)
-        # cannot overrun its shutdown timeout: no timer for it.
-        idle = (
+    def _idle(self) -> bool:
+        # Parked on its mailbox with nothing to stop and no on_stop: it cannot
+        # overrun a shutdown timeout, so it needs no timer.
+        return (
             self.state == "running"
             and self.mailbox.receiving
             and not self.children
             and not self._goroutines
             and not _has_on_stop(self.instance)
         )
-        self.request_stop()
-        timeout = math.inf if self.shutdown is None or idle else self.shutdown
-        if not await self.terminated.wait(timeout):
+
+    async def stop_and_wait(self) -> None:
+        if self.terminated.is_set():
+            return
+        self.request_stop(timed=True)
+        await self.terminated.wait()
+
+    def _check_overrun(self) -> None:
+        # The only canceller of a cell's scope besides kill() and a failing
+        # goroutine is the stop deadline.
+        if self.scope.cancelled_caught and not self.killed and self.failure is None:
             logger.warning(
-                "%s did not stop within its shutdown timeout of %s s; cancelling it",
+                "%s did not stop within its shutdown timeout of %s s; cancelled it",
                 self.path,
-                timeout,
+                self.shutdown,
             )
-            self.kill()
-            await self.terminated.wait()
+            self.killed = True
 
     def kill(self) -> None:
         """Cancel the actor at once (brutal kill); cleanup still runs."""
@@ -293,10 +312,11 @@ class Cell:
                 reason = await self._start()
                 if reason is None:
                     reason = await self._loop(self.instance)  # type: ignore[arg-type]
+            self._check_overrun()
             started = self.state == "running"
             if self.failure is not None and reason is None:
                 reason = self.failure
-            if not started:
+            if not started and self.start_awaited:
                 self.start_error = reason
             self.started.set()
             if reason is not None:
@@ -310,8 +330,11 @@ class Cell:
                 self.children or self._goroutines or self._late_failures or _has_on_stop(actor)
             ):
                 self.scope = task_scope()
+                if self.stop_deadline is not None:
+                    self.scope.deadline = self.stop_deadline
                 with self.scope:
                     reason = await self._shutdown(actor, reason)
+                self._check_overrun()
         finally:
             self._abandon_ask()
             if not self.mailbox.closed:

@@ -386,6 +386,18 @@ class ActorRef:
             else:
                 await cell.stop_and_wait()
 
+    def stop_nowait(self) -> None:
+        """Ask the actor to stop and return at once (Akka's
+        ``context.stop``, Erlang's ``exit(Pid, shutdown)``).
+
+        It stops as :meth:`stop` describes, and is cancelled if it takes
+        longer than its shutdown timeout; ``await ref.stop()`` later waits
+        for the end. Does nothing if it is already stopped or stopping.
+        """
+        cell = self._resolve()
+        if cell is not None:
+            cell.request_stop(timed=not (cell.is_current() or cell.is_ancestor_of_current()))
+
     async def kill(self) -> None:
         """Cancel the actor at once (Erlang's ``exit(Pid, kill)``) and wait
         until it is gone.

@@ -28,6 +28,7 @@ root scope does it:
 
 from __future__ import annotations
 
+import math
 import sys
 from asyncio import CancelledError, Task, _get_running_loop, current_task, get_running_loop
 from types import TracebackType
@@ -43,7 +44,10 @@ class TaskScope:
     __slots__ = (
         "_active",
         "_cancel_called",
+        "_cancelled_caught",
         "_cancelling_at_enter",
+        "_deadline",
+        "_deadline_handle",
         "_handle",
         "_pending",
         "_task",
@@ -56,10 +60,36 @@ class TaskScope:
         self._cancelling_at_enter = 0
         self._pending = 0
         self._handle: Any = None
+        self._deadline = math.inf
+        self._deadline_handle: Any = None
+        self._cancelled_caught = False
 
     @property
     def cancel_called(self) -> bool:
         return self._cancel_called
+
+    @property
+    def cancelled_caught(self) -> bool:
+        """Whether this scope swallowed the cancellation it made."""
+        return self._cancelled_caught
+
+    @property
+    def deadline(self) -> float:
+        """When the scope cancels itself (the loop's clock); ``inf``: never."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self._deadline = value
+        if self._active:
+            self._arm_deadline()
+
+    def _arm_deadline(self) -> None:
+        if self._deadline_handle is not None:
+            self._deadline_handle.cancel()
+            self._deadline_handle = None
+        if self._deadline != math.inf and not self._cancel_called:
+            self._deadline_handle = get_running_loop().call_at(self._deadline, self.cancel)
 
     def cancel(self) -> None:
         if self._cancel_called:
@@ -78,6 +108,8 @@ class TaskScope:
         self._cancelling_at_enter = task.cancelling()
         if self._cancel_called:
             self._deliver()
+        elif self._deadline != math.inf:
+            self._arm_deadline()
         return self
 
     def __exit__(
@@ -90,6 +122,9 @@ class TaskScope:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._deadline_handle is not None:
+            self._deadline_handle.cancel()
+            self._deadline_handle = None
         if not self._cancel_called:
             return False
         task = self._task
@@ -100,12 +135,15 @@ class TaskScope:
         if task.cancelling() > self._cancelling_at_enter:
             return False  # someone else's cancellation is pending too: let it through
         if isinstance(exc, CancelledError):
+            self._cancelled_caught = True
             return True
         if isinstance(exc, BaseExceptionGroup):  # noqa: F821 - Python 3.11+ here
             _, rest = exc.split(CancelledError)
             if rest is None:
+                self._cancelled_caught = True
                 return True
             if rest is not exc:
+                self._cancelled_caught = True
                 raise rest
         return False
 

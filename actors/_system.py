@@ -273,6 +273,50 @@ class ActorSystem(PubSub):
         """
         return await self._spawn(None, factory, args, kwargs, name, mailbox, shutdown)
 
+    def spawn_nowait(
+        self,
+        factory: Callable[..., Actor],
+        *args: Any,
+        name: str | None = None,
+        mailbox: Mailbox | None = None,
+        shutdown: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Spawn a top-level actor and return its ref at once, without waiting
+        for ``on_start`` (trio's ``start_soon``, Akka's ``actorOf``, Erlang's
+        ``spawn_link``).
+
+        Takes what :meth:`spawn` takes. Messages sent before the actor has
+        started wait in its mailbox. Since nobody waits for the start, a
+        failure while building the instance or in ``on_start`` is a failure
+        of the actor like one in ``receive``: it is raised from
+        ``async with ActorSystem()`` (a child's goes to its parent's
+        ``on_child_failed``). Use it to start many actors at once; use
+        :meth:`spawn` when the caller must know the actor started.
+
+        Raises:
+            TypeError: ``factory`` is not an Actor subclass or callable.
+            NameTaken: a live sibling already has ``name``.
+            ValueError: ``name`` is empty or contains ``/``.
+            ActorsError: the system is not running.
+        """
+        return self._spawn_nowait(None, factory, args, kwargs, name, mailbox, shutdown)
+
+    def _spawn_nowait(
+        self,
+        parent: Cell | None,
+        factory: Callable[..., Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None,
+        mailbox: Mailbox | None,
+        shutdown: float | None,
+    ) -> ActorRef:
+        cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
+        cell.start_awaited = False
+        self._launch(cell)
+        return cell.ref
+
     async def _spawn(
         self,
         parent: Cell | None,
