@@ -8,11 +8,18 @@ Workloads, each on both backends with its baselines in the same run:
 - one-way: an actor tells another 200,000 messages; baselines: one task
   feeding another through ``asyncio.Queue(1000)`` (on asyncio), trio's memory
   channel with the ``*_nowait`` fast path (on trio), and anyio's memory stream.
-- ask: 20,000 round trips to an echo actor; baseline: a future-based ask over
-  ``asyncio.Queue`` (a request carries a future the server resolves).
+- ask: 20,000 round trips to an echo actor (default 5 s timeout); baseline: a
+  future-based ask over ``asyncio.Queue`` (a request carries a future the
+  server resolves); on trio also its twin, a trio memory channel whose
+  request carries the asking task for the server to reschedule.
 - idle: 100,000 actors spawned, then stopped, in a fresh interpreter each run:
-  µs per actor and resident memory per idle actor; baseline: as many bare
-  asyncio tasks each waiting on its own ``asyncio.Queue``.
+  µs per actor and resident memory per idle actor. As the baselines do it
+  (``spawn_nowait`` all, then ``stop_nowait`` all and await each), against
+  as many bare asyncio tasks each waiting on its own ``asyncio.Queue`` (on
+  trio also trio tasks on memory channels); and awaited one at a time
+  (``await spawn``, ``await stop``) against bare tasks whose start and end
+  are each awaited, one at a time (the floor of that shape: two loop round
+  trips per task).
 - pairs: the one-way figure with 1, 10, 100 and 1,000 sender/receiver pairs
   at once, the same 200,000 messages in total (the goal: flat).
 
@@ -35,6 +42,7 @@ from typing import Any
 
 import anyio
 import trio
+import trio.testing
 
 from actors import Actor, ActorRef, ActorSystem
 
@@ -46,6 +54,7 @@ from ._util import (
     format_rate,
     format_ratio,
     format_table,
+    idle_figures,
     machine,
     run_on,
 )
@@ -187,6 +196,37 @@ async def _queue_ask(n: int) -> float:
     return elapsed / n * 1e6
 
 
+async def _trio_ask(n: int) -> float:
+    """The trio twin of the Queue + future ask: a request carries the asking
+    task, which the server reschedules once the answer is in its box."""
+    send, receive = trio.open_memory_channel[tuple[int, list[int], Any]](1000)
+
+    async def serve() -> None:
+        while True:
+            try:
+                value, box, task = receive.receive_nowait()
+            except trio.WouldBlock:
+                value, box, task = await receive.receive()
+            box.append(value)
+            trio.lowlevel.reschedule(task)
+
+    def abort(_: Any) -> Any:
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        start = time.perf_counter()
+        for i in range(n):
+            box: list[int] = []
+            send.send_nowait((i, box, trio.lowlevel.current_task()))
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            if box != [i]:
+                raise RuntimeError(f"trio ask answered {box}, not [{i}]")
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return elapsed / n * 1e6
+
+
 # -- idle actors (each run in a fresh interpreter) ------------------------------
 
 
@@ -195,7 +235,37 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+async def _all_started() -> None:
+    # What the bare-task baselines wait on: asyncio runs every new task's first
+    # step, in order, before this one resumes; trio's order is random.
+    if asyncio._get_running_loop() is None:  # trio
+        await trio.testing.wait_all_tasks_blocked()
+    else:
+        await asyncio.sleep(0)
+
+
 async def _idle_actors(n: int) -> dict[str, float]:
+    """Spawned and stopped without waiting for each: the baselines' shape."""
+    async with ActorSystem() as system:
+        before = _rss()
+        start = time.perf_counter()
+        refs = [system.spawn_nowait(Actor) for _ in range(n)]
+        await _all_started()
+        spawned = time.perf_counter()
+        after = _rss()
+        _check(sum(info.state == "running" for info in system.tree().walk()), n)
+        stopping = time.perf_counter()
+        for ref in refs:
+            ref.stop_nowait()
+        for ref in refs:
+            await ref.stop()
+        stopped = time.perf_counter()
+        _check(system.statistics().actors, 0)
+    return idle_figures(n, before, after, start, spawned, stopped - (stopping - spawned))
+
+
+async def _idle_actors_awaited(n: int) -> dict[str, float]:
+    """Each spawn and each stop awaited before the next."""
     async with ActorSystem() as system:
         before = _rss()
         start = time.perf_counter()
@@ -205,11 +275,7 @@ async def _idle_actors(n: int) -> dict[str, float]:
         for ref in reversed(refs):
             await ref.stop()
         stopped = time.perf_counter()
-    return {
-        "us_per_actor": (stopped - start) / n * 1e6,
-        "spawn_us": (spawned - start) / n * 1e6,
-        "rss_per_actor": (after - before) / n,
-    }
+    return idle_figures(n, before, after, start, spawned, stopped)
 
 
 async def _idle_tasks(n: int) -> dict[str, float]:
@@ -231,11 +297,47 @@ async def _idle_tasks(n: int) -> dict[str, float]:
         queue.put_nowait(None)
     await asyncio.gather(*tasks)
     stopped = time.perf_counter()
-    return {
-        "us_per_actor": (stopped - start) / n * 1e6,
-        "spawn_us": (spawned - start) / n * 1e6,
-        "rss_per_actor": (after - before) / n,
-    }
+    return idle_figures(n, before, after, start, spawned, stopped)
+
+
+async def _idle_tasks_awaited(n: int) -> dict[str, float]:
+    """The floor of an awaited spawn and stop: a bare task whose start and
+    end are each awaited (one loop round trip each), one task at a time."""
+    loop = asyncio.get_running_loop()
+
+    async def idle(started: asyncio.Future[None], queue: asyncio.Queue[None]) -> None:
+        started.set_result(None)
+        await queue.get()
+
+    before = _rss()
+    start = time.perf_counter()
+    held = []
+    for _ in range(n):
+        started = loop.create_future()
+        queue: asyncio.Queue[None] = asyncio.Queue()
+        task = asyncio.ensure_future(idle(started, queue))
+        await started
+        held.append((queue, task))
+    spawned = time.perf_counter()
+    after = _rss()
+    for queue, task in reversed(held):
+        queue.put_nowait(None)
+        await task
+    stopped = time.perf_counter()
+    return idle_figures(n, before, after, start, spawned, stopped)
+
+
+def _check(got: object, expected: object) -> None:
+    if got != expected:
+        raise RuntimeError(f"idle actors: {got!r}, not {expected!r}")
+
+
+IDLE_KINDS: dict[str, Callable[[int], Awaitable[dict[str, float]]]] = {
+    "actors": _idle_actors,
+    "actors-awaited": _idle_actors_awaited,
+    "tasks": _idle_tasks,
+    "tasks-awaited": _idle_tasks_awaited,
+}
 
 
 def _in_child(kind: str, backend: Backend, n: int) -> dict[str, float]:
@@ -249,11 +351,19 @@ def _in_child(kind: str, backend: Backend, n: int) -> dict[str, float]:
     return result
 
 
+def _in_child_baseline(kind: str, backend: Backend, n: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.baselines", "--child", kind, backend, str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
 def _child_main(kind: str, backend: str, n: int) -> None:
-    fn: Callable[[int], Awaitable[dict[str, float]]] = (
-        _idle_actors if kind == "actors" else _idle_tasks
-    )
-    print(json.dumps(anyio.run(fn, n, backend=backend)))
+    print(json.dumps(anyio.run(IDLE_KINDS[kind], n, backend=backend)))
 
 
 # -- driver -------------------------------------------------------------------
@@ -275,11 +385,20 @@ def measure(backends: list[Backend], runs: int, size: dict[str, int]) -> Recorde
                 )
             rec.add((backend, "ask", "actors"), run_on(backend, partial(_actors_ask, m)))
             rec.add((backend, "ask", "queue future"), run_on("asyncio", partial(_queue_ask, m)))
+            if backend == "trio":
+                rec.add(("trio", "ask", "trio"), run_on("trio", partial(_trio_ask, m)))
             idle = _in_child("actors", backend, k)
             base = _in_child("tasks", "asyncio", k)
+            awaited = _in_child("actors-awaited", backend, k)
+            floor = _in_child("tasks-awaited", "asyncio", k)
             for key in ("us_per_actor", "rss_per_actor"):
                 rec.add((backend, "idle", key), idle[key])
                 rec.add((backend, "idle-base", key), base[key])
+            rec.add((backend, "idle-awaited", "us_per_actor"), awaited["us_per_actor"])
+            rec.add((backend, "idle-floor", "us_per_actor"), floor["us_per_actor"])
+            if backend == "trio":
+                trio_base = _in_child_baseline("trio-tasks", "trio", k)
+                rec.add(("trio", "idle-trio", "us_per_actor"), trio_base["us_per_actor"])
             for pairs in PAIRS:
                 rec.add(
                     (backend, "pairs", pairs),
@@ -366,6 +485,17 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
         )
         ask = rec.spread((backend, "ask", "actors"))
         qask = rec.spread((backend, "ask", "queue future"))
+        if backend == "trio":
+            task = rec.spread(("trio", "ask", "trio"))
+            row(
+                backend,
+                "ask round trip vs trio channel+reschedule",
+                ask.median,
+                task.median,
+                "µs",
+                Target("<=", 2.0),
+                ask.ratio(task).median,
+            )
         row(
             backend,
             "ask round trip vs Queue+future",
@@ -377,14 +507,36 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
         )
         us = rec.spread((backend, "idle", "us_per_actor"))
         base_us = rec.spread((backend, "idle-base", "us_per_actor"))
+        if backend == "trio":
+            trio_us = rec.spread(("trio", "idle-trio", "us_per_actor"))
+            row(
+                backend,
+                "spawn+stop (nowait) vs trio tasks",
+                us.median,
+                trio_us.median,
+                "µs/actor",
+                Target("<=", 2.0),
+                us.ratio(trio_us).median,
+            )
         row(
             backend,
-            "spawn+stop vs bare tasks",
+            "spawn+stop (nowait) vs asyncio tasks",
             us.median,
             base_us.median,
             "µs/actor",
             Target("<=", 2.0),
             us.ratio(base_us).median,
+        )
+        awaited = rec.spread((backend, "idle-awaited", "us_per_actor"))
+        floor = rec.spread((backend, "idle-floor", "us_per_actor"))
+        row(
+            backend,
+            "spawn+stop awaited vs asyncio tasks awaited",
+            awaited.median,
+            floor.median,
+            "µs/actor",
+            Target("<=", 2.0),
+            awaited.ratio(floor).median,
         )
         rss = rec.spread((backend, "idle", "rss_per_actor"))
         base_rss = rec.spread((backend, "idle-base", "rss_per_actor"))
