@@ -224,6 +224,12 @@ def workloads(quick: bool = False) -> list[Workload]:
                     True,
                 ),
                 _base(
+                    "trio_ask",
+                    "trio channel + reschedule (ask)",
+                    "trio",
+                    _us(actors._trio_ask, "trio"),
+                ),
+                _base(
                     "queue_ping",
                     "asyncio.Queue(1) ping-pong",
                     "asyncio",
@@ -262,8 +268,14 @@ def workloads(quick: bool = False) -> list[Workload]:
             (
                 *_ours(
                     "actors",
-                    "actors: spawn, stop",
+                    "actors: spawn_nowait all, stop_nowait all",
                     lambda b: _child("benchmarks.actors", "actors", b),
+                ),
+                *_ours(
+                    "awaited",
+                    "actors: await spawn, await stop, one at a time",
+                    lambda b: _child("benchmarks.actors", "actors-awaited", b),
+                    relative_to="queue_awaited",
                 ),
                 _base(
                     "queue",
@@ -271,6 +283,13 @@ def workloads(quick: bool = False) -> list[Workload]:
                     "asyncio",
                     _child("benchmarks.actors", "tasks", "asyncio"),
                     True,
+                ),
+                Impl(
+                    "queue_awaited",
+                    "asyncio tasks, start and end awaited one at a time",
+                    "asyncio",
+                    _child("benchmarks.actors", "tasks-awaited", "asyncio"),
+                    note="the floor of awaiting each",
                 ),
                 _base(
                     "trio",
