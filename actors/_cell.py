@@ -393,7 +393,7 @@ class Cell:
                     self._current_ask = message
                     result = await receive(message.message)
                     self._current_ask = None
-                    if not message.slot.put(result):
+                    if not message.put(result):
                         self.system._late_reply()
                 elif kind is _Stop:
                     break
@@ -506,7 +506,7 @@ def _has_on_stop(actor: Actor | None) -> bool:
 
 
 def _answer(ask: _Ask, answer: Any) -> None:
-    ask.slot.put(answer)
+    ask.put(answer)
 
 
 def _log_failure(path: str, error: BaseException, where: str) -> None:

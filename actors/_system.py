@@ -466,7 +466,7 @@ class ActorSystem(PubSub):
     ) -> None:
         if type(message) is _Ask:
             kind = "dropped" if reason.startswith("mailbox full") else "stopped"
-            message.slot.put(_Outcome(kind))
+            message.put(_Outcome(kind))
             message = message.message
         letter = DeadLetter(message, recipient, reason, topic)
         self._dead_letters += 1
