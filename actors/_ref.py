@@ -268,7 +268,7 @@ class ActorRef:
                 f"ask() timeout must be a positive number of seconds or None, got {timeout!r}"
             )
         cell = self._resolve()
-        if cell is not None and cell.is_current():
+        if cell is not None and current_owner.get() is cell and cell.is_current():
             raise ActorsError(
                 f"{self._path} asked itself {type(message).__name__}: an actor "
                 f"handles one message at a time, so this would deadlock; call "
