@@ -761,5 +761,5 @@ async def _cancel(scope: anyio.CancelScope) -> None:
 
 
 async def test_yield_every_is_documented_value() -> None:
-    assert YIELD_EVERY == 64
-    assert "YIELD_EVERY" in (Channel.__doc__ or "")
+    assert YIELD_EVERY == 256
+    assert "``YIELD_EVERY`` (256)" in (Channel.__doc__ or "")
