@@ -459,7 +459,7 @@ def workloads(quick: bool = False) -> list[Workload]:
             "one-way, pairs at once, same total",
             "messages",
             200_000,
-            10_000,
+            100_000,  # 100 a pair at 1,000 pairs: fewer measure wake-ups, not messaging
             MSGS,
             (
                 *(
