@@ -8,12 +8,13 @@ expires what is due. Asks almost always share one timeout, so deadlines arrive
 in increasing order and registering one does not wake the task.
 
 # Invariants:
-# - ``_pending`` maps each waiting reply slot to its deadline; the asker
+# - ``pending`` maps each waiting reply slot to its deadline; the asker
 #   removes its entry however its wait ends.
-# - ``_target`` is the time the task will wake at (``inf``: not sleeping on a
+# - ``target`` is the time the task will wake at (``inf``: not sleeping on a
 #   deadline); a deadline earlier than it wakes the task to sleep less.
-# - After ``close()`` nothing is registered: an ask then waits without a
-#   deadline, which cannot hang since every actor of the system has ended.
+# - After ``close()`` (``pending`` None) nothing is registered: an ask then
+#   waits without a deadline, which cannot hang since every actor of the
+#   system has ended.
 """
 
 from __future__ import annotations
@@ -39,42 +40,39 @@ def now() -> float:
 
 
 class Deadlines:
-    __slots__ = ("_closed", "_pending", "_start", "_started", "_target", "_wake")
+    """The deadlines of pending asks, and the task that expires them.
+
+    The ask registers inline (it is the hot path): ``pending[slot] =
+    deadline``, then ``earlier(deadline)`` if ``deadline < target``; it
+    unregisters with ``pending.pop(slot, None)`` however its wait ends.
+    ``pending`` is None once closed: nothing is registered then.
+    """
+
+    __slots__ = ("_start", "_started", "_wake", "pending", "target")
 
     def __init__(self, start: Callable[..., None]) -> None:
-        self._pending: dict[_Expirable, float] = {}
-        self._target = math.inf
+        self.pending: dict[_Expirable, float] | None = {}
+        self.target = math.inf
         self._wake: Signal | None = None
         self._started = False
-        self._closed = False
         self._start = start  # starts a system task: start(fn, name=...)
 
-    def add(self, slot: _Expirable, deadline: float) -> bool:
-        """Expire ``slot`` at ``deadline``; False if closed (no deadline kept)."""
-        if self._closed:
-            return False
-        self._pending[slot] = deadline
-        if deadline < self._target:
-            self._target = deadline
-            if not self._started:
-                self._started = True
-                self._start(self._run, name="actors ask deadlines")
-            elif self._wake is not None:
-                self._wake.set()
-        return True
-
-    def discard(self, slot: _Expirable) -> None:
-        self._pending.pop(slot, None)
+    def earlier(self, deadline: float) -> None:
+        """A deadline before ``target`` was registered: wake sooner."""
+        self.target = deadline
+        if not self._started:
+            self._started = True
+            self._start(self._run, name="actors ask deadlines")
+        elif self._wake is not None:
+            self._wake.set()
 
     def close(self) -> None:
-        self._closed = True
-        self._pending.clear()
+        self.pending = None
         if self._wake is not None:
             self._wake.set()
 
     async def _run(self) -> None:
-        pending = self._pending
-        while not self._closed:
+        while (pending := self.pending) is not None:
             t = now()
             earliest = math.inf
             due = []
@@ -86,6 +84,6 @@ class Deadlines:
             for slot in due:
                 del pending[slot]
                 slot.expire()
-            self._target = earliest
+            self.target = earliest
             self._wake = Signal()
             await self._wake.wait(earliest - t)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from asyncio import _get_running_loop
+from asyncio import Future, _get_running_loop
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,6 @@ import anyio
 import trio
 import trio.lowlevel
 
-from ._deadlines import now
 from ._exceptions import (
     ActorFailed,
     ActorsError,
@@ -290,23 +289,29 @@ class ActorRef:
             elif left <= 0:
                 answered = False
             else:
-                deadlines = None if cell is None else cell.system._deadlines
-                timed = (
-                    left != math.inf
-                    and deadlines is not None
-                    and deadlines.add(envelope, now() + left)
-                )
+                loop = _get_running_loop()
+                # Deadlines.pending and .earlier inlined (see there): the
+                # registration was a twentieth of an ask's instructions.
+                pending = None
+                if left != math.inf and cell is not None:
+                    deadlines = cell.system._deadlines
+                    pending = deadlines.pending
+                    if pending is not None:
+                        deadline = (loop.time() if loop is not None else trio.current_time()) + left
+                        pending[envelope] = deadline
+                        if deadline < deadlines.target:
+                            deadlines.earlier(deadline)
                 try:
-                    loop = _get_running_loop()
                     if loop is not None:
-                        envelope._future = loop.create_future()
-                        await envelope._future
+                        future: Future[None] = Future(loop=loop)
+                        envelope._future = future
+                        await future
                     else:
                         envelope._task = trio.lowlevel.current_task()
                         await trio.lowlevel.wait_task_rescheduled(envelope._abort)
                 finally:
-                    if timed:
-                        deadlines.discard(envelope)  # type: ignore[union-attr]
+                    if pending is not None:
+                        pending.pop(envelope, None)
                 answered = envelope._set
         except BaseException:
             if envelope._set and cell is not None:
