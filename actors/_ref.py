@@ -62,16 +62,11 @@ class _Ask:
             return False
         self.value = value
         self._set = True
-        if self._future is not None:
-            if not self._future.done():
-                self._future.set_result(None)
-        elif self._task is not None:
-            task, self._task = self._task, None
-            trio.lowlevel.reschedule(task)
+        self.expire()  # wakes the asker, which now finds the answer
         return True
 
     def expire(self) -> None:
-        """Wake the asker without an answer (its deadline passed)."""
+        """Wake the asker; without an answer its deadline has passed."""
         if self._future is not None:
             if not self._future.done():
                 self._future.set_result(None)

@@ -340,20 +340,11 @@ IDLE_KINDS: dict[str, Callable[[int], Awaitable[dict[str, float]]]] = {
 }
 
 
-def _in_child(kind: str, backend: Backend, n: int) -> dict[str, float]:
+def _in_child(
+    kind: str, backend: Backend, n: int, module: str = "benchmarks.actors"
+) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.actors", "--child", kind, backend, str(n)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out)
-    return result
-
-
-def _in_child_baseline(kind: str, backend: Backend, n: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.baselines", "--child", kind, backend, str(n)],
+        [sys.executable, "-m", module, "--child", kind, backend, str(n)],
         check=True,
         capture_output=True,
         text=True,
@@ -397,7 +388,7 @@ def measure(backends: list[Backend], runs: int, size: dict[str, int]) -> Recorde
             rec.add((backend, "idle-awaited", "us_per_actor"), awaited["us_per_actor"])
             rec.add((backend, "idle-floor", "us_per_actor"), floor["us_per_actor"])
             if backend == "trio":
-                trio_base = _in_child_baseline("trio-tasks", "trio", k)
+                trio_base = _in_child("trio-tasks", "trio", k, "benchmarks.baselines")
                 rec.add(("trio", "idle-trio", "us_per_actor"), trio_base["us_per_actor"])
             for pairs in PAIRS:
                 rec.add(
