@@ -24,6 +24,8 @@ Workloads, each on both backends with its baselines in the same run:
   at once, the same 200,000 messages in total (the goal: flat).
 
 Targets are printed as PASS or MISS; a miss never changes the exit status.
+On trio the targets take trio's own substrate (as the suite does); the
+asyncio yardsticks are shown beside them without a target.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from ._util import (
 )
 
 FULL = {"one_way": 200_000, "ask": 20_000, "idle": 100_000, "pairs": 200_000}
-QUICK = {"one_way": 20_000, "ask": 2_000, "idle": 5_000, "pairs": 20_000}
+QUICK = {"one_way": 20_000, "ask": 2_000, "idle": 5_000, "pairs": 100_000}
 PAIRS = (1, 10, 100, 1000)
 
 
@@ -408,9 +410,16 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
     workloads: dict[str, object] = {}
 
     def row(
-        backend: str, what: str, ours: float, base: float, unit: str, target: Target, ratio: float
+        backend: str,
+        what: str,
+        ours: float,
+        base: float,
+        unit: str,
+        target: Target | None,
+        ratio: float,
     ) -> None:
-        verdict = "PASS" if target.met(_single(ratio)) else "MISS"
+        # No target: a yardstick on the other backend, shown for comparison.
+        verdict = "" if target is None else "PASS" if target.met(_single(ratio)) else "MISS"
         rows.append(
             [
                 backend,
@@ -418,7 +427,7 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
                 f"{_fmt(ours)} {unit}",
                 f"{_fmt(base)} {unit}",
                 format_ratio(ratio) + "x",
-                str(target),
+                "" if target is None else str(target),
                 verdict,
             ]
         )
@@ -427,8 +436,8 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
             "baseline": base,
             "unit": unit,
             "ratio": ratio,
-            "target": str(target),
-            "met": verdict == "PASS",
+            "target": None if target is None else str(target),
+            "met": None if target is None else verdict == "PASS",
         }
 
     for backend in backends:
@@ -462,7 +471,7 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
                 ours.median,
                 queue.median,
                 "msg/s",
-                Target(">=", 0.5),
+                None,
                 ours.ratio(queue).median,
             )
         row(
@@ -493,7 +502,7 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
             ask.median,
             qask.median,
             "µs",
-            Target("<=", 2.0),
+            None if backend == "trio" else Target("<=", 2.0),
             ask.ratio(qask).median,
         )
         us = rec.spread((backend, "idle", "us_per_actor"))
@@ -515,7 +524,7 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
             us.median,
             base_us.median,
             "µs/actor",
-            Target("<=", 2.0),
+            None if backend == "trio" else Target("<=", 2.0),
             us.ratio(base_us).median,
         )
         awaited = rec.spread((backend, "idle-awaited", "us_per_actor"))
@@ -526,7 +535,7 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
             awaited.median,
             floor.median,
             "µs/actor",
-            Target("<=", 2.0),
+            None,  # two loop trips per actor: see the docstring
             awaited.ratio(floor).median,
         )
         rss = rec.spread((backend, "idle", "rss_per_actor"))
