@@ -114,7 +114,7 @@ def draw(data: dict[str, Any], out: Path) -> None:
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")  # long right-hand titles
     plt.close(fig)
 
 
