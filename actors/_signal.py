@@ -75,8 +75,11 @@ class Signal:
             return trio.lowlevel.Abort.SUCCEEDED
 
         waiters.append(task)
-        with trio.move_on_after(timeout):
+        if timeout == math.inf:  # no cancel scope: a third of an awaited spawn on trio
             await trio.lowlevel.wait_task_rescheduled(abort)
+        else:
+            with trio.move_on_after(timeout):
+                await trio.lowlevel.wait_task_rescheduled(abort)
         return self._set
 
 
