@@ -8,6 +8,7 @@ before its timeout did not wait for it.
 from __future__ import annotations
 
 import pickle
+import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -271,6 +272,46 @@ async def test_each_pending_ask_times_out_at_its_own_deadline() -> None:
         assert fired == pytest.approx({30.0: 30.0, 10.0: 10.0, 20.0: 20.0, 1.0: 1.0})
         release.set()
         assert await ref.ask("after", timeout=5) == "after"
+
+
+class Delayed(Actor):
+    """Answers ``(i, seconds)`` with ``i`` after ``seconds`` of virtual time."""
+
+    async def receive(self, message: Any) -> Any:
+        i, seconds = message
+        await anyio.sleep(seconds)
+        return i
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_many_asks_with_random_timeouts_each_end_on_time(seed: int) -> None:
+    # 200 concurrent asks, each to an actor of its own, with timeouts and
+    # answer delays drawn at random: each ask gets its answer if it comes
+    # before its deadline and AskTimeout exactly at the deadline otherwise,
+    # and no deadline is left registered.
+    rng = random.Random(seed)
+    async with ActorSystem() as system:
+        plans = [(rng.uniform(0.1, 5), rng.uniform(0.1, 5)) for _ in range(200)]
+        refs = [await system.spawn(Delayed) for _ in plans]
+        start = anyio.current_time()
+        got: list[tuple[str, float] | None] = [None] * len(plans)
+
+        async def ask(k: int, timeout: float, delay: float) -> None:
+            try:
+                assert await refs[k].ask((k, delay), timeout=timeout) == k
+                got[k] = ("answer", anyio.current_time() - start)
+            except AskTimeout:
+                got[k] = ("timeout", anyio.current_time() - start)
+
+        async with anyio.create_task_group() as tg:
+            for k, (timeout, delay) in enumerate(plans):
+                tg.start_soon(ask, k, timeout, delay)
+        for (timeout, delay), outcome in zip(plans, got, strict=True):
+            expected = ("answer", delay) if delay < timeout else ("timeout", timeout)
+            assert outcome is not None
+            assert outcome[0] == expected[0]
+            assert outcome[1] == pytest.approx(expected[1], abs=1e-6)
+        assert system._deadlines.pending == {}
 
 
 async def test_ask_raises_actor_stopped_promptly_when_the_target_stops_meanwhile() -> None:
