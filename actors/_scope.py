@@ -12,7 +12,8 @@ root scope does it:
   pass until the task leaves the scope, so code that swallows one
   ``CancelledError`` is cancelled at its next await;
 - it waits while the task sits in a shielded anyio scope (user code cleaning
-  up under ``anyio.CancelScope(shield=True)``), as anyio and trio do;
+  up under ``anyio.CancelScope(shield=True)``), as anyio and trio do, looking
+  again every millisecond;
 - it never cancels a task whose awaited future already has its result (that
   result would be lost); it tries again on the next pass;
 - on exit it takes back exactly the cancellations it made (``uncancel``) and
@@ -153,16 +154,24 @@ class TaskScope:
         task = self._task
         if not self._active or task is None or task.done():
             return
-        if (
-            not task._must_cancel  # type: ignore[attr-defined]
-            and task is not current_task()
-            and not _in_shield(task)
-        ):
+        loop = get_running_loop()
+        if _in_shield(task):
+            # Nothing tells a scope outside anyio's when the shield ends: look
+            # again shortly, rather than spin (which would also stop a virtual
+            # clock from ever reaching the end of the shielded work).
+            self._handle = loop.call_later(SHIELD_POLL, self._deliver)
+            return
+        if not task._must_cancel and task is not current_task():  # type: ignore[attr-defined]
             waiter = task._fut_waiter  # type: ignore[attr-defined]
             if waiter is None or not waiter.done():
                 task.cancel("actors: cancelled by the actor's scope")
                 self._pending += 1
-        self._handle = get_running_loop().call_soon(self._deliver)
+        self._handle = loop.call_soon(self._deliver)
+
+
+#: Seconds between looks at a cancelled task that sits in a shielded anyio
+#: scope: the most its cancellation can lag behind the end of the shield.
+SHIELD_POLL = 0.001
 
 
 def _in_shield(task: Task[Any]) -> bool:

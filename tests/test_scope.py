@@ -8,16 +8,23 @@ asyncio-only by nature.
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
+import actors.testing
 from actors import Actor, ActorFailed, ActorStopped, ActorSystem
 from actors._scope import TaskScope
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    return actors.testing.virtual_time(request.param)
 
 
 class Stubborn(Actor):
@@ -193,3 +200,54 @@ async def test_taskscope_raises_on_second_entry() -> None:
         pass
     with pytest.raises(RuntimeError, match="only once"), scope:
         pass  # pragma: no cover
+
+
+class Busy(Actor):
+    """Works through random steps: plain sleeps, sleeps in a scope of its own
+    with a deadline, and shielded sleeps that must always finish."""
+
+    def __init__(self, rng_seed: int, log: dict[str, int]) -> None:
+        self.rng = random.Random(rng_seed)
+        self.log = log
+
+    async def receive(self, message: Any) -> Any:
+        for _ in range(self.rng.randint(1, 6)):
+            step = self.rng.choice(("sleep", "scoped", "shielded"))
+            seconds = self.rng.uniform(0, 2)
+            if step == "sleep":
+                await anyio.sleep(seconds)
+            elif step == "scoped":
+                with anyio.move_on_after(self.rng.uniform(0, 2)):
+                    await anyio.sleep(seconds)
+            else:
+                self.log["shield entered"] += 1
+                with anyio.CancelScope(shield=True):
+                    await anyio.sleep(seconds)
+                self.log["shield left"] += 1
+        return message
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_kills_and_stops_of_busy_actors(seed: int) -> None:
+    # 50 actors at random steps of their work are killed, stopped (with a
+    # short shutdown timeout) or left alone: every one ends, no shielded
+    # section is cut short, and the system leaves nothing running.
+    rng = random.Random(seed)
+    log = {"shield entered": 0, "shield left": 0}
+    async with ActorSystem(shutdown=0.5) as system:
+        refs = [await system.spawn(Busy, rng.randrange(2**32), log) for _ in range(50)]
+        for ref in refs:
+            for i in range(rng.randint(0, 3)):
+                ref.tell_nowait(i)
+        async with anyio.create_task_group() as tg:
+            for ref in refs:
+                action = rng.choice(("kill", "stop", "stop_nowait", "none"))
+                await anyio.sleep(rng.uniform(0, 0.5))
+                if action == "kill":
+                    tg.start_soon(ref.kill)
+                elif action == "stop":
+                    tg.start_soon(ref.stop)
+                elif action == "stop_nowait":
+                    ref.stop_nowait()
+    assert system.statistics().actors == 0
+    assert log["shield entered"] == log["shield left"]
