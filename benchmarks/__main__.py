@@ -24,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import report, suite, workloads
-from ._util import BACKENDS, ROOT, load_average, machine
+from ._util import BACKENDS, ROOT, load_average, machine, write_json
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
 
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         measured, chosen, info, backends, args.runs, args.quick, time.perf_counter() - began
     )
     print(report.render(data, args.markdown))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(args.json, data)
     print(f"\nwritten: {args.json}", file=sys.stderr)
     return 1 if any(m.failed for m in measured) else 0
 

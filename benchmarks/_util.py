@@ -200,6 +200,12 @@ def machine() -> dict[str, object]:
     }
 
 
+def write_json(path: Path, data: object) -> None:
+    """Write results as indented JSON (UTF-8, µs kept as is)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def parse_args(
     module: str, doc: str, quick_help: str, argv: list[str] | None
 ) -> tuple[argparse.Namespace, list[Backend]]:

@@ -30,16 +30,13 @@ asyncio yardsticks are shown beside them without a target.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -49,16 +46,19 @@ import trio.testing
 from actors import Actor, ActorRef, ActorSystem
 
 from ._util import (
-    BACKENDS,
     Backend,
     Recorder,
+    Spread,
     Target,
     format_rate,
     format_ratio,
     format_table,
     idle_figures,
+    in_child,
     machine,
+    parse_args,
     run_on,
+    write_json,
 )
 
 FULL = {"one_way": 200_000, "ask": 20_000, "idle": 100_000, "pairs": 200_000}
@@ -342,19 +342,6 @@ IDLE_KINDS: dict[str, Callable[[int], Awaitable[dict[str, float]]]] = {
 }
 
 
-def _in_child(
-    kind: str, backend: Backend, n: int, module: str = "benchmarks.actors"
-) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-m", module, "--child", kind, backend, str(n)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out)
-    return result
-
-
 def _child_main(kind: str, backend: str, n: int) -> None:
     print(json.dumps(anyio.run(IDLE_KINDS[kind], n, backend=backend)))
 
@@ -380,17 +367,17 @@ def measure(backends: list[Backend], runs: int, size: dict[str, int]) -> Recorde
             rec.add((backend, "ask", "queue future"), run_on("asyncio", partial(_queue_ask, m)))
             if backend == "trio":
                 rec.add(("trio", "ask", "trio"), run_on("trio", partial(_trio_ask, m)))
-            idle = _in_child("actors", backend, k)
-            base = _in_child("tasks", "asyncio", k)
-            awaited = _in_child("actors-awaited", backend, k)
-            floor = _in_child("tasks-awaited", "asyncio", k)
+            idle = in_child("benchmarks.actors", "actors", backend, str(k))
+            base = in_child("benchmarks.actors", "tasks", "asyncio", str(k))
+            awaited = in_child("benchmarks.actors", "actors-awaited", backend, str(k))
+            floor = in_child("benchmarks.actors", "tasks-awaited", "asyncio", str(k))
             for key in ("us_per_actor", "rss_per_actor"):
                 rec.add((backend, "idle", key), idle[key])
                 rec.add((backend, "idle-base", key), base[key])
             rec.add((backend, "idle-awaited", "us_per_actor"), awaited["us_per_actor"])
             rec.add((backend, "idle-floor", "us_per_actor"), floor["us_per_actor"])
             if backend == "trio":
-                trio_base = _in_child("trio-tasks", "trio", k, "benchmarks.baselines")
+                trio_base = in_child("benchmarks.baselines", "trio-tasks", "trio", str(k))
                 rec.add(("trio", "idle-trio", "us_per_actor"), trio_base["us_per_actor"])
             for pairs in PAIRS:
                 rec.add(
@@ -410,32 +397,27 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
     workloads: dict[str, object] = {}
 
     def row(
-        backend: str,
-        what: str,
-        ours: float,
-        base: float,
-        unit: str,
-        target: Target | None,
-        ratio: float,
+        backend: str, what: str, ours: Spread, base: Spread, unit: str, target: Target | None
     ) -> None:
         # No target: a yardstick on the other backend, shown for comparison.
-        verdict = "" if target is None else "PASS" if target.met(_single(ratio)) else "MISS"
+        ratio = ours.ratio(base)
+        verdict = "" if target is None else "PASS" if target.met(ratio) else "MISS"
         rows.append(
             [
                 backend,
                 what,
-                f"{_fmt(ours)} {unit}",
-                f"{_fmt(base)} {unit}",
-                format_ratio(ratio) + "x",
+                f"{_fmt(ours.median)} {unit}",
+                f"{_fmt(base.median)} {unit}",
+                format_ratio(ratio.median) + "x",
                 "" if target is None else str(target),
                 verdict,
             ]
         )
         workloads[f"{backend}/{what}"] = {
-            "ours": ours,
-            "baseline": base,
+            "ours": ours.median,
+            "baseline": base.median,
             "unit": unit,
-            "ratio": ratio,
+            "ratio": ratio.median,
             "target": None if target is None else str(target),
             "met": None if target is None else verdict == "PASS",
         }
@@ -445,44 +427,12 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
         queue = rec.spread(("asyncio", "one_way", "asyncio.Queue@" + backend))
         stream = rec.spread((backend, "one_way", "anyio stream"))
         if backend == "asyncio":
-            row(
-                backend,
-                "one-way vs asyncio.Queue",
-                ours.median,
-                queue.median,
-                "msg/s",
-                Target(">=", 0.5),
-                ours.ratio(queue).median,
-            )
+            row(backend, "one-way vs asyncio.Queue", ours, queue, "msg/s", Target(">=", 0.5))
         else:
             fast = rec.spread(("trio", "one_way", "trio nowait"))
-            row(
-                backend,
-                "one-way vs trio nowait",
-                ours.median,
-                fast.median,
-                "msg/s",
-                Target(">=", 0.5),
-                ours.ratio(fast).median,
-            )
-            row(
-                backend,
-                "one-way vs asyncio.Queue",
-                ours.median,
-                queue.median,
-                "msg/s",
-                None,
-                ours.ratio(queue).median,
-            )
-        row(
-            backend,
-            "one-way vs anyio stream",
-            ours.median,
-            stream.median,
-            "msg/s",
-            Target(">=", 2.0),
-            ours.ratio(stream).median,
-        )
+            row(backend, "one-way vs trio nowait", ours, fast, "msg/s", Target(">=", 0.5))
+            row(backend, "one-way vs asyncio.Queue", ours, queue, "msg/s", None)
+        row(backend, "one-way vs anyio stream", ours, stream, "msg/s", Target(">=", 2.0))
         ask = rec.spread((backend, "ask", "actors"))
         qask = rec.spread((backend, "ask", "queue future"))
         if backend == "trio":
@@ -490,20 +440,18 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
             row(
                 backend,
                 "ask round trip vs trio channel+reschedule",
-                ask.median,
-                task.median,
+                ask,
+                task,
                 "µs",
                 Target("<=", 2.0),
-                ask.ratio(task).median,
             )
         row(
             backend,
             "ask round trip vs Queue+future",
-            ask.median,
-            qask.median,
+            ask,
+            qask,
             "µs",
             None if backend == "trio" else Target("<=", 2.0),
-            ask.ratio(qask).median,
         )
         us = rec.spread((backend, "idle", "us_per_actor"))
         base_us = rec.spread((backend, "idle-base", "us_per_actor"))
@@ -512,31 +460,28 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
             row(
                 backend,
                 "spawn+stop (nowait) vs trio tasks",
-                us.median,
-                trio_us.median,
+                us,
+                trio_us,
                 "µs/actor",
                 Target("<=", 2.0),
-                us.ratio(trio_us).median,
             )
         row(
             backend,
             "spawn+stop (nowait) vs asyncio tasks",
-            us.median,
-            base_us.median,
+            us,
+            base_us,
             "µs/actor",
             None if backend == "trio" else Target("<=", 2.0),
-            us.ratio(base_us).median,
         )
         awaited = rec.spread((backend, "idle-awaited", "us_per_actor"))
         floor = rec.spread((backend, "idle-floor", "us_per_actor"))
         row(
             backend,
             "spawn+stop awaited vs asyncio tasks awaited",
-            awaited.median,
-            floor.median,
+            awaited,
+            floor,
             "µs/actor",
             None,  # two loop trips per actor: see the docstring
-            awaited.ratio(floor).median,
         )
         rss = rec.spread((backend, "idle", "rss_per_actor"))
         base_rss = rec.spread((backend, "idle-base", "rss_per_actor"))
@@ -560,15 +505,7 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
         one = rec.spread((backend, "pairs", 1))
         for pairs in PAIRS[1:]:
             many = rec.spread((backend, "pairs", pairs))
-            row(
-                backend,
-                f"{pairs} pairs vs 1 pair",
-                many.median,
-                one.median,
-                "msg/s",
-                Target(">=", 0.5),
-                many.ratio(one).median,
-            )
+            row(backend, f"{pairs} pairs vs 1 pair", many, one, "msg/s", Target(">=", 0.5))
     print(
         format_table(
             ["backend", "workload", "ours", "baseline", "ratio", "target", ""],
@@ -580,35 +517,28 @@ def report(rec: Recorder, backends: list[Backend], runs: int) -> dict[str, objec
     return results
 
 
-def _single(value: float) -> Any:
-    from ._util import Spread
-
-    return Spread.of([value])
-
-
 def _fmt(value: float) -> str:
     return format_rate(value) if value >= 100 else f"{value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.actors", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        kind, backend, n = args.child
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:  # one idle-actor measurement, in a fresh interpreter
+        kind, backend, n = argv[1:]
         _child_main(kind, backend, int(n))
         return
-    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
+    args, backends = parse_args(
+        "actors",
+        __doc__,
+        "a tenth of the messages and asks, 5,000 idle actors, half the messages over the pairs",
+        argv,
+    )
     size = QUICK if args.quick else FULL
     rec = measure(backends, args.runs, size)
     print(f"actors benchmark, medians of {args.runs} runs; {machine()}")
     results = report(rec, backends, args.runs)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    if args.json is not None:
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Targets are printed as PASS or MISS; a miss never changes the exit status.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +45,7 @@ from ._util import (
     machine,
     parse_args,
     run_on,
+    write_json,
 )
 
 CAPACITIES = (0, 1, 1000)
@@ -479,8 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     recorder = measure(backends, args.runs, size)
     results = report(recorder, backends, args.runs, size, info)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ silenced while measuring. Every run gets a fresh event loop.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import statistics
@@ -48,6 +47,7 @@ from ._util import (
     machine,
     parse_args,
     run_on,
+    write_json,
 )
 
 CHILDREN = 1000
@@ -251,8 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     recorder = measure(backends, args.runs, size)
     results = report(recorder, backends, args.runs, size, info)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":

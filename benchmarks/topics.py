@@ -26,7 +26,6 @@ never changes the exit status.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +49,7 @@ from ._util import (
     machine,
     parse_args,
     run_on,
+    write_json,
 )
 
 SUBSCRIBERS = 100
@@ -387,8 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     recorder = measure(backends, args.runs, size)
     results = report(recorder, backends, args.runs, size)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":
