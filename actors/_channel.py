@@ -443,7 +443,7 @@ class Channel(Generic[T]):
             else:
                 await trio.lowlevel.wait_task_rescheduled(op._abort)
         except BaseException:
-            _unpark_receiver(op, waiter)
+            _abandon(op, waiter)  # a receive: never a completed send
             raise
         if waiter.closed:
             raise ChannelDrained(f"receive from closed and drained {self!r}")
@@ -482,24 +482,10 @@ async def _park(op: _Op, waiters: _Waiter | list[_Waiter]) -> None:
         else:
             await trio.lowlevel.wait_task_rescheduled(op._abort)
     except BaseException as exc:
-        winner = op.winner
-        if not winner:
-            op.winner = False
-            if isinstance(waiters, _Waiter):
-                _discard(waiters)
-            else:
-                for waiter in waiters:
-                    _discard(waiter)
-            raise
-        if winner.closed:
-            raise
-        if not winner.is_send:
-            winner.channel._put_back(winner.value)
-            raise
-        # A send completed before a native asyncio cancellation landed. The
-        # value is delivered, so report success and let the cancellation hit
-        # the task at its next checkpoint instead.
-        if not _redeliver_cancellation(exc):
+        # A send that completed before a native asyncio cancellation landed
+        # has delivered its value, so report success and let the cancellation
+        # hit the task at its next checkpoint instead.
+        if not (_abandon(op, waiters) and _redeliver_cancellation(exc)):
             raise
     else:
         if isinstance(waiters, list):
@@ -508,15 +494,22 @@ async def _park(op: _Op, waiters: _Waiter | list[_Waiter]) -> None:
                     _discard(waiter)
 
 
-def _unpark_receiver(op: _Op, waiter: _Waiter) -> None:
-    # A plain receive interrupted while parked takes nothing: what _park does
-    # for a receive case.
+def _abandon(op: _Op, waiters: _Waiter | list[_Waiter]) -> bool:
+    """Undo a parked operation that was interrupted, so it takes nothing:
+    unqueue its waiters, or give back a value it was handed. True if a send
+    had already completed (its value is delivered: nothing to undo)."""
     winner = op.winner
     if not winner:
         op.winner = False
-        _discard(waiter)
-    elif not winner.closed:
+        for waiter in waiters if isinstance(waiters, list) else (waiters,):
+            _discard(waiter)
+        return False
+    if winner.closed:
+        return False
+    if not winner.is_send:
         winner.channel._put_back(winner.value)
+        return False
+    return True
 
 
 def _enqueue(waiter: _Waiter) -> None:

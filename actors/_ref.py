@@ -377,7 +377,8 @@ class ActorRef:
 
         It stops as :meth:`stop` describes, and is cancelled if it takes
         longer than its shutdown timeout; ``await ref.stop()`` later waits
-        for the end. Does nothing if it is already stopped or stopping.
+        for the end. Does nothing if it is already stopped; on an actor that
+        is stopping itself it starts the shutdown timeout.
         """
         cell = self._resolve()
         if cell is not None:

@@ -26,33 +26,15 @@ from typing import Any
 
 import anyio
 
-from actors import Actor, ActorSystem
-
 from . import actors as actor_benchmarks
 from . import supervision, topics
-
-
-async def _spawn(n: int) -> None:
-    async with ActorSystem() as system:
-        refs = [await system.spawn(Actor) for _ in range(n)]
-        for ref in reversed(refs):
-            await ref.stop()
-
-
-async def _spawn_nowait(n: int) -> None:
-    async with ActorSystem() as system:
-        refs = [system.spawn_nowait(Actor) for _ in range(n)]
-        for ref in refs:
-            ref.stop_nowait()
-        for ref in refs:
-            await ref.stop()
-
 
 PATHS: dict[str, Callable[[], Awaitable[Any]]] = {
     "ask": partial(actor_benchmarks._actors_ask, 20_000),
     "one_way": partial(actor_benchmarks._actors_one_way, 1, 200_000),
-    "spawn": partial(_spawn, 20_000),
-    "spawn_nowait": partial(_spawn_nowait, 20_000),
+    "spawn": partial(actor_benchmarks._idle_actors_awaited, 20_000),
+    # Its check that every actor runs shows as ActorSystem.tree: not spawn's.
+    "spawn_nowait": partial(actor_benchmarks._idle_actors, 20_000),
     "publish": partial(topics._fan_out_topics, 1_000),
     "restart": partial(supervision.restart_latency, 1_000, 1_000),
 }
