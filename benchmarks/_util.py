@@ -152,11 +152,16 @@ def format_spread(spread: Spread, fmt: Callable[[float], str], unit: str = "") -
 
 
 def format_table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]] = (),
+    right: Sequence[int] = (),
+    groups: Sequence[tuple[str, Sequence[Sequence[str]]]] = (),
 ) -> str:
-    """A plain-text table; the columns whose indexes are in ``right`` align right."""
+    """A plain-text table; the columns whose indexes are in ``right`` align
+    right. ``groups`` are ``(title, rows)`` after ``rows``, each under a blank
+    line and its title, in the same columns."""
     widths = [len(h) for h in header]
-    for row in rows:
+    for row in [*rows, *(row for _, grouped in groups for row in grouped)]:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -165,8 +170,10 @@ def format_table(
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    lines = [line(header), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
+    for title, grouped in groups:
+        lines += ["", title, *(line(row) for row in grouped)]
+    return "\n".join(lines)
 
 
 def load_average() -> float | None:

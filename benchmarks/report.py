@@ -292,24 +292,6 @@ def table(data: Json) -> tuple[list[str], list[Group]]:
     return header, groups
 
 
-def _text(header: list[str], groups: list[Group], right: Sequence[int]) -> str:
-    widths = [len(h) for h in header]
-    for _, rows in groups:
-        for row in rows:
-            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    lines = [line(header), "  ".join("-" * w for w in widths)]
-    for title, rows in groups:
-        lines += ["", title, *(line(row) for row in rows)]
-    return "\n".join(lines)
-
-
 def _escape(cell: str) -> str:
     """A cell's text as markdown shows it literally."""
     return cell.replace("|", "\\|").replace("*", "\\*")
@@ -349,7 +331,11 @@ def render(data: Json, markdown: bool = False) -> str:
     right = range(2, len(header) - 1)
     if markdown:
         lines = [line + "  " if line else line for line in lines]
-    lines.append(_markdown(header, groups, right) if markdown else _text(header, groups, right))
+    lines.append(
+        _markdown(header, groups, right)
+        if markdown
+        else format_table(header, right=right, groups=groups)
+    )
     lines += [
         "",
         "ours÷it: how many times our figure (the workload's first row, on that backend) "
