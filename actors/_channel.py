@@ -370,15 +370,35 @@ class Channel(Generic[T]):
         self._buffer = _NO_BUFFER
         return taken
 
+    def _checkpoint_due(self) -> bool:
+        # For a receiver that takes the fairness checkpoint itself before it
+        # calls receive() (the mailbox loop: nothing must reach it unseen
+        # while it sits at the checkpoint inside receive()). True if the next
+        # operation would checkpoint; the budget then starts again, so that
+        # receive() does not checkpoint a second time.
+        if self._tick + 1 >= YIELD_EVERY:
+            self._tick = 0
+            return True
+        return False
+
+    def _wake_receiver(self, value: Any) -> bool:
+        # Hand ``value`` to a parked receiver; False if none is parked. Never
+        # buffers, so it takes no room from senders (a mailbox wakes its
+        # parked owner for a system message with it).
+        waiter = _pop_live(self._receivers)
+        if waiter is None:
+            return False
+        waiter.value = value
+        waiter.fire()
+        return True
+
     def _put_back(self, value: T) -> None:
         # A receiver was handed ``value`` but got cancelled before it could
         # return it: give it to the next receiver, or to the head of the buffer
         # (beyond capacity if need be) so that order and the value survive.
-        waiter = _pop_live(self._receivers)
-        if waiter is not None:
-            waiter.value = value
-            waiter.fire()
-        elif self._buffer:
+        if self._wake_receiver(value):
+            return
+        if self._buffer:
             self._buffer.appendleft(value)
         else:
             self._buffer = deque((value,))
