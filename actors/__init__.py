@@ -30,6 +30,7 @@ from ._mailbox import Mailbox as Mailbox
 from ._mailbox import OverflowPolicy as OverflowPolicy
 from ._messages import DeadLetter as DeadLetter
 from ._messages import Terminated as Terminated
+from ._portal import ThreadPortal as ThreadPortal
 from ._ref import ActorRef as ActorRef
 from ._registry import Registry as Registry
 from ._subscription import Subscription as Subscription
@@ -72,6 +73,7 @@ __all__ = [
     "SupervisorGaveUp",
     "SystemStatistics",
     "Terminated",
+    "ThreadPortal",
     "Timer",
     "TopicInfo",
     "WouldBlock",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from asyncio import Future, _get_running_loop
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,18 @@ if TYPE_CHECKING:
 #: The system whose ``async with`` body is running; inside actor tasks the
 #: running cell's system is used instead (see ``system_here``).
 current_system: ContextVar[ActorSystem | None] = ContextVar("actors_current_system", default=None)
+
+
+def check_thread(system: ActorSystem, what: str) -> None:
+    """Raise before anything is touched if the caller is not in ``system``'s
+    event loop thread: refs, mailboxes and channels are not thread-safe."""
+    if threading.get_ident() != system._thread:
+        raise ActorsError(
+            f"{what} was called from thread {threading.current_thread().name!r}, "
+            f"not the event loop thread of actor system {system.name!r}: actors "
+            f"are not thread-safe; from other threads use "
+            f"system.from_thread.tell/ask/stop/publish/run"
+        )
 
 
 def system_here() -> ActorSystem | None:
@@ -150,7 +163,8 @@ class ActorRef:
                 raise ActorsError(
                     f"{self!r} was used outside its actor system "
                     f"{self._system_name!r}: use refs from code that runs inside "
-                    f"`async with ActorSystem()` or inside an actor"
+                    f"`async with ActorSystem()` or inside an actor (from another "
+                    f"thread: system.from_thread)"
                 )
             if system.name != self._system_name:
                 raise ActorsError(
@@ -203,11 +217,14 @@ class ActorRef:
         Raises:
             MailboxFull: the mailbox is full (policy ``"block"`` or ``"fail"``;
                 the drop policies drop instead).
+            ActorsError: called from a thread that is not the system's event
+                loop (use ``system.from_thread.tell``); nothing was sent.
         """
         cell = self._resolve()
         if cell is None:
             _dead_letter_unresolved(self, message)
             return
+        check_thread(cell.system, f"{self!r}.tell_nowait()")
         self._put_or_overflow(cell, message)
 
     def _put_or_overflow(self, cell: Cell, message: Any) -> None:
@@ -379,9 +396,14 @@ class ActorRef:
         longer than its shutdown timeout; ``await ref.stop()`` later waits
         for the end. Does nothing if it is already stopped; on an actor that
         is stopping itself it starts the shutdown timeout.
+
+        Raises:
+            ActorsError: called from a thread that is not the system's event
+                loop (use ``system.from_thread.stop``).
         """
         cell = self._resolve()
         if cell is not None:
+            check_thread(cell.system, f"{self!r}.stop_nowait()")
             cell.request_stop(timed=not (cell.is_current() or cell.is_ancestor_of_current()))
 
     async def kill(self) -> None:

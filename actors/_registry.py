@@ -22,7 +22,7 @@ from ._broker import DEAD_LETTERS_TOPIC, Broker, Endpoint, TopicInfo
 from ._exceptions import ActorsError, ActorStopped, NameTaken
 from ._mailbox import DEFAULT_CAPACITY
 from ._matcher import check_pattern
-from ._ref import ActorRef
+from ._ref import ActorRef, check_thread
 from ._subscription import Subscription
 from ._topics import LocalBroker, check_group
 
@@ -144,6 +144,7 @@ class Registry:
             >>> actors.run(main)
             True
         """
+        check_thread(self._system, "registry.register")
         _check_name(name)
         cell = self._live_cell(ref, "register", f"register {name!r} for")
         holder = self._names.get(name)
@@ -197,6 +198,7 @@ class Registry:
             >>> print(actors.run(main))
             None
         """
+        check_thread(self._system, "registry.unregister")
         if not isinstance(name, str):
             raise TypeError(f"a registered name must be a str, got {name!r}")
         ref = self._names.pop(name, None)
@@ -259,6 +261,7 @@ class Registry:
             >>> actors.run(main)
             True
         """
+        check_thread(self._system, "subscribe")
         check_pattern(pattern)
         check_group(group)
         cell = self._live_cell(ref, "subscribe", f"subscribe to {pattern!r}:")
@@ -295,6 +298,7 @@ class Registry:
             >>> actors.run(main)
             True
         """
+        check_thread(self._system, "unsubscribe")
         check_pattern(pattern)
         check_group(group)
         cell = self._system._own_cell(ref, "unsubscribe")

@@ -22,6 +22,7 @@ import itertools
 import logging
 import math
 import os
+import threading
 from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -39,8 +40,9 @@ from ._deadlines import Deadlines
 from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter, Terminated
+from ._portal import ThreadPortal
 from ._pubsub import PubSub
-from ._ref import ActorRef, _Ask, _Outcome, current_system
+from ._ref import ActorRef, _Ask, _Outcome, check_thread, current_system
 from ._registry import Registry
 from ._signal import Signal
 from ._tree import ActorInfo, ActorTree
@@ -127,6 +129,8 @@ class ActorSystem(PubSub):
         self._late_replies = 0
         self._dead_letter_streams: list[Channel[DeadLetter]] = []
         self._token: Any = None
+        self._portal: ThreadPortal | None = None
+        self._thread: int | None = None  # the event loop's thread, once entered
         # The pytest fixture cannot wrap the test body in a cancel scope, so it
         # turns this off and the failure is raised at teardown instead.
         self._cancel_body_on_failure = True
@@ -150,6 +154,8 @@ class ActorSystem(PubSub):
         self._body_scope = anyio.CancelScope()
         self._body_scope.__enter__()
         self._token = current_system.set(self)
+        self._portal = ThreadPortal(self)
+        self._thread = threading.get_ident()
         self._open = True
         return self
 
@@ -159,7 +165,8 @@ class ActorSystem(PubSub):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._body_scope is not None
+        assert self._body_scope is not None and self._portal is not None
+        self._portal.close()
         if self._body_scope.__exit__(exc_type, exc, tb):
             exc_type, exc, tb = None, None, None  # our own cancellation
         try:
@@ -189,6 +196,21 @@ class ActorSystem(PubSub):
             if exc is not None and exc is not failure and failure.__context__ is None:
                 failure.__context__ = exc
             raise failure
+
+    @property
+    def from_thread(self) -> ThreadPortal:
+        """The thread-safe way to tell, ask, stop and publish from threads
+        that are not the system's event loop (see :class:`ThreadPortal`).
+
+        Raises:
+            ActorsError: the system has not been entered yet.
+        """
+        if self._portal is None:
+            raise ActorsError(
+                f"actor system {self.name!r} has not started: use from_thread "
+                f"after `async with ActorSystem() as system:` has begun"
+            )
+        return self._portal
 
     def _kill_all(self) -> None:
         for cell in list(self._cells.values()):
@@ -360,6 +382,7 @@ class ActorSystem(PubSub):
                 f"actor system {self.name!r} is not running: spawn actors inside "
                 f"`async with ActorSystem() as system:`"
             )
+        check_thread(self, "spawn")
         if inspect.isclass(factory):
             if not issubclass(factory, Actor):
                 raise TypeError(
