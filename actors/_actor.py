@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,21 @@ class Actor:
 
     _actors_cell: Cell
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook in _HOOKS:
+            fn = cls.__dict__.get(hook)
+            # A decorated hook (a wrapper returning a coroutine) is trusted.
+            if (
+                inspect.isfunction(fn)
+                and not inspect.iscoroutinefunction(fn)
+                and not hasattr(fn, "__wrapped__")
+            ):
+                raise TypeError(
+                    f"{cls.__qualname__}.{hook} is a plain function: the runtime "
+                    f"awaits it, so write `async def {hook}(...)`"
+                )
+
     @property
     def ref(self) -> ActorRef:
         """This actor's own ref."""
@@ -95,6 +111,9 @@ class Actor:
         actor's task between messages, so it is cancelled like ``receive``.
         """
         raise error
+
+
+_HOOKS = ("on_start", "receive", "on_stop", "on_child_failed")
 
 
 def _cell_of(actor: Actor) -> Cell:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
+
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlevel = 3
+
+
+def describe(message: Any) -> str:
+    """A message for an error text: its type and a short, truncated repr."""
+    try:
+        text = _short.repr(message)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = "<unprintable>"
+    return f"{type(message).__name__} {text}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from ._exceptions import (
     SendOnClosed,
 )
 from ._go import current_owner
+from ._messages import describe
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -201,7 +202,7 @@ class ActorRef:
                 if len(user._buffer) >= user._capacity and cell.is_current():
                     # Waiting for room in one's own mailbox would never end.
                     raise MailboxFull(
-                        f"{self._path} told itself {type(message).__name__} with its "
+                        f"{self._path} told itself {describe(message)} with its "
                         f"mailbox full ({mailbox.capacity:g} messages): it would wait "
                         f"forever; use tell_nowait(), a goroutine, or a larger Mailbox"
                     )
@@ -274,6 +275,13 @@ class ActorRef:
         reply is dropped and counted (``statistics().late_replies``), never
         delivered elsewhere.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+        ):
+            raise TypeError(
+                f"ask() timeout must be a number of seconds or None, got "
+                f"{type(timeout).__name__} {timeout!r}"
+            )
         if timeout is not None and not timeout > 0:
             raise ValueError(
                 f"ask() timeout must be a positive number of seconds or None, got {timeout!r}"
@@ -281,7 +289,7 @@ class ActorRef:
         cell = self._resolve()
         if cell is not None and current_owner.get() is cell and cell.is_current():
             raise ActorsError(
-                f"{self._path} asked itself {type(message).__name__}: an actor "
+                f"{self._path} asked itself {describe(message)}: an actor "
                 f"handles one message at a time, so this would deadlock; call "
                 f"the handling code directly or use tell()"
             )
@@ -333,22 +341,20 @@ class ActorRef:
         if not answered:
             envelope.closed = True
             raise AskTimeout(
-                f"{self._path} did not answer {type(message).__name__} within "
+                f"{self._path} did not answer {describe(message)} within "
                 f"{timeout} s; raise the timeout or check that it is not blocked"
             )
         answer = envelope.value
         if type(answer) is _Outcome:
             if answer.kind == "stopped":
-                raise ActorStopped(
-                    f"{self._path} stopped before answering {type(message).__name__}"
-                )
+                raise ActorStopped(f"{self._path} stopped before answering {describe(message)}")
             if answer.kind == "dropped":
                 raise MailboxFull(
                     f"the mailbox of {self._path} was full and its overflow "
-                    f"policy dropped {type(message).__name__}"
+                    f"policy dropped {describe(message)}"
                 )
             raise ActorFailed(
-                f"{self._path} failed handling {type(message).__name__}: {answer.error!r}"
+                f"{self._path} failed handling {describe(message)}: {answer.error!r}"
             ) from answer.error
         return answer
 

@@ -124,6 +124,7 @@ class ActorSystem(PubSub):
         self._open = False
         self._closed = False
         self._spawned = 0
+        self._anonymous: dict[str, itertools.count[int]] = {}
         self._dead_letters = 0
         self._dead_unobserved = 0
         self._late_replies = 0
@@ -400,8 +401,7 @@ class ActorSystem(PubSub):
             raise TypeError(f"mailbox must be an actors.Mailbox, got {mailbox!r}")
         siblings = self._top if parent is None else parent.children
         if name is None:
-            base = getattr(factory, "__name__", "actor").lower()
-            name = f"{base}-{next(_UIDS)}"
+            name = self._anonymous_name(factory, siblings)
         elif not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"actor name must be a non-empty string without '/', got {name!r}")
         if name in siblings:
@@ -431,6 +431,17 @@ class ActorSystem(PubSub):
 
     def _launch(self, cell: Cell) -> None:
         self._start(cell.run, name=cell.path)
+
+    def _anonymous_name(self, factory: Callable[..., Actor], siblings: dict[str, Cell]) -> str:
+        # <class>-1, <class>-2, ... per class and system, skipping names taken.
+        base = getattr(factory, "__name__", "actor").lower()
+        counter = self._anonymous.get(base)
+        if counter is None:
+            counter = self._anonymous[base] = itertools.count(1)
+        while True:
+            name = f"{base}-{next(counter)}"
+            if name not in siblings:
+                return name
 
     def _next_uid(self) -> int:
         return next(_UIDS)
