@@ -47,7 +47,7 @@ def test_async_and_decorated_hooks_are_accepted() -> None:
         async def receive(self, message: Any) -> Any:
             return message
 
-    assert Traced.receive.__wrapped__  # type: ignore[attr-defined]
+    assert Traced.receive.__wrapped__
 
 
 @pytest.mark.parametrize("timeout", ["5", b"5", [5], True])
