@@ -29,8 +29,9 @@ class Actor:
     ``on_child_failed``, which by default fails the parent too.
 
     Framework attributes on an actor are ``ref``, ``context`` and the hooks
-    below; everything else is yours (the runtime keeps its own state in the
-    ``_actors_cell`` attribute).
+    below (``on_stop_children`` is for library authors, such as the
+    supervisors'); everything else is yours (the runtime keeps its own state
+    in the ``_actors_cell`` attribute).
 
     Examples:
         >>> import actors
@@ -102,6 +103,24 @@ class Actor:
 
         Cancelled if the actor is killed or its shutdown timeout passes.
         """
+
+    async def on_stop_children(self) -> None:
+        """Stop this actor's children as it stops; override to choose how.
+
+        Called once when the actor stops or fails (not if ``on_start``
+        failed), after its goroutines and timers have ended and before
+        ``on_stop``. The default stops the live children one at a time in
+        reverse spawn order, each completely (within its shutdown timeout).
+        Override it to stop them in another order, or all at once, as
+        supervisors do; it is a hook for library authors (see
+        ``actors.lowlevel``). Children still alive when it returns are then
+        stopped the default way. An exception fails the actor, as one in
+        ``on_stop`` does.
+
+        Cancelled if the actor is killed or its shutdown timeout passes.
+        """
+        for child in reversed(self.context.children):
+            await child.stop()
 
     async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
         """Handle the failure of a child; by default fail with it.

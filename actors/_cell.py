@@ -88,6 +88,7 @@ class Cell:
         "_terminated",
         "args",
         "children",
+        "details",
         "factory",
         "failure",
         "instance",
@@ -95,7 +96,6 @@ class Cell:
         "kwargs",
         "mailbox",
         "name",
-        "options",
         "parent",
         "path",
         "processed",
@@ -137,7 +137,6 @@ class Cell:
         self.kwargs = kwargs
         self.mailbox = _MailboxQueue(mailbox)
         self.shutdown = shutdown
-        self.options: dict[str, Any] = {}  # spawn options others attach to
         self.children: dict[str, Cell] = {}
         self.watchers: dict[ActorRef, None] | None = None
         self.state = "starting"
@@ -150,7 +149,8 @@ class Cell:
         self.start_error: BaseException | None = None
         self.failure: BaseException | None = None
         self.processed = 0
-        self.restarts = 0
+        self.restarts = 0  # shown by system.tree(); set by whoever restarts it
+        self.details: dict[str, str] | None = None  # more for system.tree()
         self.stop_requested = False
         self.stop_deadline: float | None = None  # when a timed stop cancels it
         self.start_awaited = True  # False: spawn_nowait, a start failure is a failure
@@ -414,12 +414,15 @@ class Cell:
         self, actor: Actor | None, reason: BaseException | None
     ) -> BaseException | None:
         await self._end_goroutines()
-        # Hook for supervisors (the supervision package): they stop their
-        # children themselves, in reverse child-spec order (a restarted child
-        # keeps its place) and honouring brutal kills. It must not raise.
-        stop_children = getattr(actor, "_actors_stop_children", None)
-        if stop_children is not None:
-            await stop_children()
+        if actor is not None and type(actor).on_stop_children is not Actor.on_stop_children:
+            # Supervisors stop their children themselves, in their own order.
+            try:
+                await actor.on_stop_children()
+            except Exception as exc:
+                _log_failure(self.path, exc, "in on_stop_children")
+                if reason is None:
+                    reason = exc
+        # What the default on_stop_children does, and what an override left.
         for child in reversed(list(self.children.values())):
             await child.stop_and_wait()
         if actor is not None:

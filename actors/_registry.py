@@ -7,16 +7,15 @@
 # - ``_endpoints`` has an entry exactly for the cells that have (or had, until
 #   their gone hook) a topic subscription; the broker never holds an endpoint
 #   of a cell that is gone.
-# - A cell's ``options["details"]`` is its own dict (never one shared with the
-#   spawn options of another incarnation); the registry rewrites its
-#   ``registered`` and ``subscribed`` entries whenever they change.
+# - The tree's ``registered`` and ``subscribed`` details of a cell are computed
+#   from ``_names_of`` and ``_endpoints`` when the tree is taken, never stored.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import ItemsView, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ._broker import DEAD_LETTERS_TOPIC, Broker, Endpoint, TopicInfo
 from ._exceptions import ActorsError, ActorStopped, NameTaken
@@ -30,12 +29,6 @@ if TYPE_CHECKING:
     from ._cell import Cell
     from ._messages import DeadLetter
     from ._system import ActorSystem
-
-#: Spawn option: register the actor under this name before it starts.
-REGISTER_AS: Final = "register_as"
-#: Spawn option: ``[pattern | (pattern, group), ...]`` to subscribe before it
-#: starts.
-SUBSCRIPTIONS: Final = "subscriptions"
 
 # Names are valid NATS key-value keys, so that a later release can keep the
 # registry in a JetStream bucket without renaming anything.
@@ -158,7 +151,6 @@ class Registry:
             )
         self._names[name] = cell.ref
         self._names_of.setdefault(cell, []).append(name)
-        self._refresh(cell)
 
     def whereis(self, name: str) -> ActorRef | None:
         """The actor registered as ``name``, or ``None``.
@@ -209,7 +201,6 @@ class Registry:
                 names.remove(name)
                 if not names:
                     del self._names_of[cell]
-                self._refresh(cell)
         return ref
 
     def names(self) -> dict[str, ActorRef]:
@@ -268,10 +259,7 @@ class Registry:
         endpoint = self._endpoints.get(cell)
         if endpoint is None:
             endpoint = self._endpoints[cell] = _ActorEndpoint(cell)
-        added = self._broker.subscribe(pattern, endpoint, group)
-        if added:
-            self._refresh(cell)
-        return added
+        return self._broker.subscribe(pattern, endpoint, group)
 
     def unsubscribe(self, pattern: str, ref: ActorRef, group: str | None = None) -> bool:
         """Remove the subscription ``(pattern, group)`` of ``ref``.
@@ -305,11 +293,7 @@ class Registry:
         endpoint = None if cell is None else self._endpoints.get(cell)
         if endpoint is None:
             return False
-        removed = self._broker.unsubscribe(pattern, endpoint, group)
-        if removed:
-            assert cell is not None
-            self._refresh(cell)
-        return removed
+        return self._broker.unsubscribe(pattern, endpoint, group)
 
     async def publish(self, topic: str, message: Any) -> int:
         """Deliver ``message`` to every subscriber and group matching ``topic``.
@@ -429,27 +413,30 @@ class Registry:
         """Offer a dead letter to its topic without blocking; True if taken."""
         return self._broker.offer(DEAD_LETTERS_TOPIC, letter) > 0
 
-    def _check_options(self, options: Mapping[str, Any]) -> None:
-        """Check the registry's spawn options before the actor exists."""
-        name = options.get(REGISTER_AS)
-        if name is not None:
-            _check_name(name)
-            holder = self._names.get(name)
+    def _check_spawn_options(
+        self, register_as: str | None, subscriptions: Iterable[str | tuple[str, str | None]]
+    ) -> list[tuple[str, str | None]]:
+        """Check the registry's spawn options before the actor exists; return
+        the subscriptions as checked ``(pattern, group)`` pairs."""
+        if register_as is not None:
+            _check_name(register_as)
+            holder = self._names.get(register_as)
             if holder is not None:
                 raise NameTaken(
-                    f"spawn option register_as={name!r}: the name is already "
+                    f"spawn option register_as={register_as!r}: the name is already "
                     f"registered to {holder.path}; stop that actor or unregister "
                     f"the name first"
                 )
-        _subscriptions(options)
+        return _subscriptions(subscriptions)
 
-    def _adopt(self, cell: Cell) -> None:
-        """Apply the spawn options of a new incarnation before it starts, so it
-        has its name and subscriptions before its first message."""
-        name = cell.options.get(REGISTER_AS)
-        if name is not None:
-            self.register(name, cell.ref)
-        for pattern, group in _subscriptions(cell.options):
+    def _adopt(
+        self, cell: Cell, register_as: str | None, subscriptions: list[tuple[str, str | None]]
+    ) -> None:
+        """Apply checked spawn options to a new incarnation before it starts,
+        so it has its name and subscriptions before its first message."""
+        if register_as is not None:
+            self.register(register_as, cell.ref)
+        for pattern, group in subscriptions:
             self.subscribe(pattern, cell.ref, group)
 
     def _on_gone(self, cell: Cell) -> None:
@@ -460,15 +447,8 @@ class Registry:
         if endpoint is not None:
             self._broker.drop(endpoint)
 
-    def _refresh(self, cell: Cell) -> None:
-        # system.tree() renders options["details"]: give the cell its own live
-        # view once (never the spawn options' dict, which other incarnations
-        # share); it computes the registry's entries when the tree is taken.
-        details = cell.options.get("details")
-        if not isinstance(details, _Details):
-            cell.options["details"] = _Details(details, self, cell)
-
     def _details(self, cell: Cell) -> dict[str, str]:
+        """The registry's lines in ``system.tree()`` for ``cell``."""
         details: dict[str, str] = {}
         names = self._names_of.get(cell)
         if names:
@@ -483,25 +463,10 @@ class Registry:
         return details
 
 
-class _Details(dict[str, str]):
-    """A cell's tree details: entries others set, plus the registry's, live."""
-
-    __slots__ = ("_cell", "_registry")
-
-    def __init__(self, base: Mapping[str, str] | None, registry: Registry, cell: Cell) -> None:
-        super().__init__(base or {})
-        self._registry = registry
-        self._cell = cell
-
-    def items(self) -> ItemsView[str, str]:  # type: ignore[override]
-        return {**self, **self._registry._details(self._cell)}.items()
-
-
-def _subscriptions(options: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+def _subscriptions(
+    entries: Iterable[str | tuple[str, str | None]],
+) -> list[tuple[str, str | None]]:
     """The checked ``subscriptions`` spawn option, as ``(pattern, group)``."""
-    entries = options.get(SUBSCRIPTIONS)
-    if entries is None:
-        return []
     if isinstance(entries, str) or not isinstance(entries, Iterable):
         raise TypeError(
             f"spawn option subscriptions must be a list of patterns or "

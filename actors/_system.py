@@ -349,16 +349,11 @@ class ActorSystem(PubSub):
         name: str | None,
         mailbox: Mailbox | None,
         shutdown: float | object | None = None,
-        *,
-        options: dict[str, Any] | None = None,
+        setup: Callable[[Cell], None] | None = None,
     ) -> ActorRef:
-        if options:
-            self.registry._check_options(options)
         cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
-        if options:
-            cell.options.update(options)
-            # "register_as" and "subscriptions": in place before the first message.
-            self.registry._adopt(cell)
+        if setup is not None:
+            setup(cell)  # the low-level spawn's options, in place before on_start
         self._launch(cell)
         await cell.started.wait()
         if cell.start_error is not None:
@@ -571,10 +566,10 @@ class ActorSystem(PubSub):
             >>> actors.run(main)
             '/user/a'
         """
-        return ActorTree(tuple(_info(cell) for cell in list(self._top.values())))
+        return ActorTree(tuple(_info(cell, self.registry) for cell in list(self._top.values())))
 
 
-def _info(cell: Cell) -> ActorInfo:
+def _info(cell: Cell, registry: Registry) -> ActorInfo:
     factory = cell.factory
     return ActorInfo(
         path=cell.path,
@@ -584,8 +579,8 @@ def _info(cell: Cell) -> ActorInfo:
         mailbox_capacity=cell.mailbox.capacity,
         processed=cell.processed,
         restarts=cell.restarts,
-        children=tuple(_info(child) for child in list(cell.children.values())),
-        details=tuple(sorted(cell.options.get("details", {}).items())),
+        children=tuple(_info(child, registry) for child in list(cell.children.values())),
+        details=tuple(sorted({**(cell.details or {}), **registry._details(cell)}.items())),
     )
 
 

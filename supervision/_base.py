@@ -4,8 +4,9 @@ A supervisor is an actor. It watches each child incarnation it starts and
 learns of every exit from the ``Terminated`` notice (``reason`` is ``None`` for
 a normal stop, the exception for a failure); it overrides ``on_child_failed``
 so that a supervised child's failure does not fail the supervisor too. It
-stops its children itself when it stops (the runtime's ``_actors_stop_children``
-hook), in reverse start order, each as its spec's ``shutdown`` says.
+stops its children itself when it stops (``Actor.on_stop_children``), in
+reverse start order, each as its spec's ``shutdown`` says. It reaches the
+runtime only through the public API and ``actors.lowlevel``.
 
 # Invariants:
 # - ``_children`` holds one ``_Child`` per spec, in start order; a restarted
@@ -17,6 +18,9 @@ hook), in reverse start order, each as its spec's ``shutdown`` says.
 #   stale and ignored.
 # - ``child.token`` names the pending start of a ``"restarting"`` child; a
 #   ``_StartDue`` whose token is no longer the child's is stale and ignored.
+# - ``_started`` holds every incarnation the supervisor started (while its ref
+#   lives, as in a pending failure notice); ``on_child_failed`` ignores exactly
+#   those, so a child spawned any other way fails the supervisor as usual.
 # - Only the supervisor's own task reads or writes any of this (it is an
 #   actor), so a restart never interleaves with another message.
 """
@@ -25,12 +29,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import anyio
 
-from actors import Actor, ActorRef, ActorsError, NameTaken, SupervisorGaveUp, Terminated
+from actors import Actor, ActorRef, NameTaken, SupervisorGaveUp, Terminated, lowlevel
 
 from ._backoff import Backoff
 from ._control import (
@@ -47,12 +52,9 @@ from ._control import (
     _TerminateChild,
     _WhichChildren,
 )
-from ._exceptions import ChildRunning, ChildStartFailed, NoSuchChild
-from ._spec import SUPERVISED, ChildSpec
+from ._exceptions import ChildRunning, ChildStartFailed, NoSuchChild, TooManyChildren
+from ._spec import ChildSpec
 from ._strategy import RestartIntensity
-
-if TYPE_CHECKING:
-    from actors._cell import Cell
 
 logger = logging.getLogger("supervision")
 
@@ -109,6 +111,8 @@ class _SupervisorBase(Actor):
         self._backoff = backoff
         self._children: dict[str, _Child] = {}
         self._tokens = itertools.count()
+        # Their failures come as Terminated notices, not as its own.
+        self._started: weakref.WeakSet[ActorRef] = weakref.WeakSet()
 
     # -- what subclasses decide -----------------------------------------------
 
@@ -135,12 +139,13 @@ class _SupervisorBase(Actor):
     # -- the actor ------------------------------------------------------------
 
     @property
-    def _cell(self) -> Cell:
-        return self._actors_cell
-
-    @property
     def _path(self) -> str:
-        return self._actors_cell.path
+        return self.ref.path
+
+    def _show_in_tree(self, key: str, value: str) -> None:
+        incarnation = lowlevel.resolve(self.ref)
+        if incarnation is not None:  # always: it is running
+            incarnation.details[key] = value
 
     async def receive(self, message: Any) -> Any:
         """Handle child exits, delayed restarts and control requests."""
@@ -152,9 +157,11 @@ class _SupervisorBase(Actor):
             await self._on_start_due(message)
             return None
         if isinstance(message, _Request):
+            # Only the refusals the control functions document are answers;
+            # anything else is a bug of the supervisor, and it crashes.
             try:
-                return _Done(await self._handle(message))
-            except (ActorsError, LookupError, ValueError, TypeError) as exc:
+                return await self._handle(message)
+            except _REFUSALS as exc:
                 return _Failure(exc)
         logger.warning(
             "supervisor %s got a message it does not handle, %s: it became a dead letter; "
@@ -162,21 +169,21 @@ class _SupervisorBase(Actor):
             self._path,
             type(message).__name__,
         )
-        self._cell.system._dead_letter(message, self.ref, "not understood by a supervisor")
+        lowlevel.dead_letter(
+            self.context.system, message, self.ref, "not understood by a supervisor"
+        )
         return None
 
     async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
         """Supervised children are handled through their ``Terminated`` notice;
         any other child's failure fails the supervisor, as for a plain actor."""
-        cell = child._resolve()
-        if cell is not None and SUPERVISED in cell.options:
+        if child in self._started:
             return
         raise error
 
-    async def _actors_stop_children(self) -> None:
-        # Called by the runtime when this supervisor stops, before it would
-        # stop the children itself in spawn order. Reverse start order, each
-        # completely, as the spec's shutdown says. Must not raise.
+    async def on_stop_children(self) -> None:
+        """Stop the children in reverse start order, each completely, as its
+        spec's shutdown says."""
         for child in reversed(list(self._children.values())):
             await self._stop_quietly(child)
 
@@ -194,8 +201,9 @@ class _SupervisorBase(Actor):
         Raises:
             ChildStartFailed: the spawn failed; the child is left as it was.
         """
+        restarts = child.restarts + 1 if restarted else child.restarts
         try:
-            ref = await child.spec._spawn(self._cell.system, self._cell, child.name)
+            ref = await child.spec._spawn_incarnation(self.context, child.name, restarts)
         except Exception as exc:
             child.started_at = None
             child.error = exc
@@ -210,12 +218,9 @@ class _SupervisorBase(Actor):
         child.state = "running"
         child.token = None
         child.started_at = anyio.current_time()
-        if restarted:
-            child.restarts += 1
-        cell = ref._resolve()
-        if cell is not None:
-            cell.restarts = child.restarts  # shown by system.tree()
-        self._cell.system._watch(ref, self.ref)
+        child.restarts = restarts
+        self._started.add(ref)
+        self.context.watch(ref)
         return ref
 
     async def _stop_child(self, child: _Child) -> None:
@@ -226,7 +231,7 @@ class _SupervisorBase(Actor):
         child.token = None
         if ref is None:
             return
-        self._cell.system._unwatch(ref, self.ref)
+        self.context.unwatch(ref)
         if child.spec.shutdown == "brutal_kill":
             await ref.kill()
         else:
@@ -346,7 +351,9 @@ class _SupervisorBase(Actor):
 
     # -- control requests -----------------------------------------------------
 
-    async def _handle(self, request: _Request) -> Any:
+    async def _handle(self, request: _Request) -> _Done | _Failure:
+        """Carry out a control request; its answer. Raises only the refusals
+        in ``_REFUSALS`` (answered as ``_Failure``), or crashes."""
         match request:
             case _StartChild(spec):
                 return await self._start_new(spec)
@@ -355,29 +362,34 @@ class _SupervisorBase(Actor):
                 await self._stop_child(child)
                 if self._forget_when_ended(child):
                     self._children.pop(child.name, None)
-                return None
+                return _Done()
             case _RestartChild(name):
                 child = self._get(name)
                 self._check_not_running(child, "restart")
-                return await self._start(child, restarted=True)
+                return _Done(await self._start(child, restarted=True))
             case _DeleteChild(name):
                 child = self._get(name)
                 self._check_not_running(child, "delete")
                 del self._children[name]
-                return None
+                return _Done()
             case _WhichChildren():
-                return [_info(child) for child in self._children.values()]
+                return _Done([_info(child) for child in self._children.values()])
             case _CountChildren():
-                return _count(self._children.values())
+                return _Done(_count(self._children.values()))
         raise TypeError(f"unknown supervisor request {request!r}")  # pragma: no cover
 
-    async def _start_new(self, spec: ChildSpec) -> ActorRef:
+    async def _start_new(self, spec: object) -> _Done | _Failure:
         if not isinstance(spec, ChildSpec):
-            raise TypeError(f"start_child needs a supervision.ChildSpec, got {spec!r}")
-        self._check_spec(spec)
-        if spec.name is None:
-            self._check_capacity()  # before an anonymous name is drawn: a refusal uses none
-        name = self._name_for(spec)
+            return _Failure(TypeError(f"start_child needs a supervision.ChildSpec, got {spec!r}"))
+        try:
+            # A spec that does not fit, or has no name and a factory without
+            # a usable __name__: the documented ValueError refusals.
+            self._check_spec(spec)
+            if spec.name is None:
+                self._check_capacity()  # before an anonymous name is drawn: a refusal uses none
+            name = self._name_for(spec)
+        except ValueError as exc:
+            return _Failure(exc)
         existing = self._children.get(name)
         if existing is not None:
             hint = (
@@ -393,7 +405,7 @@ class _SupervisorBase(Actor):
         child = _Child(spec, name)
         self._children[name] = child
         try:
-            return await self._start(child, restarted=False)
+            return _Done(await self._start(child, restarted=False))
         except ChildStartFailed:
             del self._children[name]  # OTP discards the spec of a failed start_child
             raise
@@ -425,6 +437,11 @@ class _SupervisorBase(Actor):
                 f"supervisor {self._path} cannot {verb} child {child.name!r}: it is "
                 f"{child.state}; terminate_child it first"
             )
+
+
+#: What a control request may be refused with (each documented by the function
+#: that makes the request); the supervisor answers it, and keeps running.
+_REFUSALS = (ChildRunning, ChildStartFailed, NameTaken, NoSuchChild, TooManyChildren)
 
 
 def _info(child: _Child) -> ChildInfo:

@@ -182,7 +182,8 @@ async def start_child(
         TooManyChildren: a ``DynamicSupervisor`` is at ``max_children``.
         ChildStartFailed: the child's ``on_start`` raised.
         ValueError: the spec does not fit the supervisor (``significant`` under
-            ``auto_shutdown="never"``).
+            ``auto_shutdown="never"``), or it has no name and its factory no
+            usable ``__name__``.
         TypeError: ``supervisor`` is not a supervisor's ref.
         actors.ActorStopped: the supervisor is stopped.
         actors.AskTimeout: no answer within ``timeout``.

@@ -76,7 +76,7 @@ class DynamicSupervisor(_SupervisorBase):
 
     async def on_start(self) -> None:
         """Record the strategy for ``system.tree()``; start nothing."""
-        self._cell.options.setdefault("details", {})["strategy"] = "dynamic"
+        self._show_in_tree("strategy", "dynamic")
 
     def _check_spec(self, spec: ChildSpec) -> None:
         if spec.significant:
@@ -105,7 +105,8 @@ class DynamicSupervisor(_SupervisorBase):
     def _forget_when_ended(self, child: _Child) -> bool:
         return True
 
-    async def _actors_stop_children(self) -> None:
+    async def on_stop_children(self) -> None:
+        """Stop all the children at once, each as its spec's shutdown says."""
         children = list(self._children.values())
         if len(children) == 1:
             await self._stop_quietly(children[0])

@@ -12,7 +12,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 import actors
-from actors import ActorRef, SupervisorGaveUp
+from actors import ActorRef, SupervisorGaveUp, lowlevel
 
 from ._spec import ChildSpec
 
@@ -76,12 +76,12 @@ async def _serve(tree: ChildSpec) -> BaseException | None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with actors.ActorSystem() as system:
-                root = await tree._spawn(system, None, name)
+                root = await tree._spawn_incarnation(system, name, 0)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_on_signals, signals, root, tg)
-                    cell = root._resolve()
-                    if cell is not None:
-                        await cell.terminated.wait()
+                    incarnation = lowlevel.resolve(root)
+                    if incarnation is not None:
+                        await incarnation.wait_terminated()
                     tg.cancel_scope.cancel()
         except Exception as exc:
             return exc

@@ -6,14 +6,11 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
-from actors import Actor, ActorRef, ActorSystem, Mailbox
+from actors import Actor, ActorRef, ActorSystem, Context, Mailbox, lowlevel
 
 from ._backoff import Backoff
-
-if TYPE_CHECKING:
-    from actors._cell import Cell
 
 #: When a child is restarted: always, after an abnormal exit, or never.
 RestartType = Literal["permanent", "transient", "temporary"]
@@ -24,9 +21,6 @@ ChildKind = Literal["worker", "supervisor"]
 
 #: How long a child gets to stop: seconds, ``"brutal_kill"`` or ``"infinity"``.
 Shutdown = float | Literal["brutal_kill", "infinity"]
-
-#: The key in a child cell's spawn options that marks it as supervised.
-SUPERVISED: Final = "supervision.child"
 
 
 @dataclass(frozen=True, init=False)
@@ -60,11 +54,11 @@ class ChildSpec:
         mailbox: the child's ``actors.Mailbox`` (default: the runtime's).
         backoff: delay this child's restarts (overrides the supervisor's).
         register_as: a registry name the child holds; every incarnation is
-            spawned with it (spawn option ``register_as``), so the name follows
-            restarts once the registry honours that option.
+            spawned with it (``actors.lowlevel.spawn``'s ``register_as``), so
+            it holds the name from before its ``on_start``, across restarts.
         subscriptions: topics the child holds, each ``"topic"`` or
-            ``("topic", group)``; passed to every incarnation as the spawn
-            option ``subscriptions``, so they are restored on restart.
+            ``("topic", group)``; every incarnation is spawned subscribed, so
+            they are restored on restart.
         **kwargs: keyword arguments for ``factory``.
 
     Raises:
@@ -211,26 +205,23 @@ class ChildSpec:
         assert isinstance(shutdown, (int, float))
         return float(shutdown)
 
-    def _spawn_options(self, name: str) -> dict[str, Any]:
-        # The seam with the registry: it reads "register_as" and
-        # "subscriptions" from every incarnation's spawn options.
-        options: dict[str, Any] = {SUPERVISED: name}
-        if self.register_as is not None:
-            options["register_as"] = self.register_as
-        if self.subscriptions:
-            options["subscriptions"] = self.subscriptions
-        return options
-
-    async def _spawn(self, system: ActorSystem, parent: Cell | None, name: str) -> ActorRef:
-        return await system._spawn(
-            parent,
+    async def _spawn_incarnation(
+        self, owner: ActorSystem | Context, name: str, restarts: int
+    ) -> ActorRef:
+        # Through the low-level seam: the registry name and subscriptions are
+        # given to every incarnation before its on_start, so they follow
+        # restarts; system.tree() shows the restart count.
+        return await lowlevel.spawn(
+            owner,
             self.factory,
             self.args,
-            dict(self.kwargs),
-            name,
-            self.mailbox,
-            self._spawn_shutdown(),
-            options=self._spawn_options(name),
+            self.kwargs,
+            name=name,
+            mailbox=self.mailbox,
+            shutdown=self._spawn_shutdown(),
+            register_as=self.register_as,
+            subscriptions=self.subscriptions,
+            restarts=restarts,
         )
 
 

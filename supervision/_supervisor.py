@@ -144,7 +144,7 @@ class Supervisor(_SupervisorBase):
     async def on_start(self) -> None:
         """Start the children in list order; on a failure stop the started ones
         in reverse order and fail with :class:`ChildStartFailed`."""
-        self._cell.options.setdefault("details", {})["strategy"] = self._strategy
+        self._show_in_tree("strategy", self._strategy)
         started: list[_Child] = []
         for index, spec in enumerate(self._specs):
             child = _Child(spec, spec.default_name)

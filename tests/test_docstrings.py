@@ -1,5 +1,6 @@
-"""The examples in the docstrings of ``actors`` and ``actors.testing`` run and
-print what they say (the API reference is generated from them)."""
+"""The examples in the docstrings of ``actors``, ``actors.lowlevel`` and
+``actors.testing`` run and print what they say (the API reference is
+generated from them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pkgutil
 import pytest
 
 import actors
+import actors.lowlevel
 import actors.testing
 
 MODULES = [
@@ -27,7 +29,7 @@ def test_docstring_examples(name: str) -> None:
     assert failed == 0, f"{failed} of {tried} examples in {name} failed (see the output)"
 
 
-@pytest.mark.parametrize("package", [actors, actors.testing])
+@pytest.mark.parametrize("package", [actors, actors.lowlevel, actors.testing])
 def test_every_public_class_and_function_has_an_example(package: object) -> None:
     for name in package.__all__:  # type: ignore[attr-defined]
         obj = getattr(package, name)

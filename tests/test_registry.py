@@ -15,8 +15,8 @@ from actors import (
     ActorStopped,
     ActorSystem,
     NameTaken,
+    lowlevel,
 )
-from actors._registry import REGISTER_AS, SUBSCRIPTIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -44,8 +44,8 @@ class Recorder(Actor):
 async def spawn_with(
     system: ActorSystem, options: dict[str, Any], *args: Any, name: str | None = None
 ) -> ActorRef:
-    """Spawn through the options seam, as ``ChildSpec`` does for restarts."""
-    return await system._spawn(None, Recorder, args, {}, name, None, None, options=options)
+    """Spawn through the low-level seam, as ``ChildSpec`` does for restarts."""
+    return await lowlevel.spawn(system, Recorder, args, name=name, **options)
 
 
 # -- names --------------------------------------------------------------------
@@ -171,7 +171,7 @@ async def test_refs_of_another_system_are_refused(actor_system: ActorSystem) -> 
 
 async def test_spawn_options_apply_before_on_start(actor_system: ActorSystem) -> None:
     log: list[Any] = []
-    options = {REGISTER_AS: "db", SUBSCRIPTIONS: ["news.>", ("jobs", "workers")]}
+    options = {"register_as": "db", "subscriptions": ["news.>", ("jobs", "workers")]}
     ref = await spawn_with(actor_system, options, log, "db", name="db-1")
     assert log[:2] == [
         ("whereis", True),
@@ -185,7 +185,7 @@ async def test_spawn_options_apply_before_on_start(actor_system: ActorSystem) ->
 
 async def test_a_new_incarnation_gets_name_and_groups_back(actor_system: ActorSystem) -> None:
     registry = actor_system.registry
-    options = {REGISTER_AS: "worker", SUBSCRIPTIONS: [("jobs", "workers")]}
+    options = {"register_as": "worker", "subscriptions": [("jobs", "workers")]}
     other_log: list[Any] = []
     other = await actor_system.spawn(Recorder, other_log, name="other")
     registry.subscribe("jobs", other, group="workers")
@@ -211,8 +211,8 @@ async def test_a_new_incarnation_gets_name_and_groups_back(actor_system: ActorSy
 
 async def test_options_are_not_shared_between_incarnations(actor_system: ActorSystem) -> None:
     options: dict[str, Any] = {
-        REGISTER_AS: "db",
-        SUBSCRIPTIONS: ["a"],
+        "register_as": "db",
+        "subscriptions": ["a"],
         "details": {"restart": "permanent"},
     }
     ref = await spawn_with(actor_system, options, [], name="db")
@@ -232,17 +232,17 @@ async def test_bad_spawn_options_fail_the_spawn_and_leave_nothing(
     actor_system.registry.register("db", holder)
     before = actor_system.statistics().actors
     with pytest.raises(NameTaken, match=r"register_as='db'.*registered to /user/holder"):
-        await spawn_with(actor_system, {REGISTER_AS: "db"}, [], name="x")
+        await spawn_with(actor_system, {"register_as": "db"}, [], name="x")
     with pytest.raises(TypeError, match="list of patterns"):
-        await spawn_with(actor_system, {SUBSCRIPTIONS: "jobs"}, [], name="x")
+        await spawn_with(actor_system, {"subscriptions": "jobs"}, [], name="x")
     with pytest.raises(TypeError, match="neither a pattern nor"):
-        await spawn_with(actor_system, {SUBSCRIPTIONS: [("jobs",)]}, [], name="x")
+        await spawn_with(actor_system, {"subscriptions": [("jobs",)]}, [], name="x")
     with pytest.raises(ValueError, match="must be the last token"):
-        await spawn_with(actor_system, {SUBSCRIPTIONS: ["a.>.b"]}, [], name="x")
+        await spawn_with(actor_system, {"subscriptions": ["a.>.b"]}, [], name="x")
     with pytest.raises(ValueError, match="invalid group name"):
-        await spawn_with(actor_system, {SUBSCRIPTIONS: [("jobs", "")]}, [], name="x")
+        await spawn_with(actor_system, {"subscriptions": [("jobs", "")]}, [], name="x")
     with pytest.raises(ValueError, match="invalid registered name"):
-        await spawn_with(actor_system, {REGISTER_AS: "a b"}, [], name="x")
+        await spawn_with(actor_system, {"register_as": "a b"}, [], name="x")
     assert actor_system.statistics().actors == before
     assert actor_system.registry.topics() == []
     await spawn_with(actor_system, {}, [], name="x")  # the name "x" is still free
@@ -253,9 +253,10 @@ async def test_a_failed_start_releases_what_the_options_took(actor_system: Actor
         async def on_start(self) -> None:
             raise RuntimeError("no")
 
-    options = {REGISTER_AS: "db", SUBSCRIPTIONS: ["jobs"]}
     with pytest.raises(Exception, match="failed to start"):
-        await actor_system._spawn(None, Broken, (), {}, "b", None, None, options=options)
+        await lowlevel.spawn(
+            actor_system, Broken, name="b", register_as="db", subscriptions=["jobs"]
+        )
     assert actor_system.registry.names() == {}
     assert actor_system.registry.topics() == []
 

@@ -10,7 +10,8 @@ import pytest
 from supervision_kit import Worker, child, expect_events, ref_of, worker
 
 import actors
-from actors import ActorRef, ActorStopped, ActorSystem, NameTaken
+import supervision._base
+from actors import ActorFailed, ActorRef, ActorStopped, ActorSystem, NameTaken
 from actors.testing import TestProbe
 from supervision import (
     ChildCounts,
@@ -216,3 +217,36 @@ async def test_control_of_a_stopped_supervisor(actor_system: ActorSystem) -> Non
     await sup.stop()
     with pytest.raises(ActorStopped):
         await which_children(sup)
+
+
+async def test_start_child_refuses_a_spec_without_a_usable_name(
+    actor_system: ActorSystem,
+) -> None:
+    sup = await actor_system.spawn(Supervisor, [], name="sup", shutdown=math.inf)
+    with pytest.raises(ValueError, match="needs a name="):
+        await start_child(sup, ChildSpec(lambda: actors.Actor()))
+    assert await which_children(sup) == []  # refused, and still serving
+
+
+@pytest.mark.parametrize("bug", [KeyError("bug"), TypeError("bug")], ids=type)
+async def test_a_bug_in_the_supervisor_crashes_it_instead_of_answering(
+    monkeypatch: pytest.MonkeyPatch, bug: Exception
+) -> None:
+    # A LookupError or TypeError of the supervisor's own making is not a
+    # refusal of the request: let it crash, and the caller learns it failed.
+    def broken(child: object) -> ChildInfo:
+        raise bug
+
+    monkeypatch.setattr(supervision._base, "_info", broken)
+    answer: BaseException | None = None
+    with pytest.raises(type(bug), match="bug"):
+        async with ActorSystem() as system:
+            sup = await system.spawn(
+                Supervisor, [ChildSpec(actors.Actor, name="w")], name="sup", shutdown=math.inf
+            )
+            try:
+                await which_children(sup)
+            except Exception as exc:
+                answer = exc
+    assert isinstance(answer, ActorFailed), answer
+    assert answer.__cause__ is bug

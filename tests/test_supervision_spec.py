@@ -12,7 +12,6 @@ import pytest
 
 from actors import Actor, Mailbox
 from supervision import Backoff, ChildSpec, DynamicSupervisor, Supervisor
-from supervision._spec import SUPERVISED
 from supervision._strategy import RestartIntensity, affected
 
 
@@ -74,16 +73,6 @@ def test_a_partial_of_a_supervisor_is_a_supervisor() -> None:
 def test_specs_pickle() -> None:
     spec = ChildSpec(Worker, 1, name="w", restart="transient", size=3, subscriptions=["a.b"])
     assert pickle.loads(pickle.dumps(spec)) == spec
-
-
-def test_spawn_options_carry_the_registry_seam() -> None:
-    spec = ChildSpec(Worker, register_as="db", subscriptions=["a.*", ("b.>", "g")])
-    assert spec._spawn_options("db") == {
-        SUPERVISED: "db",
-        "register_as": "db",
-        "subscriptions": (("a.*", None), ("b.>", "g")),
-    }
-    assert ChildSpec(Worker)._spawn_options("w") == {SUPERVISED: "w"}
 
 
 @pytest.mark.parametrize(
