@@ -132,7 +132,7 @@ class Actor:
         raise error
 
 
-_HOOKS = ("on_start", "receive", "on_stop", "on_child_failed")
+_HOOKS = ("on_start", "receive", "on_stop", "on_stop_children", "on_child_failed")
 
 
 def _cell_of(actor: Actor) -> Cell:

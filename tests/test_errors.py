@@ -23,7 +23,9 @@ class Crash(Actor):
         raise RuntimeError("no")
 
 
-@pytest.mark.parametrize("hook", ["on_start", "receive", "on_stop", "on_child_failed"])
+@pytest.mark.parametrize(
+    "hook", ["on_start", "receive", "on_stop", "on_stop_children", "on_child_failed"]
+)
 def test_a_plain_def_hook_is_refused_where_the_class_is_defined(hook: str) -> None:
     def plain(self: Any, *args: Any) -> None:
         pass
