@@ -479,7 +479,7 @@ class Cell:
             del siblings[self.name]
         self.system._cell_gone(self)
         if self.watchers:
-            notice = Terminated(self.ref, reason)
+            notice = Terminated(self.ref, reason, self.killed)
             for watcher in self.watchers:
                 self.system._notify(watcher, notice)
             self.watchers = None

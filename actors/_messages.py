@@ -28,8 +28,11 @@ def describe(message: Any) -> str:
 class Terminated:
     """Sent once to each watcher when a watched actor is gone.
 
-    ``reason`` is ``None`` for a normal stop and the exception for a failure.
-    It arrives through ``receive`` and overtakes queued user messages.
+    ``reason`` is ``None`` for a normal stop and the exception for a failure;
+    ``killed`` is true if it was cancelled rather than stopped gracefully
+    (``ref.kill()``, a stop that outlasted its shutdown timeout, or the system
+    cancelled). It arrives through ``receive`` and overtakes queued user
+    messages; ``await ref.join()`` returns the same.
 
     Examples:
         >>> Terminated(ref=None, reason=None).reason is None  # doctest: +SKIP
@@ -38,6 +41,7 @@ class Terminated:
 
     ref: ActorRef
     reason: BaseException | None
+    killed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

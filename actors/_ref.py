@@ -21,7 +21,7 @@ from ._exceptions import (
     SendOnClosed,
 )
 from ._go import current_owner
-from ._messages import describe
+from ._messages import Terminated, describe
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -411,6 +411,75 @@ class ActorRef:
         if cell is not None:
             check_thread(cell.system, f"{self!r}.stop_nowait()")
             cell.request_stop(timed=not (cell.is_current() or cell.is_ancestor_of_current()))
+
+    @property
+    def alive(self) -> bool:
+        """Whether the incarnation has not ended yet (starting, running or
+        stopping); cheap, and usable from any task of the system.
+
+        Examples:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         before = ref.alive
+            ...         await ref.stop()
+            ...         return before, ref.alive
+            >>> actors.run(main)
+            (True, False)
+        """
+        cell = self._resolve()
+        return cell is not None and cell.state not in ("stopped", "failed")
+
+    async def join(self) -> Terminated:
+        """Wait until the actor is gone and return how it ended, from any task
+        of the system (asyncio's ``await task``, Erlang's monitor).
+
+        Returns:
+            The :class:`Terminated` a watcher gets: ``reason`` is ``None`` for
+            a normal stop, else the exception it failed with; ``killed`` is
+            true if it was cancelled rather than stopped. At once if it has
+            already ended (a ref that no longer resolves, e.g. unpickled
+            after the end, gives ``reason=None``).
+
+        Raises:
+            ActorsError: called by the actor itself or one of its
+                descendants: it ends only after them, so this would never
+                return.
+
+        Cancellation: cancelling the wait leaves the actor untouched.
+
+        Examples:
+            >>> import actors
+            >>> class Crash(actors.Actor):
+            ...     async def receive(self, message):
+            ...         raise ValueError(message)
+            >>> class Parent(actors.Actor):
+            ...     async def on_child_failed(self, child, error):
+            ...         pass  # handled: do not fail with it
+            ...     async def receive(self, message):
+            ...         child = await self.context.spawn(Crash)
+            ...         await child.tell(message)
+            ...         return child
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         parent = await system.spawn(Parent)
+            ...         child = await parent.ask("bad input")
+            ...         ended = await child.join()
+            ...         return repr(ended.reason), ended.killed
+            >>> actors.run(main)
+            ("ValueError('bad input')", False)
+        """
+        cell = self._resolve()
+        if cell is None:
+            return Terminated(self, None)
+        if current_owner.get() is cell or cell.is_ancestor_of_current():
+            raise ActorsError(
+                f"{self._path} cannot be joined from itself or its descendants: it "
+                f"ends only after them; watch it, or join from another actor"
+            )
+        await cell.terminated.wait()
+        return Terminated(self, cell.reason, cell.killed)
 
     async def kill(self) -> None:
         """Cancel the actor at once (Erlang's ``exit(Pid, kill)``) and wait

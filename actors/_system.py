@@ -471,8 +471,10 @@ class ActorSystem(PubSub):
     def _watch(self, target: ActorRef, watcher: ActorRef) -> None:
         cell = self._own_cell(target, "watch")
         if cell is None or cell.terminated.is_set() or cell.state in ("stopped", "failed"):
-            reason = None if cell is None else cell.reason
-            self._notify(watcher, Terminated(target, reason))
+            if cell is None:
+                self._notify(watcher, Terminated(target, None))
+            else:
+                self._notify(watcher, Terminated(target, cell.reason, cell.killed))
             return
         if cell.watchers is None:
             cell.watchers = {}
