@@ -23,6 +23,7 @@ from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
 from ._exceptions import SendOnClosed as SendOnClosed
 from ._exceptions import SupervisorGaveUp as SupervisorGaveUp
+from ._exceptions import UnhandledMessage as UnhandledMessage
 from ._exceptions import WouldBlock as WouldBlock
 from ._go import go as go
 from ._mailbox import DEFAULT_CAPACITY as DEFAULT_MAILBOX_CAPACITY
@@ -76,6 +77,7 @@ __all__ = [
     "ThreadPortal",
     "Timer",
     "TopicInfo",
+    "UnhandledMessage",
     "WouldBlock",
     "go",
     "run",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
@@ -97,6 +97,21 @@ class Actor:
         goroutine of it fails, or the system is cancelled.
         """
 
+    def unhandled(self, message: Any) -> NoReturn:
+        """Say that ``receive`` does not handle ``message``: return what this
+        returns (``case _: return self.unhandled(message)``).
+
+        The message becomes a dead letter (reason ``"unhandled"``, logged as
+        dead letters are); an ``ask`` of it raises :class:`UnhandledMessage`.
+        The actor keeps running: an unexpected message is the sender's
+        mistake, not a sign that this actor's state is wrong (Akka's
+        ``unhandled``; unlike OTP, which crashes on a function clause).
+
+        It returns a marker the runtime recognises; it is typed ``NoReturn``
+        so that ``return self.unhandled(message)`` fits any reply type.
+        """
+        return UNHANDLED  # type: ignore[misc]
+
     async def on_stop(self) -> None:
         """Called once when the actor stops or fails, after its children have
         stopped and before it is gone (not called if ``on_start`` failed).
@@ -131,6 +146,16 @@ class Actor:
         """
         raise error
 
+
+class _Unhandled:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNHANDLED"
+
+
+#: What ``Actor.unhandled`` returns; the runtime recognises it by identity.
+UNHANDLED: Any = _Unhandled()
 
 _HOOKS = ("on_start", "receive", "on_stop", "on_stop_children", "on_child_failed")
 

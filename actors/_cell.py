@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from ._actor import Actor
+from ._actor import UNHANDLED, Actor
 from ._channel import _NOTHING
 from ._deadlines import now
 from ._exceptions import ActorsError
@@ -393,14 +393,16 @@ class Cell:
                     self._current_ask = message
                     result = await receive(message.message)
                     self._current_ask = None
-                    if not message.put(result):
+                    if result is UNHANDLED:
+                        self._unhandled(message)
+                    elif not message.put(result):
                         self.system._late_reply()
                 elif kind is _Stop:
                     break
                 elif kind is _ChildFailed:
                     await actor.on_child_failed(message.ref, message.error)
-                else:
-                    await receive(message)
+                elif await receive(message) is UNHANDLED:
+                    self._unhandled(message)
                 self.processed += 1
         except Exception as exc:
             ask = self._current_ask
@@ -409,6 +411,12 @@ class Cell:
                 _answer(ask, _Outcome("failed", exc))
             return exc
         return None
+
+    def _unhandled(self, message: Any) -> None:
+        if type(message) is _Ask:
+            message.put(_Outcome("unhandled"))
+            message = message.message
+        self.dead_letter(message, "unhandled")
 
     async def _shutdown(
         self, actor: Actor | None, reason: BaseException | None

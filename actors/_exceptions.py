@@ -121,6 +121,32 @@ class AskTimeout(ActorsError, TimeoutError):
     """
 
 
+class UnhandledMessage(ActorsError):
+    """The actor did not handle the message it was asked: its ``receive``
+    returned ``self.unhandled(message)``. The actor is not failed; the
+    message also became a dead letter.
+
+    Examples:
+        >>> import actors
+        >>> class Strict(actors.Actor):
+        ...     async def receive(self, message):
+        ...         match message:
+        ...             case "ping":
+        ...                 return "pong"
+        ...             case _:
+        ...                 return self.unhandled(message)
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         ref = await system.spawn(Strict, name="strict")
+        ...         try:
+        ...             await ref.ask("pong")
+        ...         except actors.UnhandledMessage as error:
+        ...             return str(error)
+        >>> print(actors.run(main))
+        /user/strict did not handle str 'pong': its receive has no case for it
+    """
+
+
 class NameTaken(ActorsError):
     """The name is already used by a sibling actor or in the registry.
 

@@ -19,6 +19,7 @@ from ._exceptions import (
     AskTimeout,
     MailboxFull,
     SendOnClosed,
+    UnhandledMessage,
 )
 from ._go import current_owner
 from ._messages import Terminated, describe
@@ -99,7 +100,7 @@ class _Outcome:
     __slots__ = ("error", "kind")
 
     def __init__(self, kind: str = "stopped", error: BaseException | None = None) -> None:
-        self.kind = kind  # "stopped", "failed" or "dropped"
+        self.kind = kind  # "stopped", "failed", "dropped" or "unhandled"
         self.error = error
 
 
@@ -267,6 +268,8 @@ class ActorRef:
                 answered; raised as soon as that is known.
             ActorFailed: handling the message crashed the actor; the original
                 exception is ``__cause__``.
+            UnhandledMessage: the actor's ``receive`` returned
+                ``self.unhandled(message)``.
             MailboxFull: the mailbox is full and its policy does not wait.
             ValueError: ``timeout`` is not positive.
             ActorsError: an actor asked itself (that would deadlock).
@@ -348,6 +351,11 @@ class ActorRef:
         if type(answer) is _Outcome:
             if answer.kind == "stopped":
                 raise ActorStopped(f"{self._path} stopped before answering {describe(message)}")
+            if answer.kind == "unhandled":
+                raise UnhandledMessage(
+                    f"{self._path} did not handle {describe(message)}: its receive "
+                    f"has no case for it"
+                )
             if answer.kind == "dropped":
                 raise MailboxFull(
                     f"the mailbox of {self._path} was full and its overflow "

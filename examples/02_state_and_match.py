@@ -8,6 +8,8 @@ This example shows:
 - refusals (insufficient funds, a bad amount) returned as values, because an
   exception escaping ``receive`` would crash the actor (let it crash is for
   bugs, not for answers);
+- ``self.unhandled(message)`` for a message no ``case`` matches: the asker
+  gets ``UnhandledMessage``, the system logs a dead letter, the actor lives on;
 - many concurrent clients, and a balance that still adds up.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import anyio
 
 import actors
-from actors import Actor, ActorRef, ActorSystem
+from actors import Actor, ActorRef, ActorSystem, UnhandledMessage
 
 # -- the messages the account understands -------------------------------------
 
@@ -77,13 +79,17 @@ class Account(Actor):
             case GetBalance():
                 return Balance(self.balance)
             case _:
-                return Rejected(f"unknown message {message!r}")
+                return self.unhandled(message)
 
 
 # --8<-- [end:account]
 # --8<-- [start:show]
 async def show(account: ActorRef, message: object) -> None:
-    reply = await account.ask(message)
+    try:
+        reply = await account.ask(message)
+    except UnhandledMessage as error:
+        print(f"{message} -> {error}")
+        return
     match reply:
         case Balance(amount):
             print(f"{message} -> ok, balance {amount}")
