@@ -88,6 +88,7 @@ class Cell:
         "_terminated",
         "args",
         "children",
+        "dead_letters",
         "details",
         "factory",
         "failure",
@@ -149,6 +150,7 @@ class Cell:
         self.start_error: BaseException | None = None
         self.failure: BaseException | None = None
         self.processed = 0
+        self.dead_letters = 0  # addressed to this incarnation
         self.restarts = 0  # shown by system.tree(); set by whoever restarts it
         self.details: dict[str, str] | None = None  # more for system.tree()
         self.stop_requested = False

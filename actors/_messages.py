@@ -49,8 +49,10 @@ class DeadLetter:
     """A message that could not be delivered or handled, and why.
 
     Dead letters are never silent: they are counted in
-    ``system.statistics().dead_letters``, logged at debug level on the
-    ``actors.dead_letters`` logger and offered to ``system.dead_letters()``
+    ``system.statistics().dead_letters`` and in ``system.tree()``, logged on
+    the ``actors.dead_letters`` logger (the first ten one by one at WARNING,
+    then a summary a minute; see ``ActorSystem(log_dead_letters=...)``), offered
+    to ``system.dead_letters()``
     streams, and published to the ``actors.dead_letters`` topic. ``topic`` is
     the topic a published message was sent to, ``None`` for a ``tell``.
 

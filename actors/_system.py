@@ -36,6 +36,7 @@ import trio
 from ._actor import Actor
 from ._cell import DEFAULT_SHUTDOWN, Cell
 from ._channel import Channel
+from ._deadletters import DEFAULT_LOG_INTERVAL, DEFAULT_LOG_LIMIT, DeadLetterLog
 from ._deadlines import Deadlines
 from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
@@ -50,7 +51,6 @@ from ._tree import ActorInfo, ActorTree
 T = TypeVar("T")
 
 logger = logging.getLogger("actors")
-dead_letter_logger = logging.getLogger("actors.dead_letters")
 
 _DEFAULT_MAILBOX = Mailbox()
 
@@ -92,6 +92,11 @@ class ActorSystem(PubSub):
         name: the system's name (refs carry it).
         shutdown: default seconds each actor gets to stop before it is
             cancelled (``None``: wait forever).
+        log_dead_letters: how many dead letters are logged one by one (at
+            WARNING, logger ``actors.dead_letters``) before they are only
+            summarised; 0 turns the logging off. Dead letters during
+            shutdown are not logged. All are counted in ``statistics()``.
+        log_dead_letters_interval: seconds between summary lines.
 
     Examples:
         >>> import actors
@@ -103,9 +108,17 @@ class ActorSystem(PubSub):
         '/user/idle'
     """
 
-    def __init__(self, name: str = "actors", *, shutdown: float | None = DEFAULT_SHUTDOWN):
+    def __init__(
+        self,
+        name: str = "actors",
+        *,
+        shutdown: float | None = DEFAULT_SHUTDOWN,
+        log_dead_letters: int = DEFAULT_LOG_LIMIT,
+        log_dead_letters_interval: float = DEFAULT_LOG_INTERVAL,
+    ):
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"system name must be a non-empty string without '/', got {name!r}")
+        self._dead_letter_log = DeadLetterLog(log_dead_letters, log_dead_letters_interval)
         self.name = name
         self.shutdown = shutdown
         self._top: dict[str, Cell] = {}
@@ -168,6 +181,7 @@ class ActorSystem(PubSub):
     ) -> None:
         assert self._body_scope is not None and self._portal is not None
         self._portal.close()
+        self._dead_letter_log.shutting_down = True
         if self._body_scope.__exit__(exc_type, exc, tb):
             exc_type, exc, tb = None, None, None  # our own cancellation
         try:
@@ -186,6 +200,7 @@ class ActorSystem(PubSub):
             self._open = False
             self._closed = True
             current_system.reset(self._token)
+            self._dead_letter_log.close()
             if self._task_group is None:
                 pass
             elif exc is None or isinstance(exc, Exception):
@@ -501,7 +516,9 @@ class ActorSystem(PubSub):
             message = message.message
         letter = DeadLetter(message, recipient, reason, topic)
         self._dead_letters += 1
-        dead_letter_logger.debug("%s", letter)
+        if recipient is not None and (cell := recipient._cell) is not None:
+            cell.dead_letters += 1
+        self._dead_letter_log.record(letter)
         observed = False
         for stream in self._dead_letter_streams:
             try:
@@ -568,7 +585,10 @@ class ActorSystem(PubSub):
             >>> actors.run(main)
             '/user/a'
         """
-        return ActorTree(tuple(_info(cell, self.registry) for cell in list(self._top.values())))
+        return ActorTree(
+            tuple(_info(cell, self.registry) for cell in list(self._top.values())),
+            self._dead_letters,
+        )
 
 
 def _info(cell: Cell, registry: Registry) -> ActorInfo:
@@ -581,6 +601,7 @@ def _info(cell: Cell, registry: Registry) -> ActorInfo:
         mailbox_capacity=cell.mailbox.capacity,
         processed=cell.processed,
         restarts=cell.restarts,
+        dead_letters=cell.dead_letters,
         children=tuple(_info(child, registry) for child in list(cell.children.values())),
         details=tuple(sorted({**(cell.details or {}), **registry._details(cell)}.items())),
     )

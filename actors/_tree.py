@@ -25,6 +25,7 @@ class ActorInfo:
     restarts: int
     children: tuple[ActorInfo, ...]
     details: tuple[tuple[str, str], ...] = ()
+    dead_letters: int = 0
 
     @property
     def name(self) -> str:
@@ -42,7 +43,9 @@ class ActorInfo:
 class ActorTree:
     """A snapshot of every live actor, from ``system.tree()``.
 
-    ``str()`` renders it as an indented tree, one actor a line.
+    ``str()`` renders it as an indented tree, one actor a line; dead-letter
+    counts (the system's on the first line, each actor's on its own) are shown
+    when not zero.
 
     Examples:
         >>> leaf = ActorInfo("/user/a", "Worker", "running", 2, 1000, 5, 0, ())
@@ -52,6 +55,7 @@ class ActorTree:
     """
 
     actors: tuple[ActorInfo, ...]
+    dead_letters: int = 0
 
     def walk(self) -> Iterator[ActorInfo]:
         """Every actor, depth first."""
@@ -63,7 +67,7 @@ class ActorTree:
         return next((a for a in self.walk() if a.path == path), None)
 
     def __str__(self) -> str:
-        lines = ["/user"]
+        lines = [f"/user  dead letters {self.dead_letters}" if self.dead_letters else "/user"]
 
         def render(info: ActorInfo, depth: int) -> None:
             cap = f"{info.mailbox_capacity:g}"
@@ -72,6 +76,8 @@ class ActorTree:
                 f"mailbox {info.mailbox}/{cap}  processed {info.processed}  "
                 f"restarts {info.restarts}"
             )
+            if info.dead_letters:
+                line += f"  dead letters {info.dead_letters}"
             for key, value in info.details:
                 line += f"  {key} {value}"
             lines.append(line)
