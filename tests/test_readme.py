@@ -37,3 +37,18 @@ def test_readme_example_prints_what_it_says(backend: str, tmp_path: Path) -> Non
         check=True,
     ).stdout
     assert out == "3\n" + shown
+
+
+def test_readme_set_up_starts_with_a_virtual_environment() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = re.search(r"## Set up and test\n.*?```\n(.*?)```", text, re.S)
+    assert setup, "README.md lost its set-up commands"
+    commands = [line.split("#")[0].strip() for line in setup.group(1).splitlines()]
+    assert commands == [
+        "python3 -m venv .venv",
+        ". .venv/bin/activate",
+        "pip install -e '.[test]'",
+        "pytest",
+    ]
+    assert r"Windows: .venv\Scripts\activate" in setup.group(1)
+    assert "python examples/01_hello_actor.py" in text, "README.md lost the first tutorial"
