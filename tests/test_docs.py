@@ -9,7 +9,8 @@ markdown (before pymdownx.snippets includes the files):
 - Sections of a tutorial, ``--8<-- "examples/NN_name.py:section"``, are
   fragments. The block is titled ``A fragment of examples/NN_name.py`` and the
   page links the whole lesson (``examples.md#lesson-N``) before the block;
-  docs/examples.md shows every lesson whole under that anchor.
+  docs/examples.md shows every lesson whole under that anchor. A section of
+  another file of the repository (a test) is titled the same way.
 - Any other python block is a complete program that ends with
   ``actors.run(main)``: it is run here on both backends. When the next block
   is a ``text`` block introduced by a line ending in "prints:", the program
@@ -33,8 +34,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-FENCE = re.compile(r"```(\w*)(?: title=\"([^\"]*)\")?$")
-INCLUDE = re.compile(r'--8<-- "(examples/(\d\d)_\w+\.py)(?::([\w-]+))?"')
+FENCE = re.compile(r"```(\w*)(.*)$")
+TITLE = re.compile(r'title="([^"]*)"')
+INCLUDE = re.compile(r'--8<-- "([\w/.-]+?)(?::([\w-]+))?"')
+LESSON = re.compile(r"examples/(\d\d)_\w+\.py")
 PRINTS = re.compile(r"prints:$")
 
 
@@ -61,7 +64,8 @@ def _blocks(path: Path) -> list[Block]:
         match = FENCE.match(lines[i])
         if match:
             end = lines.index("```", i + 1)
-            fences.append((i, end, match[1], match[2]))
+            titled = TITLE.search(match[2])
+            fences.append((i, end, match[1], titled[1] if titled else None))
             i = end
         i += 1
     blocks = []
@@ -100,27 +104,29 @@ def test_the_guide_has_both_kinds_of_block() -> None:
 
 @pytest.mark.parametrize("block", INCLUDES, ids=lambda b: b.where)
 def test_included_code_is_a_whole_lesson_or_titled_as_a_fragment(block: Block) -> None:
-    lines = block.code.splitlines()
-    includes = [INCLUDE.fullmatch(line) for line in lines]
-    assert all(includes), f"{block.where}: mix includes of examples with nothing else"
+    includes = [INCLUDE.fullmatch(line) for line in block.code.splitlines()]
+    if not all(includes):
+        pytest.fail(f"{block.where}: a block that includes a file includes nothing else")
     files = {m[1] for m in includes if m}
-    assert len(files) == 1, f"{block.where}: one tutorial per block, not {sorted(files)}"
+    if len(files) != 1:
+        pytest.fail(f"{block.where}: include one file per block, not {sorted(files)}")
     (file,) = files
-    assert (ROOT / file).is_file(), f"{block.where}: {file} does not exist"
-    lesson = int(next(m[2] for m in includes if m))
-    if any(m[3] for m in includes if m):
-        assert block.title == f"A fragment of {file}", (
+    if not (ROOT / file).is_file():
+        pytest.fail(f"{block.where}: {file} does not exist")
+    lesson = LESSON.fullmatch(file)
+    if not any(m[2] for m in includes if m):
+        if not lesson or block.title != file:
+            pytest.fail(f'{block.where}: only a whole tutorial is included whole, titled "{file}"')
+        return
+    if block.title != f"A fragment of {file}":
+        pytest.fail(
             f"{block.where}: a section of {file} is a fragment; open the block with "
             f'```python title="A fragment of {file}"'
         )
-        if block.page != "examples.md":
-            linked = f"(examples.md#lesson-{lesson})" in block.before
-            assert linked, (
-                f"{block.where}: link the whole lesson, [lesson {lesson}]"
-                f"(examples.md#lesson-{lesson}), before its first fragment on the page"
-            )
-    else:
-        assert block.title == file, f'{block.where}: title the whole file: title="{file}"'
+    if lesson and block.page != "examples.md":
+        anchor = f"examples.md#lesson-{int(lesson[1])}"
+        if f"({anchor})" not in block.before:
+            pytest.fail(f"{block.where}: link the whole lesson, ({anchor}), before the block")
 
 
 def test_every_lesson_is_shown_whole_under_its_anchor() -> None:
@@ -138,10 +144,11 @@ def test_every_lesson_is_shown_whole_under_its_anchor() -> None:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("block", PROGRAMS, ids=lambda b: b.where)
 def test_complete_programs_run_as_shown(block: Block, backend: str, tmp_path: Path) -> None:
-    assert block.code.rstrip().endswith("actors.run(main)"), (
-        f"{block.where}: a python block that is not a section of a tutorial must be a "
-        f"complete program ending with actors.run(main) (or a tutorial's section)"
-    )
+    if not block.code.rstrip().endswith("actors.run(main)"):
+        pytest.fail(
+            f"{block.where}: a python block is a complete program ending with "
+            f"actors.run(main), or includes a section of a tutorial as a fragment"
+        )
     script = tmp_path / "snippet.py"
     script.write_text(block.code, encoding="utf-8")
     done = subprocess.run(
@@ -152,7 +159,8 @@ def test_complete_programs_run_as_shown(block: Block, backend: str, tmp_path: Pa
         timeout=50,
         cwd=tmp_path,
     )
-    assert done.returncode == 0, f"{block.where} failed on {backend}:\n{done.stderr}"
+    if done.returncode != 0:
+        pytest.fail(f"{block.where} failed on {backend}:\n{done.stderr}")
     if block.output is not None:
         assert done.stdout == block.output, f"{block.where}: prints other than shown"
 
