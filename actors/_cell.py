@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from ._actor import UNHANDLED, Actor
 from ._channel import _NOTHING
@@ -385,11 +386,17 @@ class Cell:
                 else:
                     message = user._receive_fast()
                     if message is _NOTHING:
+                        if user._checkpoint_due():
+                            # Here rather than inside receive(), where a
+                            # system message arriving meanwhile would find
+                            # the loop neither busy nor parked.
+                            await checkpoint()
+                            continue
                         mailbox.receiving = True
                         message = await user.receive()
                         mailbox.receiving = False
-                    if message is _WAKE:
-                        continue
+                        if message is _WAKE:
+                            continue
                 kind = type(message)
                 if kind is _Ask:
                     self._current_ask = message

@@ -2,16 +2,20 @@
 
 # Invariants:
 # - User messages live in ``_user``, a Channel, so senders get Go's blocking,
-#   FIFO and cancellation rules for free.
-# - Each system message is appended to ``_system``; if the owner is inside
-#   ``_user.receive()`` (``receiving``: parked, or at the receive's fairness
-#   checkpoint, about to park) it gets one ``_WAKE`` token
-#   (``Channel._put_back``: handed to it if parked, else first in the buffer).
-#   The owner (``Cell._loop``, which reads the lanes directly: it is the hot
-#   path) reads ``_system`` before ``_user``, so system messages overtake user
-#   messages and keep their own order; a token whose message was already read
-#   is skipped. A busy owner gets no token (it reads ``_system`` before its
-#   next message), so tokens never take buffer room from user messages.
+#   FIFO and cancellation rules for free. Only user messages take its room.
+# - Each system message is appended to ``_system``. The owner (``Cell._loop``,
+#   which reads the lanes directly: it is the hot path) reads ``_system``
+#   before ``_user``, so system messages overtake user messages and keep their
+#   own order.
+# - ``receiving`` is True only while the owner is inside ``_user.receive()``,
+#   which it enters with no fairness checkpoint due, so it is parked there or
+#   has been handed a user message and not run yet. A system message wakes a
+#   parked owner by handing it the ``_WAKE`` token
+#   (``Channel._wake_receiver``), never through the buffer; an owner that was
+#   handed a message, or is busy, reads ``_system`` before its next message.
+#   (A token handed to an owner whose receive is then cancelled is put back
+#   in the buffer; the owner is ending, and closes the mailbox before anyone
+#   else runs.)
 # - Only the owning actor's task receives.
 """
 
@@ -98,15 +102,14 @@ class _MailboxQueue:
         return self._user.closed
 
     def __len__(self) -> int:
-        return sum(1 for m in self._user._buffer if m is not _WAKE) + len(self._system or ())
+        return len(self._user._buffer) + len(self._system or ())
 
     def put_system(self, message: Any) -> None:
         if self._system is None:
             self._system = []
         self._system.append(message)
         if self.receiving:
-            self.receiving = False  # one token wakes it
-            self._user._put_back(_WAKE)
+            self._user._wake_receiver(_WAKE)
 
     def try_put(self, message: Any) -> bool:
         """Queue without waiting; False if full. Raises SendOnClosed if closed."""
@@ -117,12 +120,9 @@ class _MailboxQueue:
         return True
 
     def drop_oldest(self) -> Any:
-        buffer = self._user._buffer
-        for index, message in enumerate(buffer):
-            if message is not _WAKE:
-                del buffer[index]
-                return message
-        raise WouldBlock("nothing to drop")  # pragma: no cover - capacity >= 1
+        """Remove and return the oldest queued user message (the mailbox is
+        full: ``try_put`` just failed, so there is one)."""
+        return self._user._buffer.popleft()
 
     def close(self) -> list[Any]:
         """Close to new messages; return what was queued (system lane first)."""

@@ -242,7 +242,8 @@ class ActorRef:
             cell.dead_letter(message, "mailbox full: dropped newest")
         elif policy == "drop_oldest":
             cell.dead_letter(mailbox.drop_oldest(), "mailbox full: dropped oldest")
-            mailbox.try_put(message)
+            if not mailbox.try_put(message):  # pragma: no cover - room was just made
+                cell.dead_letter(message, "mailbox full: dropped newest")
         else:
             raise MailboxFull(
                 f"mailbox of {self._path} is full ({mailbox.capacity:g} messages) "

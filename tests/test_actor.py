@@ -511,6 +511,29 @@ async def test_drop_oldest_keeps_the_newest_message_while_a_system_message_waits
         assert await probe.receive_n(3) == [Terminated(other, None), "m2", "m3"]
 
 
+@pytest.mark.parametrize("policy", ["block", "drop_newest", "drop_oldest", "fail"])
+async def test_a_system_message_takes_no_user_room_while_the_actor_wakes(
+    policy: OverflowPolicy,
+) -> None:
+    # Regression: a system message arriving between the parked actor being
+    # handed a message and running again queued a wake-up token in the user
+    # buffer. With capacity 1 the next tell_nowait found the mailbox full:
+    # drop_oldest raised WouldBlock("nothing to drop"), drop_newest dropped
+    # the message, block and fail refused it.
+    async with ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        gone = await system.spawn(Echo)
+        await gone.stop()
+        ref = await system.spawn(Forward, probe.ref, mailbox=Mailbox(1, policy))
+        await anyio.wait_all_tasks_blocked()  # parked on its empty mailbox
+        async with system.dead_letters() as letters:
+            ref.tell_nowait("m1")  # handed to the parked actor, which has not run yet
+            system._watch(gone, ref)  # Terminated arrives now
+            ref.tell_nowait("m2")  # the one user slot is free
+            assert await probe.receive_n(3) == ["m1", Terminated(gone, None), "m2"]
+            assert await letters_now(letters) == []
+
+
 async def test_the_default_mailbox_is_bounded_and_blocks() -> None:
     assert Mailbox() == Mailbox(actors.DEFAULT_MAILBOX_CAPACITY, "block")
     assert actors.DEFAULT_MAILBOX_CAPACITY == 1000
