@@ -34,6 +34,7 @@ from ._messages import Terminated as Terminated
 from ._portal import ThreadPortal as ThreadPortal
 from ._ref import ActorRef as ActorRef
 from ._registry import Registry as Registry
+from ._reply import Reply as Reply
 from ._subscription import Subscription as Subscription
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics
@@ -67,6 +68,7 @@ __all__ = [
     "OverflowPolicy",
     "ReceiveCase",
     "Registry",
+    "Reply",
     "Selected",
     "SendCase",
     "SendOnClosed",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
@@ -15,6 +15,7 @@ from ._mailbox import Mailbox
 if TYPE_CHECKING:
     from ._cell import Cell
     from ._ref import ActorRef
+    from ._reply import Reply
     from ._system import ActorSystem
 
 
@@ -393,6 +394,74 @@ class Context:
             raise TypeError(f"go() needs an async function, got {type(fn).__name__} {fn!r}")
         self._cell.start_soon(fn, *args)
 
+    def reply_later(self) -> Reply:
+        """Take the reply of the ask being handled, to answer it later with
+        ``reply.send(value)`` (OTP's ``gen_server:reply``, Akka's ``replyTo``).
+
+        ``receive``'s return value then answers nothing, and the actor goes on
+        handling messages while the asker waits (up to its timeout). If the
+        actor ends before answering, the asker gets :class:`ActorStopped`.
+
+        Raises:
+            ActorsError: not called from ``receive`` while it handles an ask.
+
+        Examples:
+            See :class:`Reply`, and lesson 15 (``examples/15_pipe_to_self.py``).
+        """
+        return self._cell.reply_later()
+
+    def pipe_to_self(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        message: Callable[[Any], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+    ) -> None:
+        """Run ``await fn(*args)`` in a goroutine and tell its result to self
+        as a message, so the actor keeps handling messages meanwhile (Akka's
+        ``pipeToSelf``).
+
+        Args:
+            fn: an async function; it runs owned by this actor (cancelled
+                when the actor stops).
+            *args: its arguments.
+            message: maps the result to the message told to self (default:
+                the result itself).
+            on_error: maps an exception ``fn`` raised to the message told to
+                self; without it the exception fails the actor, as a
+                goroutine's does.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            ActorsError: the actor is stopping.
+
+        Examples:
+            >>> import actors
+            >>> async def lookup(key):
+            ...     return key.upper()
+            >>> class Piper(actors.Actor):
+            ...     async def receive(self, message):
+            ...         match message:
+            ...             case ("lookup", key):
+            ...                 self.reply = self.context.reply_later()
+            ...                 self.context.pipe_to_self(
+            ...                     lookup, key, message=lambda value: ("found", value)
+            ...                 )
+            ...             case ("found", value):
+            ...                 self.reply.send(value)
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         piper = await system.spawn(Piper)
+            ...         return await piper.ask(("lookup", "k"))
+            >>> actors.run(main)
+            'K'
+        """
+        if not callable(fn):
+            raise TypeError(
+                f"pipe_to_self() needs an async function, got {type(fn).__name__} {fn!r}"
+            )
+        self._cell.start_soon(_pipe, self._cell.ref, fn, args, message, on_error)
+
     def schedule_once(self, delay: float, message: Any) -> Timer:
         """Send ``message`` to self after ``delay`` seconds."""
         _check_delay("delay", delay)
@@ -421,6 +490,23 @@ def _check_delay(what: str, value: float) -> None:
         raise TypeError(f"{what} must be a number of seconds, got {value!r}")
     if not 0 <= value < math.inf:
         raise ValueError(f"{what} must be >= 0 and finite, got {value!r}")
+
+
+async def _pipe(
+    ref: ActorRef,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    message: Callable[[Any], Any] | None,
+    on_error: Callable[[Exception], Any] | None,
+) -> None:
+    try:
+        result = await fn(*args)
+    except Exception as exc:
+        if on_error is None:
+            raise
+        await ref.tell(on_error(exc))
+        return
+    await ref.tell(result if message is None else message(result))
 
 
 async def _timer(

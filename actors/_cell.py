@@ -32,6 +32,7 @@ from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
 from ._ref import ActorRef, _Ask, _Outcome
+from ._reply import Reply
 from ._scope import task_scope
 from ._signal import Signal
 
@@ -90,6 +91,7 @@ class Cell:
         "args",
         "children",
         "dead_letters",
+        "deferred",
         "details",
         "factory",
         "failure",
@@ -158,6 +160,7 @@ class Cell:
         self.stop_deadline: float | None = None  # when a timed stop cancels it
         self.start_awaited = True  # False: spawn_nowait, a start failure is a failure
         self._current_ask: _Ask | None = None
+        self.deferred: set[Reply] | None = None  # replies taken by reply_later()
         # Allocated on first use: most actors never start a goroutine or
         # outlive a failing child, and every container costs garbage-collector time.
         self._goroutines: set[anyio.CancelScope] | None = None
@@ -401,11 +404,12 @@ class Cell:
                 if kind is _Ask:
                     self._current_ask = message
                     result = await receive(message.message)
-                    self._current_ask = None
-                    if result is UNHANDLED:
-                        self._unhandled(message)
-                    elif not message.put(result):
-                        self.system._late_reply()
+                    if self._current_ask is not None:  # else: reply_later()
+                        self._current_ask = None
+                        if result is UNHANDLED:
+                            self._unhandled(message)
+                        elif not message.put(result):
+                            self.system._late_reply()
                 elif kind is _Stop:
                     break
                 elif kind is _ChildFailed:
@@ -474,6 +478,26 @@ class Cell:
         if self._current_ask is not None:
             _answer(self._current_ask, _Outcome())
             self._current_ask = None
+        while self.deferred:
+            self.deferred.pop()._ask.put(_Outcome())
+
+    def reply_later(self) -> Reply:
+        ask = self._current_ask
+        if ask is None or not self.is_current():
+            raise ActorsError(
+                f"{self.path}: reply_later() takes the reply of the ask being "
+                f"handled; call it in receive() while handling an ask"
+            )
+        self._current_ask = None
+        reply = Reply(ask, self)
+        if self.deferred is None:
+            self.deferred = set()
+        self.deferred.add(reply)
+        return reply
+
+    def deferred_done(self, reply: Reply) -> None:
+        if self.deferred:
+            self.deferred.discard(reply)
 
     async def _kill_the_rest(self) -> None:
         # Normally nothing is left; after a kill or a cancellation from outside,

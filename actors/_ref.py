@@ -100,7 +100,7 @@ class _Outcome:
     __slots__ = ("error", "kind")
 
     def __init__(self, kind: str = "stopped", error: BaseException | None = None) -> None:
-        self.kind = kind  # "stopped", "failed", "dropped" or "unhandled"
+        self.kind = kind  # "stopped", "failed", "dropped", "unhandled" or "error"
         self.error = error
 
 
@@ -271,6 +271,8 @@ class ActorRef:
                 exception is ``__cause__``.
             UnhandledMessage: the actor's ``receive`` returned
                 ``self.unhandled(message)``.
+            Exception: what the actor gave ``Reply.fail()`` for a reply it
+                took with ``context.reply_later()``.
             MailboxFull: the mailbox is full and its policy does not wait.
             ValueError: ``timeout`` is not positive.
             ActorsError: an actor asked itself (that would deadlock).
@@ -352,6 +354,8 @@ class ActorRef:
         if type(answer) is _Outcome:
             if answer.kind == "stopped":
                 raise ActorStopped(f"{self._path} stopped before answering {describe(message)}")
+            if answer.kind == "error":  # Reply.fail()
+                raise answer.error  # type: ignore[misc]
             if answer.kind == "unhandled":
                 raise UnhandledMessage(
                     f"{self._path} did not handle {describe(message)}: its receive "
