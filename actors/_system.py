@@ -47,6 +47,8 @@ from ._ref import ActorRef, _Ask, _Outcome, check_thread, current_system
 from ._registry import Registry
 from ._signal import Signal
 from ._tree import ActorInfo, ActorTree
+from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
+from ._watchdog import Watchdog, default_threshold
 
 T = TypeVar("T")
 
@@ -97,6 +99,11 @@ class ActorSystem(PubSub):
             summarised; 0 turns the logging off. Dead letters during
             shutdown are not logged. All are counted in ``statistics()``.
         log_dead_letters_interval: seconds between summary lines.
+        warn_blocking: report code that holds the event loop longer than
+            this many seconds (the actor, its message and the line, at
+            WARNING on the ``actors.blocking`` logger); ``True`` for 0.1 s,
+            ``False`` off; ``None`` (default): 0.1 s in a debug run
+            (``ACTORS_DEBUG=1`` or ``python -X dev``), else off.
 
     Examples:
         >>> import actors
@@ -115,10 +122,13 @@ class ActorSystem(PubSub):
         shutdown: float | None = DEFAULT_SHUTDOWN,
         log_dead_letters: int = DEFAULT_LOG_LIMIT,
         log_dead_letters_interval: float = DEFAULT_LOG_INTERVAL,
+        warn_blocking: float | bool | None = None,
     ):
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"system name must be a non-empty string without '/', got {name!r}")
         self._dead_letter_log = DeadLetterLog(log_dead_letters, log_dead_letters_interval)
+        self._blocking_threshold = _blocking_threshold(warn_blocking)
+        self._watchdog: Watchdog | None = None
         self.name = name
         self.shutdown = shutdown
         self._top: dict[str, Cell] = {}
@@ -169,6 +179,8 @@ class ActorSystem(PubSub):
         self._body_scope.__enter__()
         self._token = current_system.set(self)
         self._portal = ThreadPortal(self)
+        if self._blocking_threshold is not None:
+            self._watchdog = Watchdog(self._blocking_threshold, _ACTOR_FRAMES)
         self._thread = threading.get_ident()
         self._open = True
         return self
@@ -201,6 +213,8 @@ class ActorSystem(PubSub):
             self._closed = True
             current_system.reset(self._token)
             self._dead_letter_log.close()
+            if self._watchdog is not None:
+                self._watchdog.stop()
             if self._task_group is None:
                 pass
             elif exc is None or isinstance(exc, Exception):
@@ -589,6 +603,30 @@ class ActorSystem(PubSub):
             tuple(_info(cell, self.registry) for cell in list(self._top.values())),
             self._dead_letters,
         )
+
+
+#: The runtime's frames that name the actor running on a blocked loop.
+_ACTOR_FRAMES = {
+    Cell._loop.__code__: "handling",
+    Cell._start.__code__: "starting",
+    Cell._shutdown.__code__: "stopping",
+    Cell._goroutine.__code__: "in a goroutine",
+    Cell.run.__code__: "running",
+}
+
+
+def _blocking_threshold(warn: float | bool | None) -> float | None:
+    if warn is None:
+        return default_threshold()
+    if warn is True:
+        return DEFAULT_BLOCKING_THRESHOLD
+    if warn is False:
+        return None
+    if not isinstance(warn, (int, float)) or not 0 < warn < math.inf:
+        raise ValueError(
+            f"warn_blocking must be a positive number of seconds, True, False or None, got {warn!r}"
+        )
+    return float(warn)
 
 
 def _info(cell: Cell, registry: Registry) -> ActorInfo:
