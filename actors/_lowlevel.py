@@ -24,7 +24,8 @@ class Incarnation:
 
     A view, not a copy: it reads the live state each time. It stays valid
     after the incarnation has ended (``state`` is then ``"stopped"`` or
-    ``"failed"``). Only the runtime builds one.
+    ``"failed"``); ``await incarnation.ref.join()`` waits for that. Only the
+    runtime builds one.
 
     Examples:
         >>> import actors
@@ -106,16 +107,6 @@ class Incarnation:
         if cell.details is None:
             cell.details = {}
         return cell.details
-
-    async def wait_terminated(self) -> None:
-        """Wait until the incarnation is gone: its children have ended, its
-        watchers and parent have been told, its name is free.
-
-        Returns at once if it has already ended.
-
-        Cancellation: leaves nothing behind.
-        """
-        await self._cell.terminated.wait()
 
 
 def resolve(ref: ActorRef) -> Incarnation | None:
@@ -222,16 +213,93 @@ async def spawn(
         /user
           db  Actor  running  mailbox 0/1000  processed 0  restarts 2  registered db  restart permanent  subscribed jobs
     """  # noqa: E501
+    system, parent = _owner(owner, "spawn")
+    setup = _setup(system, register_as, subscriptions, restarts, details)
+    return await system._spawn(
+        parent, factory, tuple(args), dict(kwargs or {}), name, mailbox, shutdown, setup
+    )
+
+
+def spawn_nowait(
+    owner: ActorSystem | Context,
+    factory: Callable[..., Actor],
+    args: Iterable[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    mailbox: Mailbox | None = None,
+    shutdown: float | None = None,
+    register_as: str | None = None,
+    subscriptions: Iterable[str | tuple[str, str | None]] = (),
+    restarts: int = 0,
+    details: Mapping[str, str] | None = None,
+) -> ActorRef:
+    """Spawn as :func:`spawn` does, and return the ref at once, without
+    waiting for ``on_start`` (as ``ActorSystem.spawn_nowait`` does).
+
+    For a library that must be able to stop or kill an actor while it is
+    still starting (a start that hangs). The options are in place before
+    ``on_start`` runs. Since nobody waits for the start, a failure while
+    building the instance or in ``on_start`` is a failure of the actor like
+    one in ``receive``: it goes to the parent's ``on_child_failed``, or is
+    raised from ``async with ActorSystem()`` for a top-level actor. Stopping
+    an actor that is still starting lets ``on_start`` finish first; killing
+    it cancels ``on_start``.
+
+    Takes what :func:`spawn` takes.
+
+    Returns:
+        The new actor's ref.
+
+    Raises:
+        TypeError: a bad ``owner``, ``factory``, ``restarts``, ``details`` or
+            ``subscriptions``.
+        ValueError: a bad ``name``, ``restarts``, registry name, pattern or
+            group.
+        actors.NameTaken: a live sibling has ``name``, or another actor holds
+            the registry name ``register_as``.
+        actors.ActorsError: the system is not running, or the parent is
+            stopping.
+
+    Examples:
+        >>> import actors
+        >>> from actors import lowlevel
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         ref = lowlevel.spawn_nowait(system, actors.Actor, name="a", restarts=1)
+        ...         state = lowlevel.resolve(ref).state
+        ...         await ref.stop()
+        ...         return state, (await ref.join()).reason
+        >>> actors.run(main)
+        ('starting', None)
+    """
+    system, parent = _owner(owner, "spawn_nowait")
+    setup = _setup(system, register_as, subscriptions, restarts, details)
+    return system._spawn_nowait(
+        parent, factory, tuple(args), dict(kwargs or {}), name, mailbox, shutdown, setup
+    )
+
+
+def _owner(owner: ActorSystem | Context, what: str) -> tuple[ActorSystem, Cell | None]:
     if isinstance(owner, ActorSystem):
-        system, parent = owner, None
-    elif isinstance(owner, Context):
-        parent = owner._cell
-        system = parent.system
-    else:
-        raise TypeError(
-            f"lowlevel.spawn() needs the ActorSystem or the parent actor's Context as "
-            f"owner, got {type(owner).__name__} {owner!r}"
-        )
+        return owner, None
+    if isinstance(owner, Context):
+        return owner._cell.system, owner._cell
+    raise TypeError(
+        f"lowlevel.{what}() needs the ActorSystem or the parent actor's Context as "
+        f"owner, got {type(owner).__name__} {owner!r}"
+    )
+
+
+def _setup(
+    system: ActorSystem,
+    register_as: str | None,
+    subscriptions: Iterable[str | tuple[str, str | None]],
+    restarts: int,
+    details: Mapping[str, str] | None,
+) -> Callable[[Cell], None]:
+    """Check the spawn options (before anything exists) and return what
+    applies them to the new cell before its task starts."""
     _check_restarts(restarts)
     own_details = _check_details(details)
     registry = system.registry
@@ -243,9 +311,7 @@ async def spawn(
         if register_as is not None or checked:
             registry._adopt(cell, register_as, checked)
 
-    return await system._spawn(
-        parent, factory, tuple(args), dict(kwargs or {}), name, mailbox, shutdown, setup
-    )
+    return setup
 
 
 def watch(target: ActorRef, watcher: ActorRef) -> None:

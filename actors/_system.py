@@ -363,9 +363,12 @@ class ActorSystem(PubSub):
         name: str | None,
         mailbox: Mailbox | None,
         shutdown: float | None,
+        setup: Callable[[Cell], None] | None = None,
     ) -> ActorRef:
         cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
         cell.start_awaited = False
+        if setup is not None:
+            setup(cell)  # the low-level spawn's options, in place before on_start
         self._launch(cell)
         return cell.ref
 

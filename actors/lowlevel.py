@@ -19,6 +19,7 @@ from ._lowlevel import Incarnation as Incarnation
 from ._lowlevel import dead_letter as dead_letter
 from ._lowlevel import resolve as resolve
 from ._lowlevel import spawn as spawn
+from ._lowlevel import spawn_nowait as spawn_nowait
 from ._lowlevel import unwatch as unwatch
 from ._lowlevel import watch as watch
 
@@ -27,6 +28,7 @@ __all__ = [
     "dead_letter",
     "resolve",
     "spawn",
+    "spawn_nowait",
     "unwatch",
     "watch",
 ]

@@ -1,43 +1,70 @@
-"""``run()``: serve a supervision tree from a script until Ctrl-C or SIGTERM."""
+"""``run()``: serve a supervision tree from a script until Ctrl-C or SIGTERM.
+
+# Invariants:
+# - From ``run``'s first instruction to its last, SIGINT and SIGTERM go to
+#   ``_Signals._handle``; the handlers found are put back when it ends.
+# - The handler only counts (``received``) and hands the signal over; the
+#   third exits the process at once. The first two are carried out by
+#   ``_obey`` in the event loop, in arrival order; while no loop serves the
+#   tree (before it starts, after it has ended) they are only counted, since
+#   there is nothing to stop.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
+import os
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import AsyncIterator
-from typing import TextIO
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, Final, TextIO
 
 import anyio
-from anyio.abc import TaskGroup
+import trio
 
 import actors
-from actors import ActorRef, SupervisorGaveUp, lowlevel
+from actors import ActorRef, ActorSystem, Channel, SupervisorGaveUp, lowlevel
 
 from ._spec import ChildSpec
+
+_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+#: How many live actors the exit on a third signal names at most.
+_NAMED: Final = 20
 
 
 def run(tree: ChildSpec, *, backend: str | None = None) -> None:
     """Start an actor system, spawn ``tree`` in it, and serve until told to stop.
 
     The tree (usually a :class:`Supervisor` spec) is spawned as the one
-    top-level actor. Then:
+    top-level actor. SIGINT (Ctrl-C) and SIGTERM are handled from the moment
+    ``run`` is called until it returns, while the tree starts and while it
+    stops included (``run`` replaces their handlers meanwhile, and puts the
+    previous ones back when it returns):
 
-    * On the first SIGINT (Ctrl-C) or SIGTERM the tree is stopped gracefully:
-      children in reverse start order, each within its own shutdown timeout
-      (a supervisor spec's default is ``"infinity"``, so the children's
-      timeouts decide). ``run`` then returns.
-    * On a second signal during that shutdown, whatever is left is cancelled
-      at once (brutal kill), and ``run`` returns.
+    * The first signal stops the tree gracefully: children in reverse start
+      order, each within its own shutdown timeout (a supervisor spec's
+      default is ``"infinity"``, so the children's timeouts decide). A tree
+      still starting is stopped as soon as its start is over. ``run`` then
+      returns. A signal before the tree started means it is not started.
+    * A second signal cancels whatever is left at once (brutal kill), an
+      ``on_start`` that hangs included, and ``run`` returns.
+    * A third signal ends the process at once, whatever still runs (an
+      ``on_stop`` shielded from cancellation, say): ``run`` writes to stderr
+      which actors were still running and exits with status 128 + the signal
+      number (130 for SIGINT, 143 for SIGTERM), as a shell reports a process
+      a signal ended. Nothing else runs: no ``finally`` block, no ``atexit``.
     * If the tree stops by itself (``auto_shutdown``, or ``stop()``), ``run``
       returns.
     * If the tree fails (a supervisor gave up, or the root actor crashed or
       did not start), everything is stopped, a report naming what failed and
       why is written to stderr, and ``run`` exits with status 1
       (``SystemExit(1)``).
-
-    Signals are received with ``anyio.open_signal_receiver``: call ``run`` from
-    the main thread, on a platform with POSIX signals.
 
     Args:
         tree: the spec of the root actor.
@@ -48,6 +75,8 @@ def run(tree: ChildSpec, *, backend: str | None = None) -> None:
         SystemExit: with status 1 if the tree failed.
         TypeError: ``tree`` is not a ``ChildSpec``.
         ValueError: an unknown backend.
+        RuntimeError: called from a thread other than the main thread (only
+            it receives signals).
 
     Examples:
         >>> import actors
@@ -65,42 +94,146 @@ def run(tree: ChildSpec, *, backend: str | None = None) -> None:
             f"supervision.run needs the ChildSpec of the tree's root, got {tree!r}; "
             f"e.g. run(ChildSpec(Supervisor, [...], name='app'))"
         )
-    failure = actors.run(_serve, tree, backend=backend)
-    if failure is not None:
-        _report(tree, failure, sys.stderr)
-        raise SystemExit(1)
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            "supervision.run must be called from the main thread: only it receives "
+            "SIGINT and SIGTERM"
+        )
+    signals = _Signals()
+    signals.install()
+    try:
+        failure = actors.run(_serve, tree, signals, backend=backend)
+        if failure is not None:
+            _report(tree, failure, sys.stderr)
+            raise SystemExit(1)
+    finally:
+        signals.restore()
 
 
-async def _serve(tree: ChildSpec) -> BaseException | None:
-    name = tree.default_name
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+class _Signals:
+    """SIGINT and SIGTERM for the whole of one ``run``."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.first: signal.Signals | None = None
+        self.system: ActorSystem | None = None
+        self._deliver: Callable[[signal.Signals, int], None] | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def install(self) -> None:
+        for signum in _SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            # None: a handler not set from Python; the default is all we can put back.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    def attach(self, system: ActorSystem, inbox: Channel[tuple[signal.Signals, int]]) -> None:
+        """From now on, hand signals to ``inbox`` in the running event loop."""
+        soon: Callable[..., Any]
         try:
-            async with actors.ActorSystem() as system:
-                root = await tree._spawn_incarnation(system, name, 0)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_on_signals, signals, root, tg)
-                    incarnation = lowlevel.resolve(root)
-                    if incarnation is not None:
-                        await incarnation.wait_terminated()
-                    tg.cancel_scope.cancel()
-        except Exception as exc:
-            return exc
+            soon = asyncio.get_running_loop().call_soon_threadsafe
+        except RuntimeError:  # trio
+            soon = trio.lowlevel.current_trio_token().run_sync_soon
+        self.system = system
+
+        def deliver(signum: signal.Signals, count: int) -> None:
+            soon(inbox.send_nowait, (signum, count))
+
+        self._deliver = deliver
+
+    def detach(self) -> None:
+        self._deliver = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # Runs in the main thread between two bytecodes of whatever runs
+        # there, event loop included: count and hand over, nothing more (the
+        # loop's own wake-up is the signal-safe call above).
+        self.received += 1
+        which = signal.Signals(signum)
+        if self.first is None:
+            self.first = which
+        if self.received >= 3:
+            self._exit_now(which)
+        deliver = self._deliver
+        if deliver is not None:
+            # RuntimeError: the loop has just ended, and nothing is left to stop.
+            with contextlib.suppress(RuntimeError):
+                deliver(which, self.received)
+
+    def _exit_now(self, signum: signal.Signals) -> None:
+        status = 128 + signum
+        text = (
+            f"supervision.run: {signum.name} received a third time: exiting at once "
+            f"with status {status}; {self._still_running()}\n"
+        )
+        for stream in (sys.stdout, sys.stderr):
+            # What the actors printed, if the stream was not interrupted mid-write.
+            with contextlib.suppress(RuntimeError, OSError, ValueError):
+                stream.flush()
+        try:
+            os.write(2, text.encode(errors="replace"))
+        finally:
+            os._exit(status)
+
+    def _still_running(self) -> str:
+        system = self.system
+        if system is None:
+            return "the tree had not started"
+        try:
+            running = [f"{info.path} ({info.state})" for info in system.tree().walk()]
+        except Exception:  # pragma: no cover - the tree changed under our feet
+            return "what was still running could not be listed"
+        if not running:
+            return "no actor was still running"
+        more = len(running) - _NAMED
+        return (
+            "still running: "
+            + ", ".join(running[:_NAMED])
+            + (f" and {more} more" if more > 0 else "")
+        )
+
+
+async def _serve(tree: ChildSpec, signals: _Signals) -> BaseException | None:
+    inbox: Channel[tuple[signal.Signals, int]] = Channel(math.inf)
+    try:
+        async with actors.ActorSystem() as system:
+            signals.attach(system, inbox)
+            if signals.first is not None:
+                _say(f"{signals.first.name} received before the tree started: not starting it")
+                return None
+            # Not waiting for its start: a start that hangs can still be killed.
+            root = tree._spawn_incarnation_nowait(system, tree.default_name)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_obey, inbox, root)
+                await root.join()
+                tg.cancel_scope.cancel()
+    except Exception as exc:
+        return exc
+    finally:
+        signals.detach()
     return None
 
 
-async def _on_signals(
-    signals: AsyncIterator[signal.Signals], root: ActorRef, tg: TaskGroup
-) -> None:
-    stopping = False
-    async for signum in signals:
-        what = signal.Signals(signum).name
-        if not stopping:
-            stopping = True
-            _say(f"{what} received: stopping {root.path} (children in reverse start order)")
-            tg.start_soon(root.stop)
+async def _obey(inbox: Channel[tuple[signal.Signals, int]], root: ActorRef) -> None:
+    async for signum, count in inbox:
+        if count == 1:
+            incarnation = lowlevel.resolve(root)
+            starting = incarnation is not None and incarnation.state == "starting"
+            _say(
+                f"{signum.name} received: stopping {root.path}"
+                f"{' once it has started' if starting else ''} (children in reverse "
+                f"start order); send another to cancel what is left, a third to exit "
+                f"at once"
+            )
+            root.stop_nowait()
         else:
-            _say(f"{what} received again: cancelling {root.path} and everything under it now")
-            tg.start_soon(root.kill)
+            _say(
+                f"{signum.name} received again: cancelling {root.path} and everything "
+                f"under it now; send another to exit at once"
+            )
+            await root.kill()
 
 
 def _say(text: str) -> None:

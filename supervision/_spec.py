@@ -205,24 +205,28 @@ class ChildSpec:
         assert isinstance(shutdown, (int, float))
         return float(shutdown)
 
-    async def _spawn_incarnation(
-        self, owner: ActorSystem | Context, name: str, restarts: int
-    ) -> ActorRef:
+    def _spawn_arguments(self, name: str, restarts: int) -> dict[str, Any]:
         # Through the low-level seam: the registry name and subscriptions are
         # given to every incarnation before its on_start, so they follow
         # restarts; system.tree() shows the restart count.
-        return await lowlevel.spawn(
-            owner,
-            self.factory,
-            self.args,
-            self.kwargs,
-            name=name,
-            mailbox=self.mailbox,
-            shutdown=self._spawn_shutdown(),
-            register_as=self.register_as,
-            subscriptions=self.subscriptions,
-            restarts=restarts,
-        )
+        return {
+            "name": name,
+            "mailbox": self.mailbox,
+            "shutdown": self._spawn_shutdown(),
+            "register_as": self.register_as,
+            "subscriptions": self.subscriptions,
+            "restarts": restarts,
+        }
+
+    async def _spawn_incarnation(
+        self, owner: ActorSystem | Context, name: str, restarts: int
+    ) -> ActorRef:
+        arguments = self._spawn_arguments(name, restarts)
+        return await lowlevel.spawn(owner, self.factory, self.args, self.kwargs, **arguments)
+
+    def _spawn_incarnation_nowait(self, owner: ActorSystem | Context, name: str) -> ActorRef:
+        arguments = self._spawn_arguments(name, 0)
+        return lowlevel.spawn_nowait(owner, self.factory, self.args, self.kwargs, **arguments)
 
 
 def _unwrap(factory: Callable[..., Actor]) -> Callable[..., Actor]:

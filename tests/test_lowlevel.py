@@ -191,7 +191,7 @@ async def test_resolve_and_the_incarnation(actor_system: ActorSystem) -> None:
     assert info is not None and (info.restarts, dict(info.details)) == (4, {"k": "v"})
     with pytest.raises(ActorFailed):
         await ref.ask("fail")
-    await incarnation.wait_terminated()
+    await ref.join()
     assert incarnation.state == "failed"
     assert isinstance(incarnation.reason, KeyError)
     with pytest.raises(ValueError, match=">= 0"):
@@ -333,12 +333,42 @@ def test_the_guide_is_in_the_navigation() -> None:
     assert re.search(r"^\s+- Low-level API: lowlevel\.md$", nav, re.MULTILINE)
 
 
-async def test_waiting_for_an_ended_incarnation_returns_at_once(
-    actor_system: ActorSystem,
-) -> None:
-    ref = await actor_system.spawn(Actor)
+async def test_spawn_nowait_returns_before_on_start(actor_system: ActorSystem) -> None:
+    gate = anyio.Event()
+
+    class Slow(Actor):
+        async def on_start(self) -> None:
+            await gate.wait()
+
+    ref = lowlevel.spawn_nowait(
+        actor_system, Slow, name="slow", register_as="slow", details={"a": "b"}
+    )
     incarnation = lowlevel.resolve(ref)
-    assert incarnation is not None
-    await ref.stop()
-    with anyio.fail_after(1):
-        await incarnation.wait_terminated()
+    assert incarnation is not None and incarnation.state == "starting"
+    assert actor_system.registry.whereis("slow") == ref  # options before on_start
+    await ref.kill()  # a start that hangs can be cancelled
+    assert (await ref.join()).killed
+    assert actor_system.registry.whereis("slow") is None
+
+
+async def test_spawn_nowait_start_failure_goes_to_the_parent(actor_system: ActorSystem) -> None:
+    class Broken(Actor):
+        async def on_start(self) -> None:
+            raise KeyError("no")
+
+    class Parent(Actor):
+        def __init__(self, probe: ActorRef) -> None:
+            self.probe = probe
+
+        async def receive(self, message: Any) -> None:
+            lowlevel.spawn_nowait(self.context, Broken, name="b")
+
+        async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
+            await self.probe.tell((child.path, type(error).__name__))
+
+    probe = await TestProbe.start(actor_system)
+    parent = await actor_system.spawn(Parent, probe.ref, name="p")
+    await parent.tell("go")
+    await probe.expect(("/user/p/b", "KeyError"))
+    with pytest.raises(TypeError, match=r"lowlevel\.spawn_nowait\(\) needs the ActorSystem"):
+        lowlevel.spawn_nowait(None, Actor)  # type: ignore[arg-type]
