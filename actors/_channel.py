@@ -39,9 +39,8 @@ import anyio.lowlevel
 import trio
 import trio.lowlevel
 
+from ._backend import asyncio_loop
 from ._exceptions import ChannelDrained, SendOnClosed, WouldBlock
-
-_get_running_loop = asyncio._get_running_loop
 
 T = TypeVar("T")
 
@@ -80,7 +79,7 @@ class _Op:
 
     def __init__(self) -> None:
         self.winner: _Waiter | Literal[False] | None = None  # False: abandoned
-        loop = _get_running_loop()
+        loop = asyncio_loop()
         if loop is not None:
             self._future: asyncio.Future[None] | None = loop.create_future()
             self._task: Any = None

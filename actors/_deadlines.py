@@ -20,12 +20,12 @@ in increasing order and registering one does not wake the task.
 from __future__ import annotations
 
 import math
-from asyncio import _get_running_loop
 from collections.abc import Callable
 from typing import Protocol
 
 import trio
 
+from ._backend import asyncio_loop
 from ._signal import Signal
 
 
@@ -35,7 +35,7 @@ class _Expirable(Protocol):
 
 def now() -> float:
     """The running backend's clock (virtual clocks included)."""
-    loop = _get_running_loop()
+    loop = asyncio_loop()
     return loop.time() if loop is not None else trio.current_time()
 
 

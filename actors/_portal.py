@@ -18,7 +18,6 @@ task the system owns, and the thread blocks until it has finished.
 from __future__ import annotations
 
 import threading
-from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 import trio.lowlevel
 
+from ._backend import asyncio_loop
 from ._exceptions import ActorsError
 from ._ref import current_system
 
@@ -73,7 +73,7 @@ class ThreadPortal:
         # Built in the system's ``__aenter__``, in its event loop's thread.
         self._system = system
         self._thread = threading.get_ident()
-        loop = _get_running_loop()
+        loop = asyncio_loop()
         self._schedule: Callable[..., Any] = (
             loop.call_soon_threadsafe
             if loop is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from asyncio import Future, _get_running_loop
+from asyncio import Future
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ import anyio
 import trio
 import trio.lowlevel
 
+from ._backend import asyncio_loop
 from ._exceptions import (
     ActorFailed,
     ActorsError,
@@ -315,7 +316,7 @@ class ActorRef:
             elif left <= 0:
                 answered = False
             else:
-                loop = _get_running_loop()
+                loop = asyncio_loop()
                 # Deadlines.pending and .earlier inlined (see there): the
                 # registration was a twentieth of an ask's instructions.
                 pending = None

@@ -20,6 +20,12 @@ root scope does it:
   swallows the ``CancelledError`` only if no other cancellation (a native
   ``Task.cancel()``, an enclosing anyio scope) is pending for the task.
 
+Seeing shields means reading anyio's private task states. ``task_scope()``
+checks once, at the first asyncio scope it makes, that they read as expected;
+if not, asyncio actors get ``anyio.CancelScope`` instead and one warning is
+logged, so a change in anyio costs speed, never a shield. Python 3.10 (no
+``Task.uncancel``) always gets ``anyio.CancelScope``.
+
 # Invariants:
 # - ``_pending`` counts this scope's ``Task.cancel()`` calls not yet taken
 #   back; ``__exit__`` takes all of them back.
@@ -29,14 +35,22 @@ root scope does it:
 
 from __future__ import annotations
 
+import importlib.metadata
+import itertools
+import logging
 import math
 import sys
-from asyncio import CancelledError, Task, _get_running_loop, current_task, get_running_loop
+from asyncio import CancelledError, Task, current_task, get_running_loop
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 import anyio
 import trio
+
+from ._backend import asyncio_loop
+
+logger = logging.getLogger("actors")
 
 
 class TaskScope:
@@ -174,33 +188,69 @@ class TaskScope:
 SHIELD_POLL = 0.001
 
 
-def _in_shield(task: Task[Any]) -> bool:
-    # anyio's own bookkeeping (private; anyio is pinned below 5, and
-    # tests/test_scope.py fails if this stops seeing shields).
+def _anyio_scopes(task: Task[Any]) -> Iterator[anyio.CancelScope]:
+    """The anyio cancel scopes ``task`` is in, innermost first.
+
+    This reads anyio's private bookkeeping: ``_native_on_asyncio()`` checks
+    once that it still reads as written here before any TaskScope relies on it.
+    """
     state = _anyio_task_states.get(task)
     scope = getattr(state, "cancel_scope", None)
     while scope is not None:
-        if getattr(scope, "_shield", False):
-            return True
+        yield scope
         scope = getattr(scope, "_parent_scope", None)
-    return False
 
 
-#: Task.uncancel() and Task.cancelling() are new in Python 3.11; without
-#: anyio's task states shields could not be seen. Otherwise anyio's scope.
-_NATIVE = sys.version_info >= (3, 11)
+def _in_shield(task: Task[Any]) -> bool:
+    return any(scope.shield for scope in _anyio_scopes(task))
+
+
 _anyio_task_states: Any = {}
-if _NATIVE:
+
+#: Whether TaskScope serves asyncio tasks: None until the first asyncio actor
+#: asks. It needs Task.cancelling() and Task.uncancel() (Python 3.11+).
+_native: bool | None = None if sys.version_info >= (3, 11) else False
+
+
+def _native_on_asyncio(task: Task[Any]) -> bool:
+    """Whether ``_in_shield`` can see anyio's shields (looked at once).
+
+    Enters a shielded anyio scope with a plain one inside, from ``task``, and
+    checks that ``_anyio_scopes`` finds the two, in order, and that
+    ``_in_shield`` sees the shield. If anyio's internals changed, a TaskScope
+    would cut through users' shields: anyio's own scope serves instead, and
+    one line is logged.
+    """
+    global _anyio_task_states
     try:
-        from anyio._backends._asyncio import _task_states as _anyio_task_states
-    except ImportError:  # pragma: no cover - a future anyio
-        _NATIVE = False
+        from anyio._backends._asyncio import _task_states
+
+        _anyio_task_states = _task_states
+        with anyio.CancelScope(shield=True) as outer, anyio.CancelScope() as inner:  # noqa: ASYNC100
+            scopes = list(itertools.islice(_anyio_scopes(task), 2))
+            if scopes == [inner, outer] and _in_shield(task):
+                return True
+    except Exception:  # anything unexpected means the same: do not rely on it
+        pass
+    logger.warning(
+        "actors: anyio %s keeps its cancel scopes where this version of actors "
+        "does not look; actors on asyncio use anyio.CancelScope instead (slower "
+        "to spawn, same behaviour)",
+        importlib.metadata.version("anyio"),
+    )
+    return False
 
 
 def task_scope() -> anyio.CancelScope:
     """A fresh scope for the running task's backend."""
-    if _get_running_loop() is None:
+    global _native
+    if asyncio_loop() is None:
         return trio.CancelScope()  # type: ignore[return-value]
-    if _NATIVE:
+    if _native is None:
+        task = current_task()
+        if task is None:  # not in a task: cannot look yet
+            return anyio.CancelScope()
+        _native = _native_on_asyncio(task)
+    if _native:
         return TaskScope()  # type: ignore[return-value]
-    return anyio.CancelScope()  # pragma: no cover
+    return anyio.CancelScope()

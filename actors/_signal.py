@@ -14,11 +14,12 @@ cancel scope, which matters because every ``stop()`` waits with one.
 from __future__ import annotations
 
 import math
-from asyncio import _get_running_loop
 from typing import Any
 
 import trio
 import trio.lowlevel
+
+from ._backend import asyncio_loop
 
 
 class Signal:
@@ -54,7 +55,7 @@ class Signal:
             return False
         if self._waiters is None:
             self._waiters = []
-        loop = _get_running_loop()
+        loop = asyncio_loop()
         if loop is not None:
             future = loop.create_future()
             self._waiters.append(future)

@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import threading
-from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import anyio
 import trio
 
 from ._actor import Actor
+from ._backend import asyncio_loop
 from ._cell import DEFAULT_SHUTDOWN, Cell
 from ._channel import Channel
 from ._deadletters import DEFAULT_LOG_INTERVAL, DEFAULT_LOG_LIMIT, DeadLetterLog
@@ -172,7 +172,7 @@ class ActorSystem(PubSub):
     async def __aenter__(self) -> ActorSystem:
         if self._open or self._closed:
             raise ActorsError(f"actor system {self.name!r} can only be entered once")
-        if _get_running_loop() is None:  # trio: a nursery of our own
+        if asyncio_loop() is None:  # trio: a nursery of our own
             self._task_group = trio.open_nursery()
             self._nursery = await self._task_group.__aenter__()
         self._body_scope = anyio.CancelScope()
@@ -247,7 +247,7 @@ class ActorSystem(PubSub):
             cell.kill()
 
     def _start(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> None:
-        loop = _get_running_loop()
+        loop = asyncio_loop()
         if loop is None:
             self._nursery.start_soon(fn, *args, name=name)
             return

@@ -8,7 +8,9 @@ asyncio-only by nature.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import sys
 from typing import Any
 
 import anyio
@@ -16,10 +18,14 @@ import anyio.lowlevel
 import pytest
 
 import actors.testing
-from actors import Actor, ActorFailed, ActorStopped, ActorSystem
-from actors._scope import TaskScope
+from actors import Actor, ActorFailed, ActorStopped, ActorSystem, _scope
+from actors._scope import TaskScope, task_scope
 
 pytestmark = pytest.mark.anyio
+
+needs_uncancel = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="TaskScope needs Task.uncancel() (Python 3.11+)"
+)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -67,6 +73,10 @@ class ShieldedCleanup(Actor):
 
 
 async def test_kill_waits_for_a_shielded_block_in_on_stop() -> None:
+    await kill_during_shielded_on_stop()
+
+
+async def kill_during_shielded_on_stop() -> None:
     entered, release = anyio.Event(), anyio.Event()
     log: list[str] = []
     async with ActorSystem() as system:
@@ -136,10 +146,54 @@ async def test_a_failing_goroutine_cancels_its_actor_through_user_scopes() -> No
                 await ref.ask("wait", timeout=None)
 
 
-# -- TaskScope itself (asyncio only) ------------------------------------------
+# -- Which scope asyncio actors get (asyncio only) ----------------------------
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@needs_uncancel
+async def test_asyncio_actors_get_a_taskscope_when_anyio_reads_as_expected(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fails when an anyio release moves the internals that TaskScope reads:
+    # then TaskScope must be taught the new ones (the fallback is slower).
+    monkeypatch.setattr(_scope, "_native", None)
+    assert isinstance(task_scope(), TaskScope)
+    assert _scope._native is True
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_anyio_internals_gone_fall_back_to_anyio_scopes_that_keep_shields(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Simulates an anyio whose task states no longer read as TaskScope
+    # expects: it would see no shields at all and cut through them.
+    monkeypatch.setattr(_scope, "_native", None)
+    monkeypatch.setattr(_scope, "_anyio_scopes", lambda task: iter(()))
+    assert isinstance(task_scope(), anyio.CancelScope)
+    assert isinstance(task_scope(), anyio.CancelScope)
+    await kill_during_shielded_on_stop()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].name == "actors"
+    assert "anyio.CancelScope instead" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="Python 3.10 only")
+async def test_python_310_gets_anyio_scopes_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert isinstance(task_scope(), anyio.CancelScope)
+    await kill_during_shielded_on_stop()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# -- TaskScope itself (asyncio, Python 3.11+) ---------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@needs_uncancel
 async def test_taskscope_cancelled_before_entry_cancels_the_first_await() -> None:
     scope = TaskScope()
     scope.cancel()
@@ -153,6 +207,7 @@ async def test_taskscope_cancelled_before_entry_cancels_the_first_await() -> Non
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@needs_uncancel
 async def test_taskscope_lets_a_native_cancel_from_outside_through() -> None:
     entered = asyncio.Event()
 
@@ -171,6 +226,7 @@ async def test_taskscope_lets_a_native_cancel_from_outside_through() -> None:
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@needs_uncancel
 async def test_taskscope_never_loses_a_result_that_is_already_in() -> None:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[str] = loop.create_future()
@@ -194,6 +250,7 @@ async def test_taskscope_never_loses_a_result_that_is_already_in() -> None:
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@needs_uncancel
 async def test_taskscope_raises_on_second_entry() -> None:
     scope = TaskScope()
     with scope:

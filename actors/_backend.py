@@ -1,0 +1,31 @@
+"""Which backend runs the current task: one cheap question for the hot paths.
+
+The runtime parks, times and starts tasks with each backend's own primitives,
+so it must know whether the current task is asyncio's or trio's. Asking
+asyncio for its running loop is not enough: in trio's guest mode
+(``trio.lowlevel.start_guest_run`` on an asyncio host) trio's tasks run
+inside the host loop's callbacks, where asyncio reports that loop as running.
+Trio marks every stretch of its own work, guest ticks included, in sniffio's
+thread-local (``sniffio.thread_local.name == "trio"``), and leaves it unset
+around the host's callbacks; that one attribute read is all this adds to
+asyncio's own lookup, which the channel (``benchmarks.channel``) and the
+actors' signals (``benchmarks.actors``) pay per operation.
+"""
+
+from __future__ import annotations
+
+from asyncio import AbstractEventLoop, _get_running_loop
+
+from sniffio import thread_local as _sniffio_thread
+
+
+def asyncio_loop() -> AbstractEventLoop | None:
+    """The running asyncio loop, or None when the current task is trio's.
+
+    Trio's tasks in guest mode on an asyncio host get None too. Outside any
+    async library it returns None; callers that need a backend then fail in
+    trio's own calls, with trio's message.
+    """
+    if _sniffio_thread.name is None:
+        return _get_running_loop()
+    return None
