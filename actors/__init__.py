@@ -42,6 +42,8 @@ from ._system import run as run
 from ._tree import ActorInfo as ActorInfo
 from ._tree import ActorTree as ActorTree
 
+__version__ = "0.2.0.dev0"
+
 __all__ = [
     "CLOSED",
     "DEAD_LETTERS_TOPIC",
