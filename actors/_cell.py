@@ -224,10 +224,12 @@ class Cell:
 
     def _idle(self) -> bool:
         # Parked on its mailbox with nothing to stop and no on_stop: it cannot
-        # overrun a shutdown timeout, so it needs no timer.
+        # overrun a shutdown timeout, so it needs no timer. (Parked, not just
+        # inside receive(): one that was handed a message and has not run yet
+        # will handle it before it sees the stop.)
         return (
             self.state == "running"
-            and self.mailbox.receiving
+            and self.mailbox.parked()
             and not self.children
             and not self._goroutines
             and not _has_on_stop(self.instance)

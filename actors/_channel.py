@@ -380,6 +380,10 @@ class Channel(Generic[T]):
             return True
         return False
 
+    def _receiver_parked(self) -> bool:
+        # Whether a receiver is parked and has not been handed a value yet.
+        return _has_live(self._receivers)
+
     def _wake_receiver(self, value: Any) -> bool:
         # Hand ``value`` to a parked receiver; False if none is parked. Never
         # buffers, so it takes no room from senders (a mailbox wakes its

@@ -104,6 +104,11 @@ class _MailboxQueue:
     def __len__(self) -> int:
         return len(self._user._buffer) + len(self._system or ())
 
+    def parked(self) -> bool:
+        """Whether the owner waits in ``receive()`` and has not been handed a
+        message it has yet to run."""
+        return self.receiving and self._user._receiver_parked()
+
     def put_system(self, message: Any) -> None:
         if self._system is None:
             self._system = []

@@ -105,6 +105,16 @@ async def test_join_reports_a_kill() -> None:
         assert (await hung.join()).killed
 
 
+async def test_a_stop_right_after_a_message_was_handed_over_still_times_out() -> None:
+    # The tell hands "hang" to the parked actor, which has not run yet when
+    # the stop arrives: the stop must still start the shutdown timer.
+    async with ActorSystem(shutdown=0.01) as system:
+        hung = await system.spawn(Worker)
+        await hung.tell(("hang", anyio.Event()))
+        await hung.stop()
+        assert (await hung.join()).killed
+
+
 async def test_one_actor_joins_another() -> None:
     async with ActorSystem() as system:
         a = await system.spawn(Worker)
