@@ -309,7 +309,8 @@ class Context:
 
     def watch(self, ref: ActorRef) -> None:
         """Get ``Terminated(ref, reason)`` once when ``ref`` stops (at once if it
-        already has). Watching twice still gives one notice."""
+        already has). Watching again before that notice has been handled
+        gives no second one. The watch ends when this actor does."""
         self._cell.system._watch(ref, self._cell.ref)
 
     def unwatch(self, ref: ActorRef) -> None:

@@ -13,6 +13,13 @@
 #   failed: ``spawn`` raises), the parent's ``on_child_failed``, or the
 #   system, which raises it from ``async with``.
 # - ``terminated`` is set last, after watchers and the parent were told.
+# - A watch is one entry on each side: the watcher's ``watching[target ref]``
+#   is the target's cell, and the target's ``watchers`` holds the watcher's
+#   cell. When the target ends, its watchers are told and the entry becomes
+#   ``None`` (a notice is pending) until the watcher's loop takes the
+#   ``Terminated``, so that watching again meanwhile sends no second one.
+#   When the watcher ends, it leaves every target's ``watchers`` (as Erlang
+#   drops a monitor when either side dies): nothing holds an ended watcher.
 """
 
 from __future__ import annotations
@@ -117,6 +124,7 @@ class Cell:
         "system",
         "uid",
         "watchers",
+        "watching",
     )
 
     def __init__(
@@ -142,7 +150,9 @@ class Cell:
         self.mailbox = _MailboxQueue(mailbox)
         self.shutdown = shutdown
         self.children: dict[str, Cell] = {}
-        self.watchers: dict[ActorRef, None] | None = None
+        # Allocated on first watch (see the invariants).
+        self.watchers: dict[Cell, None] | None = None
+        self.watching: dict[ActorRef, Cell | None] | None = None
         self.state = "starting"
         self.instance: Actor | None = None
         self.scope = task_scope()
@@ -200,6 +210,35 @@ class Cell:
         if self.mailbox.closed:
             return
         self.mailbox.put_system(message)
+
+    def watch(self, target: ActorRef, cell: Cell | None) -> None:
+        """Send this actor one ``Terminated`` when ``target`` (its cell, or
+        None if it no longer resolves) ends; at once if it has ended."""
+        if self.mailbox.closed:
+            return  # ending: it could not be told
+        watching = self.watching
+        if watching is None:
+            watching = self.watching = {}
+        elif target in watching:
+            return  # watched already, or its notice is still to be handled
+        if cell is None or cell.state in ("stopped", "failed"):
+            watching[target] = None
+            if cell is None:
+                self.mailbox.put_system(Terminated(target, None))
+            else:
+                self.mailbox.put_system(Terminated(target, cell.reason, cell.killed))
+            return
+        watching[target] = cell
+        if cell.watchers is None:
+            cell.watchers = {}
+        cell.watchers[self] = None
+
+    def unwatch(self, target: ActorRef) -> None:
+        """Stop watching ``target`` (a notice already sent stays queued)."""
+        if self.watching:
+            cell = self.watching.pop(target, None)
+            if cell is not None and cell.watchers:
+                cell.watchers.pop(self, None)
 
     def dead_letter(self, message: Any, reason: str) -> None:
         self.system._dead_letter(message, self.ref, reason)
@@ -388,22 +427,32 @@ class Cell:
             while not self.stop_requested:
                 if mailbox._system:
                     message = mailbox._system.pop(0)
-                else:
-                    message = user._receive_fast()
-                    if message is _NOTHING:
-                        if user._checkpoint_due():
-                            # Here rather than inside receive(), where a
-                            # system message arriving meanwhile would find
-                            # the loop neither busy nor parked.
-                            await checkpoint()
-                            continue
-                        mailbox.receiving = True
-                        message = await user.receive()
-                        mailbox.receiving = False
-                        if message is _WAKE:
-                            continue
-                kind = type(message)
-                if kind is _Ask:
+                    kind = type(message)
+                    if kind is _Stop:
+                        break
+                    if kind is _ChildFailed:
+                        await actor.on_child_failed(message.ref, message.error)
+                    else:  # a Terminated: the watch it ends is over
+                        if self.watching:
+                            self.watching.pop(message.ref, None)
+                        if await receive(message) is UNHANDLED:
+                            self._unhandled(message)
+                    self.processed += 1
+                    continue
+                message = user._receive_fast()
+                if message is _NOTHING:
+                    if user._checkpoint_due():
+                        # Here rather than inside receive(), where a system
+                        # message arriving meanwhile would find the loop
+                        # neither busy nor parked.
+                        await checkpoint()
+                        continue
+                    mailbox.receiving = True
+                    message = await user.receive()
+                    mailbox.receiving = False
+                    if message is _WAKE:
+                        continue
+                if type(message) is _Ask:
                     self._current_ask = message
                     result = await receive(message.message)
                     if self._current_ask is not None:  # else: reply_later()
@@ -412,10 +461,6 @@ class Cell:
                             self._unhandled(message)
                         elif not message.put(result):
                             self.system._late_reply()
-                elif kind is _Stop:
-                    break
-                elif kind is _ChildFailed:
-                    await actor.on_child_failed(message.ref, message.error)
                 elif await receive(message) is UNHANDLED:
                     self._unhandled(message)
                 self.processed += 1
@@ -521,10 +566,17 @@ class Cell:
         if siblings.get(self.name) is self:
             del siblings[self.name]
         self.system._cell_gone(self)
+        if self.watching:
+            for target in self.watching.values():
+                if target is not None and target.watchers:
+                    target.watchers.pop(self, None)
+            self.watching = None
         if self.watchers:
             notice = Terminated(self.ref, reason, self.killed)
             for watcher in self.watchers:
-                self.system._notify(watcher, notice)
+                if watcher.watching:
+                    watcher.watching[self.ref] = None  # the notice is pending
+                watcher.deliver_system(notice)
             self.watchers = None
         if reason is not None and self.start_error is None:
             if self.parent is None:

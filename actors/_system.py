@@ -40,7 +40,7 @@ from ._deadletters import DEFAULT_LOG_INTERVAL, DEFAULT_LOG_LIMIT, DeadLetterLog
 from ._deadlines import Deadlines
 from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
-from ._messages import DeadLetter, Terminated
+from ._messages import DeadLetter
 from ._portal import ThreadPortal
 from ._pubsub import PubSub
 from ._ref import ActorRef, _Ask, _Outcome, check_thread, current_system
@@ -502,25 +502,15 @@ class ActorSystem(PubSub):
 
     def _watch(self, target: ActorRef, watcher: ActorRef) -> None:
         cell = self._own_cell(target, "watch")
-        if cell is None or cell.terminated.is_set() or cell.state in ("stopped", "failed"):
-            if cell is None:
-                self._notify(watcher, Terminated(target, None))
-            else:
-                self._notify(watcher, Terminated(target, cell.reason, cell.killed))
-            return
-        if cell.watchers is None:
-            cell.watchers = {}
-        cell.watchers[watcher] = None
+        watcher_cell = watcher._resolve()
+        if watcher_cell is not None:
+            watcher_cell.watch(target, cell)
 
     def _unwatch(self, target: ActorRef, watcher: ActorRef) -> None:
-        cell = self._own_cell(target, "unwatch")
-        if cell is not None and cell.watchers:
-            cell.watchers.pop(watcher, None)
-
-    def _notify(self, watcher: ActorRef, notice: Terminated) -> None:
-        cell = watcher._resolve()
-        if cell is not None:
-            cell.deliver_system(notice)
+        self._own_cell(target, "unwatch")
+        watcher_cell = watcher._resolve()
+        if watcher_cell is not None:
+            watcher_cell.unwatch(target)
 
     # -- dead letters and statistics ------------------------------------------
 

@@ -262,3 +262,79 @@ async def test_a_stopped_watcher_gets_nothing_and_nothing_fails() -> None:
             await ref.stop()
             assert len(letters) == 0
         await probe.expect_no_message(within=1)
+
+
+async def test_watching_a_stopped_actor_twice_delivers_one_terminated() -> None:
+    # Regression: each watch of an actor already gone sent its own notice.
+    async with ActorSystem() as system:
+        probe, ref = await start(system)
+        await ref.stop()
+        probe.watch(ref)
+        probe.watch(ref)  # before the first notice is handled
+        await probe.ref.tell("after")  # system messages overtake it
+        assert await probe.receive_n(2) == [Terminated(ref, None), "after"]
+
+
+class ShortLived(Actor):
+    """Watches ``target`` from ``on_start``; fails on "crash"."""
+
+    def __init__(self, target: ActorRef) -> None:
+        self.target = target
+
+    async def on_start(self) -> None:
+        self.context.watch(self.target)
+
+    async def receive(self, message: Any) -> Any:
+        raise ValueError(message)
+
+
+def watchers_of(ref: ActorRef) -> int:
+    assert ref._cell is not None
+    return len(ref._cell.watchers or ())
+
+
+def watching_of(ref: ActorRef) -> int:
+    assert ref._cell is not None
+    return len(ref._cell.watching or ())
+
+
+async def test_watchers_that_end_leave_the_watched_actor() -> None:
+    # Regression: a watcher that ended stayed in its target's watchers until
+    # the target ended, holding the dead watcher: 100,000 short-lived watchers
+    # of one long-lived actor cost 181 MB. Erlang drops a monitor when either
+    # side ends; so do we, however the watcher ends.
+    async with ActorSystem() as system:
+        probe, target = await start(system)
+        parent = await system.spawn(Tolerant)
+        for i in range(300):
+            watcher = await parent.ask(lambda: ShortLived(target))
+            match i % 3:
+                case 0:
+                    await watcher.stop()
+                case 1:
+                    await watcher.kill()
+                case _:
+                    await watcher.tell("crash")
+                    await watcher.join()
+        other = await TestProbe.start(system)
+        other.watch(target)
+        await other.ref.stop()
+        assert watchers_of(target) == 0
+        probe.watch(target)
+        assert watchers_of(target) == 1  # a live watcher still counts
+        await target.stop()
+        await probe.expect(Terminated(target, None))
+
+
+async def test_a_watcher_keeps_nothing_of_the_actors_it_was_told_about() -> None:
+    async with ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        targets = [await system.spawn(Actor) for _ in range(50)]
+        for target in targets:
+            probe.watch(target)
+        assert watching_of(probe.ref) == 50
+        for target in targets:
+            await target.stop()
+        notices = await probe.receive_n(50)
+        assert {notice.ref for notice in notices} == set(targets)
+        assert watching_of(probe.ref) == 0
