@@ -498,7 +498,12 @@ class Cell:
                 try:
                     await actor.on_child_failed(ref, error)
                 except Exception as exc:
-                    reason = reason or exc
+                    # Logged here unless it is the child's own error, already
+                    # logged where it happened; only the first one fails this
+                    # actor, so a later one would otherwise go unseen.
+                    _log_failure(self.path, exc, "in on_child_failed")
+                    if reason is None:
+                        reason = exc
             self._late_failures = None
             try:
                 await actor.on_stop()

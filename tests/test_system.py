@@ -249,6 +249,45 @@ async def test_a_second_failure_while_failing_is_logged_not_swallowed(
     assert "/user/two failed" in text
 
 
+async def test_a_late_failure_reaches_its_handler_and_what_that_raises_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Regression: when a failing parent's on_child_failed raised for a child
+    # that failed while the parent was stopping, the error was swallowed
+    # without a log line.
+    handled: list[tuple[str, str]] = []
+
+    class BadStop(Actor):
+        async def on_stop(self) -> None:
+            raise RuntimeError(f"cleanup of {self.ref.name} failed")
+
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            for name in ("a", "b"):
+                await self.context.spawn(BadStop, name=name)
+
+        async def receive(self, message: Any) -> Any:
+            raise ValueError("parent failed")
+
+        async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
+            handled.append((child.name, str(error)))
+            raise KeyError(f"handler for {child.name} failed")
+
+    with pytest.raises(ValueError, match="parent failed"):
+        async with ActorSystem() as system:
+            parent = await system.spawn(Parent, name="p")
+            await parent.tell("go")
+            await anyio.sleep_forever()
+    # The children stop in reverse order and each fails in on_stop, after
+    # the parent's mailbox closed: both failures still reach its handler.
+    assert handled == [("b", "cleanup of b failed"), ("a", "cleanup of a failed")]
+    messages = [r.getMessage() for r in failures(caplog)]
+    for name in "ab":
+        logged = [m for m in messages if f"handler for {name} failed" in m]
+        assert len(logged) == 1, messages
+        assert logged[0].startswith("actor /user/p failed in on_child_failed"), logged
+
+
 async def test_a_failure_is_logged_once_with_its_path_and_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
