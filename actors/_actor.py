@@ -5,12 +5,13 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Generic, NoReturn
 
 import anyio
 
 from ._exceptions import ActorsError
 from ._mailbox import Mailbox
+from ._typevars import M, R
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from ._system import ActorSystem
 
 
-class Actor:
+class Actor(Generic[M, R]):
     """Subclass this and override any of ``on_start``, ``receive``, ``on_stop``.
 
     The runtime builds a fresh instance inside the actor's own task on every
@@ -89,7 +90,7 @@ class Actor:
         the actor is killed or the system is cancelled.
         """
 
-    async def receive(self, message: Any) -> Any:
+    async def receive(self, message: M) -> R:  # type: ignore[empty-body]
         """Handle one message; the return value answers ``ask``.
 
         Messages the actor did not ask for arrive here too, such as
@@ -262,13 +263,13 @@ class Context:
 
     async def spawn(
         self,
-        factory: Callable[..., Actor],
+        factory: Callable[..., Actor[M, R]],
         *args: Any,
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
         **kwargs: Any,
-    ) -> ActorRef:
+    ) -> ActorRef[M, R]:
         """Spawn a child of this actor; see :meth:`ActorSystem.spawn`.
 
         Waits until the child's ``on_start`` has run. Cancellation: if the
@@ -280,13 +281,13 @@ class Context:
 
     def spawn_nowait(
         self,
-        factory: Callable[..., Actor],
+        factory: Callable[..., Actor[M, R]],
         *args: Any,
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
         **kwargs: Any,
-    ) -> ActorRef:
+    ) -> ActorRef[M, R]:
         """Spawn a child and return its ref at once; see
         :meth:`ActorSystem.spawn_nowait`. A failure while it starts goes to
         this actor's ``on_child_failed``, like any failure of a child."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._actor import Actor, Context
 from ._ref import ActorRef
 from ._system import ActorSystem
+from ._typevars import M, R
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -142,7 +143,7 @@ def resolve(ref: ActorRef) -> Incarnation | None:
 
 async def spawn(
     owner: ActorSystem | Context,
-    factory: Callable[..., Actor],
+    factory: Callable[..., Actor[M, R]],
     args: Iterable[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     *,
@@ -153,7 +154,7 @@ async def spawn(
     subscriptions: Iterable[str | tuple[str, str | None]] = (),
     restarts: int = 0,
     details: Mapping[str, str] | None = None,
-) -> ActorRef:
+) -> ActorRef[M, R]:
     """Spawn an actor with the options a supervisor gives each incarnation.
 
     Like :meth:`ActorSystem.spawn` (``owner`` is a system) or
@@ -222,7 +223,7 @@ async def spawn(
 
 def spawn_nowait(
     owner: ActorSystem | Context,
-    factory: Callable[..., Actor],
+    factory: Callable[..., Actor[M, R]],
     args: Iterable[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     *,
@@ -233,7 +234,7 @@ def spawn_nowait(
     subscriptions: Iterable[str | tuple[str, str | None]] = (),
     restarts: int = 0,
     details: Mapping[str, str] | None = None,
-) -> ActorRef:
+) -> ActorRef[M, R]:
     """Spawn as :func:`spawn` does, and return the ref at once, without
     waiting for ``on_start`` (as ``ActorSystem.spawn_nowait`` does).
 

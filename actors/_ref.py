@@ -6,7 +6,7 @@ import math
 import threading
 from asyncio import Future
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import anyio
 import trio
@@ -24,6 +24,7 @@ from ._exceptions import (
 )
 from ._go import current_owner
 from ._messages import Terminated, describe
+from ._typevars import M, R
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -105,7 +106,7 @@ class _Outcome:
         self.error = error
 
 
-class ActorRef:
+class ActorRef(Generic[M, R]):
     """The address of one actor incarnation: tell it, ask it, stop it.
 
     Refs compare and hash by incarnation: a restarted actor has a new ref, and
@@ -179,7 +180,7 @@ class ActorRef:
 
     # -- messaging ------------------------------------------------------------
 
-    async def tell(self, message: Any) -> None:
+    async def tell(self, message: M) -> None:
         """Send ``message``, waiting for room in the mailbox (backpressure).
 
         Never raises because the actor is gone: a message to a stopped actor
@@ -214,7 +215,7 @@ class ActorRef:
         else:
             self._put_or_overflow(cell, message)
 
-    def tell_nowait(self, message: Any) -> None:
+    def tell_nowait(self, message: M) -> None:
         """Send ``message`` if the mailbox has room, without waiting.
 
         Raises:
@@ -253,7 +254,7 @@ class ActorRef:
                 f"a larger Mailbox"
             )
 
-    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+    async def ask(self, message: M, timeout: float | None = 5.0) -> R:
         """Send ``message`` and wait for the value ``receive`` returns for it.
 
         Args:
@@ -308,7 +309,7 @@ class ActorRef:
                 left = await self._tell_within(cell, envelope, timeout)
             else:
                 left = math.inf if timeout is None else timeout
-                await self.tell(envelope)
+                await self.tell(envelope)  # type: ignore[arg-type]  # the envelope of an M
             # Wait for the answer, inline (a coroutine less per ask). The
             # deadline is kept by the system's one timer for all asks.
             if envelope._set:
@@ -370,7 +371,7 @@ class ActorRef:
             raise ActorFailed(
                 f"{self._path} failed handling {describe(message)}: {answer.error!r}"
             ) from answer.error
-        return answer
+        return answer  # type: ignore[no-any-return]  # what receive returned: an R
 
     async def _tell_within(self, cell: Cell, envelope: _Ask, timeout: float) -> float:
         # Backpressure counts against an ask's timeout: a full mailbox of a
@@ -385,7 +386,7 @@ class ActorRef:
             return timeout
         deadline = anyio.current_time() + timeout
         with anyio.move_on_after(timeout):
-            await self.tell(envelope)
+            await self.tell(envelope)  # type: ignore[arg-type]  # the envelope of an M
             return max(deadline - anyio.current_time(), 0.0)
         return 0.0
 

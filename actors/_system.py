@@ -47,6 +47,7 @@ from ._ref import ActorRef, _Ask, _Outcome, check_thread, current_system
 from ._registry import Registry
 from ._signal import Signal
 from ._tree import ActorInfo, ActorTree
+from ._typevars import M, R
 from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
 from ._watchdog import Watchdog, default_threshold
 
@@ -284,13 +285,13 @@ class ActorSystem(PubSub):
 
     async def spawn(
         self,
-        factory: Callable[..., Actor],
+        factory: Callable[..., Actor[M, R]],
         *args: Any,
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
         **kwargs: Any,
-    ) -> ActorRef:
+    ) -> ActorRef[M, R]:
         """Spawn a top-level actor and wait until its ``on_start`` has run.
 
         The instance is built inside the actor's own task by calling
@@ -327,13 +328,13 @@ class ActorSystem(PubSub):
 
     def spawn_nowait(
         self,
-        factory: Callable[..., Actor],
+        factory: Callable[..., Actor[M, R]],
         *args: Any,
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
         **kwargs: Any,
-    ) -> ActorRef:
+    ) -> ActorRef[M, R]:
         """Spawn a top-level actor and return its ref at once, without waiting
         for ``on_start`` (trio's ``start_soon``, Akka's ``actorOf``, Erlang's
         ``spawn_link``).
