@@ -5,8 +5,11 @@ Usage: ``python -m benchmarks.channel [--quick] [--runs N]
 
 For each backend, one producer task and one consumer task pass integers
 through ``Channel(0)``, ``Channel(1)`` and ``Channel(1000)`` (messages per
-second), and two tasks bounce a value over two rendezvous channels (µs per
-round trip). The same workloads run in the same process through
+second); two tasks bounce a value over two rendezvous channels (µs per round
+trip); and many tasks parked on two rendezvous channels, half sending and half
+receiving, are cancelled at once (µs per task, from the cancel until the last
+one is gone: the channel's share is taking each one out of its queue). The
+same workloads run in the same process through
 ``anyio.create_memory_object_stream``, ``asyncio.Queue`` (always on asyncio:
 it is the yardstick the targets name) and, on trio, ``trio.open_memory_channel``
 both with ``await send/receive`` and with the ``*_nowait`` fast path. Every
@@ -53,6 +56,10 @@ MESSAGES = 200_000
 ROUND_TRIPS = 20_000
 QUICK_MESSAGES = 20_000
 QUICK_ROUND_TRIPS = 2_000
+#: Parked tasks cancelled at once (half senders, half receivers): enough that
+#: a queue whose removal is O(n) shows it, since the time is the cancelling.
+CANCELLED = 80_000
+QUICK_CANCELLED = 20_000
 
 Send = Callable[[int], Awaitable[None]]
 Receive = Callable[[], Awaitable[int]]
@@ -112,6 +119,29 @@ async def _ping_pong(make: Factory, n: int) -> float:
     async with anyio.create_task_group() as tg:
         tg.start_soon(_ping, ping_send, pong_receive, n)
         tg.start_soon(_pong, ping_receive, pong_send, n)
+    return time.perf_counter() - start
+
+
+async def _send_one(send: Send, value: int) -> None:
+    await send(value)
+
+
+async def _receive_one(receive: Receive) -> None:
+    await receive()
+
+
+async def _mass_cancel(make: Factory, n: int) -> float:
+    # The unused ends stay referenced to the end, as in the other workloads:
+    # anyio warns of a stream collected unclosed.
+    to_senders, _receive = make(0)
+    _send, to_receivers = make(0)
+    async with anyio.create_task_group() as tg:
+        for i in range(n // 2):
+            tg.start_soon(_send_one, to_senders, i)
+            tg.start_soon(_receive_one, to_receivers)
+        await anyio.wait_all_tasks_blocked()
+        start = time.perf_counter()
+        tg.cancel_scope.cancel()
     return time.perf_counter() - start
 
 
@@ -215,6 +245,8 @@ class Impl:
     label: str
     pipe: Callable[[int, int], Awaitable[float]]  # (capacity, messages) -> s
     ping_pong: Callable[[int], Awaitable[float]]  # round trips -> s
+    #: Parked tasks -> s; ``None`` where it would repeat another row.
+    mass_cancel: Callable[[int], Awaitable[float]] | None
     capacities: tuple[int, ...] = CAPACITIES
     #: Where it runs: ``None`` for the backend of the table it appears in.
     backend: Backend | None = None
@@ -234,6 +266,7 @@ def _generic(
         label,
         partial(_pipe, make),
         partial(_ping_pong, make),
+        partial(_mass_cancel, make),
         capacities,
         backend,
         only_on,
@@ -257,6 +290,7 @@ IMPLS = (
         "trio memory channel, *_nowait first",
         _trio_pipe_nowait,
         _trio_ping_pong_nowait,
+        None,  # cancelling parked tasks involves no *_nowait call
         only_on="trio",
     ),
 )
@@ -273,6 +307,7 @@ def _impls(backend: Backend) -> list[Impl]:
 class Size:
     messages: int
     round_trips: int
+    cancelled: int
 
 
 def _measure_once(recorder: Recorder, backend: Backend, size: Size, record: bool = True) -> None:
@@ -285,12 +320,20 @@ def _measure_once(recorder: Recorder, backend: Backend, size: Size, record: bool
         seconds = run_on(where, partial(impl.ping_pong, size.round_trips))
         if record:
             recorder.add((backend, impl.key, "ping"), seconds / size.round_trips * 1e6)
+        if impl.mass_cancel is not None:
+            seconds = run_on(where, partial(impl.mass_cancel, size.cancelled))
+            if record:
+                recorder.add((backend, impl.key, "cancel"), seconds / size.cancelled * 1e6)
 
 
 def measure(backends: list[Backend], runs: int, size: Size) -> Recorder:
     """Run every workload ``runs`` times per backend, interleaved."""
     recorder = Recorder()
-    warm_up = Size(max(size.messages // 50, 1000), max(size.round_trips // 50, 100))
+    warm_up = Size(
+        max(size.messages // 50, 1000),
+        max(size.round_trips // 50, 100),
+        max(size.cancelled // 50, 100),
+    )
     for backend in backends:
         _measure_once(recorder, backend, warm_up, record=False)
     for run in range(runs):
@@ -351,6 +394,20 @@ def _ratios(recorder: Recorder, backend: Backend) -> list[Ratio]:
             None,
         )
     )
+    ratios.append(
+        Ratio(
+            "mass cancellation Channel / anyio stream, µs",
+            get("channel", "cancel").ratio(get("anyio", "cancel")),
+            Target("<=", 1.5),
+        )
+    )
+    ratios.append(
+        Ratio(
+            "mass cancellation Channel / asyncio.Queue, µs",
+            get("channel", "cancel").ratio(get("queue", "cancel")),
+            None,
+        )
+    )
     if backend == "trio":
         for key, name in (("trio", "trio channel"), ("trio_nowait", "trio nowait")):
             for capacity in CAPACITIES:
@@ -368,6 +425,13 @@ def _ratios(recorder: Recorder, backend: Backend) -> list[Ratio]:
                     None,
                 )
             )
+        ratios.append(
+            Ratio(
+                "mass cancellation Channel / trio channel, µs",
+                get("channel", "cancel").ratio(get("trio", "cancel")),
+                None,
+            )
+        )
     return ratios
 
 
@@ -375,8 +439,9 @@ def _measurement_rows(recorder: Recorder, backend: Backend) -> list[list[str]]:
     rows: list[list[str]] = []
     workloads: list[tuple[int | str, str]] = [(c, f"capacity {c}, msg/s") for c in CAPACITIES]
     workloads.append(("ping", "ping-pong, µs/round trip"))
+    workloads.append(("cancel", "mass cancellation, µs/task"))
     for workload, title in workloads:
-        fmt = format_micros if workload == "ping" else format_rate
+        fmt = format_micros if workload in ("ping", "cancel") else format_rate
         first = True
         for impl in _impls(backend):
             key = (backend, impl.key, workload)
@@ -406,7 +471,8 @@ def report(
         f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
         f"load {info['load_average']} -> {info['load_average_end']}; "
         f"anyio {info['anyio']}, trio {info['trio']}\n"
-        f"{size.messages:,} messages, {size.round_trips:,} round trips; "
+        f"{size.messages:,} messages, {size.round_trips:,} round trips, "
+        f"{size.cancelled:,} parked tasks cancelled; "
         f"median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
     )
     backends_json: dict[str, object] = {}
@@ -440,8 +506,12 @@ def report(
         print(f"\ntargets on {backend}: {verdicts.count('PASS')} of {len(verdicts)} met")
         measurements: dict[str, dict[str, object]] = {}
         for impl in _impls(backend):
-            for workload in (*impl.capacities, "ping"):
-                name = "ping_pong_us" if workload == "ping" else f"msgs_per_s_{workload}"
+            for workload in (*impl.capacities, "ping", "cancel"):
+                if workload == "cancel" and impl.mass_cancel is None:
+                    continue
+                name = {"ping": "ping_pong_us", "cancel": "mass_cancel_us"}.get(
+                    str(workload), f"msgs_per_s_{workload}"
+                )
                 measurements.setdefault(impl.key, {})[name] = recorder.spread(
                     (backend, impl.key, workload)
                 ).as_json()
@@ -462,6 +532,7 @@ def report(
         "runs": runs,
         "messages": size.messages,
         "round_trips": size.round_trips,
+        "cancelled": size.cancelled,
         "backends": backends_json,
     }
 
@@ -470,11 +541,16 @@ def main(argv: list[str] | None = None) -> None:
     args, backends = parse_args(
         "channel",
         __doc__,
-        f"{QUICK_MESSAGES:,} messages and {QUICK_ROUND_TRIPS:,} round trips "
-        f"instead of {MESSAGES:,} and {ROUND_TRIPS:,}",
+        f"{QUICK_MESSAGES:,} messages, {QUICK_ROUND_TRIPS:,} round trips and "
+        f"{QUICK_CANCELLED:,} parked tasks instead of {MESSAGES:,}, {ROUND_TRIPS:,} "
+        f"and {CANCELLED:,}",
         argv,
     )
-    size = Size(QUICK_MESSAGES, QUICK_ROUND_TRIPS) if args.quick else Size(MESSAGES, ROUND_TRIPS)
+    size = (
+        Size(QUICK_MESSAGES, QUICK_ROUND_TRIPS, QUICK_CANCELLED)
+        if args.quick
+        else Size(MESSAGES, ROUND_TRIPS, CANCELLED)
+    )
     info = machine()
     recorder = measure(backends, args.runs, size)
     results = report(recorder, backends, args.runs, size, info)

@@ -8,6 +8,9 @@
   cancelled or timed-out select has done nothing; and, on asyncio, a native
   ``Task.cancel()`` landing on a completed rendezvous loses nothing.
 - Withdrawn select cases do not pile up in a long-lived channel.
+- Many parked senders, receivers and selects cancelled at once, or in random
+  order between other operations: nothing lost or doubled, the survivors
+  served in order, every queue empty at the end.
 - ``select`` picks uniformly at random among ready cases (chi-square test).
 - ``YIELD_EVERY``: a task looping on operations that complete at once still
   lets other tasks run and notices a cancelled scope.
@@ -20,7 +23,7 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -54,6 +57,28 @@ asyncio_only = pytest.mark.parametrize(
 def stats(ch: Channel[Any]) -> tuple[int, int, int]:
     s = ch.statistics()
     return s.buffered, s.waiting_senders, s.waiting_receivers
+
+
+def queue(head: Any) -> list[Any]:
+    """The waiters of one of a channel's queues, live or not, in the order the
+    channel serves them, checking the queue's links on the way."""
+    waiters: list[Any] = []
+    waiter = head
+    while waiter is not None:
+        assert waiter.next.prev is waiter and waiter.prev.next is waiter
+        waiters.append(waiter)
+        waiter = waiter.next
+        if waiter is head:
+            break
+        assert len(waiters) < 1_000_000, "the queue's links do not close the circle"
+    assert len(set(map(id, waiters))) == len(waiters)
+    return waiters
+
+
+def queued(ch: Channel[Any]) -> tuple[int, int]:
+    """How many waiters, live or not, ``ch``'s receiver and sender queues hold
+    (``statistics()`` counts only live ones)."""
+    return len(queue(ch._receivers)), len(queue(ch._senders))
 
 
 # -- many producers and consumers, random cancellations ----------------------------
@@ -346,8 +371,132 @@ async def test_withdrawn_cases_do_not_pile_up_in_a_channel() -> None:
             await anyio.wait_all_tasks_blocked()
             other.send_nowait(i)  # the select fires on the other channel
             await anyio.wait_all_tasks_blocked()
-    assert (len(mailbox._receivers), len(mailbox._senders)) == (0, 0)
-    assert (len(other._receivers), len(other._senders)) == (0, 0)
+    assert queued(mailbox) == queued(other) == (0, 0)
+
+
+# -- many parked operations cancelled at once ---------------------------------------
+# A parked operation leaves its channel's queue in O(1), wherever it stands in
+# it; these tests check what that must keep: nothing lost or doubled, the order
+# of the survivors, and empty queues at the end. (benchmarks.channel times it.)
+
+PARKED = 400
+
+
+async def park_in_order(
+    tg: anyio.abc.TaskGroup, op: Callable[[int], Coroutine[Any, Any, None]]
+) -> None:
+    """Start ``op(0)`` ... ``op(PARKED - 1)``, each parked before the next starts."""
+    for i in range(PARKED):
+        tg.start_soon(op, i)
+        await anyio.wait_all_tasks_blocked()
+
+
+@pytest.mark.parametrize("capacity", [0, 3])
+async def test_cancelling_many_parked_senders_loses_and_leaks_nothing(capacity: int) -> None:
+    """Half of many parked senders are cancelled, in random order, between
+    receives: the others' values arrive once each, in the order they parked,
+    and the cancelled ones' never."""
+    rng = random.Random(f"parked-senders-{capacity}")
+    ch = Channel[int](capacity)
+    buffered = [-1 - i for i in range(capacity)]
+    for value in buffered:
+        ch.send_nowait(value)
+    scopes = [anyio.CancelScope() for _ in range(PARKED)]
+    sent: set[int] = set()
+
+    async def send(i: int) -> None:
+        with scopes[i]:
+            await ch.send(i)
+            sent.add(i)
+
+    received: list[int] = []
+    async with anyio.create_task_group() as tg:
+        await park_in_order(tg, send)
+        assert stats(ch) == (capacity, PARKED, 0)
+        assert [w.value for w in queue(ch._senders)] == list(range(PARKED))
+        victims = rng.sample(range(PARKED), PARKED // 2)
+        for n, i in enumerate(victims):
+            scopes[i].cancel()
+            if n % 5 == 0:
+                received.append(ch.receive_nowait())
+        await anyio.wait_all_tasks_blocked()
+        assert queued(ch) == (0, ch.statistics().waiting_senders)
+        while True:
+            try:
+                received.append(ch.receive_nowait())
+            except WouldBlock:
+                break
+    assert stats(ch) == (0, 0, 0)
+    assert queued(ch) == (0, 0)
+    # A victim served before its cancel came is not interrupted: it counts as sent.
+    assert received == buffered + sorted(sent)
+    assert sent | set(victims) == set(range(PARKED))
+
+
+@pytest.mark.parametrize("capacity", [0, 3])
+async def test_cancelling_many_parked_receivers_loses_and_leaks_nothing(capacity: int) -> None:
+    """Half of many parked receivers are cancelled, in random order, between
+    sends: every value sent goes to exactly one receiver, in the order they
+    parked, or stays buffered; the cancelled ones take nothing."""
+    rng = random.Random(f"parked-receivers-{capacity}")
+    ch = Channel[int](capacity)
+    scopes = [anyio.CancelScope() for _ in range(PARKED)]
+    got: dict[int, int] = {}
+    sent: list[int] = []
+
+    async def receive(i: int) -> None:
+        with scopes[i]:
+            got[i] = await ch.receive()
+
+    def send() -> None:
+        ch.send_nowait(len(sent))
+        sent.append(len(sent))
+
+    async with anyio.create_task_group() as tg:
+        await park_in_order(tg, receive)
+        assert stats(ch) == (0, 0, PARKED)
+        victims = rng.sample(range(PARKED), PARKED // 2)
+        for n, i in enumerate(victims):
+            scopes[i].cancel()
+            if n % 5 == 0:
+                send()
+        await anyio.wait_all_tasks_blocked()
+        assert queued(ch) == (ch.statistics().waiting_receivers, 0)
+        while ch.statistics().waiting_receivers:
+            send()
+        for _ in range(capacity):
+            send()  # no receiver left: these stay buffered
+        with pytest.raises(WouldBlock):
+            send()
+    assert queued(ch) == (0, 0)
+    # A victim served before its cancel came is not interrupted: it keeps its value.
+    assert [got[i] for i in sorted(got)] + ch._take_buffered() == sent
+    assert set(got) | set(victims) == set(range(PARKED))
+
+
+async def test_cancelling_many_parked_selects_at_once_leaves_every_queue_empty() -> None:
+    """Selects parked on two channels, among plain senders and receivers, all
+    cancelled at once: every queue of both channels is empty, nothing moved."""
+    a, b = Channel[int](), Channel[int]()
+    each = PARKED // 4  # three tasks for each: asyncio's debug mode makes tasks dear
+
+    async def both(i: int) -> None:
+        await select(a.receiving(), b.sending(i))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(each):
+            tg.start_soon(both, i)
+            tg.start_soon(a.receive)
+            tg.start_soon(b.send, -i)
+        await anyio.wait_all_tasks_blocked()
+        assert (queued(a), queued(b)) == ((2 * each, 0), (0, 2 * each))
+        tg.cancel_scope.cancel()
+    assert (queued(a), queued(b)) == ((0, 0), (0, 0))
+    assert (stats(a), stats(b)) == ((0, 0, 0), (0, 0, 0))
+    with pytest.raises(WouldBlock):
+        a.send_nowait(1)
+    with pytest.raises(WouldBlock):
+        b.receive_nowait()
 
 
 # -- native asyncio cancellation racing a completed rendezvous ----------------------
