@@ -35,10 +35,10 @@ from ._portal import ThreadPortal as ThreadPortal
 from ._ref import ActorRef as ActorRef
 from ._registry import Registry as Registry
 from ._reply import Reply as Reply
+from ._run import run as run
 from ._subscription import Subscription as Subscription
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics
-from ._system import run as run
 from ._tree import ActorInfo as ActorInfo
 from ._tree import ActorTree as ActorTree
 

@@ -11,7 +11,9 @@
 #   under a shield. So no actor outlives its parent.
 # - Every failure reaches exactly one handler: the spawner (``on_start``
 #   failed: ``spawn`` raises), the parent's ``on_child_failed``, or the
-#   system, which raises it from ``async with``.
+#   system, which raises it from ``async with``. A failure is an ``Exception``
+#   or a cancellation that is not the task's own (``_fails``); anything else
+#   (``KeyboardInterrupt``, ``SystemExit``) ends the task and the system.
 # - ``terminated`` is set last, after watchers and the parent were told.
 # - A watch is one entry on each side: the watcher's ``watching[target ref]``
 #   is the target's cell, and the target's ``watchers`` holds the watcher's
@@ -25,16 +27,20 @@
 from __future__ import annotations
 
 import logging
+import math
+from asyncio import CancelledError
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import trio
 from anyio.lowlevel import checkpoint
 
 from ._actor import UNHANDLED, Actor
+from ._backend import asyncio_loop
 from ._channel import _NOTHING
 from ._deadlines import now
-from ._exceptions import ActorsError
+from ._exceptions import ActorFailed, ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
@@ -76,6 +82,11 @@ _STOP: Final = _Stop()
 #: nobody waits on any more: one shared object instead of one per actor.
 _SET: Final = Signal()
 _SET.set()
+
+
+class NotAnActor(TypeError):
+    """The factory returned something that is not an Actor (``spawn`` raises
+    it as a plain ``TypeError``, not as a failure to start)."""
 
 
 class _ChildFailed:
@@ -326,7 +337,13 @@ class Cell:
         try:
             with scope:
                 await fn(*args)
-        except Exception as exc:
+        except BaseException as exc:
+            if not _fails(exc, scope):
+                if isinstance(exc, _CANCELLED):
+                    raise
+                self.system._nursery.crashed(exc, self.path)  # see run()
+                return
+            exc = _as_failure(exc, self.path, "a goroutine")
             if self.failure is None and self.alive:
                 self.failure = exc
                 self.scope.cancel()
@@ -382,6 +399,13 @@ class Cell:
                 with self.scope:
                     reason = await self._shutdown(actor, reason)
                 self._check_overrun()
+        except BaseException as exc:
+            if isinstance(exc, _CANCELLED):
+                raise
+            # KeyboardInterrupt, SystemExit: not a failure of this actor but
+            # the end of the system. Escaping the task would, on asyncio, also
+            # escape the event loop, skipping every cleanup.
+            self.system._nursery.crashed(exc, self.path)
         finally:
             self._abandon_ask()
             if not self.mailbox.closed:
@@ -395,8 +419,10 @@ class Cell:
         try:
             actor = self._build()
             await actor.on_start()
-        except Exception as exc:
-            return exc
+        except BaseException as exc:
+            if not _fails(exc, self.scope):
+                raise
+            return _as_failure(exc, self.path, "on_start")
         self.state = "running"
         self.started.set()
         self.started = _SET  # the spawner holds the old one; free it with them
@@ -405,7 +431,7 @@ class Cell:
     def _build(self) -> Actor:
         actor = self.factory(*self.args, **self.kwargs)
         if not isinstance(actor, Actor):
-            raise TypeError(
+            raise NotAnActor(
                 f"the factory {getattr(self.factory, '__qualname__', self.factory)} "
                 f"spawned at {self.path} returned "
                 f"{type(actor).__name__}, not an Actor: spawn an Actor subclass "
@@ -464,7 +490,10 @@ class Cell:
                 elif await receive(message) is UNHANDLED:
                     self._unhandled(message)
                 self.processed += 1
-        except Exception as exc:
+        except BaseException as exc:
+            if not _fails(exc, self.scope):
+                raise
+            exc = _as_failure(exc, self.path, "receive")
             ask = self._current_ask
             if ask is not None:
                 self._current_ask = None
@@ -497,7 +526,10 @@ class Cell:
             for ref, error in self._late_failures or ():
                 try:
                     await actor.on_child_failed(ref, error)
-                except Exception as exc:
+                except BaseException as exc:
+                    if not _fails(exc, self.scope):
+                        raise
+                    exc = _as_failure(exc, self.path, "on_child_failed")
                     # Logged here unless it is the child's own error, already
                     # logged where it happened; only the first one fails this
                     # actor, so a later one would otherwise go unseen.
@@ -507,7 +539,10 @@ class Cell:
             self._late_failures = None
             try:
                 await actor.on_stop()
-            except Exception as exc:
+            except BaseException as exc:
+                if not _fails(exc, self.scope):
+                    raise
+                exc = _as_failure(exc, self.path, "on_stop")
                 _log_failure(self.path, exc, "in on_stop")
                 if reason is None:
                     reason = exc
@@ -602,6 +637,35 @@ class Cell:
                 _log_failure(ref.path, error, "after its parent ended")
         else:
             self.deliver_system(_ChildFailed(ref, error))
+
+
+_CANCELLED = (CancelledError, trio.Cancelled)
+
+
+def _fails(error: BaseException, scope: Any) -> bool:
+    """Whether ``error``, escaping code that runs in ``scope``, is a failure:
+    any ``Exception``, and a cancellation that is not the task's own (neither
+    ``scope`` nor, on trio, an enclosing scope cancelled it: it was raised
+    through, from a future or scope that someone else cancelled)."""
+    if isinstance(error, Exception):
+        return True
+    if not isinstance(error, _CANCELLED) or scope.cancel_called:
+        return False
+    return asyncio_loop() is not None or trio.current_effective_deadline() != -math.inf
+
+
+def _as_failure(error: BaseException, path: str, where: str) -> BaseException:
+    if isinstance(error, Exception):
+        return error
+    # A stray cancellation must not leave the actor as one: every scope up the
+    # tree would take it for its own.
+    failure = ActorFailed(
+        f"{path}: a cancellation that was not the actor's own escaped {where} "
+        f"(a future or cancel scope that something else cancelled); the "
+        f"original is the __cause__"
+    )
+    failure.__cause__ = error
+    return failure
 
 
 def _has_on_stop(actor: Actor | None) -> bool:

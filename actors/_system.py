@@ -1,57 +1,52 @@
 """The actor system: a structured-concurrency scope that owns every actor.
 
 # Invariants:
-# - Every actor and goroutine task is started by ``_start``: in a trio nursery
-#   on trio; on asyncio as a plain task counted in ``_running``. (anyio's
-#   start_soon costs a cancel scope, an event and a wrapper per task, which
-#   nearly doubled an idle actor's size.) ``__aexit__`` returns only after the
-#   nursery has finished and ``_running`` is 0, so nothing outlives the block.
+# - Every actor and goroutine task is started in ``_nursery`` (see
+#   ``_nursery.py``), which ``__aexit__`` closes last: nothing outlives the
+#   block, whether it is left normally, by a failure or by cancellation.
 # - ``_top`` holds the live top-level cells in spawn order; ``_cells`` maps the
 #   uid of every live incarnation to its cell (refs unpickled in this system
 #   resolve through it).
 # - The first failure that reaches the root is kept in ``_failure``; it cancels
 #   the body of the ``async with`` and is raised once everything has stopped.
+#   An exception that escaped a task (``_nursery.crash``) outranks it.
+# - Once the nursery is cancelled, every actor is killed, and so is every
+#   actor spawned after.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import inspect
 import itertools
 import logging
 import math
-import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import trio
 
 from ._actor import Actor
-from ._backend import asyncio_loop
-from ._cell import DEFAULT_SHUTDOWN, Cell
+from ._cell import DEFAULT_SHUTDOWN, Cell, NotAnActor
 from ._channel import Channel
 from ._deadletters import DEFAULT_LOG_INTERVAL, DEFAULT_LOG_LIMIT, DeadLetterLog
 from ._deadlines import Deadlines
 from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter
+from ._nursery import Nursery
 from ._portal import ThreadPortal
 from ._pubsub import PubSub
 from ._ref import ActorRef, _Ask, _Outcome, check_thread, current_system
 from ._registry import Registry
-from ._signal import Signal
+from ._run import current_run
 from ._tree import ActorInfo, ActorTree
 from ._typevars import M, R
 from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
 from ._watchdog import Watchdog, default_threshold
-
-T = TypeVar("T")
 
 logger = logging.getLogger("actors")
 
@@ -81,15 +76,21 @@ class SystemStatistics:
 class ActorSystem(PubSub):
     """The root of an actor tree, and the scope that owns all its actors.
 
-    ``async with ActorSystem() as system:`` opens an anyio task group. Leaving
-    the block stops every actor gracefully (children before parents, siblings
-    in reverse spawn order, each within its shutdown timeout, then cancelled);
-    when the block is left no task of the system is still running.
+    ``async with ActorSystem() as system:`` opens a nursery for the tasks of
+    its actors (a trio nursery on trio; counted tasks on asyncio). Leaving the
+    block normally, by an exception or by ``sys.exit()`` stops every actor
+    gracefully (children before parents, siblings in reverse spawn order, each
+    within its shutdown timeout, then cancelled); when the block is left no
+    task of the system is still running.
 
     A failure that travels up to the root cancels the body of the block, stops
     everything, and is raised from the ``async with`` as the original exception
     (not wrapped in a group), with a note naming the actor it came from. If the
-    block is left by cancellation, actors are cancelled rather than stopped.
+    block is left by cancellation (or a ``KeyboardInterrupt``), or is
+    cancelled while it stops the actors, the actors left are cancelled rather
+    than stopped, and the block is left as soon as they are gone. A
+    ``KeyboardInterrupt`` or ``SystemExit`` raised in an actor ends the whole
+    system the same way and is raised from the block as it is.
 
     Args:
         name: the system's name (refs carry it).
@@ -134,16 +135,12 @@ class ActorSystem(PubSub):
         self.shutdown = shutdown
         self._top: dict[str, Cell] = {}
         self._cells: dict[int, Cell] = {}
-        self._task_group: Any = None  # trio only: the nursery's manager
-        self._nursery: Any = None
-        self._running = 0
+        self._nursery = Nursery(self._kill_all, self._crashed)
+        self._start = self._nursery.start_soon
         self._deadlines = Deadlines(self._start)
-        # One bound method and one (empty) context for every task's done
-        # callback: add_done_callback would otherwise allocate both per task.
-        self._on_task_done = self._task_done
-        self._callback_context = contextvars.Context()
-        self._all_done: Signal | None = None
         self._body_scope: anyio.CancelScope | None = None
+        self._run: Any = None  # the actors.run() that this system runs under
+        self._interrupted: int | None = None  # the exit status actors.run asked for
         self._failure: BaseException | None = None
         self._open = False
         self._closed = False
@@ -173,9 +170,7 @@ class ActorSystem(PubSub):
     async def __aenter__(self) -> ActorSystem:
         if self._open or self._closed:
             raise ActorsError(f"actor system {self.name!r} can only be entered once")
-        if asyncio_loop() is None:  # trio: a nursery of our own
-            self._task_group = trio.open_nursery()
-            self._nursery = await self._task_group.__aenter__()
+        await self._nursery.open()
         self._body_scope = anyio.CancelScope()
         self._body_scope.__enter__()
         self._token = current_system.set(self)
@@ -184,6 +179,9 @@ class ActorSystem(PubSub):
             self._watchdog = Watchdog(self._blocking_threshold, _ACTOR_FRAMES)
         self._thread = threading.get_ident()
         self._open = True
+        self._run = current_run()
+        if self._run is not None:
+            self._run.systems.add(self)
         return self
 
     async def __aexit__(
@@ -196,37 +194,51 @@ class ActorSystem(PubSub):
         self._portal.close()
         self._dead_letter_log.shutting_down = True
         if self._body_scope.__exit__(exc_type, exc, tb):
-            exc_type, exc, tb = None, None, None  # our own cancellation
+            exc = None  # our own cancellation
+        # What ends the wait for the actors early: a cancellation (or Ctrl-C
+        # on trio) while they stop, after which the rest are cancelled.
+        leaving: BaseException | None = None
         try:
-            if exc is None or isinstance(exc, Exception):
+            if exc is None or isinstance(exc, (Exception, SystemExit)):
                 await self._stop_all()
             else:
-                self._kill_all()
+                self._nursery.cancel()
+        except BaseException as error:
+            leaving = error
+            self._nursery.cancel()
         finally:
             self._deadlines.close()
-            if self._running:
-                with anyio.CancelScope(shield=True):
-                    if exc is not None and not isinstance(exc, Exception):
-                        self._kill_all()
-                    self._all_done = Signal()
-                    await self._all_done.wait()
+            try:
+                await self._nursery.close()
+            except BaseException as error:
+                leaving = leaving or error
             self._open = False
             self._closed = True
             current_system.reset(self._token)
             self._dead_letter_log.close()
             if self._watchdog is not None:
                 self._watchdog.stop()
-            if self._task_group is None:
-                pass
-            elif exc is None or isinstance(exc, Exception):
-                await self._task_group.__aexit__(None, None, None)
-            else:
-                await self._task_group.__aexit__(exc_type, exc, tb)
-        failure = self._failure
+            if self._run is not None:
+                self._run.systems.discard(self)
+        failure = self._nursery.crash or self._failure
         if failure is not None:
             if exc is not None and exc is not failure and failure.__context__ is None:
                 failure.__context__ = exc
             raise failure
+        if leaving is not None and not (exc is not None and _is_cancellation(exc)):
+            if leaving.__context__ is None:
+                leaving.__context__ = exc
+            raise leaving
+        if exc is None and self._interrupted is not None:
+            raise SystemExit(self._interrupted)
+
+    def _interrupt(self, status: int) -> None:
+        # actors.run's first Ctrl-C: cancel the body, stop every actor
+        # gracefully, then raise SystemExit(status) from the block.
+        if self._interrupted is None:
+            self._interrupted = status
+        if self._body_scope is not None:
+            self._body_scope.cancel()
 
     @property
     def from_thread(self) -> ThreadPortal:
@@ -247,27 +259,10 @@ class ActorSystem(PubSub):
         for cell in list(self._cells.values()):
             cell.kill()
 
-    def _start(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> None:
-        loop = asyncio_loop()
-        if loop is None:
-            self._nursery.start_soon(fn, *args, name=name)
-            return
-        task: asyncio.Task[Any] = loop.create_task(fn(*args), name=name)
-        self._running += 1
-        task.add_done_callback(self._on_task_done, context=self._callback_context)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._running -= 1
-        if not task.cancelled() and (error := task.exception()) is not None:
-            # Cells catch every Exception; this is a BaseException or a bug.
-            logger.error("actor task %s crashed", task.get_name(), exc_info=error)
-            if self._failure is None:
-                self._failure = error
-                if self._body_scope is not None:
-                    self._body_scope.cancel()
-            self._kill_all()
-        if not self._running and self._all_done is not None:
-            self._all_done.set()
+    def _crashed(self, error: BaseException) -> None:
+        # An exception escaped a task (the nursery cancels every task).
+        if self._body_scope is not None and self._cancel_body_on_failure:
+            self._body_scope.cancel()
 
     async def _stop_all(self) -> None:
         while self._top:
@@ -391,7 +386,7 @@ class ActorSystem(PubSub):
         await cell.started.wait()
         if cell.start_error is not None:
             error = cell.start_error
-            if isinstance(error, TypeError) and "not an Actor" in str(error):
+            if type(error) is NotAnActor:
                 raise TypeError(str(error))
             raise ActorFailed(f"{cell.path} failed to start: {error!r}") from error
         return cell.ref
@@ -458,6 +453,8 @@ class ActorSystem(PubSub):
         return cell
 
     def _launch(self, cell: Cell) -> None:
+        if self._nursery.cancel_called:
+            cell.kill()  # the system is being cancelled: so is a late spawn
         self._start(cell.run, name=cell.path)
 
     def _anonymous_name(self, factory: Callable[..., Actor], siblings: dict[str, Cell]) -> str:
@@ -639,34 +636,5 @@ def _info(cell: Cell, registry: Registry) -> ActorInfo:
     )
 
 
-def run(
-    main: Callable[..., Awaitable[T]],
-    *args: Any,
-    backend: str | None = None,
-    backend_options: dict[str, Any] | None = None,
-) -> T:
-    """Run ``main(*args)`` on an event loop, like ``anyio.run``, for scripts.
-
-    Args:
-        main: an async function, typically opening an :class:`ActorSystem`.
-        *args: its arguments.
-        backend: ``"asyncio"`` or ``"trio"``; default: the ``ACTORS_BACKEND``
-            environment variable, else ``"asyncio"``.
-        backend_options: passed to ``anyio.run``.
-
-    Raises:
-        ValueError: an unknown backend.
-
-    Examples:
-        >>> async def main():
-        ...     return "ran"
-        >>> run(main, backend="trio")
-        'ran'
-    """
-    chosen = backend or os.environ.get("ACTORS_BACKEND") or "asyncio"
-    if chosen not in ("asyncio", "trio"):
-        raise ValueError(
-            f"unknown backend {chosen!r} (from {'backend=' if backend else 'ACTORS_BACKEND'}); "
-            f"use 'asyncio' or 'trio'"
-        )
-    return anyio.run(main, *args, backend=chosen, backend_options=backend_options)
+def _is_cancellation(error: BaseException) -> bool:
+    return isinstance(error, anyio.get_cancelled_exc_class())
