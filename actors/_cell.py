@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from asyncio import CancelledError
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
@@ -399,13 +400,8 @@ class Cell:
                 with self.scope:
                     reason = await self._shutdown(actor, reason)
                 self._check_overrun()
-        except BaseException as exc:
-            if isinstance(exc, _CANCELLED):
-                raise
-            # KeyboardInterrupt, SystemExit: not a failure of this actor but
-            # the end of the system. Escaping the task would, on asyncio, also
-            # escape the event loop, skipping every cleanup.
-            self.system._nursery.crashed(exc, self.path)
+        except BaseException:
+            self._escaped()  # no name for it here: a local more in every actor's frame
         finally:
             self._abandon_ask()
             if not self.mailbox.closed:
@@ -414,6 +410,17 @@ class Cell:
                 with anyio.CancelScope(shield=True):
                     await self._kill_the_rest()
             self._finish(reason)
+
+    def _escaped(self) -> None:
+        # What escaped run()'s phases is not a failure (those are caught where
+        # they happen). A cancellation of the task goes on (re-raised); a
+        # KeyboardInterrupt or SystemExit ends the system: escaping the task
+        # would, on asyncio, also escape the event loop, past every cleanup.
+        error = sys.exc_info()[1]
+        if isinstance(error, _CANCELLED):
+            raise
+        assert error is not None
+        self.system._nursery.crashed(error, self.path)
 
     async def _start(self) -> BaseException | None:
         try:
