@@ -10,9 +10,7 @@ from ._channel import CLOSED as CLOSED
 from ._channel import Channel as Channel
 from ._channel import ChannelStatistics as ChannelStatistics
 from ._channel import ReceiveCase as ReceiveCase
-from ._channel import Selected as Selected
 from ._channel import SendCase as SendCase
-from ._channel import select as select
 from ._exceptions import ActorFailed as ActorFailed
 from ._exceptions import ActorsError as ActorsError
 from ._exceptions import ActorStopped as ActorStopped
@@ -36,6 +34,8 @@ from ._ref import ActorRef as ActorRef
 from ._registry import Registry as Registry
 from ._reply import Reply as Reply
 from ._run import run as run
+from ._select import Selected as Selected
+from ._select import select as select
 from ._subscription import Subscription as Subscription
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics

@@ -2,8 +2,8 @@
 
 A channel is the one primitive everything else stands on: mailboxes, the actor
 loop and supervisors all wait on channels. It follows Go's ``runtime/chan.go``:
-a buffer plus two queues of parked operations, and a parked operation may be a
-``select`` waiting on several channels at once.
+a buffer plus two queues of parked operations (``_parking``), and a parked
+operation may be a ``select`` (``_select``) waiting on several channels at once.
 """
 
 # Invariants:
@@ -12,38 +12,26 @@ a buffer plus two queues of parked operations, and a parked operation may be a
 #   hands of the receiver that returned it.
 # - A live parked receiver implies an empty buffer; a live parked sender implies
 #   a full buffer. ("Live": its operation has not completed yet.)
-# - An operation completes exactly once: whoever sets ``op.winner`` first owns
-#   it. Waiters of a completed operation may linger in other queues until their
-#   owner removes them, so every queue reader skips them.
-# - A waiter queue is a circular doubly linked list through its waiters; the
-#   channel holds its head (``None`` when empty). A waiter is in at most one
-#   queue, and ``waiter.next is None`` exactly when it is in none, so that
-#   taking a waiter out from anywhere is O(1) and harmless if already out.
-# - Once ``op.winner`` is set, anyio cancel scopes no longer interrupt the
-#   parked task (trio: the task is already rescheduled; asyncio: anyio skips
-#   tasks whose awaited future is done). Only a native ``Task.cancel()`` can
-#   land in between; ``_park`` then undoes a receive or re-arms the
-#   cancellation after a completed send, so nothing is lost or doubled.
+# - ``_senders`` and ``_receivers`` are the heads of the queues of parked
+#   waiters, kept as ``_parking``'s invariants say; a waiter in them may belong
+#   to an operation already completed elsewhere, and every reader skips those.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import math
-import random
-import sys
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final, Generic, Literal, TypeVar, cast, overload
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 import trio
 import trio.lowlevel
 
-from ._backend import asyncio_loop
 from ._exceptions import ChannelDrained, SendOnClosed, WouldBlock
+from ._parking import Op, Waiter, abandon, count_live, has_live, park, pop_live
 
 T = TypeVar("T")
 
@@ -66,148 +54,6 @@ class _Closed(enum.Enum):
 #: What a receive case yields in ``select`` when its channel is closed and
 #: drained (Go's ``v, ok := <-ch`` with ``ok == false``).
 CLOSED: Final = _Closed.CLOSED
-
-
-class _Op:
-    """One parked operation: a plain send or receive, or a whole select.
-
-    Parking uses each backend's cheapest primitive (an asyncio future, or
-    trio's ``wait_task_rescheduled``) rather than ``anyio.Event``, which costs
-    about twice as much per wake-up on asyncio (5.0 vs 10.4 µs measured) and
-    1.3 times on trio; both keep the rule that a woken task is not
-    interrupted by an anyio cancel scope.
-    """
-
-    __slots__ = ("_future", "_task", "winner")
-
-    def __init__(self) -> None:
-        self.winner: _Waiter | Literal[False] | None = None  # False: abandoned
-        loop = asyncio_loop()
-        if loop is not None:
-            self._future: asyncio.Future[None] | None = loop.create_future()
-            self._task: Any = None
-        else:
-            self._future = None
-            self._task = trio.lowlevel.current_task()
-
-    def live(self) -> bool:
-        # A future cancelled by Task.cancel() marks a task that will abandon
-        # this operation as soon as it runs: do not hand it anything.
-        return self.winner is None and (self._future is None or not self._future.done())
-
-    def fire(self, winner: _Waiter) -> None:
-        self.winner = winner
-        if self._future is not None:
-            if not self._future.done():
-                self._future.set_result(None)
-        else:
-            trio.lowlevel.reschedule(self._task)
-
-    def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
-        # trio asks before delivering a cancellation; we only get here if
-        # nobody fired us first, and from now on nobody can.
-        self.winner = False
-        return trio.lowlevel.Abort.SUCCEEDED
-
-
-class _Waiter:
-    """One case of a parked operation, queued on one channel.
-
-    Making one puts it last in its channel's senders (``is_send``) or
-    receivers; :func:`_discard` takes it out.
-    """
-
-    __slots__ = ("channel", "closed", "index", "is_send", "next", "op", "prev", "value")
-
-    #: Its neighbours in the queue; ``None`` once out of it.
-    next: _Waiter | None
-    prev: _Waiter | None
-
-    def __init__(
-        self, op: _Op, channel: Channel[Any], value: Any, index: int, is_send: bool
-    ) -> None:
-        self.op = op
-        self.channel = channel
-        self.value = value
-        self.index = index
-        self.is_send = is_send
-        self.closed = False
-        # Queued here rather than by a function of its own: one call less on
-        # every park.
-        head = channel._senders if is_send else channel._receivers
-        if head is None:
-            self.next = self.prev = self
-            if is_send:
-                channel._senders = self
-            else:
-                channel._receivers = self
-        else:
-            tail = head.prev
-            assert tail is not None
-            self.prev = tail
-            self.next = head
-            tail.next = head.prev = self
-
-    def fire(self) -> None:
-        self.op.fire(self)
-
-
-# Waiter queues are linked through the waiters themselves rather than held in
-# a list (remove() made cancelling n parked tasks O(n²): 45 s for 80,000), a
-# deque (760 bytes for every idle mailbox's one parked receiver) or an
-# OrderedDict (three times slower to push and pop, and 384 bytes): taking a
-# waiter out is O(1) wherever it is, and an empty queue is just ``None``.
-
-
-def _discard(waiter: _Waiter) -> None:
-    """Take ``waiter`` out of its channel's queue, if it is still in it."""
-    after = waiter.next
-    if after is None:
-        return
-    if after is waiter:
-        after = None  # it was alone: the queue is now empty
-    else:
-        before = waiter.prev
-        assert before is not None
-        before.next = after
-        after.prev = before
-    ch = waiter.channel
-    if waiter.is_send:
-        if ch._senders is waiter:
-            ch._senders = after
-    elif ch._receivers is waiter:
-        ch._receivers = after
-    # Out of the queue, a waiter keeps no neighbour alive (and no cycle).
-    waiter.next = waiter.prev = None
-
-
-def _pop_live(ch: Channel[Any], senders: bool) -> _Waiter | None:
-    """Take the first live waiter out of ``ch``'s senders or receivers,
-    dropping the dead ones before it."""
-    while (waiter := ch._senders if senders else ch._receivers) is not None:
-        _discard(waiter)
-        if waiter.op.live():
-            return waiter
-    return None
-
-
-def _has_live(ch: Channel[Any], senders: bool) -> bool:
-    while (waiter := ch._senders if senders else ch._receivers) is not None:
-        if waiter.op.live():
-            return True
-        _discard(waiter)
-    return False
-
-
-def _count_live(head: _Waiter | None) -> int:
-    count = 0
-    waiter = head
-    while waiter is not None:
-        count += waiter.op.live()
-        waiter = waiter.next
-        if waiter is head:
-            break
-    return count
 
 
 _NO_BUFFER: Any = ()
@@ -288,9 +134,9 @@ class Channel(Generic[T]):
         # No deque until the first value is buffered: an idle channel (most
         # mailboxes) saves its 760 bytes. ``()`` reads like an empty deque.
         self._buffer: deque[T] = _NO_BUFFER
-        # The heads of the waiter queues (see _Waiter).
-        self._senders: _Waiter | None = None
-        self._receivers: _Waiter | None = None
+        # The heads of the waiter queues (see Waiter).
+        self._senders: Waiter | None = None
+        self._receivers: Waiter | None = None
         self._closed = False
         self._tick = 0
 
@@ -317,8 +163,8 @@ class Channel(Generic[T]):
             buffered=len(self._buffer),
             capacity=self._capacity,
             closed=self._closed,
-            waiting_senders=_count_live(self._senders),
-            waiting_receivers=_count_live(self._receivers),
+            waiting_senders=count_live(self._senders),
+            waiting_receivers=count_live(self._receivers),
         )
 
     # -- the non-blocking core ------------------------------------------------
@@ -340,7 +186,7 @@ class Channel(Generic[T]):
         # receiver, else buffer it; False if neither can be done. The caller
         # has checked that the channel is open.
         while (waiter := self._receivers) is not None:
-            # _pop_live, _discard, _Op.live and _Op.fire inlined: this hand-off
+            # pop_live, discard, Op.live and Op.fire inlined: this hand-off
             # is half of every ask's round trip.
             after = waiter.next
             if after is waiter:
@@ -354,11 +200,11 @@ class Channel(Generic[T]):
             op = waiter.op
             if op.winner is not None:
                 continue
-            future = op._future
+            future = op.future
             if future is None:
                 waiter.value = value
                 op.winner = waiter
-                trio.lowlevel.reschedule(op._task)
+                trio.lowlevel.reschedule(op.task)
                 return True
             if not future.done():
                 waiter.value = value
@@ -385,12 +231,12 @@ class Channel(Generic[T]):
         if buffer:
             value = buffer.popleft()
             if self._senders and len(buffer) < self._capacity:
-                waiter = _pop_live(self, True)
+                waiter = pop_live(self, True)
                 if waiter is not None:
                     buffer.append(waiter.value)
                     waiter.fire()
             return value
-        waiter = _pop_live(self, True)
+        waiter = pop_live(self, True)
         if waiter is not None:
             waiter.fire()
             return waiter.value  # type: ignore[no-any-return]
@@ -408,7 +254,7 @@ class Channel(Generic[T]):
             return
         self._closed = True
         for senders in (False, True):
-            while (waiter := _pop_live(self, senders)) is not None:
+            while (waiter := pop_live(self, senders)) is not None:
                 waiter.closed = True
                 waiter.fire()
 
@@ -452,13 +298,13 @@ class Channel(Generic[T]):
 
     def _receiver_parked(self) -> bool:
         # Whether a receiver is parked and has not been handed a value yet.
-        return _has_live(self, False)
+        return has_live(self, False)
 
     def _wake_receiver(self, value: Any) -> bool:
         # Hand ``value`` to a parked receiver; False if none is parked. Never
         # buffers, so it takes no room from senders (a mailbox wakes its
         # parked owner for a system message with it).
-        waiter = _pop_live(self, False)
+        waiter = pop_live(self, False)
         if waiter is None:
             return False
         waiter.value = value
@@ -495,9 +341,9 @@ class Channel(Generic[T]):
             raise SendOnClosed(f"send on closed {self!r}")
         if self._offer(value):
             return
-        op = _Op()
-        waiter = _Waiter(op, self, value, 0, True)
-        await _park(op, waiter)
+        op = Op()
+        waiter = Waiter(op, self, value, 0, True)
+        await park(op, waiter)
         if waiter.closed:
             raise SendOnClosed(f"{self!r} closed while a send was waiting")
 
@@ -524,17 +370,17 @@ class Channel(Generic[T]):
                 pass
         elif self._closed:
             raise ChannelDrained(f"receive from closed and drained {self!r}")
-        op = _Op()
-        waiter = _Waiter(op, self, None, 0, False)
-        # _park() inlined for the hottest wait (every idle actor's mailbox):
+        op = Op()
+        waiter = Waiter(op, self, None, 0, False)
+        # park() inlined for the hottest wait (every idle actor's mailbox):
         # one coroutine frame less to create and to resume through.
         try:
-            if op._future is not None:
-                await op._future
+            if op.future is not None:
+                await op.future
             else:
-                await trio.lowlevel.wait_task_rescheduled(op._abort)
+                await trio.lowlevel.wait_task_rescheduled(op.abort)
         except BaseException:
-            _abandon(op, waiter)  # a receive: never a completed send
+            abandon(op, waiter)  # a receive: never a completed send
             raise
         if waiter.closed:
             raise ChannelDrained(f"receive from closed and drained {self!r}")
@@ -560,61 +406,6 @@ class Channel(Generic[T]):
         return SendCase(self, value)
 
 
-async def _park(op: _Op, waiters: _Waiter | list[_Waiter]) -> None:
-    """Wait until ``op`` completes; on cancellation, leave no trace.
-
-    ``waiters`` is the one waiter of a plain send or receive (no tuple to
-    hold while parked), or the list of a select's.
-    """
-    try:
-        # _Op.wait() inlined: one coroutine less held by every parked task.
-        if op._future is not None:
-            await op._future
-        else:
-            await trio.lowlevel.wait_task_rescheduled(op._abort)
-    except BaseException as exc:
-        # A send that completed before a native asyncio cancellation landed
-        # has delivered its value, so report success and let the cancellation
-        # hit the task at its next checkpoint instead.
-        if not (_abandon(op, waiters) and _redeliver_cancellation(exc)):
-            raise
-    else:
-        if isinstance(waiters, list):
-            for waiter in waiters:
-                if waiter is not op.winner:
-                    _discard(waiter)
-
-
-def _abandon(op: _Op, waiters: _Waiter | list[_Waiter]) -> bool:
-    """Undo a parked operation that was interrupted, so it takes nothing:
-    unqueue its waiters, or give back a value it was handed. True if a send
-    had already completed (its value is delivered: nothing to undo)."""
-    winner = op.winner
-    if not winner:
-        op.winner = False
-        for waiter in waiters if isinstance(waiters, list) else (waiters,):
-            _discard(waiter)
-        return False
-    if winner.closed:
-        return False
-    if not winner.is_send:
-        winner.channel._put_back(winner.value)
-        return False
-    return True
-
-
-def _redeliver_cancellation(exc: BaseException) -> bool:
-    if not isinstance(exc, asyncio.CancelledError):
-        return False
-    task = asyncio.current_task()
-    if task is None:
-        return False
-    if sys.version_info >= (3, 11):
-        task.uncancel()
-    task.cancel(exc.args[0] if exc.args else None)
-    return True
-
-
 class ReceiveCase(Generic[T]):
     """A receive case for :func:`select`; make it with :meth:`Channel.receiving`.
 
@@ -635,7 +426,7 @@ class ReceiveCase(Generic[T]):
 
     def _ready(self) -> bool:
         ch = self.channel
-        return bool(ch._buffer) or _has_live(ch, True) or ch._closed
+        return bool(ch._buffer) or has_live(ch, True) or ch._closed
 
     def _complete(self) -> Any:
         try:
@@ -665,7 +456,7 @@ class SendCase(Generic[T]):
 
     def _ready(self) -> bool:
         ch = self.channel
-        return ch._closed or _has_live(ch, False) or len(ch._buffer) < ch._capacity
+        return ch._closed or has_live(ch, False) or len(ch._buffer) < ch._capacity
 
     def _complete(self) -> Any:
         self.channel.send_nowait(self.value)
@@ -673,138 +464,3 @@ class SendCase(Generic[T]):
 
 
 Case = ReceiveCase[Any] | SendCase[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Selected:
-    """What :func:`select` returns: which case fired, and its value.
-
-    ``index`` is the case's position among the arguments, ``case`` the case
-    itself, ``value`` the received value for a receive case (``CLOSED`` when
-    the channel was closed and drained) and ``None`` for a send case. It
-    unpacks as ``index, case, value`` and matches ``Selected(index, case,
-    value)`` patterns.
-
-    Examples:
-        >>> index, case, value = Selected(0, Channel[int]().receiving(), 5)
-        >>> index, value
-        (0, 5)
-    """
-
-    index: int
-    case: Case
-    value: Any
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.index, self.case, self.value))
-
-
-@overload
-async def select(
-    *cases: Case | None, timeout: float | None = ..., default: Literal[False] = ...
-) -> Selected: ...
-@overload
-async def select(
-    *cases: Case | None, timeout: float | None = ..., default: bool
-) -> Selected | None: ...
-async def select(
-    *cases: Case | None, timeout: float | None = None, default: bool = False
-) -> Selected | None:
-    """Wait for the first ready case among sends and receives, as Go's ``select``.
-
-    When several cases are ready one is picked uniformly at random. ``None``
-    cases are ignored (Go's nil channel). A receive case on a closed, drained
-    channel is ready and yields ``CLOSED``; a send case on a closed channel is
-    ready and raises :class:`SendOnClosed` if picked, as Go panics.
-
-    Atomic with respect to cancellation: a cancelled or timed-out select has
-    sent nothing and received nothing.
-
-    Args:
-        *cases: ``ch.receiving()`` and ``ch.sending(v)`` cases, or ``None``.
-        timeout: seconds to wait before raising ``TimeoutError``.
-        default: return ``None`` at once when no case is ready.
-
-    Returns:
-        A :class:`Selected` ``(index, case, value)``, where ``index`` is the
-        position of the case in the arguments; ``None`` only with
-        ``default=True``.
-
-    Raises:
-        TimeoutError: ``timeout`` passed with no case ready.
-        SendOnClosed: a send case on a closed channel was picked.
-        TypeError: an argument is not a case (a channel itself, say).
-        ValueError: no case, no default and no timeout: it would wait forever;
-            or a negative timeout.
-
-    Examples:
-        >>> import anyio
-        >>> async def main():
-        ...     a, b = Channel[str](1), Channel[str](1)
-        ...     await b.send("from b")
-        ...     return await select(a.receiving(), b.receiving())
-        >>> anyio.run(main).value
-        'from b'
-    """
-    live: list[tuple[int, Case]] = []
-    for index, case in enumerate(cast("tuple[object, ...]", cases)):
-        if case is None:
-            continue
-        if not isinstance(case, (ReceiveCase, SendCase)):
-            hint = (
-                " (pass ch.receiving() or ch.sending(value), not the channel)"
-                if isinstance(case, Channel)
-                else ""
-            )
-            raise TypeError(
-                f"select() argument {index} is {type(case).__name__} {case!r}, not a case{hint}"
-            )
-        live.append((index, case))
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"select() timeout must be >= 0, got {timeout!r}")
-    if not live and not default and timeout is None:
-        raise ValueError("select() with no case, default or timeout waits forever")
-
-    if _tick_all(live):
-        await anyio.lowlevel.checkpoint()
-    ready = [(index, case) for index, case in live if case._ready()]
-    if ready:
-        index, case = ready[0] if len(ready) == 1 else random.choice(ready)
-        return Selected(index, case, case._complete())
-    if default:
-        return None
-    if timeout == 0:
-        raise TimeoutError("select() timed out: no case was ready")
-
-    op = _Op()
-    waiters = []
-    for index, case in live:
-        is_send = case.is_send
-        waiter = _Waiter(op, case.channel, getattr(case, "value", None), index, is_send)
-        waiters.append(waiter)
-    if timeout is None:
-        await _park(op, waiters)
-    else:
-        with anyio.fail_after(timeout):
-            await _park(op, waiters)
-    winner = op.winner
-    assert isinstance(winner, _Waiter)
-    case = cases[winner.index]
-    assert case is not None
-    if winner.is_send:
-        if winner.closed:
-            raise SendOnClosed(f"{winner.channel!r} closed while select was sending")
-        return Selected(winner.index, case, None)
-    return Selected(winner.index, case, CLOSED if winner.closed else winner.value)
-
-
-def _tick_all(live: list[tuple[int, Case]]) -> bool:
-    # Fairness for select: the same per-channel budget as plain operations.
-    due = False
-    for _, case in live:
-        ch = case.channel
-        ch._tick += 1
-        if ch._tick >= YIELD_EVERY:
-            ch._tick = 0
-            due = True
-    return due

@@ -36,9 +36,10 @@ import anyio
 import anyio.lowlevel
 
 from ._broker import DeadLetterSink, Endpoint, GroupInfo, TopicInfo
-from ._channel import YIELD_EVERY, select
+from ._channel import YIELD_EVERY
 from ._exceptions import SendOnClosed, WouldBlock
 from ._matcher import DEFAULT_CACHE_SIZE, Matcher, check_pattern
+from ._select import select
 
 
 def check_group(group: object) -> str | None:

@@ -626,7 +626,7 @@ async def test_native_cancel_after_a_select_sent_reports_the_send() -> None:
 
 @asyncio_only
 @pytest.mark.xfail(
-    reason="known limitation: the cancellation _park re-arms after a completed "
+    reason="known limitation: the cancellation park re-arms after a completed "
     "send outlives an asyncio.timeout() block that has already ended, so the "
     "task is later cancelled by nobody (asyncio.wait_for behaves the same)",
     strict=True,
