@@ -85,11 +85,6 @@ _SET: Final = Signal()
 _SET.set()
 
 
-class NotAnActor(TypeError):
-    """The factory returned something that is not an Actor (``spawn`` raises
-    it as a plain ``TypeError``, not as a failure to start)."""
-
-
 class _ChildFailed:
     __slots__ = ("error", "ref")
 
@@ -129,6 +124,7 @@ class Cell:
         "shutdown",
         "start_awaited",
         "start_error",
+        "start_failed_in",
         "started",
         "state",
         "stop_deadline",
@@ -173,6 +169,7 @@ class Cell:
         self._terminated: Signal | None = None  # allocated when first awaited
         self.reason: BaseException | None = None
         self.start_error: BaseException | None = None
+        self.start_failed_in = ""  # "in on_start" or "while being built"
         self.failure: BaseException | None = None
         self.processed = 0
         self.dead_letters = 0  # addressed to this incarnation
@@ -385,7 +382,11 @@ class Cell:
                 self.start_error = reason
             self.started.set()
             if reason is not None:
-                _log_failure(self.path, reason, "" if started else "in on_start")
+                if not started:
+                    self.start_failed_in = (
+                        "in on_start" if self.instance is not None else "while being built"
+                    )
+                _log_failure(self.path, reason, "" if started else self.start_failed_in)
             actor = self.instance if started else None
             self.state = "stopping"
             self.stop_requested = True
@@ -438,7 +439,7 @@ class Cell:
     def _build(self) -> Actor:
         actor = self.factory(*self.args, **self.kwargs)
         if not isinstance(actor, Actor):
-            raise NotAnActor(
+            raise TypeError(
                 f"the factory {getattr(self.factory, '__qualname__', self.factory)} "
                 f"spawned at {self.path} returned "
                 f"{type(actor).__name__}, not an Actor: spawn an Actor subclass "

@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 
 from ._actor import Actor
-from ._cell import DEFAULT_SHUTDOWN, Cell, NotAnActor
+from ._cell import DEFAULT_SHUTDOWN, Cell
 from ._channel import Channel
 from ._deadletters import DEFAULT_LOG_INTERVAL, DEFAULT_LOG_LIMIT, DeadLetterLog
 from ._deadlines import Deadlines
@@ -309,11 +309,13 @@ class ActorSystem(PubSub):
             The new actor's ref.
 
         Raises:
-            TypeError: ``factory`` is not an Actor subclass or callable, or
-                returned something that is not an Actor.
+            TypeError: ``factory`` is not an Actor subclass or callable.
             NameTaken: a live sibling already has ``name``.
             ValueError: ``name`` is empty or contains ``/``.
-            ActorFailed: ``on_start`` raised (the original is ``__cause__``).
+            ActorFailed: the actor failed to start: building it raised or gave
+                something that is not an Actor (a ``TypeError``), or
+                ``on_start`` raised; the original is ``__cause__`` and the
+                message says which.
             ActorsError: the system is not running.
 
         Cancellation: if the caller is cancelled while the actor starts, the
@@ -386,9 +388,9 @@ class ActorSystem(PubSub):
         await cell.started.wait()
         if cell.start_error is not None:
             error = cell.start_error
-            if type(error) is NotAnActor:
-                raise TypeError(str(error))
-            raise ActorFailed(f"{cell.path} failed to start: {error!r}") from error
+            raise ActorFailed(
+                f"{cell.path} failed to start {cell.start_failed_in}: {error!r}"
+            ) from error
         return cell.ref
 
     def _prepare(

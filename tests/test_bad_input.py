@@ -69,9 +69,10 @@ async def test_spawning_a_factory_that_returns_something_else() -> None:
         return NotAnActor()
 
     async with ActorSystem() as system:
-        with pytest.raises(TypeError) as info:
+        with pytest.raises(actors.ActorFailed, match="failed to start while being built") as info:
             await system.spawn(make_worker, name="w")
-        message = str(info.value)
+        assert isinstance(info.value.__cause__, TypeError)
+        message = str(info.value.__cause__)
         assert "make_worker" in message
         assert "/user/w" in message
         assert "NotAnActor, not an Actor" in message
@@ -85,7 +86,7 @@ async def test_a_factory_that_raises_makes_spawn_raise_actor_failed() -> None:
         raise RuntimeError("no database")
 
     async with ActorSystem() as system:
-        with pytest.raises(actors.ActorFailed, match="failed to start") as info:
+        with pytest.raises(actors.ActorFailed, match="failed to start while being built") as info:
             await system.spawn(broken)
         assert isinstance(info.value.__cause__, RuntimeError)
 

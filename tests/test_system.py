@@ -153,7 +153,7 @@ async def test_a_failing_on_start_makes_spawn_raise_and_skips_on_stop() -> None:
             raise KeyError("no config")
 
     async with ActorSystem() as system:
-        with pytest.raises(ActorFailed, match="/user/bad failed to start") as info:
+        with pytest.raises(ActorFailed, match="/user/bad failed to start in on_start") as info:
             await system.spawn(BadStart, log, name="bad")
         assert isinstance(info.value.__cause__, KeyError)
         assert log == []  # no on_stop

@@ -211,6 +211,8 @@ async def test_a_type_error_from_the_factory_is_a_failure_to_start_whatever_it_s
             await system.spawn(factory, name="x")
         assert type(caught.value.__cause__) is TypeError
 
-        with pytest.raises(TypeError, match="returned int, not an Actor") as bad:
+        # One shape for every failure to start: what the factory returned too.
+        with pytest.raises(ActorFailed, match="while being built") as bad:
             await system.spawn(lambda: 42, name="y")  # type: ignore[arg-type, return-value]
-        assert type(bad.value) is TypeError
+        assert type(bad.value.__cause__) is TypeError
+        assert "returned int, not an Actor" in str(bad.value.__cause__)
