@@ -163,3 +163,15 @@ class SupervisorGaveUp(ActorsError):
         >>> issubclass(SupervisorGaveUp, ActorsError)
         True
     """
+
+
+class UnpicklableMessage(ActorsError, TypeError):
+    """A message bound for another process cannot be pickled; nothing was sent.
+
+    Also a ``TypeError``. The error names the message's type; its
+    ``__cause__`` is what pickling raised.
+
+    Examples:
+        >>> issubclass(UnpicklableMessage, TypeError)
+        True
+    """
