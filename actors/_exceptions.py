@@ -175,3 +175,29 @@ class UnpicklableMessage(ActorsError, TypeError):
         >>> issubclass(UnpicklableMessage, TypeError)
         True
     """
+
+
+class AuthenticationError(ActorsError):
+    """A peer could not be trusted, so the connection was refused or closed.
+
+    Raised by the handshake when the peer does not prove it knows the shared
+    secret (or a cookie file is readable by others), and by a connection
+    when a frame fails its MAC or arrives out of sequence (tampered with,
+    replayed or reordered). Nothing from such a peer or frame is unpickled.
+
+    Examples:
+        >>> issubclass(AuthenticationError, ActorsError)
+        True
+    """
+
+
+class IncompatiblePeer(ActorsError):
+    """The peer runs a different Python, cloudpickle, actors or wire protocol.
+
+    Pickles are only portable between the same versions, so the handshake
+    refuses such a peer before anything is unpickled.
+
+    Examples:
+        >>> issubclass(IncompatiblePeer, ActorsError)
+        True
+    """
