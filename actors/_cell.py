@@ -38,6 +38,7 @@ import trio
 from anyio.lowlevel import checkpoint
 
 from ._actor import UNHANDLED, Actor
+from ._ask import STOPPED, Ask
 from ._backend import asyncio_loop
 from ._channel import _NOTHING
 from ._deadlines import now
@@ -45,7 +46,7 @@ from ._exceptions import ActorFailed, ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
-from ._ref import ActorRef, _Ask, _Outcome
+from ._ref import ActorRef
 from ._reply import Reply
 from ._scope import task_scope
 from ._signal import Signal
@@ -178,7 +179,7 @@ class Cell:
         self.stop_requested = False
         self.stop_deadline: float | None = None  # when a timed stop cancels it
         self.start_awaited = True  # False: spawn_nowait, a start failure is a failure
-        self._current_ask: _Ask | None = None
+        self._current_ask: Ask | None = None
         self.deferred: set[Reply] | None = None  # replies taken by reply_later()
         # Allocated on first use: most actors never start a goroutine or
         # outlive a failing child, and every container costs garbage-collector time.
@@ -470,7 +471,7 @@ class Cell:
                         if self.watching:
                             self.watching.pop(message.ref, None)
                         if await receive(message) is UNHANDLED:
-                            self._unhandled(message)
+                            self.dead_letter(message, "unhandled")
                     self.processed += 1
                     continue
                 message = user._receive_fast()
@@ -486,17 +487,17 @@ class Cell:
                     mailbox.receiving = False
                     if message is _WAKE:
                         continue
-                if type(message) is _Ask:
+                if type(message) is Ask:
                     self._current_ask = message
                     result = await receive(message.message)
                     if self._current_ask is not None:  # else: reply_later()
                         self._current_ask = None
                         if result is UNHANDLED:
-                            self._unhandled(message)
+                            self.dead_letter(message, "unhandled")
                         elif not message.put(result):
                             self.system._late_reply()
                 elif await receive(message) is UNHANDLED:
-                    self._unhandled(message)
+                    self.dead_letter(message, "unhandled")
                 self.processed += 1
         except BaseException as exc:
             if not _fails(exc, self.scope):
@@ -505,15 +506,9 @@ class Cell:
             ask = self._current_ask
             if ask is not None:
                 self._current_ask = None
-                _answer(ask, _Outcome("failed", exc))
+                ask.put_failure(exc)
             return exc
         return None
-
-    def _unhandled(self, message: Any) -> None:
-        if type(message) is _Ask:
-            message.put(_Outcome("unhandled"))
-            message = message.message
-        self.dead_letter(message, "unhandled")
 
     async def _shutdown(
         self, actor: Actor | None, reason: BaseException | None
@@ -571,10 +566,10 @@ class Cell:
 
     def _abandon_ask(self) -> None:
         if self._current_ask is not None:
-            _answer(self._current_ask, _Outcome())
+            self._current_ask.put_outcome(STOPPED)
             self._current_ask = None
         while self.deferred:
-            self.deferred.pop()._ask.put(_Outcome())
+            self.deferred.pop()._abandon()
 
     def reply_later(self) -> Reply:
         ask = self._current_ask
@@ -678,10 +673,6 @@ def _as_failure(error: BaseException, path: str, where: str) -> BaseException:
 
 def _has_on_stop(actor: Actor | None) -> bool:
     return actor is not None and type(actor).on_stop is not Actor.on_stop
-
-
-def _answer(ask: _Ask, answer: Any) -> None:
-    ask.put(answer)
 
 
 def _log_failure(path: str, error: BaseException, where: str) -> None:

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import math
 import threading
-from asyncio import Future
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic
 
 import anyio
-import trio
-import trio.lowlevel
 
-from ._backend import asyncio_loop
-from ._exceptions import (
-    ActorFailed,
-    ActorsError,
-    ActorStopped,
-    AskTimeout,
-    MailboxFull,
-    SendOnClosed,
-    UnhandledMessage,
-)
+from ._ask import Ask, Outcome
+from ._exceptions import ActorsError, MailboxFull, SendOnClosed
 from ._go import current_owner
 from ._messages import Terminated, describe
 from ._typevars import M, R
@@ -52,58 +41,6 @@ def system_here() -> ActorSystem | None:
     unpickled refs resolve against it."""
     system: ActorSystem | None = getattr(current_owner.get(), "system", None)
     return system if system is not None else current_system.get()
-
-
-class _Ask:
-    """An ask in a mailbox: the message, and its one-shot reply slot, closed
-    when the asker gives up.
-
-    The slot is a ``Signal`` for exactly one waiter, without the waiter list,
-    and the envelope itself: asks are the hottest wait in the runtime. The
-    asker waits on it inline in :meth:`ActorRef.ask`.
-    """
-
-    __slots__ = ("_future", "_set", "_task", "closed", "message", "value")
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
-        self._set = False
-        self.closed = False
-        self.value: Any = None
-        self._future: Any = None
-        self._task: Any = None
-
-    def put(self, value: Any) -> bool:
-        """Deliver the answer; False if the asker already gave up (late)."""
-        if self.closed or self._set:
-            return False
-        self.value = value
-        self._set = True
-        self.expire()  # wakes the asker, which now finds the answer
-        return True
-
-    def expire(self) -> None:
-        """Wake the asker; without an answer its deadline has passed."""
-        if self._future is not None:
-            if not self._future.done():
-                self._future.set_result(None)
-        elif self._task is not None:
-            task, self._task = self._task, None
-            trio.lowlevel.reschedule(task)
-
-    def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
-        self._task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-
-class _Outcome:
-    """A non-value answer to an ask: the actor stopped, failed, or dropped it."""
-
-    __slots__ = ("error", "kind")
-
-    def __init__(self, kind: str = "stopped", error: BaseException | None = None) -> None:
-        self.kind = kind  # "stopped", "failed", "dropped", "unhandled" or "error"
-        self.error = error
 
 
 class ActorRef(Generic[M, R]):
@@ -301,7 +238,7 @@ class ActorRef(Generic[M, R]):
                 f"handles one message at a time, so this would deadlock; call "
                 f"the handling code directly or use tell()"
             )
-        envelope = _Ask(message)
+        envelope = Ask(message)
         try:
             if cell is not None and cell.mailbox._user._send_fast(envelope):
                 left = math.inf if timeout is None else timeout  # queued at once
@@ -310,70 +247,24 @@ class ActorRef(Generic[M, R]):
             else:
                 left = math.inf if timeout is None else timeout
                 await self.tell(envelope)  # type: ignore[arg-type]  # the envelope of an M
-            # Wait for the answer, inline (a coroutine less per ask). The
-            # deadline is kept by the system's one timer for all asks.
-            if envelope._set:
-                answered = True
-            elif left <= 0:
-                answered = False
-            else:
-                loop = asyncio_loop()
-                # Deadlines.pending and .earlier inlined (see there): the
-                # registration was a twentieth of an ask's instructions.
-                pending = None
-                if left != math.inf and cell is not None:
-                    deadlines = cell.system._deadlines
-                    pending = deadlines.pending
-                    if pending is not None:
-                        deadline = (loop.time() if loop is not None else trio.current_time()) + left
-                        pending[envelope] = deadline
-                        if deadline < deadlines.target:
-                            deadlines.earlier(deadline)
+            if not envelope.answered and left > 0:
+                # The deadline is kept by the system's one timer for all asks.
+                deadlines = None if left == math.inf or cell is None else cell.system._deadlines
                 try:
-                    if loop is not None:
-                        future: Future[None] = Future(loop=loop)
-                        envelope._future = future
-                        await future
-                    else:
-                        envelope._task = trio.lowlevel.current_task()
-                        await trio.lowlevel.wait_task_rescheduled(envelope._abort)
+                    await envelope.park(left, deadlines)
                 finally:
-                    if pending is not None:
-                        pending.pop(envelope, None)
-                answered = envelope._set
+                    envelope.unpark(deadlines)
         except BaseException:
-            if envelope._set and cell is not None:
+            if envelope.answered and cell is not None:
                 cell.system._late_reply()  # answered, but we were cancelled
             envelope.closed = True
             raise
-        if not answered:
-            envelope.closed = True
-            raise AskTimeout(
-                f"{self._path} did not answer {describe(message)} within "
-                f"{timeout} s; raise the timeout or check that it is not blocked"
-            )
         answer = envelope.value
-        if type(answer) is _Outcome:
-            if answer.kind == "stopped":
-                raise ActorStopped(f"{self._path} stopped before answering {describe(message)}")
-            if answer.kind == "error":  # Reply.fail()
-                raise answer.error  # type: ignore[misc]
-            if answer.kind == "unhandled":
-                raise UnhandledMessage(
-                    f"{self._path} did not handle {describe(message)}: its receive "
-                    f"has no case for it"
-                )
-            if answer.kind == "dropped":
-                raise MailboxFull(
-                    f"the mailbox of {self._path} was full and its overflow "
-                    f"policy dropped {describe(message)}"
-                )
-            raise ActorFailed(
-                f"{self._path} failed handling {describe(message)}: {answer.error!r}"
-            ) from answer.error
-        return answer  # type: ignore[no-any-return]  # what receive returned: an R
+        if envelope.answered and type(answer) is not Outcome:
+            return answer  # type: ignore[no-any-return]  # the common case: an R
+        return envelope.result(self._path, timeout)  # type: ignore[no-any-return]  # an R
 
-    async def _tell_within(self, cell: Cell, envelope: _Ask, timeout: float) -> float:
+    async def _tell_within(self, cell: Cell, envelope: Ask, timeout: float) -> float:
         # Backpressure counts against an ask's timeout: a full mailbox of a
         # stuck actor must not make ask() wait forever. Returns the time left
         # for the reply; 0 if the envelope could not be queued in time (a

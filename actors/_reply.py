@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._ask import STOPPED, Ask
 from ._exceptions import ActorsError
-from ._ref import _Ask, _Outcome
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -56,7 +56,7 @@ class Reply:
 
     __slots__ = ("_ask", "_cell")
 
-    def __init__(self, ask: _Ask, cell: Cell) -> None:
+    def __init__(self, ask: Ask, cell: Cell) -> None:
         self._ask = ask
         self._cell = cell
 
@@ -73,7 +73,7 @@ class Reply:
     def done(self) -> bool:
         """Whether it has been answered (by us, or by the actor's end), or
         the asker has given up."""
-        return self._ask._set or self._ask.closed
+        return self._ask.answered or self._ask.closed
 
     def send(self, value: Any) -> bool:
         """Answer the ask with ``value``: ``ask`` returns it.
@@ -99,13 +99,24 @@ class Reply:
         """
         if not isinstance(error, Exception):
             raise TypeError(f"Reply.fail() needs an Exception, got {error!r}")
-        return self._answer(_Outcome("error", error))
+        self._check_unanswered()
+        if self._ask.put_error(error):
+            return True
+        self._cell.system._late_reply()
+        return False
+
+    def _abandon(self) -> None:
+        """The actor ended without answering: the asker gets ``ActorStopped``."""
+        self._ask.put_outcome(STOPPED)
 
     def _answer(self, value: Any) -> bool:
-        if self._ask._set:
-            raise ActorsError(f"{self!r} was already answered: answer an ask once")
-        self._cell.deferred_done(self)
+        self._check_unanswered()
         if self._ask.put(value):
             return True
         self._cell.system._late_reply()
         return False
+
+    def _check_unanswered(self) -> None:
+        if self._ask.answered:
+            raise ActorsError(f"{self!r} was already answered: answer an ask once")
+        self._cell.deferred_done(self)

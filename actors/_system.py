@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 
 from ._actor import Actor
+from ._ask import Ask
 from ._cell import DEFAULT_SHUTDOWN, Cell
 from ._channel import Channel
 from ._deadletters import DEFAULT_LOG_INTERVAL, DEFAULT_LOG_LIMIT, DeadLetterLog
@@ -40,7 +41,7 @@ from ._messages import DeadLetter
 from ._nursery import Nursery
 from ._portal import ThreadPortal
 from ._pubsub import PubSub
-from ._ref import ActorRef, _Ask, _Outcome, check_thread, current_system
+from ._ref import ActorRef, check_thread, current_system
 from ._registry import Registry
 from ._run import current_run
 from ._tree import ActorInfo, ActorTree
@@ -517,10 +518,8 @@ class ActorSystem(PubSub):
     def _dead_letter(
         self, message: Any, recipient: ActorRef | None, reason: str, *, topic: str | None = None
     ) -> None:
-        if type(message) is _Ask:
-            kind = "dropped" if reason.startswith("mailbox full") else "stopped"
-            message.put(_Outcome(kind))
-            message = message.message
+        if type(message) is Ask:
+            message = message.undeliverable(reason)  # the asker learns why
         letter = DeadLetter(message, recipient, reason, topic)
         self._dead_letters += 1
         if recipient is not None and (cell := recipient._cell) is not None:

@@ -33,8 +33,8 @@ from typing import Any, Final
 import trio
 import trio.lowlevel
 
+from ._ask import Ask
 from ._messages import describe
-from ._ref import _Ask
 
 logger = logging.getLogger("actors.blocking")
 
@@ -123,7 +123,7 @@ def _find_actor(frame: FrameType | None, labels: dict[CodeType, str]) -> str | N
             except Exception:  # pragma: no cover - a frame torn down meanwhile
                 return "an actor"
             if label == "handling":
-                if type(message) is _Ask:
+                if type(message) is Ask:
                     message = message.message
                 return f"actor {path} handling {describe(message)}"
             return f"actor {path} {label}"
