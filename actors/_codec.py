@@ -1,14 +1,19 @@
 """The codec: messages to bytes and back, at pickle's speed where it can be.
 
-Messages that cross a process boundary are pickled with protocol 5 by the C
-pickler. A class or function the other side cannot import by name travels by
-value instead, pickled by cloudpickle: one defined in ``__main__`` (a script's
-actors and messages), in a module registered with
-``cloudpickle.register_pickle_by_value``, or one not reachable by its
-qualified name at all (a lambda, a class made inside a function). The rule is
-cloudpickle's own (``_should_pickle_by_reference`` in its ``cloudpickle.py``);
-everything else, which is nearly every object in nearly every message, never
-enters Python code on its way through the pickler.
+Messages that cross a process boundary are pickled with protocol 5. A class
+or function the other side cannot import by name travels by value instead,
+pickled by cloudpickle: one defined in ``__main__`` (a script's actors and
+messages), in a module registered with ``cloudpickle.register_pickle_by_value``,
+or one not reachable by its qualified name at all (a lambda, a class made
+inside a function). The rule is cloudpickle's own (``_should_pickle_by_reference``
+in its ``cloudpickle.py``), applied by a ``pickle.Pickler`` whose
+``reducer_override`` hands just those objects to cloudpickle.
+
+Most messages need none of that, and a ``reducer_override`` costs a Python
+call for every object in the message. So :func:`dumps` first tries plain
+``pickle.dumps`` (all C): when no module is registered by value, the result
+is final unless it names ``__main__`` or pickling failed (a lambda, a local
+class), and only then does the message go through the by-value pickler.
 
 Spawn specs (an actor class and its arguments) always go through cloudpickle:
 they are rare, and their classes are often the ones a child cannot import.
@@ -22,13 +27,14 @@ Examples:
 """
 
 # Invariants:
+# - ``dumps`` returns plain pickle's bytes only if no module was registered by
+#   value and they name no ``__main__`` object: then cloudpickle's rule would
+#   have sent every class and function in them by reference too. (A
+#   ``__reduce__`` may therefore run twice: once in the attempt that failed.)
 # - A pickler in ``_POOL`` is idle: no chunks and a clear memo. A caller pops
 #   one before use and pushes it back only once it is clean again, so a
 #   reentrant call (a ``__reduce__`` that pickles) or another thread never
 #   shares a pickler with a running dump; it builds a fresh one instead.
-# - ``_BY_REFERENCE`` holds only classes and functions that go by reference
-#   while no module is registered by value; it is consulted only while that
-#   is still so.
 # - A class pickled by value is pickled once per process (``_SENT_CLASSES``)
 #   and rebuilt once per process per distinct pickle (``_LOADED_CLASSES``):
 #   later changes to a class sent by value are not sent again.
@@ -52,28 +58,28 @@ PROTOCOL: Final = 5
 #: internal buffer keep their largest size.
 _POOL_MAX_OUTPUT: Final = 1 << 16
 
-#: Bounds of the caches, so that code generating classes or functions in a loop
-#: cannot grow them without limit; past the bound a cache starts afresh.
-_BY_REFERENCE_MAX: Final = 4096
+#: The bound of ``_LOADED_CLASSES``, so that code making classes in a loop
+#: cannot grow it without limit; past the bound it starts afresh.
 _LOADED_CLASSES_MAX: Final = 1024
+#: How a pickle names an object of ``__main__``: its module as a string.
+_MAIN: Final = b"__main__"
 
-#: ``id(obj) -> obj`` for classes and functions known to go by reference. Keyed
-#: by identity (a metaclass may define ``__eq__`` or forbid hashing); holding
-#: the object keeps its id from being reused.
-_BY_REFERENCE: dict[int, object] = {}
 _SENT_CLASSES: weakref.WeakKeyDictionary[type, bytes] = weakref.WeakKeyDictionary()
 _LOADED_CLASSES: dict[bytes, type] = {}
 
 
-def _registry() -> set[str]:
-    """The names of the modules registered with ``register_pickle_by_value``.
+#: cloudpickle's own set of the modules registered by value, read live: a copy
+#: per message (``list_registry_pickle_by_value``) would cost more than the
+#: rest of the fast path. ``None`` if a cloudpickle release renames it.
+_live = getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", None)
+_LIVE_REGISTRY: Final[set[str] | None] = _live if isinstance(_live, set) else None
+del _live
 
-    cloudpickle's own set, read live (a copy per object would cost more than
-    the rest of the decision); its public copy if a release renames it.
-    """
-    live = getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", None)
-    if isinstance(live, set):
-        return live
+
+def _registry() -> set[str]:
+    """The names of the modules registered with ``register_pickle_by_value``."""
+    if _LIVE_REGISTRY is not None:
+        return _LIVE_REGISTRY
     registry: set[str] = cloudpickle.list_registry_pickle_by_value()
     return registry
 
@@ -148,19 +154,11 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         # Called for every object but a few builtin types: keep the common
-        # "neither a class nor a function" case to two checks, and the common
-        # "a class importable by name" case to a dictionary lookup.
+        # "neither a class nor a function" case to two checks.
         if not isinstance(obj, type) and type(obj) is not types.FunctionType:
             return NotImplemented
-        registry = _registry()
-        if not registry and _BY_REFERENCE.get(id(obj)) is obj:
-            return NotImplemented
-        if _by_value(obj, registry):
+        if _by_value(obj, _registry()):
             return _reduce_by_value(obj)
-        if not registry:
-            if len(_BY_REFERENCE) >= _BY_REFERENCE_MAX:
-                _BY_REFERENCE.clear()
-            _BY_REFERENCE[id(obj)] = obj
         return NotImplemented
 
 
@@ -201,6 +199,19 @@ def dumps(obj: object) -> bytes:
         >>> loads(dumps(("order", 12345)))
         ('order', 12345)
     """
+    # The fast path of benchmarks/wire.py's codec rows: plain pickle, all in C.
+    if not (_LIVE_REGISTRY if _LIVE_REGISTRY is not None else _registry()):
+        try:
+            data = pickle.dumps(obj, PROTOCOL)
+        except Exception:
+            pass  # perhaps a lambda or a local class: the by-value pickler may do
+        else:
+            if _MAIN not in data:
+                return data
+    return _dumps_by_value(obj)
+
+
+def _dumps_by_value(obj: object) -> bytes:
     try:
         pickler = _POOL.pop()
     except IndexError:

@@ -177,7 +177,7 @@ def decode_batch(payload: bytes) -> list[Envelope]:
             position = body_at + body_size
             headers = _decode_headers(payload[headers_at:body_at]) if headers_size else {}
             to = payload[to_at:sender_at].decode()
-            sender = payload[sender_at:headers_at].decode()
+            sender = payload[sender_at:headers_at].decode() if sender_size else ""
             body = payload[body_at:position]
             append(new(Envelope, (kinds[kind], to, sender, token, headers, body)))
     except (struct.error, UnicodeDecodeError, IndexError) as error:

@@ -35,6 +35,11 @@ def test_plain_data_round_trips_as_pickle_protocol_5() -> None:
     assert data == pickle.dumps(message, protocol=5)
 
 
+def test_text_that_merely_says_main_round_trips() -> None:
+    message = {"__main__": "__main__", "order": Order(1, "__main__")}
+    assert loads(dumps(message)) == message
+
+
 def test_lambdas_and_local_classes_go_by_value() -> None:
     class Local:
         def __init__(self, n: int) -> None:

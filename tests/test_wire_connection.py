@@ -50,6 +50,7 @@ async def test_many_envelopes_arrive_in_order_both_ways(make: PairFactory) -> No
             tg.start_soon(send_all, b, "ba")
             tg.start_soon(receive_all, b, "ab")
             tg.start_soon(receive_all, a, "ba")
+        await a.flush()  # the writer counts a frame once the stream took it
         stats = a.statistics()
         assert stats.envelopes_sent == stats.envelopes_received == n
 
@@ -194,6 +195,18 @@ async def test_a_cancelled_receive_takes_nothing() -> None:
         await a.send(tell("/user/x", b"two"))
         assert (await b.receive()).body == b"one"
         assert (await b.receive()).body == b"two"
+
+
+async def test_receive_nowait_takes_only_what_is_buffered() -> None:
+    async with wire_pair() as (a, b):
+        with pytest.raises(WouldBlock, match="wait with receive"):
+            b.receive_nowait()
+        for i in range(3):
+            a.send_nowait(tell("/user/x", dumps(i)))
+        assert loads((await b.receive()).body) == 0  # one frame brought all three
+        assert [loads(b.receive_nowait().body) for _ in range(2)] == [1, 2]
+        with pytest.raises(WouldBlock):
+            b.receive_nowait()
 
 
 async def test_two_receivers_at_once_are_refused() -> None:
