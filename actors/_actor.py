@@ -72,6 +72,17 @@ class Actor(Generic[M, R]):
                     f"awaits it, so write `async def {hook}(...)`"
                 )
 
+    @classmethod
+    def check_args(cls, *args: Any, **kwargs: Any) -> None:
+        """Check the arguments ``spawn`` was given for this class, in the
+        caller, before the actor's task starts (the constructor itself runs in
+        that task, on every start). Raise ``TypeError`` or ``ValueError`` to
+        refuse them: ``spawn`` raises it as is, and nothing is started.
+
+        By default it checks nothing. Override it when bad arguments should
+        fail where the mistake is made, as ``supervision.Supervisor`` does.
+        """
+
     @property
     def ref(self) -> ActorRef:
         """This actor's own ref."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._actor import Actor, Context
 from ._ref import ActorRef
+from ._registry import _check_name
 from ._system import ActorSystem
 from ._typevars import M, R
 
@@ -436,3 +437,22 @@ def _check_details(details: Mapping[str, str] | None) -> dict[str, str] | None:
                 f"with str() first"
             )
     return dict(details) if details else None
+
+
+def check_name(name: object) -> str:
+    """Check a registry name as ``system.registry.register`` would, without
+    registering it (for libraries that take names to register later).
+
+    Returns:
+        ``name``.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+        ValueError: ``name`` has characters a registered name cannot have.
+
+    Examples:
+        >>> from actors import lowlevel
+        >>> lowlevel.check_name("orders.store")
+        'orders.store'
+    """
+    return _check_name(name)

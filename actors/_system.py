@@ -416,6 +416,7 @@ class ActorSystem(PubSub):
                     f"cannot spawn {factory.__qualname__}: it is not an Actor "
                     f"subclass; subclass actors.Actor"
                 )
+            factory.check_args(*args, **kwargs)
         elif not callable(factory):
             raise TypeError(
                 f"cannot spawn {factory!r}: pass an Actor subclass or a callable "

@@ -16,6 +16,7 @@ These names are public and follow the same compatibility rules as the rest of
 """
 
 from ._lowlevel import Incarnation as Incarnation
+from ._lowlevel import check_name as check_name
 from ._lowlevel import dead_letter as dead_letter
 from ._lowlevel import resolve as resolve
 from ._lowlevel import spawn as spawn
@@ -25,6 +26,7 @@ from ._lowlevel import watch as watch
 
 __all__ = [
     "Incarnation",
+    "check_name",
     "dead_letter",
     "resolve",
     "spawn",

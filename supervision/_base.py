@@ -114,6 +114,13 @@ class _SupervisorBase(Actor):
         # Their failures come as Terminated notices, not as its own.
         self._started: weakref.WeakSet[ActorRef] = weakref.WeakSet()
 
+    @classmethod
+    def check_args(cls, *args: Any, **kwargs: Any) -> None:
+        """Check a supervisor's arguments where it is spawned: its constructor
+        only checks and stores them, so building a throwaway instance is the
+        check (a subclass whose constructor does more overrides this)."""
+        cls(*args, **kwargs)
+
     # -- what subclasses decide -----------------------------------------------
 
     def _affected(self, child: _Child) -> list[_Child]:

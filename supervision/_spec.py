@@ -131,10 +131,11 @@ class ChildSpec:
             raise TypeError(f"ChildSpec mailbox must be an actors.Mailbox, got {mailbox!r}")
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"ChildSpec backoff must be a supervision.Backoff, got {backoff!r}")
-        if register_as is not None and (not isinstance(register_as, str) or not register_as):
-            raise ValueError(
-                f"ChildSpec register_as must be a non-empty string, got {register_as!r}"
-            )
+        if register_as is not None:
+            try:
+                lowlevel.check_name(register_as)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"ChildSpec register_as: {exc}") from None
         set_ = object.__setattr__
         set_(self, "factory", factory)
         set_(self, "args", args)

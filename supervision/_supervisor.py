@@ -67,8 +67,8 @@ class Supervisor(_SupervisorBase):
             significant child under ``auto_shutdown="never"``.
         TypeError: a child that is not a ``ChildSpec``.
 
-    These are raised where the supervisor is built, inside its spawn: ``spawn``
-    raises ``actors.ActorFailed`` with them as ``__cause__``.
+    These are raised where the supervisor is spawned, by ``spawn`` itself
+    (``Actor.check_args``), before anything starts.
 
     Examples:
         >>> import actors

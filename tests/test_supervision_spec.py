@@ -88,7 +88,7 @@ def test_specs_pickle() -> None:
         ({"significant": True}, ValueError, "permanent child cannot be significant"),
         ({"mailbox": 10}, TypeError, "actors.Mailbox"),
         ({"backoff": 1.0}, TypeError, "supervision.Backoff"),
-        ({"register_as": ""}, ValueError, "register_as must be a non-empty string"),
+        ({"register_as": ""}, ValueError, "ChildSpec register_as: invalid registered name"),
         ({"subscriptions": "a.b"}, TypeError, "write \\['a.b'\\]"),
         ({"subscriptions": [("a", 1)]}, TypeError, "'topic' or \\('topic', group\\)"),
         ({"subscriptions": [""]}, ValueError, "empty topic"),
@@ -177,3 +177,11 @@ def test_affected_children() -> None:
     assert affected("one_for_all", children, "b") == children
     assert affected("rest_for_one", children, "b") == ["b", "c", "d"]
     assert affected("rest_for_one", children, "d") == ["d"]
+
+
+@pytest.mark.parametrize("name", ["a b", ".x", "x.", "", "ünï"])
+def test_register_as_follows_the_registry_rules(name: str) -> None:
+    with pytest.raises(ValueError, match="ChildSpec register_as: invalid registered name"):
+        ChildSpec(Worker, register_as=name)
+    with pytest.raises(TypeError, match="ChildSpec register_as: a registered name must be a str"):
+        ChildSpec(Worker, register_as=3)  # type: ignore[arg-type]
