@@ -31,12 +31,10 @@ from asyncio import Future
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
-import trio
-import trio.lowlevel
-
 from ._backend import asyncio_loop
 from ._exceptions import ActorFailed, ActorStopped, AskTimeout, MailboxFull, UnhandledMessage
 from ._messages import describe
+from ._trio import trio
 
 if TYPE_CHECKING:
     from ._deadlines import Deadlines
@@ -132,7 +130,7 @@ class Ask:
             self._future = future
             return future
         self._task = trio.lowlevel.current_task()
-        return trio.lowlevel.wait_task_rescheduled(self._abort)  # noqa: ASYNC105 - awaited by the asker
+        return trio.lowlevel.wait_task_rescheduled(self._abort)
 
     def unpark(self, deadlines: Deadlines | None) -> None:
         """The wait has ended: forget the deadline."""

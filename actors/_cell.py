@@ -34,7 +34,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-import trio
 from anyio.lowlevel import checkpoint
 
 from ._actor import UNHANDLED, Actor
@@ -50,6 +49,7 @@ from ._ref import ActorRef
 from ._reply import Reply
 from ._scope import task_scope
 from ._signal import Signal
+from ._trio import CANCELLED, trio
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -642,7 +642,7 @@ class Cell:
             self.deliver_system(_ChildFailed(ref, error))
 
 
-_CANCELLED = (CancelledError, trio.Cancelled)
+_CANCELLED: tuple[type[BaseException], ...] = (CancelledError, *CANCELLED)
 
 
 def _fails(error: BaseException, scope: Any) -> bool:

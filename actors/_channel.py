@@ -27,11 +27,10 @@ from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
-import trio
-import trio.lowlevel
 
 from ._exceptions import ChannelDrained, SendOnClosed, WouldBlock
 from ._parking import Op, Waiter, abandon, count_live, has_live, park, pop_live
+from ._trio import trio
 
 T = TypeVar("T")
 

@@ -23,10 +23,9 @@ import math
 from collections.abc import Callable
 from typing import Protocol
 
-import trio
-
 from ._backend import asyncio_loop
 from ._signal import Signal
+from ._trio import trio
 
 
 class _Expirable(Protocol):

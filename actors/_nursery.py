@@ -45,10 +45,10 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import anyio
-import trio
 
 from ._backend import asyncio_loop
 from ._signal import Signal
+from ._trio import trio
 
 if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
     from exceptiongroup import BaseExceptionGroup

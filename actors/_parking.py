@@ -31,10 +31,8 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-import trio
-import trio.lowlevel
-
 from ._backend import asyncio_loop
+from ._trio import trio
 
 if TYPE_CHECKING:
     from ._channel import Channel

@@ -22,12 +22,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import trio
-import trio.lowlevel
-
 from ._backend import asyncio_loop
 from ._exceptions import ActorsError
 from ._ref import current_system
+from ._trio import LOOP_ENDED, trio
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -155,7 +153,7 @@ class ThreadPortal:
             self._waiting.add(future)
         try:
             self._schedule(self._begin, future, fn, args)
-        except (RuntimeError, trio.RunFinishedError):  # the loop has ended
+        except LOOP_ENDED:  # the loop has ended
             with self._lock:
                 self._waiting.discard(future)
             raise self._not_running() from None

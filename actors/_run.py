@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio.abc import TaskStatus
 
+from ._trio import require_trio
+
 if TYPE_CHECKING:
     from ._system import ActorSystem
 
@@ -128,6 +130,8 @@ def run(
 
     Raises:
         ValueError: an unknown backend.
+        ModuleNotFoundError: ``"trio"`` without trio installed (the
+            ``structured-actors[trio]`` extra).
         SystemExit: a signal stopped the program (see above).
 
     Examples:
@@ -142,6 +146,8 @@ def run(
             f"unknown backend {chosen!r} (from {'backend=' if backend else 'ACTORS_BACKEND'}); "
             f"use 'asyncio' or 'trio'"
         )
+    if chosen == "trio":
+        require_trio()
     taken = _default_handled()
     if not taken:
         return anyio.run(main, *args, backend=chosen, backend_options=backend_options)

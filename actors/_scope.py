@@ -46,9 +46,9 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import trio
 
 from ._backend import asyncio_loop
+from ._trio import trio
 
 logger = logging.getLogger("actors")
 

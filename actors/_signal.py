@@ -14,12 +14,11 @@ cancel scope, which matters because every ``stop()`` waits with one.
 from __future__ import annotations
 
 import math
+from asyncio import Future
 from typing import Any
 
-import trio
-import trio.lowlevel
-
 from ._backend import asyncio_loop
+from ._trio import trio
 
 
 class Signal:
@@ -39,7 +38,7 @@ class Signal:
         waiters, self._waiters = self._waiters, None
         if waiters:
             for waiter in waiters:
-                if isinstance(waiter, trio.lowlevel.Task):
+                if not isinstance(waiter, Future):
                     trio.lowlevel.reschedule(waiter)
                 elif not waiter.done():
                     waiter.set_result(None)

@@ -30,11 +30,9 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Final
 
-import trio
-import trio.lowlevel
-
 from ._ask import Ask
 from ._messages import describe
+from ._trio import LOOP_ENDED, trio
 
 logger = logging.getLogger("actors.blocking")
 
@@ -78,7 +76,7 @@ class Watchdog:
             pong = threading.Event()
             try:
                 self._schedule(pong.set)
-            except (RuntimeError, trio.RunFinishedError):
+            except LOOP_ENDED:
                 return  # the loop has ended
             began = time.monotonic()
             if pong.wait(self.threshold):

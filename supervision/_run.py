@@ -25,7 +25,12 @@ from types import FrameType
 from typing import Any, Final, TextIO
 
 import anyio
-import trio
+
+try:
+    import trio
+    import trio.lowlevel
+except ModuleNotFoundError:  # the asyncio-only install (no [trio] extra)
+    trio = None  # type: ignore[assignment]
 
 import actors
 from actors import ActorRef, ActorSystem, Channel, SupervisorGaveUp, lowlevel
