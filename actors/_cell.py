@@ -681,8 +681,7 @@ def _log_failure(path: str, error: BaseException, where: str) -> None:
         return
     try:
         error._actors_logged = True  # type: ignore[attr-defined]
-        if hasattr(error, "add_note"):
-            error.add_note(f"raised in actor {path}{' ' + where if where else ''}")
+        _add_note(error, f"raised in actor {path}{' ' + where if where else ''}")
     except AttributeError:  # pragma: no cover - exceptions with __slots__
         pass
     logger.error(
@@ -692,3 +691,17 @@ def _log_failure(path: str, error: BaseException, where: str) -> None:
         error,
         exc_info=(type(error), error, error.__traceback__),
     )
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+        return
+    # Python 3.10: the list add_note() keeps, by hand (its tracebacks do not
+    # print it; the log line names the actor instead).
+    notes = getattr(error, "__notes__", None)
+    if isinstance(notes, list):
+        notes.append(note)
+    else:
+        error.__notes__ = [note]

@@ -25,12 +25,12 @@ import os
 import sys
 import threading
 import time
-from asyncio import _get_running_loop
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Final
 
 from ._ask import Ask
+from ._backend import asyncio_loop
 from ._messages import describe
 from ._trio import LOOP_ENDED, trio
 
@@ -56,7 +56,7 @@ class Watchdog:
         # mailbox loop, start, shutdown, goroutine), each with what it means.
         self.threshold = threshold
         self._labels = labels
-        loop = _get_running_loop()
+        loop = asyncio_loop()
         self._schedule: Callable[..., Any] = (
             loop.call_soon_threadsafe
             if loop is not None
