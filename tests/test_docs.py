@@ -22,9 +22,9 @@ include its section, or make it a complete program.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -165,7 +165,7 @@ def test_complete_programs_run_as_shown(block: Block, backend: str, tmp_path: Pa
         assert done.stdout == block.output, f"{block.where}: prints other than shown"
 
 
-@pytest.mark.skipif(shutil.which("mkdocs") is None, reason="needs the docs extra")
+@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the docs extra")
 @pytest.mark.timeout(300)
 def test_docs_build_strict_and_quiet(tmp_path: Path) -> None:
     # What a user sees after `pip install -e '.[docs]'` and `mkdocs build
