@@ -198,9 +198,10 @@ async def test_every_value_accounted_for_under_random_cancellation(
     assert sorted(received) == sorted(sent), "a sent value was lost"
     assert not set(not_sent) & set(received), "an unsent value arrived"
     assert len(sent) + len(not_sent) == producers * attempts
-    # Chaos did strike (typically 20 to 60 times; sends into a buffer with
-    # room complete at once, so they are rarely cancelled).
-    assert sum(cancelled.values()) >= 10, cancelled
+    # Chaos did strike (typically 20 to 60 times, once only 8: trio's
+    # scheduling order is not seeded; sends into a buffer with room complete
+    # at once, so they are rarely cancelled).
+    assert sum(cancelled.values()) > 0, cancelled
     assert [stats(a), stats(b)] == [(0, 0, 0), (0, 0, 0)]
 
 
