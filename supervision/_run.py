@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -124,6 +125,7 @@ class _Signals:
         self.system: ActorSystem | None = None
         self._deliver: Callable[[signal.Signals, int], None] | None = None
         self._previous: dict[signal.Signals, Any] = {}
+        self._undo_wakeup: Callable[[], None] | None = None
 
     def install(self) -> None:
         for signum in _SIGNALS:
@@ -138,9 +140,12 @@ class _Signals:
         """From now on, hand signals to ``inbox`` in the running event loop."""
         soon: Callable[..., Any]
         try:
-            soon = asyncio.get_running_loop().call_soon_threadsafe
-        except RuntimeError:  # trio
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio, which sets a wake-up fd of its own
             soon = trio.lowlevel.current_trio_token().run_sync_soon
+        else:
+            soon = loop.call_soon_threadsafe
+            self._wake_loop_on_signals(loop)
         self.system = system
 
         def deliver(signum: signal.Signals, count: int) -> None:
@@ -148,8 +153,38 @@ class _Signals:
 
         self._deliver = deliver
 
+    def _wake_loop_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A signal the kernel delivers to another thread (any thread of the
+        # process may take it) does not interrupt the loop's wait in the main
+        # thread, so the Python handler would not run until something else
+        # woke the loop, perhaps never. A wake-up fd the loop watches makes
+        # every signal wake it; the handler then runs in the main thread.
+        # (asyncio sets one only for its own add_signal_handler; trio always.)
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                while reader.recv(4096):
+                    pass
+
+        loop.add_reader(reader.fileno(), drain)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+        def undo() -> None:
+            signal.set_wakeup_fd(previous)
+            loop.remove_reader(reader.fileno())
+            reader.close()
+            writer.close()
+
+        self._undo_wakeup = undo
+
     def detach(self) -> None:
         self._deliver = None
+        undo, self._undo_wakeup = self._undo_wakeup, None
+        if undo is not None:
+            undo()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         # Runs in the main thread between two bytecodes of whatever runs
