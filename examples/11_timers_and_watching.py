@@ -8,6 +8,8 @@ This example shows:
 - ``self.context.watch(ref)``: a ``Terminated(ref, reason)`` notice once the
   watched actor is gone, with ``reason`` ``None`` for a normal stop and the
   exception for a failure;
+- ``await ref.join()``: the same notice for plain code outside actors, and
+  ``ref.alive`` to ask without waiting;
 - containing a failure: a parent that overrides ``on_child_failed`` to note the
   failure and carry on, so it does not travel up and fail the whole system
   (a plain parent would fail too; supervisors restart instead). The runtime
@@ -133,6 +135,13 @@ async def main() -> None:
         print("-- watching an actor that is already gone: the notice comes at once")
         await watcher.ask(Watch(pulse))
         await notices.receive()
+
+        print("-- joining from plain code")
+        ended = await fragile.join()  # how it ended, like a watcher's notice
+        print(f"fragile: alive {fragile.alive}, ended with {ended.reason!r}")
+        pulse = await system.spawn(Pulse, 1, name="pulse")
+        ended = await pulse.join()  # waits until it is gone
+        print(f"pulse: alive {pulse.alive}, ended normally: {ended.reason is None}")
     print("the system stopped normally")
 
 
