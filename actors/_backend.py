@@ -15,8 +15,12 @@ actors' signals (``benchmarks.actors``) pay per operation.
 from __future__ import annotations
 
 from asyncio import AbstractEventLoop, _get_running_loop
+from collections.abc import Callable
+from typing import Any
 
 from sniffio import thread_local as _sniffio_thread
+
+from ._trio import trio
 
 
 def asyncio_loop() -> AbstractEventLoop | None:
@@ -29,3 +33,13 @@ def asyncio_loop() -> AbstractEventLoop | None:
     if _sniffio_thread.name is None:
         return _get_running_loop()
     return None
+
+
+def threadsafe_scheduler() -> Callable[..., Any]:
+    """How another thread hands a callback to the running loop: asyncio's
+    ``call_soon_threadsafe`` or trio's ``TrioToken.run_sync_soon`` (both raise
+    once the loop has ended: see ``LOOP_ENDED``). Call it in the loop."""
+    loop = asyncio_loop()
+    if loop is not None:
+        return loop.call_soon_threadsafe
+    return trio.lowlevel.current_trio_token().run_sync_soon

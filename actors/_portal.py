@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._backend import asyncio_loop
+from ._backend import threadsafe_scheduler
 from ._exceptions import ActorsError
 from ._ref import current_system
-from ._trio import LOOP_ENDED, trio
+from ._trio import LOOP_ENDED
 
 if TYPE_CHECKING:
     from ._ref import ActorRef
@@ -71,12 +71,7 @@ class ThreadPortal:
         # Built in the system's ``__aenter__``, in its event loop's thread.
         self._system = system
         self._thread = threading.get_ident()
-        loop = asyncio_loop()
-        self._schedule: Callable[..., Any] = (
-            loop.call_soon_threadsafe
-            if loop is not None
-            else trio.lowlevel.current_trio_token().run_sync_soon
-        )
+        self._schedule = threadsafe_scheduler()
         self._lock = threading.Lock()
         self._waiting: set[Future[Any]] = set()
         self._closed = False

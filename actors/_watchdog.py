@@ -25,14 +25,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any, Final
+from typing import Final
 
 from ._ask import Ask
-from ._backend import asyncio_loop
+from ._backend import threadsafe_scheduler
 from ._messages import describe
-from ._trio import LOOP_ENDED, trio
+from ._trio import LOOP_ENDED
 
 logger = logging.getLogger("actors.blocking")
 
@@ -56,12 +55,7 @@ class Watchdog:
         # mailbox loop, start, shutdown, goroutine), each with what it means.
         self.threshold = threshold
         self._labels = labels
-        loop = asyncio_loop()
-        self._schedule: Callable[..., Any] = (
-            loop.call_soon_threadsafe
-            if loop is not None
-            else trio.lowlevel.current_trio_token().run_sync_soon
-        )
+        self._schedule = threadsafe_scheduler()
         self._loop_thread = threading.get_ident()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="actors watchdog", daemon=True)
