@@ -15,13 +15,20 @@ from ._exceptions import ActorFailed as ActorFailed
 from ._exceptions import ActorsError as ActorsError
 from ._exceptions import ActorStopped as ActorStopped
 from ._exceptions import AskTimeout as AskTimeout
+from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import ChannelClosed as ChannelClosed
 from ._exceptions import ChannelDrained as ChannelDrained
+from ._exceptions import ConnectionLost as ConnectionLost
+from ._exceptions import IncompatiblePeer as IncompatiblePeer
 from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
+from ._exceptions import ProcessExited as ProcessExited
+from ._exceptions import ProcessHung as ProcessHung
+from ._exceptions import RemoteError as RemoteError
 from ._exceptions import SendOnClosed as SendOnClosed
 from ._exceptions import SupervisorGaveUp as SupervisorGaveUp
 from ._exceptions import UnhandledMessage as UnhandledMessage
+from ._exceptions import UnpicklableMessage as UnpicklableMessage
 from ._exceptions import WouldBlock as WouldBlock
 from ._go import go as go
 from ._mailbox import DEFAULT_CAPACITY as DEFAULT_MAILBOX_CAPACITY
@@ -29,6 +36,7 @@ from ._mailbox import Mailbox as Mailbox
 from ._mailbox import OverflowPolicy as OverflowPolicy
 from ._messages import DeadLetter as DeadLetter
 from ._messages import Terminated as Terminated
+from ._placement import Subprocess as Subprocess
 from ._portal import ThreadPortal as ThreadPortal
 from ._ref import ActorRef as ActorRef
 from ._registry import Registry as Registry
@@ -57,23 +65,30 @@ __all__ = [
     "ActorTree",
     "ActorsError",
     "AskTimeout",
+    "AuthenticationError",
     "Channel",
     "ChannelClosed",
     "ChannelDrained",
     "ChannelStatistics",
+    "ConnectionLost",
     "Context",
     "DeadLetter",
     "GroupInfo",
+    "IncompatiblePeer",
     "Mailbox",
     "MailboxFull",
     "NameTaken",
     "OverflowPolicy",
+    "ProcessExited",
+    "ProcessHung",
     "ReceiveCase",
     "Registry",
+    "RemoteError",
     "Reply",
     "Selected",
     "SendCase",
     "SendOnClosed",
+    "Subprocess",
     "Subscription",
     "SupervisorGaveUp",
     "SystemStatistics",
@@ -82,6 +97,7 @@ __all__ = [
     "Timer",
     "TopicInfo",
     "UnhandledMessage",
+    "UnpicklableMessage",
     "WouldBlock",
     "go",
     "run",

@@ -15,6 +15,7 @@ from ._typevars import M, R
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._placement import Subprocess
     from ._ref import ActorRef
     from ._reply import Reply
     from ._system import ActorSystem
@@ -279,6 +280,7 @@ class Context:
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
+        placement: Subprocess | None = None,
         **kwargs: Any,
     ) -> ActorRef[M, R]:
         """Spawn a child of this actor; see :meth:`ActorSystem.spawn`.
@@ -287,7 +289,7 @@ class Context:
         caller is cancelled meanwhile, the child keeps starting and lives on.
         """
         return await self._cell.system._spawn(
-            self._cell, factory, args, kwargs, name, mailbox, shutdown
+            self._cell, factory, args, kwargs, name, mailbox, shutdown, placement=placement
         )
 
     def spawn_nowait(
@@ -297,13 +299,14 @@ class Context:
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
+        placement: Subprocess | None = None,
         **kwargs: Any,
     ) -> ActorRef[M, R]:
         """Spawn a child and return its ref at once; see
         :meth:`ActorSystem.spawn_nowait`. A failure while it starts goes to
         this actor's ``on_child_failed``, like any failure of a child."""
         return self._cell.system._spawn_nowait(
-            self._cell, factory, args, kwargs, name, mailbox, shutdown
+            self._cell, factory, args, kwargs, name, mailbox, shutdown, placement=placement
         )
 
     async def stop(self, ref: ActorRef | None = None) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from asyncio import Future
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ._backend import asyncio_loop
@@ -61,7 +61,7 @@ class Outcome:
 class Ask:
     """An ask in a mailbox: the question, and its one-shot reply slot."""
 
-    __slots__ = ("_future", "_task", "answered", "closed", "message", "value")
+    __slots__ = ("_future", "_task", "answered", "closed", "message", "on_close", "value")
 
     def __init__(self, message: Any) -> None:
         self.message = message
@@ -70,6 +70,16 @@ class Ask:
         self.value: Any = None
         self._future: Any = None
         self._task: Any = None
+        #: Called when the asker gives up unanswered: an ask forwarded to
+        #: another process cancels its remote handler.
+        self.on_close: Callable[[Ask], None] | None = None
+
+    def close(self) -> None:
+        """The asker gives up (timeout, cancellation): an answer is late."""
+        self.closed = True
+        if self.on_close is not None and not self.answered:
+            on_close, self.on_close = self.on_close, None
+            on_close(self)
 
     # -- the answering side ---------------------------------------------------
 
@@ -163,7 +173,7 @@ class Ask:
             Exception: what a deferred reply failed it with.
         """
         if not self.answered:
-            self.closed = True
+            self.close()
             raise AskTimeout(
                 f"{path} did not answer {describe(self.message)} within "
                 f"{timeout} s; raise the timeout or check that it is not blocked"

@@ -45,6 +45,7 @@ from ._exceptions import ActorFailed, ActorsError
 from ._go import current_owner
 from ._mailbox import _WAKE, Mailbox, _MailboxQueue
 from ._messages import Terminated
+from ._peer import WireAsk
 from ._ref import ActorRef
 from ._reply import Reply
 from ._scope import task_scope
@@ -52,7 +53,7 @@ from ._signal import Signal
 from ._trio import CANCELLED, trio
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from ._system import ActorSystem
 
@@ -120,6 +121,7 @@ class Cell:
         "processed",
         "reason",
         "ref",
+        "remote",
         "restarts",
         "scope",
         "shutdown",
@@ -153,6 +155,9 @@ class Cell:
         self.path: str = f"{parent.path if parent else '/user'}/{name}"
         self.uid = system._next_uid()
         self.ref = ActorRef(self, system.name, self.path, self.uid)
+        #: For the stand-in of an actor in another process: the ref that
+        #: sends there directly (see actors._proxy).
+        self.remote: ActorRef | None = None
         self.factory = factory
         self.args = args
         self.kwargs = kwargs
@@ -487,7 +492,8 @@ class Cell:
                     mailbox.receiving = False
                     if message is _WAKE:
                         continue
-                if type(message) is Ask:
+                kind = type(message)
+                if kind is Ask:
                     self._current_ask = message
                     result = await receive(message.message)
                     if self._current_ask is not None:  # else: reply_later()
@@ -496,6 +502,8 @@ class Cell:
                             self.dead_letter(message, "unhandled")
                         elif not message.put(result):
                             self.system._late_reply()
+                elif kind is WireAsk:
+                    await self._wire_ask(message, receive)
                 elif await receive(message) is UNHANDLED:
                     self.dead_letter(message, "unhandled")
                 self.processed += 1
@@ -509,6 +517,25 @@ class Cell:
                 ask.put_failure(exc)
             return exc
         return None
+
+    async def _wire_ask(self, ask: WireAsk, receive: Callable[[Any], Awaitable[Any]]) -> None:
+        # An ask from another process: as above, in a scope its asker's
+        # cancel cancels (the handler stops at its next checkpoint).
+        self._current_ask = ask
+        with anyio.CancelScope() as scope:
+            ask.scope = scope
+            if ask.closed:
+                scope.cancel()
+            result = await receive(ask.message)
+        ask.scope = None
+        if self._current_ask is not None:  # else: reply_later()
+            self._current_ask = None
+            if scope.cancelled_caught:
+                return  # its asker gave up: nobody to answer
+            if result is UNHANDLED:
+                self.dead_letter(ask, "unhandled")
+            elif not ask.put(result):
+                self.system._late_reply()
 
     async def _shutdown(
         self, actor: Actor | None, reason: BaseException | None

@@ -201,3 +201,63 @@ class IncompatiblePeer(ActorsError):
         >>> issubclass(IncompatiblePeer, ActorsError)
         True
     """
+
+
+class ConnectionLost(ActorsError):
+    """The process or connection that carried an ask died with the ask in flight.
+
+    The message may or may not have been handled (at most once): retry only
+    what is safe to do twice. Also the ``reason`` of a ``Terminated`` for an
+    actor reached over a connection that broke.
+
+    Examples:
+        >>> issubclass(ConnectionLost, ActorsError)
+        True
+    """
+
+
+class ProcessExited(ActorsError):
+    """The process an actor ran in ended: ``code`` is its exit status, the
+    negative signal number if a signal killed it (``-9`` for ``kill -9``).
+
+    The ``reason`` of the process actor's ``Terminated``; its supervisor
+    counts it as a crash.
+
+    Examples:
+        >>> ProcessExited("process 12 was killed by SIGKILL", code=-9, pid=12).code
+        -9
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.pid = pid
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_process_exited, (str(self), self.code, self.pid, type(self)))
+
+
+def _process_exited(
+    message: str, code: int | None, pid: int | None, kind: type[ProcessExited]
+) -> ProcessExited:
+    return kind(message, code=code, pid=pid)
+
+
+class ProcessHung(ProcessExited):
+    """The process missed its heartbeats (stopped, or a loop holding the GIL),
+    so it was killed: ``code`` is how it then exited.
+
+    Examples:
+        >>> issubclass(ProcessHung, ProcessExited)
+        True
+    """
+
+
+class RemoteError(ActorsError):
+    """An exception raised in another process whose type cannot be imported
+    here: its type's name, its text and the remote traceback.
+
+    Examples:
+        >>> str(RemoteError("mymodule.Oops: out of cheese"))
+        'mymodule.Oops: out of cheese'
+    """

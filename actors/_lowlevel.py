@@ -19,6 +19,7 @@ from ._typevars import M, R
 if TYPE_CHECKING:
     from ._cell import Cell
     from ._mailbox import Mailbox
+    from ._placement import Subprocess
 
 
 class Incarnation:
@@ -155,6 +156,7 @@ async def spawn(
     subscriptions: Iterable[str | tuple[str, str | None]] = (),
     restarts: int = 0,
     details: Mapping[str, str] | None = None,
+    placement: Subprocess | None = None,
 ) -> ActorRef[M, R]:
     """Spawn an actor with the options a supervisor gives each incarnation.
 
@@ -183,6 +185,8 @@ async def spawn(
         restarts: the restart count ``system.tree()`` shows for it.
         details: extra ``key value`` pairs ``system.tree()`` shows for it
             (copied; see :attr:`Incarnation.details`).
+        placement: as for ``spawn``: ``actors.Subprocess()`` runs it in a
+            child process.
 
     Returns:
         The new actor's ref.
@@ -218,7 +222,15 @@ async def spawn(
     system, parent = _owner(owner, "spawn")
     setup = _setup(system, register_as, subscriptions, restarts, details)
     return await system._spawn(
-        parent, factory, tuple(args), dict(kwargs or {}), name, mailbox, shutdown, setup
+        parent,
+        factory,
+        tuple(args),
+        dict(kwargs or {}),
+        name,
+        mailbox,
+        shutdown,
+        setup,
+        placement=placement,
     )
 
 
@@ -235,6 +247,7 @@ def spawn_nowait(
     subscriptions: Iterable[str | tuple[str, str | None]] = (),
     restarts: int = 0,
     details: Mapping[str, str] | None = None,
+    placement: Subprocess | None = None,
 ) -> ActorRef[M, R]:
     """Spawn as :func:`spawn` does, and return the ref at once, without
     waiting for ``on_start`` (as ``ActorSystem.spawn_nowait`` does).
@@ -278,7 +291,15 @@ def spawn_nowait(
     system, parent = _owner(owner, "spawn_nowait")
     setup = _setup(system, register_as, subscriptions, restarts, details)
     return system._spawn_nowait(
-        parent, factory, tuple(args), dict(kwargs or {}), name, mailbox, shutdown, setup
+        parent,
+        factory,
+        tuple(args),
+        dict(kwargs or {}),
+        name,
+        mailbox,
+        shutdown,
+        setup,
+        placement=placement,
     )
 
 

@@ -133,6 +133,9 @@ class ActorRef(Generic[M, R]):
         if cell is None:
             _dead_letter_unresolved(self, message)
             return
+        if cell.remote is not None:  # an actor in another process
+            await cell.remote.tell(message)
+            return
         mailbox = cell.mailbox
         if mailbox.overflow == "block":
             try:
@@ -166,6 +169,9 @@ class ActorRef(Generic[M, R]):
             _dead_letter_unresolved(self, message)
             return
         check_thread(cell.system, f"{self!r}.tell_nowait()")
+        if cell.remote is not None:
+            cell.remote.tell_nowait(message)
+            return
         self._put_or_overflow(cell, message)
 
     def _put_or_overflow(self, cell: Cell, message: Any) -> None:
@@ -221,16 +227,9 @@ class ActorRef(Generic[M, R]):
         delivered elsewhere.
         """
         if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
         ):
-            raise TypeError(
-                f"ask() timeout must be a number of seconds or None, got "
-                f"{type(timeout).__name__} {timeout!r}"
-            )
-        if timeout is not None and not timeout > 0:
-            raise ValueError(
-                f"ask() timeout must be a positive number of seconds or None, got {timeout!r}"
-            )
+            check_timeout(timeout)
         cell = self._resolve()
         if cell is not None and current_owner.get() is cell and cell.is_current():
             raise ActorsError(
@@ -238,6 +237,8 @@ class ActorRef(Generic[M, R]):
                 f"handles one message at a time, so this would deadlock; call "
                 f"the handling code directly or use tell()"
             )
+        if cell is not None and cell.remote is not None:
+            return await cell.remote.ask(message, timeout)  # type: ignore[no-any-return]
         envelope = Ask(message)
         try:
             if cell is not None and cell.mailbox._user._send_fast(envelope):
@@ -257,7 +258,7 @@ class ActorRef(Generic[M, R]):
         except BaseException:
             if envelope.answered and cell is not None:
                 cell.system._late_reply()  # answered, but we were cancelled
-            envelope.closed = True
+            envelope.close()
             raise
         answer = envelope.value
         if envelope.answered and type(answer) is not Outcome:
@@ -408,5 +409,32 @@ def _dead_letter_unresolved(ref: ActorRef, message: Any) -> None:
     system._dead_letter(message, ref, "stopped")
 
 
+def check_timeout(timeout: object) -> None:
+    """Raise if ``timeout`` is not a positive number of seconds or None."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            f"ask() timeout must be a number of seconds or None, got "
+            f"{type(timeout).__name__} {timeout!r}"
+        )
+    if not timeout > 0:
+        raise ValueError(
+            f"ask() timeout must be a positive number of seconds or None, got {timeout!r}"
+        )
+
+
 def _restore_ref(system_name: str, path: str, uid: int) -> ActorRef:
+    system = system_here()
+    if system is not None and system_name != system.name:
+        # A ref of another system: an actor this process hosts for it, or
+        # one reached through a connection to it.
+        cell = system._aliases.get((system_name, uid))
+        if cell is not None:
+            return cell.ref
+        peer = system._route(system_name)
+        if peer is not None:
+            from ._peer import RemoteRef
+
+            return RemoteRef(peer, system_name, path, uid)
     return ActorRef(None, system_name, path, uid)

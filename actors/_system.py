@@ -39,6 +39,8 @@ from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter
 from ._nursery import Nursery
+from ._peer import Peer, RemoteRef
+from ._placement import Subprocess, place
 from ._portal import ThreadPortal
 from ._pubsub import PubSub
 from ._ref import ActorRef, check_thread, current_system
@@ -136,6 +138,12 @@ class ActorSystem(PubSub):
         self.shutdown = shutdown
         self._top: dict[str, Cell] = {}
         self._cells: dict[int, Cell] = {}
+        # Other systems: connections by node name; in a child process, the
+        # parent's connection routes every node not connected directly.
+        self._peers: dict[str, Peer] = {}
+        self._upstream: Peer | None = None
+        # Actors this process hosts for another system, by their identity there.
+        self._aliases: dict[tuple[str, int], Cell] = {}
         self._nursery = Nursery(self._kill_all, self._crashed)
         self._start = self._nursery.start_soon
         self._deadlines = Deadlines(self._start)
@@ -286,6 +294,7 @@ class ActorSystem(PubSub):
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
+        placement: Subprocess | None = None,
         **kwargs: Any,
     ) -> ActorRef[M, R]:
         """Spawn a top-level actor and wait until its ``on_start`` has run.
@@ -302,9 +311,13 @@ class ActorSystem(PubSub):
                 ``Mailbox(1000, "block")``).
             shutdown: seconds it gets to stop before it is cancelled (default:
                 the system's); ``math.inf`` waits forever (for sub-trees).
-            **kwargs: keyword arguments for ``factory``. ``name``, ``mailbox``
-                and ``shutdown`` are taken by ``spawn``: wrap the factory with
-                ``functools.partial`` if the actor needs them.
+            placement: where it runs: ``None`` in this process,
+                :class:`Subprocess` in a child process of its own (its class
+                and arguments are pickled by value; the ref is an ordinary
+                ref).
+            **kwargs: keyword arguments for ``factory``. ``name``, ``mailbox``,
+                ``shutdown`` and ``placement`` are taken by ``spawn``: wrap
+                the factory with ``functools.partial`` if the actor needs them.
 
         Returns:
             The new actor's ref.
@@ -322,7 +335,9 @@ class ActorSystem(PubSub):
         Cancellation: if the caller is cancelled while the actor starts, the
         actor keeps starting and lives on under its parent.
         """
-        return await self._spawn(None, factory, args, kwargs, name, mailbox, shutdown)
+        return await self._spawn(
+            None, factory, args, kwargs, name, mailbox, shutdown, placement=placement
+        )
 
     def spawn_nowait(
         self,
@@ -331,6 +346,7 @@ class ActorSystem(PubSub):
         name: str | None = None,
         mailbox: Mailbox | None = None,
         shutdown: float | None = None,
+        placement: Subprocess | None = None,
         **kwargs: Any,
     ) -> ActorRef[M, R]:
         """Spawn a top-level actor and return its ref at once, without waiting
@@ -351,7 +367,9 @@ class ActorSystem(PubSub):
             ValueError: ``name`` is empty or contains ``/``.
             ActorsError: the system is not running.
         """
-        return self._spawn_nowait(None, factory, args, kwargs, name, mailbox, shutdown)
+        return self._spawn_nowait(
+            None, factory, args, kwargs, name, mailbox, shutdown, placement=placement
+        )
 
     def _spawn_nowait(
         self,
@@ -363,8 +381,10 @@ class ActorSystem(PubSub):
         mailbox: Mailbox | None,
         shutdown: float | None,
         setup: Callable[[Cell], None] | None = None,
+        *,
+        placement: Subprocess | None = None,
     ) -> ActorRef:
-        cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
+        cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown, placement)
         cell.start_awaited = False
         if setup is not None:
             setup(cell)  # the low-level spawn's options, in place before on_start
@@ -381,8 +401,10 @@ class ActorSystem(PubSub):
         mailbox: Mailbox | None,
         shutdown: float | object | None = None,
         setup: Callable[[Cell], None] | None = None,
+        *,
+        placement: Subprocess | None = None,
     ) -> ActorRef:
-        cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown)
+        cell = self._prepare(parent, factory, args, kwargs, name, mailbox, shutdown, placement)
         if setup is not None:
             setup(cell)  # the low-level spawn's options, in place before on_start
         self._launch(cell)
@@ -403,6 +425,7 @@ class ActorSystem(PubSub):
         name: str | None,
         mailbox: Mailbox | None,
         shutdown: float | object | None,
+        placement: Subprocess | None = None,
     ) -> Cell:
         if not self._open:
             raise ActorsError(
@@ -410,7 +433,10 @@ class ActorSystem(PubSub):
                 f"`async with ActorSystem() as system:`"
             )
         check_thread(self, "spawn")
-        if inspect.isclass(factory):
+        named_after = factory
+        if placement is not None:
+            factory, args, kwargs = place(placement, factory, args, kwargs)
+        elif inspect.isclass(factory):
             if not issubclass(factory, Actor):
                 raise TypeError(
                     f"cannot spawn {factory.__qualname__}: it is not an Actor "
@@ -428,7 +454,7 @@ class ActorSystem(PubSub):
             raise TypeError(f"mailbox must be an actors.Mailbox, got {mailbox!r}")
         siblings = self._top if parent is None else parent.children
         if name is None:
-            name = self._anonymous_name(factory, siblings)
+            name = self._anonymous_name(named_after, siblings)
         elif not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"actor name must be a non-empty string without '/', got {name!r}")
         if name in siblings:
@@ -488,10 +514,17 @@ class ActorSystem(PubSub):
     def _own_cell(self, ref: ActorRef, what: str) -> Cell | None:
         if not isinstance(ref, ActorRef):
             raise TypeError(f"{what} needs an ActorRef, got {type(ref).__name__} {ref!r}")
+        cell = ref._cell
+        if cell is not None and cell.system is self:
+            return cell
         if ref._system_name != self.name:
+            cell = self._aliases.get((ref._system_name, ref._uid))
+            if cell is not None:
+                return cell
             raise ActorsError(
                 f"{ref!r} belongs to actor system {ref._system_name!r}, not "
-                f"{self.name!r}: {what} only works within one system"
+                f"{self.name!r}: {what} only works within one system (or with "
+                f"refs that came over a connection to another)"
             )
         cell = ref._resolve()
         if cell is not None and cell.system is not self:
@@ -503,23 +536,46 @@ class ActorSystem(PubSub):
         return cell
 
     def _watch(self, target: ActorRef, watcher: ActorRef) -> None:
+        if isinstance(target, RemoteRef):
+            watcher_cell = watcher._resolve()
+            if watcher_cell is not None:
+                target._watch(watcher_cell)
+            return
         cell = self._own_cell(target, "watch")
         watcher_cell = watcher._resolve()
         if watcher_cell is not None:
             watcher_cell.watch(target, cell)
 
     def _unwatch(self, target: ActorRef, watcher: ActorRef) -> None:
+        if isinstance(target, RemoteRef):
+            watcher_cell = watcher._resolve()
+            if watcher_cell is not None:
+                target._unwatch(watcher_cell)
+            return
         self._own_cell(target, "unwatch")
         watcher_cell = watcher._resolve()
         if watcher_cell is not None:
             watcher_cell.unwatch(target)
+
+    # -- other systems ----------------------------------------------------------
+
+    def _route(self, node: str) -> Peer | None:
+        """The connection that reaches ``node``, if any."""
+        peer = self._peers.get(node)
+        return peer if peer is not None else self._upstream
+
+    def _peer_lost(self, peer: Peer) -> None:
+        if self._peers.get(peer.node) is peer:
+            del self._peers[peer.node]
+        if self._upstream is peer:
+            self._upstream = None
 
     # -- dead letters and statistics ------------------------------------------
 
     def _dead_letter(
         self, message: Any, recipient: ActorRef | None, reason: str, *, topic: str | None = None
     ) -> None:
-        if type(message) is Ask:
+        if isinstance(message, Ask):
             message = message.undeliverable(reason)  # the asker learns why
         letter = DeadLetter(message, recipient, reason, topic)
         self._dead_letters += 1
@@ -624,9 +680,10 @@ def _blocking_threshold(warn: float | bool | None) -> float | None:
 
 def _info(cell: Cell, registry: Registry) -> ActorInfo:
     factory = cell.factory
+    shown: str | None = getattr(cell.instance, "actor_class", None)  # a process actor's
     return ActorInfo(
         path=cell.path,
-        actor_class=getattr(factory, "__qualname__", repr(factory)),
+        actor_class=shown or str(getattr(factory, "__qualname__", repr(factory))),
         state=cell.state,
         mailbox=len(cell.mailbox),
         mailbox_capacity=cell.mailbox.capacity,

@@ -115,7 +115,7 @@ def _find_actor(frame: FrameType | None, labels: dict[CodeType, str]) -> str | N
             except Exception:  # pragma: no cover - a frame torn down meanwhile
                 return "an actor"
             if label == "handling":
-                if type(message) is Ask:
+                if isinstance(message, Ask):
                     message = message.message
                 return f"actor {path} handling {describe(message)}"
             return f"actor {path} {label}"

@@ -228,6 +228,11 @@ class WireConnection:
             self._wake_all()
             await anyio.aclose_forcefully(self._stream)
 
+    async def close_stream(self) -> None:
+        """Close the stream at once (the peer reads the end of the stream);
+        what is queued is dropped."""
+        await anyio.aclose_forcefully(self._stream)
+
     def statistics(self) -> WireStatistics:
         """The connection's counts so far."""
         return WireStatistics(
@@ -337,6 +342,23 @@ class WireConnection:
                 f"{self._pending_bytes:,} bytes are queued for the writer, the limit is "
                 f"{self._max_pending:,}: wait with send()"
             )
+        self._enqueue(data)
+
+    def send_urgent(self, envelope: Envelope) -> None:
+        """Queue an envelope even over :attr:`max_pending`: for replies and
+        control messages, which must not wait behind a full queue (their
+        number is bounded by what the peer asked).
+
+        Raises:
+            ValueError: As :meth:`send`.
+            TypeError: As :meth:`send`.
+            anyio.ClosedResourceError: As :meth:`send`.
+            anyio.BrokenResourceError: As :meth:`send`.
+        """
+        data = encode(envelope)
+        if len(data) > self._max_frame:
+            raise self._too_large(envelope, len(data))
+        self._check_sendable()
         self._enqueue(data)
 
     async def flush(self) -> None:

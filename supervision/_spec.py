@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
-from actors import Actor, ActorRef, ActorSystem, Context, Mailbox, lowlevel
+from actors import Actor, ActorRef, ActorSystem, Context, Mailbox, Subprocess, lowlevel
 
 from ._backoff import Backoff
 
@@ -59,6 +59,9 @@ class ChildSpec:
         subscriptions: topics the child holds, each ``"topic"`` or
             ``("topic", group)``; every incarnation is spawned subscribed, so
             they are restored on restart.
+        placement: ``actors.Subprocess()`` runs every incarnation in a fresh
+            child process; the death of the process is a crash like any
+            other (``actors.ProcessExited``).
         **kwargs: keyword arguments for ``factory``.
 
     Raises:
@@ -88,6 +91,7 @@ class ChildSpec:
     backoff: Backoff | None
     register_as: str | None
     subscriptions: tuple[tuple[str, str | None], ...]
+    placement: Subprocess | None
 
     def __init__(
         self,
@@ -102,6 +106,7 @@ class ChildSpec:
         backoff: Backoff | None = None,
         register_as: str | None = None,
         subscriptions: Iterable[str | tuple[str, str | None]] = (),
+        placement: Subprocess | None = None,
         **kwargs: Any,
     ) -> None:
         if not callable(factory):
@@ -148,11 +153,24 @@ class ChildSpec:
         set_(self, "backoff", backoff)
         set_(self, "register_as", register_as)
         set_(self, "subscriptions", _check_subscriptions(subscriptions))
+        if placement is not None and not isinstance(placement, Subprocess):
+            raise TypeError(
+                f"ChildSpec placement must be an actors.Subprocess or None, got {placement!r}"
+            )
+        set_(self, "placement", placement)
 
     def __repr__(self) -> str:
         parts = [getattr(self.factory, "__qualname__", repr(self.factory))]
         parts += [repr(a) for a in self.args]
-        for field in ("name", "restart", "shutdown", "significant", "backoff", "register_as"):
+        for field in (
+            "name",
+            "restart",
+            "shutdown",
+            "significant",
+            "backoff",
+            "register_as",
+            "placement",
+        ):
             value = getattr(self, field)
             default = {"restart": "permanent", "significant": False}.get(field)
             if value is not None and value != default:
@@ -217,6 +235,7 @@ class ChildSpec:
             "register_as": self.register_as,
             "subscriptions": self.subscriptions,
             "restarts": restarts,
+            "placement": self.placement,
         }
 
     async def _spawn_incarnation(

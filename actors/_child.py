@@ -1,0 +1,152 @@
+"""A child process: ``python -m actors._child --fd N --backend B --parent-pid P``.
+
+Started by :mod:`actors._process`, never by hand. It reads its key from the
+inherited socket ``N``, answers the handshake, and runs an actor system
+named by the parent (``parent:pid``) whose :class:`Host` actor starts the
+actors the parent places here; each carries the identity of its stand-in in
+the parent. It exits when the connection ends, and on Linux when the parent
+dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._actor import Actor
+from ._codec import loads
+from ._exceptions import ActorFailed, AuthenticationError, ConnectionLost
+from ._handshake import handshake
+from ._messages import Terminated
+from ._peer import Peer, Silent, dump_error
+from ._process import KEY_SIZE
+from ._proxy import Hello, Ready, Spawn
+from ._ref import ActorRef
+from ._system import ActorSystem
+from ._wire import WireConnection
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - not glibc/musl
+            pass
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        os._exit(1)
+
+
+class Host(Actor):
+    """Starts the actors the parent places in this process and reports their end."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.identities: dict[ActorRef, tuple[str, int]] = {}
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case Spawn():
+                return await self._spawn(message)
+            case Terminated(ref=ref, reason=reason, killed=killed):
+                identity = self.identities.pop(ref, None)
+                if identity is not None:
+                    system = self.context.system
+                    system._aliases.pop(identity, None)
+                    body = None if reason is None else dump_error(reason, system.name)
+                    self.peer.signal("ended", (identity[1], body, killed))
+        return None
+
+    async def _spawn(self, request: Spawn) -> bytes | None:
+        system = self.context.system
+        cell = self._actors_cell
+        try:
+            factory, args, kwargs = loads(request.spec)
+        except Exception as error:
+            return dump_error(error, system.name)
+        identity = (request.node, request.uid)
+
+        def setup(hosted: Any) -> None:
+            # Its refs are its stand-in's: they pickle as the parent's.
+            hosted.ref = ActorRef(hosted, request.node, request.path, request.uid)
+            hosted.path = request.path
+            system._aliases[identity] = hosted
+
+        try:
+            ref = await system._spawn(
+                cell,
+                factory,
+                args,
+                kwargs,
+                f"{request.name}.{request.uid}",
+                request.mailbox,
+                request.shutdown,
+                setup,
+            )
+        except ActorFailed as error:
+            system._aliases.pop(identity, None)
+            return dump_error(error.__cause__ or error, system.name)
+        self.identities[ref] = identity
+        self.context.watch(ref)
+        return None
+
+    async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
+        pass  # reported to the parent by the watch: the stand-in fails with it
+
+
+async def _serve(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    stream = await anyio.abc.SocketStream.from_socket(sock)
+    key = b""
+    while len(key) < KEY_SIZE:
+        key += await stream.receive(KEY_SIZE - len(key))
+    session = await handshake(stream, key, initiator=False)
+    wire = WireConnection(stream, session)
+    first = await wire.receive()
+    hello: Hello = loads(first.body)
+    async with ActorSystem(hello.node) as system:
+        peer = Peer(system, wire, hello.parent, heartbeat=hello.heartbeat, misses=None)
+        system._peers[hello.parent] = peer
+        system._upstream = peer
+        host = await system.spawn(Host, peer, name="host")
+        peer.signal("ready", Ready(os.getpid(), host))
+        # The parent gone, or it closed the connection: stop everything.
+        with contextlib.suppress(ConnectionLost, Silent, AuthenticationError):
+            await peer.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m actors._child")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--by-value", action="append", default=[])
+    args = parser.parse_args(argv)
+    _die_with_parent(args.parent_pid)
+    # Ctrl-C in a terminal reaches the whole process group: the parent
+    # decides when this process ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in args.by_value:
+        try:
+            import cloudpickle
+
+            cloudpickle.register_pickle_by_value(importlib.import_module(name))
+        except ImportError:
+            pass
+    anyio.run(_serve, args.fd, backend=args.backend)
+
+
+if __name__ == "__main__":
+    main()

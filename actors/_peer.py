@@ -1,0 +1,732 @@
+"""Peers: two actor systems talking over one authenticated connection.
+
+A :class:`Peer` is this system's end of a :class:`~actors._wire.WireConnection`
+to another system: a child process, the parent of this child process, or a
+system joined over TCP. It carries tells, asks and their replies, cancels,
+watches and the other side's control messages, and turns the connection's
+end into failures: pending asks raise :class:`ConnectionLost`, watchers get
+``Terminated(ref, ConnectionLost(...))``, and the local stand-ins of actors
+that lived there fail.
+
+Actors are addressed by ``uid NUL node NUL path`` (:func:`address`); a
+:class:`RemoteRef` is an ``ActorRef`` whose messages go through a peer.
+
+Delivery never blocks the reader on one full mailbox, or a reply behind it
+could never be read (an actor that asks while its mailbox is full would wait
+forever): a message for a full mailbox joins that actor's backlog, drained
+in order by a task of the peer, and the reader stops reading only when the
+backlogs together hold :data:`MAX_BACKLOG` messages (backpressure on the
+sender through the connection).
+
+# Invariants:
+# - Every ask in ``_pending`` is answered: by its reply, or with
+#   ``ConnectionLost`` when the connection ends (``_lose``).
+# - Every ask in ``_serving`` is answered over the wire by whoever answers
+#   it locally (``WireAsk.expire``), or dropped when the connection ends.
+# - Messages to one actor are delivered in arrival order: while its backlog
+#   is not empty, new ones join the backlog.
+# - After ``_lose`` nothing is sent and every waiter has been woken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+
+from ._ask import DROPPED, ERROR, FAILED, STOPPED, UNHANDLED, Ask, Outcome
+from ._codec import dumps, loads
+from ._envelope import Envelope, Kind
+from ._exceptions import (
+    ActorsError,
+    ConnectionLost,
+    MailboxFull,
+    RemoteError,
+    SendOnClosed,
+    UnpicklableMessage,
+    WouldBlock,
+)
+from ._messages import Terminated
+from ._ref import ActorRef, current_system
+from ._signal import Signal
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._system import ActorSystem
+    from ._wire import WireConnection
+
+logger = logging.getLogger("actors.peer")
+
+#: Messages held for full mailboxes before the reader stops reading.
+MAX_BACKLOG: Final = 10_000
+
+# The outcome header of a reply: how the ask ended.
+_OK: Final = ""
+_OUTCOMES: Final = {FAILED: "f", STOPPED: "s", DROPPED: "d", UNHANDLED: "u", ERROR: "e"}
+_KINDS: Final = {code: kind for kind, code in _OUTCOMES.items()}
+_NO_HEADERS: Final[dict[str, str]] = {}
+
+
+def address(node: str, uid: int, path: str) -> str:
+    """The wire address of one actor incarnation."""
+    return f"{uid}\0{node}\0{path}"
+
+
+def parse_address(to: str) -> tuple[int, str, str]:
+    uid, node, path = to.split("\0", 2)
+    return int(uid), node, path
+
+
+# -- exceptions across the wire -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Failure:
+    type_name: str
+    text: str
+    traceback: str
+    node: str
+    pid: int
+    pickled: bytes | None
+
+
+def dump_error(error: BaseException, node: str) -> bytes:
+    """An exception for the other side: itself if it pickles, and always its
+    type, text and traceback (for :func:`load_error`)."""
+    try:
+        pickled: bytes | None = dumps(error)
+    except Exception:
+        pickled = None
+    kind = type(error)
+    return dumps(
+        _Failure(
+            f"{kind.__module__}.{kind.__qualname__}",
+            str(error),
+            "".join(traceback.format_exception(kind, error, error.__traceback__)),
+            node,
+            os.getpid(),
+            pickled,
+        )
+    )
+
+
+def load_error(data: bytes) -> BaseException:
+    """The exception :func:`dump_error` sent: its original type where it can
+    be imported here, else :class:`RemoteError`; with ``remote_traceback``,
+    ``node`` and ``pid`` attributes and the traceback as a note."""
+    failure: _Failure = loads(data)
+    error: BaseException | None = None
+    if failure.pickled is not None:
+        try:
+            error = loads(failure.pickled)
+        except Exception:
+            error = None
+    if not isinstance(error, BaseException):
+        error = RemoteError(f"{failure.type_name}: {failure.text}")
+    note = f"remote traceback, node {failure.node} (pid {failure.pid}):\n{failure.traceback}"
+    try:
+        error.remote_traceback = failure.traceback  # type: ignore[attr-defined]
+        error.node = failure.node  # type: ignore[attr-defined]
+        error.pid = failure.pid  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - an exception with __slots__
+        pass
+    from ._cell import _add_note
+
+    _add_note(error, note)
+    return error
+
+
+# -- asks served for the other side -------------------------------------------
+
+
+class WireAsk(Ask):
+    """An ask from the other side, in a local mailbox: answering it sends the
+    reply; the other side's cancel cancels its handler (``scope``)."""
+
+    __slots__ = ("peer", "scope", "token")
+
+    def __init__(self, message: Any, peer: Peer, token: int) -> None:
+        super().__init__(message)
+        self.peer = peer
+        self.token = token
+        self.scope: anyio.CancelScope | None = None
+
+    def expire(self) -> None:
+        if self.answered:
+            self.peer._reply(self)
+
+    def cancel(self) -> None:
+        self.closed = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+# -- the peer -----------------------------------------------------------------
+
+
+class _Watch:
+    """The local watchers of one remote actor."""
+
+    __slots__ = ("cells", "ref", "signals")
+
+    def __init__(self, ref: ActorRef) -> None:
+        self.ref = ref
+        self.cells: dict[Cell, None] = {}
+        self.signals: list[tuple[Signal, list[Terminated]]] = []
+
+
+class Peer:
+    """This system's end of a connection to another system."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        wire: WireConnection,
+        node: str,
+        *,
+        pid: int | None = None,
+        heartbeat: float | None = None,
+        misses: int | None = 3,
+    ) -> None:
+        self.system = system
+        self.wire = wire
+        #: The other side's node name (its system's name).
+        self.node = node
+        self.pid = pid
+        self.heartbeat = heartbeat
+        self.misses = misses
+        #: Why the connection ended; None while it is up.
+        self.error: BaseException | None = None
+        self.closed = Signal()
+        self._tokens = itertools.count(1)
+        self._pending: dict[int, Ask] = {}
+        self._serving: dict[int, WireAsk] = {}
+        self._backlogs: dict[Cell, deque[Any]] = {}
+        self._backlog_size = 0
+        self._backlog_room: anyio.Event | None = None
+        self._watches: dict[str, _Watch] = {}  # remote actors watched from here
+        self._watched: dict[str, anyio.CancelScope] = {}  # local actors watched from there
+        #: Handlers of control messages, by name (the layer above adds its own).
+        self.handlers: dict[str, Callable[[Any], Any]] = {
+            "ping": _ignore,
+            "stop": self._on_stop,
+            "kill": self._on_kill,
+            "watch": self._on_watch,
+            "unwatch": self._on_unwatch,
+            "terminated": self._on_terminated,
+        }
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._failure: Exception | None = None
+        self._heard = 0.0
+        #: Local stand-ins of actors that live over there, by their uid.
+        self.proxies: dict[int, Any] = {}
+
+    def __repr__(self) -> str:
+        state = "up" if self.error is None else f"lost: {self.error}"
+        return f"<Peer {self.node} {state}>"
+
+    # -- running ---------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve the connection until it ends; then every pending ask,
+        watcher and stand-in has been told.
+
+        Returns if :meth:`close` ended it; else raises why it ended:
+        :class:`ConnectionLost`, :class:`AuthenticationError`, :class:`Silent`
+        (missed heartbeats), or what a control message's handler raised.
+        """
+        current_system.set(self.system)  # unpickled refs resolve against it
+        error: BaseException | None = None
+        try:
+            async with self.wire:
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    self._heard = anyio.current_time()
+                    if self.heartbeat is not None:
+                        task_group.start_soon(self._guard, self._beat)
+                    task_status.started()
+                    await self._guard(self._read)
+                if self._failure is not None:
+                    raise self._failure
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._lose(error or ConnectionLost(f"the connection to {self.node} was closed"))
+
+    async def _guard(self, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except Exception as exc:
+            if self._failure is None:
+                self._failure = exc
+            assert self._task_group is not None
+            self._task_group.cancel_scope.cancel()
+
+    def close(self) -> None:
+        """End the connection from this side."""
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    async def _beat(self) -> None:
+        interval = self.heartbeat
+        assert interval is not None
+        limit = float("inf") if self.misses is None else interval * self.misses
+        ping = Envelope(Kind.SIGNAL, "ping", "", 0, _NO_HEADERS, b"")
+        while True:
+            await anyio.sleep(interval)
+            silent = anyio.current_time() - self._heard
+            if silent > limit:
+                raise Silent(
+                    f"{self.node} sent nothing for {silent:.2f} s "
+                    f"({self.misses} heartbeats of {interval:g} s)"
+                )
+            try:
+                self.wire.send_urgent(ping)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return
+
+    async def _read(self) -> None:
+        wire = self.wire
+        while True:
+            try:
+                envelope = await wire.receive()
+            except anyio.EndOfStream:
+                raise ConnectionLost(f"{self.node} closed the connection") from None
+            except (anyio.IncompleteRead, anyio.BrokenResourceError, OSError) as error:
+                raise ConnectionLost(f"the connection to {self.node} broke: {error!r}") from None
+            self._heard = anyio.current_time()
+            kind = envelope.kind
+            if kind is Kind.TELL:
+                await self._on_tell(envelope)
+            elif kind is Kind.ASK:
+                await self._on_ask(envelope)
+            elif kind is Kind.REPLY:
+                self._on_reply(envelope)
+            elif kind is Kind.CANCEL:
+                ask = self._serving.pop(envelope.reply_token, None)
+                if ask is not None:
+                    ask.cancel()
+            else:
+                handler = self.handlers.get(envelope.to)
+                if handler is None:
+                    logger.warning("%s sent an unknown control message %r", self.node, envelope.to)
+                    continue
+                result = handler(loads(envelope.body) if envelope.body else None)
+                if result is not None:
+                    await result
+
+    # -- delivering to local actors ---------------------------------------------
+
+    def _local(self, to: str) -> tuple[Cell | None, ActorRef]:
+        uid, node, path = parse_address(to)
+        system = self.system
+        cell = system._cells.get(uid) if node == system.name else system._aliases.get((node, uid))
+        if cell is not None:
+            return cell, cell.ref
+        return None, ActorRef(None, node, path, uid)
+
+    def _unpickle(self, envelope: Envelope, ref: ActorRef) -> tuple[bool, Any]:
+        try:
+            return True, loads(envelope.body)
+        except Exception as error:
+            logger.error(
+                "a message from %s to %s could not be unpickled (%r): it is a dead letter; "
+                "make its classes importable in both processes, or register their module "
+                "with Subprocess(by_value=...)",
+                self.node,
+                ref.path,
+                error,
+            )
+            return False, error
+
+    async def _on_tell(self, envelope: Envelope) -> None:
+        cell, ref = self._local(envelope.to)
+        ok, message = self._unpickle(envelope, ref)
+        if not ok:
+            self.system._dead_letter(envelope.body, ref, f"cannot unpickle: {message!r}")
+            return
+        await self._deliver(cell, ref, message)
+
+    async def _on_ask(self, envelope: Envelope) -> None:
+        cell, ref = self._local(envelope.to)
+        token = envelope.reply_token
+        ok, message = self._unpickle(envelope, ref)
+        ask = WireAsk(message if ok else None, self, token)
+        if not ok:
+            ask.put_error(
+                ActorsError(f"{ref.path} could not unpickle the message it was asked: {message!r}")
+            )
+            return
+        self._serving[token] = ask
+        await self._deliver(cell, ref, ask)
+
+    async def _deliver(self, cell: Cell | None, ref: ActorRef, message: Any) -> None:
+        if cell is None:
+            self.system._dead_letter(message, ref, "stopped")
+            return
+        backlog = self._backlogs.get(cell)
+        if backlog is not None:
+            backlog.append(message)
+            self._backlog_size += 1
+            await self._wait_backlog()
+            return
+        mailbox = cell.mailbox
+        if mailbox.overflow != "block":
+            try:
+                cell.ref.tell_nowait(message)  # the drop policies dead-letter themselves
+            except MailboxFull:
+                cell.dead_letter(message, "mailbox full: refused")
+            return
+        try:
+            if mailbox.try_put(message):
+                return
+        except SendOnClosed:
+            cell.dead_letter(message, "stopped")
+            return
+        self._backlogs[cell] = deque([message])
+        self._backlog_size += 1
+        assert self._task_group is not None
+        self._task_group.start_soon(self._drain, cell)
+        await self._wait_backlog()
+
+    async def _wait_backlog(self) -> None:
+        while self._backlog_size >= MAX_BACKLOG:
+            if self._backlog_room is None:
+                self._backlog_room = anyio.Event()
+            await self._backlog_room.wait()
+
+    async def _drain(self, cell: Cell) -> None:
+        backlog = self._backlogs[cell]
+        try:
+            while backlog:
+                await cell.ref.tell(backlog[0])
+                backlog.popleft()
+                self._backlog_size -= 1
+                if self._backlog_room is not None and self._backlog_size < MAX_BACKLOG:
+                    self._backlog_room.set()
+                    self._backlog_room = None
+        finally:
+            del self._backlogs[cell]
+            for message in backlog:  # the connection ended: they stay undelivered
+                self._backlog_size -= 1
+                cell.dead_letter(message, "connection lost")
+
+    # -- answering asks from there ------------------------------------------------
+
+    def _reply(self, ask: WireAsk) -> None:
+        if self._serving.pop(ask.token, None) is None or self.error is not None:
+            return  # cancelled, or nobody to answer
+        value = ask.value
+        if type(value) is Outcome:
+            code = _OUTCOMES[value.kind]
+            body = b"" if value.error is None else dump_error(value.error, self.system.name)
+        else:
+            code = _OK
+            try:
+                body = dumps(value)
+            except UnpicklableMessage as error:
+                code = _OUTCOMES[ERROR]
+                body = dump_error(error, self.system.name)
+        self._send_urgent(Envelope(Kind.REPLY, "", "", ask.token, {"o": code}, body))
+
+    def _on_reply(self, envelope: Envelope) -> None:
+        ask = self._pending.pop(envelope.reply_token, None)
+        if ask is None:
+            self.system._late_reply()  # its asker gave up
+            return
+        code = envelope.headers.get("o", _OK)
+        try:
+            if code == _OK:
+                answered = ask.put(loads(envelope.body))
+            else:
+                kind = _KINDS[code]
+                if envelope.body:
+                    error = load_error(envelope.body)
+                    answered = ask.put(Outcome(kind, error))
+                else:
+                    answered = ask.put_outcome(kind)
+        except Exception as error:
+            answered = ask.put_error(
+                ActorsError(f"the reply from {self.node} could not be unpickled: {error!r}")
+            )
+        if not answered:
+            self.system._late_reply()
+
+    # -- sending ------------------------------------------------------------------
+
+    def _send_urgent(self, envelope: Envelope) -> None:
+        # If it fails, the reader ends the peer and answers what waits.
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.wire.send_urgent(envelope)
+
+    def signal(self, op: str, payload: Any = None) -> None:
+        """Send a control message (not held back by a full send queue)."""
+        if self.error is None:
+            body = b"" if payload is None else dumps(payload)
+            self._send_urgent(Envelope(Kind.SIGNAL, op, "", 0, _NO_HEADERS, body))
+
+    async def tell(self, to: str, ref: ActorRef, message: Any) -> None:
+        body = dumps(message)  # fails here, before anything is queued
+        if self.error is None:
+            try:
+                await self.wire.send(Envelope(Kind.TELL, to, "", 0, _NO_HEADERS, body))
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+        self.system._dead_letter(message, ref, "connection lost")
+
+    def tell_nowait(self, to: str, ref: ActorRef, message: Any) -> None:
+        body = dumps(message)
+        if self.error is None:
+            try:
+                self.wire.send_nowait(Envelope(Kind.TELL, to, "", 0, _NO_HEADERS, body))
+                return
+            except WouldBlock:
+                raise MailboxFull(
+                    f"the connection to {self.node} has a full send queue: nothing was "
+                    f"sent to {ref.path}; retry later or use `await tell()`"
+                ) from None
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+        self.system._dead_letter(message, ref, "connection lost")
+
+    async def forward(self, to: str, ask: Ask) -> int:
+        """Send ``ask``'s question to ``to``; its reply answers ``ask``.
+        Returns the token; closing ``ask`` cancels the remote handler."""
+        body = dumps(ask.message)
+        token = next(self._tokens)
+        if self.error is not None:
+            ask.put_error(self._lost_error())
+            return token
+        self._pending[token] = ask
+        ask.on_close = lambda _ask: self._cancel(token)
+        try:
+            await self.wire.send(Envelope(Kind.ASK, to, "", token, _NO_HEADERS, body))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the reader answers it with ConnectionLost
+        except BaseException:
+            self._pending.pop(token, None)
+            raise
+        return token
+
+    def _cancel(self, token: int) -> None:
+        if self._pending.pop(token, None) is not None and self.error is None:
+            self._send_urgent(Envelope(Kind.CANCEL, "", "", token, _NO_HEADERS, b""))
+
+    def _lost_error(self) -> ConnectionLost:
+        error = self.error
+        if isinstance(error, ConnectionLost):
+            return ConnectionLost(str(error))
+        return ConnectionLost(f"the connection to {self.node} ended: {error}")
+
+    # -- watching ---------------------------------------------------------------
+
+    def watch(self, ref: ActorRef, to: str, cell: Cell) -> None:
+        """``cell`` gets ``Terminated(ref, ...)`` when the remote actor ends or
+        the connection does."""
+        if cell.mailbox.closed:
+            return
+        watching = cell.watching
+        if watching is None:
+            watching = cell.watching = {}
+        elif ref in watching:
+            return
+        watching[ref] = None
+        if self.error is not None:
+            cell.mailbox.put_system(Terminated(ref, self._lost_error()))
+            return
+        self._watch_entry(ref, to).cells[cell] = None
+
+    def unwatch(self, ref: ActorRef, to: str, cell: Cell) -> None:
+        if cell.watching:
+            cell.watching.pop(ref, None)
+        entry = self._watches.get(to)
+        if entry is not None:
+            entry.cells.pop(cell, None)
+            if not entry.cells and not entry.signals:
+                del self._watches[to]
+                self.signal("unwatch", to)
+
+    async def join(self, ref: ActorRef, to: str) -> Terminated:
+        if self.error is not None:
+            return Terminated(ref, self._lost_error())
+        done = Signal()
+        box: list[Terminated] = []
+        self._watch_entry(ref, to).signals.append((done, box))
+        await done.wait()
+        return box[0]
+
+    def _watch_entry(self, ref: ActorRef, to: str) -> _Watch:
+        entry = self._watches.get(to)
+        if entry is None:
+            entry = self._watches[to] = _Watch(ref)
+            self.signal("watch", to)
+        return entry
+
+    def _on_watch(self, to: str) -> None:
+        if to in self._watched:
+            return
+        cell, _ = self._local(to)
+        if cell is None or cell.terminated.is_set():
+            reason = None if cell is None else cell.reason
+            killed = False if cell is None else cell.killed
+            self._terminated(to, reason, killed)
+            return
+        scope = anyio.CancelScope()
+        self._watched[to] = scope
+        assert self._task_group is not None
+        self._task_group.start_soon(self._watch_local, to, cell, scope)
+
+    async def _watch_local(self, to: str, cell: Cell, scope: anyio.CancelScope) -> None:
+        with scope:
+            await cell.terminated.wait()
+            self._watched.pop(to, None)
+            self._terminated(to, cell.reason, cell.killed)
+
+    def _terminated(self, to: str, reason: BaseException | None, killed: bool) -> None:
+        body = None if reason is None else dump_error(reason, self.system.name)
+        self.signal("terminated", (to, body, killed))
+
+    def _on_unwatch(self, to: str) -> None:
+        scope = self._watched.pop(to, None)
+        if scope is not None:
+            scope.cancel()
+
+    def _on_terminated(self, payload: tuple[str, bytes | None, bool]) -> None:
+        to, body, killed = payload
+        entry = self._watches.pop(to, None)
+        if entry is not None:
+            reason = None if body is None else load_error(body)
+            self._notify(entry, reason, killed)
+
+    def _notify(self, entry: _Watch, reason: BaseException | None, killed: bool) -> None:
+        notice = Terminated(entry.ref, reason, killed)
+        for cell in entry.cells:
+            if not cell.mailbox.closed:
+                cell.mailbox.put_system(notice)
+        for done, box in entry.signals:
+            box.append(notice)
+            done.set()
+
+    def _on_stop(self, to: str) -> None:
+        cell, _ = self._local(to)
+        if cell is not None:
+            cell.request_stop(timed=True)
+
+    def _on_kill(self, to: str) -> None:
+        cell, _ = self._local(to)
+        if cell is not None:
+            cell.kill()
+
+    # -- the end ------------------------------------------------------------------
+
+    def _lose(self, error: BaseException) -> None:
+        if self.error is not None:
+            return
+        self.error = error
+        lost = self._lost_error()
+        pending, self._pending = self._pending, {}
+        for ask in pending.values():
+            ask.put_error(ConnectionLost(str(lost)))
+        for ask in self._serving.values():
+            ask.closed = True
+        self._serving.clear()
+        watches, self._watches = self._watches, {}
+        for entry in watches.values():
+            self._notify(entry, ConnectionLost(str(lost)), False)
+        if self._backlog_room is not None:
+            self._backlog_room.set()
+        self.system._peer_lost(self)
+        self.closed.set()
+
+
+class Silent(ActorsError):
+    """The peer missed its heartbeats."""
+
+
+def _ignore(payload: Any) -> None:
+    return None
+
+
+# -- refs to actors over there ------------------------------------------------
+
+
+class RemoteRef(ActorRef[Any, Any]):
+    """An ``ActorRef`` to an actor of another system: its messages are pickled
+    and go through the peer's connection. Made by unpickling a ref."""
+
+    __slots__ = ("_address", "_peer")
+
+    def __init__(self, peer: Peer, system_name: str, path: str, uid: int) -> None:
+        super().__init__(None, system_name, path, uid)
+        self._peer = peer
+        self._address = address(system_name, uid, path)
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self._path} #{self._uid} on {self._system_name}>"
+
+    def _resolve(self) -> None:
+        return None
+
+    async def tell(self, message: Any) -> None:
+        await self._peer.tell(self._address, self, message)
+
+    def tell_nowait(self, message: Any) -> None:
+        self._peer.tell_nowait(self._address, self, message)
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        from ._ref import check_timeout
+
+        check_timeout(timeout)
+        peer = self._peer
+        envelope = Ask(message)
+        deadlines = peer.system._deadlines
+        try:
+            await peer.forward(self._address, envelope)
+            if not envelope.answered:
+                left = float("inf") if timeout is None else timeout
+                try:
+                    await envelope.park(left, None if timeout is None else deadlines)
+                finally:
+                    envelope.unpark(deadlines)
+        except BaseException:
+            if not envelope.answered:
+                envelope.close()
+            raise
+        return envelope.result(self._path, timeout)
+
+    async def stop(self) -> None:
+        self._peer.signal("stop", self._address)
+        await self.join()
+
+    def stop_nowait(self) -> None:
+        self._peer.signal("stop", self._address)
+
+    async def kill(self) -> None:
+        self._peer.signal("kill", self._address)
+        await self.join()
+
+    @property
+    def alive(self) -> bool:
+        return self._peer.error is None
+
+    async def join(self) -> Terminated:
+        return await self._peer.join(self, self._address)
+
+    def _watch(self, cell: Cell) -> None:
+        self._peer.watch(self, self._address, cell)
+
+    def _unwatch(self, cell: Cell) -> None:
+        self._peer.unwatch(self, self._address, cell)

@@ -1,0 +1,118 @@
+"""Placements: where ``spawn`` runs an actor when not in the caller's process."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+
+_BACKENDS = ("asyncio", "trio")
+
+
+def _positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"Subprocess({name}=...) must be a positive number, got {value!r}")
+    if value == math.inf:
+        raise ValueError(f"Subprocess({name}=...) must be finite, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Subprocess:
+    """Run the actor in a fresh Python interpreter (``spawn(..., placement=...)``).
+
+    The actor's ref is an ordinary :class:`ActorRef`: ``tell``, ``ask``,
+    ``stop``, ``watch``, registry names and topics work as in-process, with
+    messages pickled on the way (see the guide's "Processes" page). The
+    process is started with ``python -m actors._child``, never forked; it
+    gets a fresh random key through an inherited socket, and exits when its
+    parent's connection ends (on Linux also when the parent dies). Its death
+    fails the actor with :class:`ProcessExited`; a supervisor restarts it in
+    a fresh process.
+
+    Args:
+        backend: ``"asyncio"`` or ``"trio"`` for the child's event loop;
+            ``None``: the parent's.
+        python: the interpreter to run; it must have the same Python,
+            cloudpickle and actors versions (the handshake checks).
+        env: the child's environment (``None``: the parent's).
+        cwd: the child's working directory (``None``: the parent's).
+        start_timeout: seconds for the process to start, answer the
+            handshake and start the actor.
+        heartbeat: seconds between heartbeats; a child silent for
+            ``heartbeat * misses`` is declared hung, killed and reported as
+            :class:`ProcessHung`.
+        misses: heartbeats missed before a child is declared hung.
+        pool: the name of a process pool (``system.process_pool(name, ...)``)
+            whose workers host the actor, instead of a process of its own.
+        by_value: modules whose classes and functions are pickled by value
+            (cloudpickle's ``register_pickle_by_value``), in this process and
+            the child, for code the child cannot import.
+
+    Examples:
+        >>> Subprocess(backend="trio", heartbeat=0.5).misses
+        3
+    """
+
+    backend: str | None = None
+    python: str = field(default=sys.executable)
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    start_timeout: float = 10.0
+    heartbeat: float = 1.0
+    misses: int = 3
+    pool: str | None = None
+    by_value: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.backend is not None and self.backend not in _BACKENDS:
+            raise ValueError(
+                f"Subprocess(backend=...) must be 'asyncio', 'trio' or None, got {self.backend!r}"
+            )
+        _positive("start_timeout", self.start_timeout)
+        _positive("heartbeat", self.heartbeat)
+        if isinstance(self.misses, bool) or not isinstance(self.misses, int) or self.misses < 1:
+            raise ValueError(
+                f"Subprocess(misses=...) must be a whole number >= 1, got {self.misses!r}"
+            )
+        if self.pool is not None and (not isinstance(self.pool, str) or not self.pool):
+            raise ValueError(f"Subprocess(pool=...) must be a non-empty name, got {self.pool!r}")
+        by_value: object = self.by_value
+        modules = (by_value,) if isinstance(by_value, str) else tuple(self.by_value)
+        object.__setattr__(self, "by_value", modules)
+
+
+def place(
+    placement: object,
+    factory: Callable[..., Actor],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Callable[..., Actor], tuple[Any, ...], dict[str, Any]]:
+    """What to spawn here for ``factory(*args, **kwargs)`` placed by
+    ``placement``: the local stand-in of the remote actor."""
+    if not isinstance(placement, Subprocess):
+        raise TypeError(
+            f"placement must be an actors.Subprocess (or None), got "
+            f"{type(placement).__name__} {placement!r}"
+        )
+    import inspect
+
+    from ._actor import Actor
+    from ._proxy import ProcessActor
+
+    if inspect.isclass(factory):
+        if not issubclass(factory, Actor):
+            raise TypeError(
+                f"cannot spawn {factory.__qualname__}: it is not an Actor subclass; "
+                f"subclass actors.Actor"
+            )
+        factory.check_args(*args, **kwargs)
+    elif not callable(factory):
+        raise TypeError(
+            f"cannot spawn {factory!r}: pass an Actor subclass or a callable that returns an Actor"
+        )
+    return ProcessActor, (placement, factory, args, kwargs), {}

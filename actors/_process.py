@@ -1,0 +1,174 @@
+"""Child processes: start ``python -m actors._child``, authenticate it, end it.
+
+The parent makes a Unix socketpair, passes one end to a fresh interpreter
+(never ``fork``: threads and a running event loop do not survive it), writes
+a fresh random key into the socket, and runs the handshake with that key
+over it. The key never appears in ``argv`` or the environment, where
+``ps`` would show it. The child exits when the socket ends (its parent is
+gone) and, on Linux, when the parent dies (``PR_SET_PDEATHSIG``).
+
+Ending a child: :meth:`ChildProcess.end` closes the connection, waits
+``grace`` seconds, sends SIGTERM, waits a second, sends SIGKILL, and always
+reaps; :meth:`ChildProcess.kill` is SIGKILL and reap.
+
+# Invariants:
+# - Every started process is reaped: whoever starts one ends it with ``end``
+#   or ``kill`` in a ``finally`` (shielded from cancellation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import anyio.abc
+
+from ._exceptions import ProcessExited
+from ._handshake import handshake
+from ._wire import WireConnection
+
+if TYPE_CHECKING:
+    from ._placement import Subprocess
+
+#: Bytes of the key a child gets through its socket.
+KEY_SIZE: Final = 32
+#: Seconds between SIGTERM and SIGKILL.
+TERM_GRACE: Final = 1.0
+
+
+def describe_exit(code: int | None, pid: int) -> str:
+    """``exited with status 3`` or ``was killed by SIGKILL``."""
+    if code is None:
+        return f"process {pid} is still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"process {pid} was killed by {name}"
+    return f"process {pid} exited with status {code}"
+
+
+class ChildProcess:
+    """One child interpreter and the authenticated connection to it."""
+
+    def __init__(self, process: anyio.abc.Process, wire: WireConnection) -> None:
+        self.process = process
+        self.wire = wire
+        self.pid = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def exited(self, why: str = "") -> ProcessExited:
+        """The error that says how the process ended (after :meth:`wait`)."""
+        text = describe_exit(self.process.returncode, self.pid)
+        return ProcessExited(text + why, code=self.process.returncode, pid=self.pid)
+
+    async def wait(self) -> int:
+        return await self.process.wait()
+
+    def signal(self, signum: signal.Signals) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it just ended
+                self.process.send_signal(signum)
+
+    async def kill(self) -> int:
+        """SIGKILL (and SIGCONT, for a stopped process) and reap. Shielded."""
+        with anyio.CancelScope(shield=True):
+            self.signal(signal.SIGKILL)
+            code = await self.process.wait()
+        return code
+
+    async def end(self, grace: float) -> int:
+        """Close the connection, wait ``grace`` s for an exit, then SIGTERM,
+        a second later SIGKILL; always reap. Shielded from cancellation."""
+        with anyio.CancelScope(shield=True):
+            await self.wire.close_stream()
+            with anyio.move_on_after(grace):
+                return await self.process.wait()
+            self.signal(signal.SIGTERM)
+            with anyio.move_on_after(TERM_GRACE):
+                return await self.process.wait()
+        return await self.kill()
+
+
+def _command(placement: Subprocess, fd: int, backend: str) -> list[str]:
+    command = [
+        placement.python,
+        "-m",
+        "actors._child",
+        "--fd",
+        str(fd),
+        "--backend",
+        backend,
+        "--parent-pid",
+        str(os.getpid()),
+    ]
+    for module in placement.by_value:
+        command += ["--by-value", module]
+    return command
+
+
+def _environment(placement: Subprocess) -> dict[str, str]:
+    env = dict(os.environ if placement.env is None else placement.env)
+    # The child imports what the parent can: its sys.path, in order.
+    paths = [p for p in sys.path if p]
+    if os.getcwd() not in paths and "" in sys.path:
+        paths.insert(0, os.getcwd())
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+async def start(placement: Subprocess, backend: str) -> ChildProcess:
+    """Start a child interpreter and authenticate it; the caller owns the
+    result (and must :meth:`ChildProcess.end` it). The wire is not entered.
+
+    Raises:
+        ProcessExited: the child ended before the handshake.
+        TimeoutError: no handshake within the placement's start timeout.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    process: anyio.abc.Process | None = None
+    try:
+        with theirs:
+            process = await anyio.open_process(
+                _command(placement, theirs.fileno(), backend),
+                stdin=subprocess.DEVNULL,
+                stdout=None,
+                stderr=None,
+                cwd=placement.cwd,
+                env=_environment(placement),
+                pass_fds=(theirs.fileno(),),
+            )
+        stream = await anyio.abc.SocketStream.from_socket(ours)
+        key = secrets.token_bytes(KEY_SIZE)
+        with anyio.fail_after(placement.start_timeout):
+            try:
+                await stream.send(key)
+                session = await handshake(stream, key, initiator=True)
+            except (anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
+                await stream.aclose()
+                code = await process.wait()
+                raise ProcessExited(
+                    describe_exit(code, process.pid) + " before its handshake",
+                    code=code,
+                    pid=process.pid,
+                ) from None
+        return ChildProcess(process, WireConnection(stream, session))
+    except BaseException:
+        ours.close()
+        if process is not None:
+            with anyio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+        raise

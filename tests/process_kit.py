@@ -1,0 +1,110 @@
+"""Actors and helpers for the process tests: importable by the children."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+import actors
+
+
+class Echo(actors.Actor):
+    """Answers ``("echo", m)``; ``"pid"`` with its pid; raises on ``"boom"``."""
+
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+        self.seen: list[Any] = []
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case "pid":
+                return os.getpid()
+            case "boom":
+                raise ValueError("boom")
+            case "seen":
+                return self.seen
+            case ("sleep", seconds):
+                await anyio.sleep(seconds)
+                return "slept"
+            case ("tell", ref, value):
+                await ref.tell(value)
+                return None
+            case ("ask", ref, value):
+                return await ref.ask(value)
+            case _:
+                self.seen.append(message)
+                return ("echo", self.tag, message)
+
+
+class FailsToStart(actors.Actor):
+    async def on_start(self) -> None:
+        raise RuntimeError("no database here")
+
+
+class Handlers(actors.Actor):
+    """Counts the handlers running; each sleeps as asked."""
+
+    def __init__(self) -> None:
+        self.running = 0
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case "running":
+                return self.running
+            case ("sleep", seconds):
+                self.running += 1
+                try:
+                    await anyio.sleep(seconds)
+                finally:
+                    self.running -= 1
+                return seconds
+
+
+class Stubborn(actors.Actor):
+    """Its on_stop takes ``seconds``; it records when on_stop ran."""
+
+    def __init__(self, marker: str, seconds: float = 0.0) -> None:
+        self.marker = marker
+        self.seconds = seconds
+
+    async def receive(self, message: Any) -> Any:
+        return os.getpid()
+
+    async def on_stop(self) -> None:
+        await anyio.Path(self.marker).write_text("stopped")
+        await anyio.sleep(self.seconds)
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid`` and that run
+    ``actors._child``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and b"actors._child" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def kill(pid: int, signum: int = signal.SIGKILL) -> None:
+    os.kill(pid, signum)

@@ -1,0 +1,324 @@
+"""Process actors: spawn(..., placement=Subprocess()), on both backends, and
+with the child on the other backend."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from process_kit import Echo, FailsToStart, Handlers, Stubborn, alive, children_of
+from supervision_kit import child
+
+import actors
+from actors import (
+    ActorFailed,
+    ActorStopped,
+    AskTimeout,
+    ConnectionLost,
+    ProcessExited,
+    ProcessHung,
+    Subprocess,
+    Terminated,
+    UnpicklableMessage,
+)
+from actors.testing import TestProbe
+from supervision import ChildSpec, Supervisor
+
+pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc")]
+
+
+@pytest.fixture(autouse=True)
+def no_orphans() -> Any:
+    """Fail a test that leaves a child process behind."""
+    yield
+    left = children_of(os.getpid())
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"child processes left running: {left}"
+
+
+@pytest.fixture(params=["same", "other"])
+def placement(request: pytest.FixtureRequest, anyio_backend: Any) -> Subprocess:
+    """A child on this test's backend, or on the other one."""
+    backend = anyio_backend[0]
+    if request.param == "other":
+        backend = "trio" if backend == "asyncio" else "asyncio"
+    return Subprocess(backend=backend, heartbeat=0.5)
+
+
+async def test_tell_and_ask_reach_an_actor_in_another_process(placement: Subprocess) -> None:
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Echo, "t", name="echo", placement=placement)
+        assert isinstance(ref, actors.ActorRef)
+        pid = await ref.ask("pid")
+        assert pid != os.getpid() and alive(pid)
+        for i in range(500):
+            await ref.tell(i)
+        assert await ref.ask("end") == ("echo", "t", "end")
+        assert await ref.ask("seen") == [*range(500), "end"]  # FIFO
+        assert "pid" in str(system.tree())
+        await ref.stop()
+        assert not ref.alive
+        assert not alive(pid)
+        with pytest.raises(ActorStopped):
+            await ref.ask("late")
+
+
+async def test_refs_cross_the_boundary_both_ways(placement: Subprocess) -> None:
+    async with actors.ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        local = await system.spawn(Echo, "local", name="local")
+        ref = await system.spawn(Echo, name="remote", placement=placement)
+        await ref.tell(("tell", probe.ref, "from the child"))
+        await probe.expect("from the child")
+        # The child asks an actor of the parent through the ref it was sent.
+        assert await ref.ask(("ask", local, "question")) == ("echo", "local", "question")
+        # A ref to itself comes back as the same ref.
+        await ref.tell(("tell", probe.ref, ref))
+        assert await probe.expect(lambda m: isinstance(m, actors.ActorRef)) == ref
+
+
+async def test_a_failure_in_the_child_fails_the_actor_with_the_remote_traceback(
+    placement: Subprocess,
+) -> None:
+    async with actors.ActorSystem() as system:
+        await system.spawn(
+            Supervisor,
+            [ChildSpec(Echo, name="w", placement=placement)],
+            strategy="one_for_one",
+            name="sup",
+        )
+        system.registry.register("sup", _sup(system))
+        ref = await _child(system, "/user/sup/w")
+        with pytest.raises(ActorFailed) as caught:
+            await ref.ask("boom")
+        cause = caught.value.__cause__
+        assert isinstance(cause, ValueError) and str(cause) == "boom"
+        assert "Traceback" in cause.remote_traceback  # type: ignore[attr-defined]
+        assert cause.pid != os.getpid()  # type: ignore[attr-defined]
+        ended = await ref.join()
+        assert isinstance(ended.reason, ValueError)
+        new = await _child(system, "/user/sup/w", not_=ref)
+        assert await new.ask("hi") == ("echo", "", "hi")
+
+
+def _generator() -> Any:
+    return (x for x in range(3))
+
+
+def _sup(system: actors.ActorSystem) -> actors.ActorRef:
+    return system._top["sup"].ref
+
+
+async def _child(
+    system: actors.ActorSystem, path: str, not_: actors.ActorRef | None = None
+) -> actors.ActorRef:
+    # The supervisor's child at path once it runs an incarnation other than not_.
+    name = path.rsplit("/", 1)[1]
+    sup = system.registry.whereis("sup")
+    assert sup is not None
+    with anyio.fail_after(10):
+        while True:
+            info = await child(sup, name)
+            if info.ref is not None and info.ref != not_ and info.state == "running":
+                return info.ref
+            await anyio.sleep(0.01)
+
+
+async def test_kill_9_mid_ask_is_connection_lost_and_a_restart(placement: Subprocess) -> None:
+    async with actors.ActorSystem() as system:
+        await system.spawn(
+            Supervisor,
+            [
+                ChildSpec(Echo, "in-process", name="local"),
+                ChildSpec(Echo, name="w", placement=placement),
+            ],
+            strategy="one_for_all",
+            name="sup",
+        )
+        system.registry.register("sup", _sup(system))
+        local = await _child(system, "/user/sup/local")
+        ref = await _child(system, "/user/sup/w")
+        pid = await ref.ask("pid")
+        watcher = await TestProbe.start(system)
+        watcher.watch(ref)
+        outcome: list[BaseException] = []
+        with anyio.fail_after(5):  # ConnectionLost well before the ask's timeout
+            async with anyio.create_task_group() as tg:
+
+                async def ask() -> None:
+                    try:
+                        await ref.ask(("sleep", 30), timeout=20)
+                    except Exception as error:
+                        outcome.append(error)
+
+                tg.start_soon(ask)
+                await anyio.wait_all_tasks_blocked()
+                os.kill(pid, signal.SIGKILL)
+        assert isinstance(outcome[0], ConnectionLost)
+        ended = await watcher.expect(lambda m: isinstance(m, Terminated))
+        assert isinstance(ended.reason, ProcessExited) and ended.reason.code == -9
+        assert "SIGKILL" in str(ended.reason)
+        with pytest.raises(ActorStopped):
+            await ref.ask("old ref")
+        new = await _child(system, "/user/sup/w", not_=ref)
+        assert await new.ask("pid") != pid
+        assert await _child(system, "/user/sup/local", not_=local) != local  # one_for_all
+
+
+async def test_a_hung_child_is_declared_dead_killed_and_restarted(anyio_backend: Any) -> None:
+    placement = Subprocess(heartbeat=0.1, misses=3)
+    async with actors.ActorSystem() as system:
+        await system.spawn(
+            Supervisor,
+            [ChildSpec(Echo, name="w", placement=placement)],
+            name="sup",
+        )
+        system.registry.register("sup", _sup(system))
+        ref = await _child(system, "/user/sup/w")
+        pid = await ref.ask("pid")
+        watcher = await TestProbe.start(system)
+        watcher.watch(ref)
+        os.kill(pid, signal.SIGSTOP)
+        ended = await watcher.expect(lambda m: isinstance(m, Terminated), timeout=10)
+        assert isinstance(ended.reason, ProcessHung), ended.reason
+        assert not alive(pid)
+        new = await _child(system, "/user/sup/w", not_=ref)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # it is gone: nothing to continue
+        assert await new.ask("hi") == ("echo", "", "hi")
+
+
+async def test_a_failing_on_start_fails_spawn_and_leaves_no_process(
+    placement: Subprocess,
+) -> None:
+    async with actors.ActorSystem() as system:
+        with pytest.raises(ActorFailed, match="failed to start") as caught:
+            await system.spawn(FailsToStart, placement=placement)
+        cause = caught.value.__cause__
+        assert isinstance(cause, RuntimeError) and "no database" in str(cause)
+        assert "on_start" in cause.remote_traceback  # type: ignore[attr-defined]
+        assert children_of(os.getpid()) == []
+
+
+async def test_an_unpicklable_message_fails_in_the_sender(anyio_backend: Any) -> None:
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Echo, placement=Subprocess())
+        with pytest.raises(UnpicklableMessage, match="generator"):
+            await ref.ask(_generator())
+        assert await ref.ask("still fine") == ("echo", "", "still fine")
+
+
+async def test_unpicklable_spawn_arguments_fail_the_spawn(anyio_backend: Any) -> None:
+    async with actors.ActorSystem() as system:
+        with pytest.raises(ActorFailed) as caught:
+            await system.spawn(Echo, _generator(), placement=Subprocess())
+        assert isinstance(caught.value.__cause__, UnpicklableMessage)
+        assert children_of(os.getpid()) == []
+
+
+async def test_cancelling_an_ask_cancels_the_remote_handler(placement: Subprocess) -> None:
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Handlers, placement=placement)
+        with anyio.move_on_after(0.2):
+            await ref.ask(("sleep", 60), timeout=None)
+        with anyio.fail_after(10):
+            assert await ref.ask("running") == 0
+
+
+async def test_a_thousand_asks_with_random_timeouts(anyio_backend: Any) -> None:
+    rng = random.Random(7)
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Handlers, placement=Subprocess())
+        results: dict[str, int] = {"ok": 0, "timeout": 0}
+
+        async def one(timeout: float, sleep: float) -> None:
+            try:
+                await ref.ask(("sleep", sleep), timeout=timeout)
+                results["ok"] += 1
+            except AskTimeout:
+                results["timeout"] += 1
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(1000):
+                    tg.start_soon(one, rng.uniform(0.01, 0.2), rng.choice([0, 0, 0.0005]))
+        assert results["ok"] + results["timeout"] == 1000
+        assert await ref.ask("running") == 0
+        peer = next(iter(system._peers.values()))
+        assert peer._pending == {}
+
+
+async def test_stopping_runs_on_stop_in_the_child_and_reaps_it(
+    placement: Subprocess, tmp_path: Path
+) -> None:
+    marker = tmp_path / "stopped"
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Stubborn, str(marker), placement=placement)
+        pid = await ref.ask("pid")
+        await ref.stop()
+        assert marker.read_text() == "stopped"
+        assert not alive(pid)
+
+
+async def test_a_child_that_outlasts_its_shutdown_is_killed(
+    anyio_backend: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "stopped"
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Stubborn, str(marker), 60.0, placement=Subprocess(), shutdown=0.2)
+        pid = await ref.ask("pid")
+        with anyio.fail_after(10):
+            await ref.stop()
+        assert not alive(pid)
+
+
+def test_killing_the_parent_leaves_no_child(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, anyio, actors
+            from process_kit import Echo
+
+            async def main():
+                async with actors.ActorSystem() as system:
+                    place = actors.Subprocess()
+                    refs = [await system.spawn(Echo, placement=place) for _ in range(2)]
+                    print(*[await r.ask("pid") for r in refs], flush=True)
+                    await anyio.sleep(60)
+
+            anyio.run(main)
+            """
+        )
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "tests"), str(root)])}
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root, env=env
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(p) for p in pids)
+        parent.kill()
+        parent.wait(10)
+        give_up = time.monotonic() + 1.0
+        while any(alive(p) for p in pids) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        assert not any(alive(p) for p in pids)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
