@@ -134,6 +134,7 @@ async def _child(
             await anyio.sleep(0.01)
 
 
+# --8<-- [start:kill-9]
 async def test_kill_9_mid_ask_is_connection_lost_and_a_restart(placement: Subprocess) -> None:
     async with actors.ActorSystem() as system:
         await system.spawn(
@@ -173,6 +174,9 @@ async def test_kill_9_mid_ask_is_connection_lost_and_a_restart(placement: Subpro
         new = await _child(system, "/user/sup/w", not_=ref)
         assert await new.ask("pid") != pid
         assert await _child(system, "/user/sup/local", not_=local) != local  # one_for_all
+
+
+# --8<-- [end:kill-9]
 
 
 async def test_a_hung_child_is_declared_dead_killed_and_restarted(anyio_backend: Any) -> None:
