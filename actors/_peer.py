@@ -165,7 +165,7 @@ class WireAsk(Ask):
             self.peer._reply(self)
 
     def cancel(self) -> None:
-        self.closed = True
+        self.close()  # an ask passed on to another process is cancelled there too
         if self.scope is not None:
             self.scope.cancel()
 
@@ -351,8 +351,20 @@ class Peer:
             )
             return False, error
 
+    def _onward(self, to: str) -> Peer | None:
+        # The connection to pass an envelope for another system on to: a
+        # child process of this one's (or of one it reaches).
+        node = to.split("\0", 2)[1]
+        if node == self.system.name:
+            return None
+        peer = self.system._route(node)
+        return None if peer is self else peer
+
     async def _on_tell(self, envelope: Envelope) -> None:
         cell, ref = self._local(envelope.to)
+        if cell is None and (onward := self._onward(envelope.to)) is not None:
+            await onward._send_raw(envelope, ref)  # not unpickled here
+            return
         ok, message = self._unpickle(envelope, ref)
         if not ok:
             self.system._dead_letter(envelope.body, ref, f"cannot unpickle: {message!r}")
@@ -362,6 +374,11 @@ class Peer:
     async def _on_ask(self, envelope: Envelope) -> None:
         cell, ref = self._local(envelope.to)
         token = envelope.reply_token
+        if cell is None and (onward := self._onward(envelope.to)) is not None:
+            ask = WireAsk(None, self, token)  # its reply goes back through here
+            self._serving[token] = ask
+            await onward._forward_body(envelope.to, envelope.body, ask)
+            return
         ok, message = self._unpickle(envelope, ref)
         ask = WireAsk(message if ok else None, self, token)
         if not ok:
@@ -502,10 +519,21 @@ class Peer:
                 pass
         self.system._dead_letter(message, ref, "connection lost")
 
+    async def _send_raw(self, envelope: Envelope, ref: ActorRef) -> None:
+        if self.error is None:
+            try:
+                await self.wire.send(envelope)
+                return
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+        self.system._dead_letter(envelope.body, ref, "connection lost")
+
     async def forward(self, to: str, ask: Ask) -> int:
         """Send ``ask``'s question to ``to``; its reply answers ``ask``.
         Returns the token; closing ``ask`` cancels the remote handler."""
-        body = dumps(ask.message)
+        return await self._forward_body(to, dumps(ask.message), ask)
+
+    async def _forward_body(self, to: str, body: bytes, ask: Ask) -> int:
         token = next(self._tokens)
         if self.error is not None:
             ask.put_error(self._lost_error())
@@ -578,7 +606,13 @@ class Peer:
     def _on_watch(self, to: str) -> None:
         if to in self._watched:
             return
-        cell, _ = self._local(to)
+        cell, ref = self._local(to)
+        if cell is None and (onward := self._onward(to)) is not None:
+            relay = anyio.CancelScope()
+            self._watched[to] = relay
+            assert self._task_group is not None
+            self._task_group.start_soon(self._relay_watch, onward, ref, to, relay)
+            return
         if cell is None or cell.terminated.is_set():
             reason = None if cell is None else cell.reason
             killed = False if cell is None else cell.killed
@@ -594,6 +628,15 @@ class Peer:
             await cell.terminated.wait()
             self._watched.pop(to, None)
             self._terminated(to, cell.reason, cell.killed)
+
+    async def _relay_watch(
+        self, onward: Peer, ref: ActorRef, to: str, scope: anyio.CancelScope
+    ) -> None:
+        # A watch of an actor another connection reaches: its notice, passed back.
+        with scope:
+            notice = await onward.join(ref, to)
+            self._watched.pop(to, None)
+            self._terminated(to, notice.reason, notice.killed)
 
     def _terminated(self, to: str, reason: BaseException | None, killed: bool) -> None:
         body = None if reason is None else dump_error(reason, self.system.name)

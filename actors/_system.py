@@ -562,6 +562,10 @@ class ActorSystem(PubSub):
     def _route(self, node: str) -> Peer | None:
         """The connection that reaches ``node``, if any."""
         peer = self._peers.get(node)
+        head = node
+        while peer is None and ":" in head:  # a child process of a child: "a:12:34"
+            head = head.rsplit(":", 1)[0]
+            peer = self._peers.get(head)
         return peer if peer is not None else self._upstream
 
     def _peer_lost(self, peer: Peer) -> None:

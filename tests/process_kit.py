@@ -108,3 +108,17 @@ def alive(pid: int) -> bool:
 
 def kill(pid: int, signum: int = signal.SIGKILL) -> None:
     os.kill(pid, signum)
+
+
+class Spawner(actors.Actor):
+    """Spawns a child: a Spawner in a process of its own (``"spawn"``), or an
+    Echo in its own process (``"local"``); answers its ref."""
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case "spawn":
+                return await self.context.spawn(Spawner, placement=actors.Subprocess())
+            case "local":
+                return await self.context.spawn(Echo, "local")
+            case "pid":
+                return os.getpid()

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from process_kit import Echo, FailsToStart, Handlers, Stubborn, alive, children_of
+from process_kit import Echo, FailsToStart, Handlers, Spawner, Stubborn, alive, children_of
 from supervision_kit import child
 
 import actors
@@ -326,3 +326,25 @@ def test_killing_the_parent_leaves_no_child(tmp_path: Path) -> None:
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+async def test_a_process_actor_can_place_its_own_children_in_processes(
+    placement: Subprocess,
+) -> None:
+    async with actors.ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        spawner = await system.spawn(Spawner, placement=placement)
+        child = await spawner.ask("spawn", timeout=20)
+        pids = {os.getpid(), await spawner.ask("pid"), await child.ask("pid")}
+        assert len(pids) == 3
+        # An actor inside the grandchild process: reached through both.
+        grandchild = await child.ask("local")
+        assert await grandchild.ask("pid") in pids - {os.getpid(), await spawner.ask("pid")}
+        await grandchild.tell(("tell", probe.ref, "from the grandchild"))
+        await probe.expect("from the grandchild")
+        probe.watch(grandchild)
+        await grandchild.ask(("tell", probe.ref, "still alive"))
+        await probe.expect("still alive")  # no Terminated came first
+        await spawner.stop()  # stops its child first
+        ended = await probe.expect(lambda m: isinstance(m, Terminated))
+        assert ended.ref == grandchild
