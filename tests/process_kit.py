@@ -122,3 +122,13 @@ class Spawner(actors.Actor):
                 return await self.context.spawn(Echo, "local")
             case "pid":
                 return os.getpid()
+
+
+class Announcer(actors.Actor):
+    """Prints its pid when started and a line when it stops (from its process)."""
+
+    async def on_start(self) -> None:
+        print(f"child {os.getpid()}", flush=True)
+
+    async def on_stop(self) -> None:
+        print("stopped in the child", flush=True)

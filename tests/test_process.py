@@ -15,7 +15,15 @@ from typing import Any
 
 import anyio
 import pytest
-from process_kit import Echo, FailsToStart, Handlers, Spawner, Stubborn, alive, children_of
+from process_kit import (
+    Echo,
+    FailsToStart,
+    Handlers,
+    Spawner,
+    Stubborn,
+    alive,
+    children_of,
+)
 from supervision_kit import child
 
 import actors
@@ -348,3 +356,47 @@ async def test_a_process_actor_can_place_its_own_children_in_processes(
         await spawner.stop()  # stops its child first
         ended = await probe.expect(lambda m: isinstance(m, Terminated))
         assert ended.ref == grandchild
+
+
+def test_ctrl_c_to_the_process_group_stops_process_actors_gracefully(tmp_path: Path) -> None:
+    # Ctrl-C in a terminal reaches every process of the group: the children
+    # ignore it, and the parent stops them (on_stop runs there), then exits.
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import actors
+            from process_kit import Announcer
+            from supervision import ChildSpec, Supervisor, run
+
+            tree = [ChildSpec(Announcer, name="w", placement=actors.Subprocess())]
+            run(ChildSpec(Supervisor, tree, name="app"))
+            """
+        )
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "tests"), str(root)])}
+    parent = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal gives
+    )
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        assert line.startswith("child "), line
+        pid = int(line.split()[1])
+        os.killpg(parent.pid, signal.SIGINT)
+        out, _ = parent.communicate(timeout=20)
+        assert parent.returncode == 0  # supervision.run: a graceful stop
+        assert "stopped in the child" in out
+        assert not alive(pid)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
