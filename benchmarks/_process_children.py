@@ -1,0 +1,104 @@
+"""The yardsticks' child processes, for ``benchmarks.process``.
+
+``python -m benchmarks._process_children KIND FD BACKEND`` runs one child on
+the socket it inherited as descriptor ``FD``, on an anyio event loop of
+``BACKEND``:
+
+- ``stream``: reads length-prefixed pickles and unpickles each; a zero length
+  is a barrier, answered with the count so far (8 bytes, big-endian). Ends at
+  end of stream.
+- ``handshake``: reads a 32-byte secret, does the actors handshake as the
+  acceptor (what a process actor's child does first), then waits for the end
+  of the stream.
+
+:func:`pipe_echo` is the ``multiprocessing`` child: it answers every message
+on its ``Connection`` with the message, until ``None``.
+
+It lives in a module of its own, importable by name, because a ``spawn``
+child imports its target by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import socket
+import struct
+import sys
+from multiprocessing.connection import Connection
+
+import anyio
+import anyio.abc
+
+LENGTH = struct.Struct("!I")
+COUNT = struct.Struct("!Q")
+SECRET_SIZE = 32
+
+
+def pipe_echo(conn: Connection) -> None:
+    """Send back every message received on ``conn``, until ``None``."""
+    recv, send = conn.recv, conn.send
+    while (message := recv()) is not None:
+        send(message)
+    conn.close()
+
+
+async def _stream(stream: anyio.abc.SocketStream) -> None:
+    buffer = bytearray()
+    got = 0
+    unpack_from = LENGTH.unpack_from
+    loads = pickle.loads
+    while True:
+        try:
+            buffer += await stream.receive()
+        except anyio.EndOfStream:
+            return
+        position = 0
+        while len(buffer) - position >= 4:
+            (size,) = unpack_from(buffer, position)
+            end = position + 4 + size
+            if end > len(buffer):
+                break
+            if size:
+                loads(buffer[position + 4 : end])
+                got += 1
+            else:
+                await stream.send(COUNT.pack(got))
+            position = end
+        del buffer[:position]
+
+
+async def _handshake(stream: anyio.abc.SocketStream, secret: bytes) -> None:
+    from actors._handshake import handshake
+
+    await handshake(stream, secret, False)
+    with contextlib.suppress(anyio.EndOfStream):
+        await stream.receive()
+
+
+async def _main(kind: str, fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    secret = b""
+    if kind == "handshake":
+        # Read before the loop takes the socket: exactly the secret, so the
+        # handshake's first bytes stay in the socket for the handshake.
+        secret = sock.recv(SECRET_SIZE, socket.MSG_WAITALL)
+    sock.setblocking(False)
+    async with await anyio.abc.SocketStream.from_socket(sock) as stream:
+        if kind == "stream":
+            await _stream(stream)
+        else:
+            await _handshake(stream, secret)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 3 or argv[0] not in ("stream", "handshake"):
+        raise SystemExit(
+            "usage: python -m benchmarks._process_children {stream,handshake} FD BACKEND"
+        )
+    kind, fd, backend = argv
+    anyio.run(_main, kind, int(fd), backend=backend)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
