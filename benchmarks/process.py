@@ -30,13 +30,13 @@ actors._child`` process, and this process holds an ordinary ``ActorRef``.
 - death: ms from SIGKILL of an actor's process until ``ref.join()`` returns
   its ``Terminated`` (its reason ``actors.ProcessExited``); beside it, for
   scale, the yardstick child's ``process.wait()`` after SIGKILL.
-- peers: thespian's ``multiprocTCPBase`` (an actor process per actor, TCP
-  between them; from the ``bench`` extra): tell throughput with an ``ask``
-  as the barrier, and the ask round trip, both from outside its system as
-  ours are. Ray (``pip install ray``), if installed: the round trip of a
-  remote actor method, ``ray.get(actor.echo.remote(order))``. Each peer's
-  system is started once (untimed) and measured once per run after the
-  other rows, so its idle processes never run beside them.
+- peers, from the ``bench`` extra (shown as "not installed" without it):
+  thespian's ``multiprocTCPBase`` (a process per actor, TCP between them):
+  tell throughput with an ``ask`` as the barrier, and the ask round trip,
+  both from outside its system as ours are; Ray: the round trip of a remote
+  actor method, ``ray.get(actor.echo.remote(order))``. Each peer's system
+  is started once (not timed) and measured once per run after the other
+  rows, so that its idle processes never run beside them.
 
 Targets, per backend: tell at least 0.5x the raw stream; an ask at most 1.5x
 a Pipe round trip and at least 10x faster than Ray's; spawn at most 1.2x the
@@ -129,7 +129,7 @@ def ray_missing() -> str | None:
     try:
         import ray  # noqa: F401
     except ImportError:
-        return "not installed (pip install ray)"
+        return "not installed (pip install -e '.[bench]')"
     return None
 
 
