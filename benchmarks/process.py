@@ -102,7 +102,6 @@ MESSAGE = Order(12345, "ABC-123", 3, 9.99)
 REAP_WAIT = 5.0
 #: How often the restart workload looks for the new incarnation, in seconds.
 POLL = 0.0005
-ACTORS_MISSING = "not available: this actors has no actors.Subprocess"
 
 
 @dataclass(frozen=True)
@@ -116,13 +115,8 @@ class Size:
 
 
 FULL = Size(100_000, 5_000, 10, 10, 2_000, 500)
-QUICK = Size(20_000, 1_000, 3, 3, 500, 200)
-WARM_UP = Size(2_000, 100, 1, 1, 0, 0)
-
-
-def actors_available() -> bool:
-    """Whether this ``actors`` can place an actor in a child process."""
-    return hasattr(actors, "Subprocess")
+QUICK = Size(10_000, 500, 3, 2, 500, 200)
+WARM_UP = Size(1_000, 50, 1, 1, 0, 0)
 
 
 def ray_missing() -> str | None:
@@ -411,9 +405,8 @@ def _measure_once(recorder: Recorder, backends: list[Backend], size: Size, recor
             recorder.add(key, value)
 
     for backend in backends:
-        if actors_available():
-            for what, value in run_on(backend, partial(_actors, size)).items():
-                add((backend, what), value)
+        for what, value in run_on(backend, partial(_actors, size)).items():
+            add((backend, what), value)
         add(
             (backend, "raw"),
             run_on(backend, partial(_raw_stream, backend, size.messages, YIELD_EVERY)),
@@ -424,7 +417,7 @@ def _measure_once(recorder: Recorder, backends: list[Backend], size: Size, recor
     add(("pipe",), _pipe_us(size.asks))
 
 
-def measure(backends: list[Backend], runs: int, size: Size, peers: bool = True) -> Recorder:
+def measure(backends: list[Backend], runs: int, size: Size) -> Recorder:
     """Every workload ``runs`` times, interleaved, after a small warm-up; the
     peers after."""
     recorder = Recorder()
@@ -433,8 +426,7 @@ def measure(backends: list[Backend], runs: int, size: Size, peers: bool = True) 
     for run in range(runs):
         print(f"run {run + 1}/{runs}", file=sys.stderr, flush=True)
         _measure_once(recorder, backends, size, record=True)
-    if peers:
-        _measure_peers(recorder, runs, size)
+    _measure_peers(recorder, runs, size)
     return recorder
 
 
@@ -477,8 +469,6 @@ def _verdicts(recorder: Recorder, backends: list[Backend]) -> list[Verdict]:
 
     verdicts = []
     for backend in backends:
-        if not has(backend, "tell"):
-            continue
         verdicts += [
             Verdict(
                 f"{backend}: tell / raw socket stream, msg/s",
@@ -568,7 +558,7 @@ def _peer_rows(
         if (name, path) in recorder.samples:
             rows.append(["-", label, *format_spread(recorder.spread((name, path)), fmt)])
         elif why:
-            rows.append(["-", label, why, ""])
+            rows.append(["-", f"{label}: {why}", "", ""])
     return rows
 
 
@@ -589,8 +579,6 @@ def report(
         f"{size.peer_asks:,} asks for the peers); median of {runs} "
         f"run{'s' if runs != 1 else ''}, spread min-max"
     )
-    if not actors_available():
-        print(f"\nactors rows: {ACTORS_MISSING}")
     thespian_why = missing("thespian")
     ray_why = ray_missing()
 
@@ -662,7 +650,6 @@ def report(
         "machine": info,
         "runs": runs,
         "size": size.__dict__,
-        "actors": None if actors_available() else ACTORS_MISSING,
         "samples": {
             " / ".join(cast(tuple[str, ...], key)): values
             for key, values in recorder.samples.items()
@@ -694,7 +681,7 @@ def main(argv: list[str] | None = None) -> None:
     args, backends = parse_args(
         "process",
         __doc__,
-        "a fifth of the messages and asks, 3 spawns and restarts instead of 10",
+        "a tenth of the messages and asks, 3 spawns and 2 restarts instead of 10",
         argv,
     )
     size = QUICK if args.quick else FULL
