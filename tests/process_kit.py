@@ -30,6 +30,9 @@ class Echo(actors.Actor):
             case ("sleep", seconds):
                 await anyio.sleep(seconds)
                 return "slept"
+            case "spin":
+                while True:  # holds the GIL and the event loop: no heartbeats
+                    pass
             case ("tell", ref, value):
                 await ref.tell(value)
                 return None
@@ -67,9 +70,11 @@ class Handlers(actors.Actor):
 class Stubborn(actors.Actor):
     """Its on_stop takes ``seconds``; it records when on_stop ran."""
 
-    def __init__(self, marker: str, seconds: float = 0.0) -> None:
+    def __init__(self, marker: str, seconds: float = 0.0, ignore_term: bool = False) -> None:
         self.marker = marker
         self.seconds = seconds
+        if ignore_term:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     async def receive(self, message: Any) -> Any:
         return os.getpid()

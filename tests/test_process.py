@@ -400,3 +400,35 @@ def test_ctrl_c_to_the_process_group_stops_process_actors_gracefully(tmp_path: P
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+async def test_a_child_that_ignores_sigterm_is_killed_a_second_later(
+    anyio_backend: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "stopped"
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(
+            Stubborn, str(marker), 60.0, True, placement=Subprocess(), shutdown=0.2
+        )
+        pid = await ref.ask("pid")
+        with anyio.fail_after(10):
+            await ref.stop()  # stop, 0.2 s, SIGTERM (ignored), 1 s, SIGKILL
+        assert marker.read_text() == "stopped"
+        assert not alive(pid)
+
+
+async def test_a_loop_holding_the_gil_is_declared_hung(anyio_backend: Any) -> None:
+    async with actors.ActorSystem() as system:
+        probe = await TestProbe.start(system)
+        placement = Subprocess(heartbeat=0.1, misses=3)
+        spec = ChildSpec(Echo, name="w", restart="temporary", placement=placement)
+        await system.spawn(Supervisor, [spec], name="sup")
+        system.registry.register("sup", _sup(system))
+        ref = await _child(system, "/user/sup/w")
+        pid = await ref.ask("pid")
+        probe.watch(ref)
+        with pytest.raises(ConnectionLost):
+            await ref.ask("spin", timeout=20)
+        ended = await probe.expect(lambda m: isinstance(m, Terminated), timeout=10)
+        assert isinstance(ended.reason, ProcessHung), ended.reason
+        assert not alive(pid)
