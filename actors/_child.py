@@ -116,7 +116,8 @@ async def _serve(fd: int) -> None:
     wire = WireConnection(stream, session)
     first = await wire.receive()
     hello: Hello = loads(first.body)
-    async with ActorSystem(hello.node) as system:
+    # Its dead letters go to the parent, which logs them.
+    async with ActorSystem(hello.node, log_dead_letters=0) as system:
         peer = Peer(system, wire, hello.parent, heartbeat=hello.heartbeat, misses=None)
         system._peers[hello.parent] = peer
         system._upstream = peer

@@ -55,7 +55,7 @@ from ._exceptions import (
     UnpicklableMessage,
     WouldBlock,
 )
-from ._messages import Terminated
+from ._messages import DeadLetter, Terminated, describe
 from ._ref import ActorRef, current_system
 from ._signal import Signal
 
@@ -223,6 +223,7 @@ class Peer:
             "watch": self._on_watch,
             "unwatch": self._on_unwatch,
             "terminated": self._on_terminated,
+            "dead_letter": self._on_dead_letter,
         }
         self._task_group: anyio.abc.TaskGroup | None = None
         self._failure: Exception | None = None
@@ -493,6 +494,19 @@ class Peer:
         if self.error is None:
             body = b"" if payload is None else dumps(payload)
             self._send_urgent(Envelope(Kind.SIGNAL, op, "", 0, _NO_HEADERS, body))
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Pass a dead letter of this system on to the other side's."""
+        try:
+            body = dumps((letter.message, letter.recipient, letter.reason, letter.topic))
+        except UnpicklableMessage:
+            body = dumps((describe(letter.message), letter.recipient, letter.reason, letter.topic))
+        if self.error is None:
+            self._send_urgent(Envelope(Kind.SIGNAL, "dead_letter", "", 0, _NO_HEADERS, body))
+
+    def _on_dead_letter(self, payload: tuple[Any, ActorRef | None, str, str | None]) -> None:
+        message, recipient, reason, topic = payload
+        self.system._dead_letter(message, recipient, f"{reason} (in {self.node})", topic=topic)
 
     async def tell(self, to: str, ref: ActorRef, message: Any) -> None:
         body = dumps(message)  # fails here, before anything is queued

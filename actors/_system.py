@@ -595,6 +595,10 @@ class ActorSystem(PubSub):
                 pass
         if self.registry._offer_dead_letter(letter):
             observed = True
+        if self._upstream is not None:
+            # A child process: the parent's system counts, logs and offers it too.
+            self._upstream.dead_letter(letter)
+            observed = True
         if not observed:
             self._dead_unobserved += 1
 

@@ -432,3 +432,18 @@ async def test_a_loop_holding_the_gil_is_declared_hung(anyio_backend: Any) -> No
         ended = await probe.expect(lambda m: isinstance(m, Terminated), timeout=10)
         assert isinstance(ended.reason, ProcessHung), ended.reason
         assert not alive(pid)
+
+
+async def test_dead_letters_in_a_child_reach_the_parent(placement: Subprocess) -> None:
+    async with actors.ActorSystem() as system:
+        spawner = await system.spawn(Spawner, placement=placement)
+        local = await spawner.ask("local")  # an actor inside the child process
+        await local.stop()
+        async with system.dead_letters() as letters:
+            await local.tell("too late")
+            with anyio.fail_after(10):
+                letter = await letters.receive()
+        assert letter.message == "too late"
+        assert letter.recipient == local
+        assert letter.reason.startswith("stopped (in ")
+        assert system.statistics().dead_letters >= 1
