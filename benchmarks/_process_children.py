@@ -7,6 +7,8 @@ the socket it inherited as descriptor ``FD``, on an anyio event loop of
 - ``stream``: reads length-prefixed pickles and unpickles each; a zero length
   is a barrier, answered with the count so far (8 bytes, big-endian). Ends at
   end of stream.
+- ``echo``: reads length-prefixed pickles, unpickles each and sends it back
+  pickled again, length-prefixed. Ends at end of stream.
 - ``handshake``: reads a 32-byte secret, does the actors handshake as the
   acceptor (what a process actor's child does first), then waits for the end
   of the stream.
@@ -68,6 +70,29 @@ async def _stream(stream: anyio.abc.SocketStream) -> None:
         del buffer[:position]
 
 
+async def _echo(stream: anyio.abc.SocketStream) -> None:
+    buffer = bytearray()
+    unpack_from, pack = LENGTH.unpack_from, LENGTH.pack
+    loads, dumps = pickle.loads, pickle.dumps
+    while True:
+        try:
+            buffer += await stream.receive()
+        except anyio.EndOfStream:
+            return
+        position, replies = 0, []
+        while len(buffer) - position >= 4:
+            (size,) = unpack_from(buffer, position)
+            end = position + 4 + size
+            if end > len(buffer):
+                break
+            data = dumps(loads(buffer[position + 4 : end]), protocol=5)
+            replies += (pack(len(data)), data)
+            position = end
+        del buffer[:position]
+        if replies:
+            await stream.send(b"".join(replies))
+
+
 async def _handshake(stream: anyio.abc.SocketStream, secret: bytes) -> None:
     from actors._handshake import handshake
 
@@ -87,14 +112,16 @@ async def _main(kind: str, fd: int) -> None:
     async with await anyio.abc.SocketStream.from_socket(sock) as stream:
         if kind == "stream":
             await _stream(stream)
+        elif kind == "echo":
+            await _echo(stream)
         else:
             await _handshake(stream, secret)
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 3 or argv[0] not in ("stream", "handshake"):
+    if len(argv) != 3 or argv[0] not in ("stream", "echo", "handshake"):
         raise SystemExit(
-            "usage: python -m benchmarks._process_children {stream,handshake} FD BACKEND"
+            "usage: python -m benchmarks._process_children {stream,echo,handshake} FD BACKEND"
         )
     kind, fd, backend = argv
     anyio.run(_main, kind, int(fd), backend=backend)

@@ -17,7 +17,9 @@ actors._child`` process, and this process holds an ordinary ``ActorRef``.
   answers a barrier with its count.
 - ask: µs per round trip to the actor, waiting for each answer. The
   yardstick: ``multiprocessing.Pipe`` to a ``spawn``-context child echoing
-  the same message (plain blocking calls, no event loop).
+  the same message (plain blocking calls, no event loop). For scale, the
+  event loop's own floor: a raw anyio socket stream to a child that
+  unpickles the message and sends it back pickled (no target).
 - spawn: ms from ``spawn(..., placement=Subprocess())`` until it returns
   with the actor started (a plain actor spawns them, as its children, so
   that killing one later fails that child, not the system). The yardstick: ``anyio.open_process`` of
@@ -294,6 +296,27 @@ async def _raw_stream(backend: Backend, n: int, batch: int) -> float:
     return n / elapsed
 
 
+async def _raw_round_trip(backend: Backend, n: int) -> float:
+    """µs per round trip through a raw anyio socket stream to a child that
+    unpickles each message and sends it back pickled: the event loop's floor
+    for an ask, without envelopes, MACs or actors."""
+    async with _child("echo", backend) as (_, stream):
+        replies = BufferedByteReceiveStream(stream)
+        data = pickle.dumps(MESSAGE, protocol=5)
+        request = LENGTH.pack(len(data)) + data
+
+        async def once() -> None:
+            await stream.send(request)
+            (size,) = LENGTH.unpack(await replies.receive_exactly(LENGTH.size))
+            pickle.loads(await replies.receive_exactly(size))
+
+        await once()  # the child is up (not timed)
+        start = time.perf_counter()
+        for _ in range(n):
+            await once()
+        return (time.perf_counter() - start) / n * 1e6
+
+
 async def _bare(backend: Backend, n: int) -> tuple[float, float]:
     """Median ms to start a child that does the actors handshake, and median
     ms from SIGKILL of it until ``process.wait()`` returns; ``n`` children."""
@@ -411,6 +434,7 @@ def _measure_once(recorder: Recorder, backends: list[Backend], size: Size, recor
             (backend, "raw"),
             run_on(backend, partial(_raw_stream, backend, size.messages, YIELD_EVERY)),
         )
+        add((backend, "raw_rtt"), run_on(backend, partial(_raw_round_trip, backend, size.asks)))
         bare, wait = run_on(backend, partial(_bare, backend, size.spawns))
         add((backend, "bare"), bare)
         add((backend, "wait"), wait)
@@ -600,7 +624,15 @@ def report(
     print("\n== throughput to a child process, msg/s ==\n")
     print(format_table(header, rows, right=(2, 3)))
 
-    rows = _rows(recorder, backends, [("ask", "actors: ask")], format_micros)
+    rows = _rows(
+        recorder,
+        backends,
+        [
+            ("ask", "actors: ask"),
+            ("raw_rtt", "raw anyio socket stream, pickle both ways"),
+        ],
+        format_micros,
+    )
     rows += [
         [
             "-",
