@@ -79,7 +79,7 @@ async def _echo(stream: anyio.abc.SocketStream) -> None:
             buffer += await stream.receive()
         except anyio.EndOfStream:
             return
-        position, replies = 0, []
+        position, replies = 0, list[bytes]()
         while len(buffer) - position >= 4:
             (size,) = unpack_from(buffer, position)
             end = position + 4 + size
