@@ -18,6 +18,8 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
 import anyio
@@ -36,10 +38,17 @@ from ._system import ActorSystem
 from ._wire import WireConnection
 
 _PR_SET_PDEATHSIG = 1
+#: Seconds between checks that the parent is still there.
+_ORPHAN_POLL = 0.2
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    if sys.platform.startswith("linux"):
+def _die_with_parent(parent_pid: int, pdeathsig: bool) -> None:
+    # The end of the connection stops this process gracefully; these kill it
+    # when its event loop cannot see that end (a handler that never yields).
+    if pdeathsig and sys.platform.startswith("linux"):
+        # Only when the parent started us from its event loop's thread: the
+        # signal comes when the thread that forked exits, and trio forks from
+        # a worker thread that exits after ten idle seconds.
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -47,6 +56,14 @@ def _die_with_parent(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # it died before prctl took effect
         os._exit(1)
+
+    def watch() -> None:  # everywhere: the parent gone means reparented
+        while True:
+            time.sleep(_ORPHAN_POLL)
+            if os.getppid() != parent_pid:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="actors: parent watch", daemon=True).start()
 
 
 class Host(Actor):
@@ -134,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--by-value", action="append", default=[])
+    parser.add_argument("--pdeathsig", action="store_true")
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent_pid)
+    _die_with_parent(args.parent_pid, args.pdeathsig)
     # Ctrl-C in a terminal reaches the whole process group: the parent
     # decides when this process ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
+import sniffio
 
 from ._exceptions import ProcessExited
 from ._handshake import handshake
@@ -115,6 +116,8 @@ def _command(placement: Subprocess, fd: int, backend: str) -> list[str]:
     ]
     for module in placement.by_value:
         command += ["--by-value", module]
+    if sniffio.current_async_library() == "asyncio":
+        command.append("--pdeathsig")  # asyncio forks from the loop's own thread
     return command
 
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import select
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -227,6 +228,20 @@ class WireConnection:
         finally:
             self._wake_all()
             await anyio.aclose_forcefully(self._stream)
+
+    def input_waiting(self) -> bool:
+        """Whether bytes from the peer wait to be read or decoded: a peer
+        that sent them is alive, however long this side took to look."""
+        if self._ready or self._buffer:
+            return True
+        sock = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):  # closed meanwhile
+            return False
+        return bool(readable)
 
     async def close_stream(self) -> None:
         """Close the stream at once (the peer reads the end of the stream);

@@ -447,3 +447,60 @@ async def test_dead_letters_in_a_child_reach_the_parent(placement: Subprocess) -
         assert letter.recipient == local
         assert letter.reason.startswith("stopped (in ")
         assert system.statistics().dead_letters >= 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_trio_parent_does_not_tie_its_children_to_a_worker_thread(
+    anyio_backend: Any,
+) -> None:
+    # trio starts processes from a worker thread that exits after ten idle
+    # seconds; PR_SET_PDEATHSIG fires when the thread that forked exits, so
+    # a child of a trio parent must not ask for it (it relies on the end of
+    # its connection and on watching its parent pid instead).
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Echo, placement=Subprocess())
+        pid = await ref.ask("pid")
+        assert b"--pdeathsig" not in await anyio.Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_a_child_whose_loop_is_stuck_still_dies_with_its_parent(tmp_path: Path) -> None:
+    # The child cannot see the end of its connection while a handler spins;
+    # it dies all the same when its parent does (a trio parent: no PDEATHSIG).
+    script = tmp_path / "parent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import anyio, actors
+            from process_kit import Echo
+
+            async def main():
+                async with actors.ActorSystem() as system:
+                    ref = await system.spawn(Echo, placement=actors.Subprocess(heartbeat=60))
+                    print(await ref.ask("pid"), flush=True)
+                    await ref.tell("spin")
+                    await anyio.sleep(60)
+
+            anyio.run(main, backend="trio")
+            """
+        )
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "tests"), str(root)])}
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root, env=env
+    )
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait(10)
+        give_up = time.monotonic() + 2.0
+        while alive(pid) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        assert not alive(pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
