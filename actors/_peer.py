@@ -45,7 +45,7 @@ import anyio.abc
 
 from ._ask import DROPPED, ERROR, FAILED, STOPPED, UNHANDLED, Ask, Outcome
 from ._codec import dumps, loads
-from ._envelope import Envelope, Kind
+from ._envelope import Envelope, Kind, encode_tell
 from ._exceptions import (
     ActorsError,
     ConnectionLost,
@@ -315,7 +315,8 @@ class Peer:
             # The rest of the frame with plain calls: one await per frame,
             # not per envelope (the benchmarks.process tell row).
             while True:
-                await self._dispatch(envelope)
+                if envelope.kind is not Kind.TELL or not self._tell_now(envelope):
+                    await self._dispatch(envelope)
                 try:
                     envelope = receive_nowait()
                 except WouldBlock:
@@ -345,7 +346,12 @@ class Peer:
     # -- delivering to local actors ---------------------------------------------
 
     def _local(self, to: str) -> tuple[Cell | None, ActorRef]:
-        uid, node, path = parse_address(to)
+        parsed = self._addresses.get(to)
+        if parsed is None:
+            if len(self._addresses) >= _MAX_ADDRESSES:
+                self._addresses.clear()
+            parsed = self._addresses[to] = parse_address(to)
+        uid, node, path = parsed
         system = self.system
         cell = system._cells.get(uid) if node == system.name else system._aliases.get((node, uid))
         if cell is not None:
@@ -375,8 +381,9 @@ class Peer:
         peer = self.system._route(node)
         return None if peer is self else peer
 
-    async def _on_tell(self, envelope: Envelope) -> None:
-        # The fast path: a live local actor with room in a blocking mailbox.
+    def _tell_now(self, envelope: Envelope) -> bool:
+        # The fast path, without an await: a live local actor with room in a
+        # blocking mailbox. False: take the slow path (nothing was done).
         to = envelope.to
         parsed = self._addresses.get(to)
         if parsed is None:
@@ -386,22 +393,35 @@ class Peer:
         uid, node, _ = parsed
         system = self.system
         cell = system._cells.get(uid) if node == system.name else system._aliases.get((node, uid))
-        if cell is not None and not self._backlogs and cell.remote is None:
-            mailbox = cell.mailbox
-            if mailbox.overflow == "block":
-                try:
-                    message = loads(envelope.body)
-                except Exception:
-                    pass  # the slow path says why
-                else:
-                    try:
-                        if mailbox.try_put(message):
-                            return
-                    except SendOnClosed:
-                        cell.dead_letter(message, "stopped")
-                        return
-                    await self._deliver(cell, cell.ref, message)
-                    return
+        if cell is None or cell.mailbox.overflow != "block":
+            return False
+        backlog = self._backlogs.get(cell) if self._backlogs else None
+        if backlog is not None:
+            if self._backlog_size >= MAX_BACKLOG:
+                return False  # the slow path waits for room
+            try:
+                backlog.append(loads(envelope.body))
+            except Exception:
+                return False  # the slow path says why
+            self._backlog_size += 1
+            return True
+        user = cell.mailbox._user
+        if len(user._buffer) >= user._capacity:
+            return False
+        try:
+            message = loads(envelope.body)
+        except Exception:
+            return False  # the slow path says why
+        try:
+            if cell.mailbox.try_put(message):
+                return True
+        except SendOnClosed:
+            cell.dead_letter(message, "stopped")
+            return True
+        return False  # pragma: no cover - room was checked
+
+    async def _on_tell(self, envelope: Envelope) -> None:
+        to = envelope.to
         cell, ref = self._local(to)
         if cell is None and (onward := self._onward(envelope.to)) is not None:
             await onward._send_raw(envelope, ref)  # not unpickled here
@@ -467,11 +487,20 @@ class Peer:
 
     async def _drain(self, cell: Cell) -> None:
         backlog = self._backlogs[cell]
+        mailbox = cell.mailbox
         try:
             while backlog:
-                await cell.ref.tell(backlog[0])
-                backlog.popleft()
-                self._backlog_size -= 1
+                # What fits at once with plain calls, then wait for room for one.
+                try:
+                    while backlog and mailbox.try_put(backlog[0]):
+                        backlog.popleft()
+                        self._backlog_size -= 1
+                except SendOnClosed:
+                    pass  # tell() below dead-letters them one by one
+                if backlog:
+                    await cell.ref.tell(backlog[0])
+                    backlog.popleft()
+                    self._backlog_size -= 1
                 if self._backlog_room is not None and self._backlog_size < MAX_BACKLOG:
                     self._backlog_room.set()
                     self._backlog_room = None
@@ -764,12 +793,13 @@ class RemoteRef(ActorRef[Any, Any]):
     """An ``ActorRef`` to an actor of another system: its messages are pickled
     and go through the peer's connection. Made by unpickling a ref."""
 
-    __slots__ = ("_address", "_peer")
+    __slots__ = ("_address", "_address_bytes", "_peer")
 
     def __init__(self, peer: Peer, system_name: str, path: str, uid: int) -> None:
         super().__init__(None, system_name, path, uid)
         self._peer = peer
         self._address = address(system_name, uid, path)
+        self._address_bytes = self._address.encode()
 
     def __repr__(self) -> str:
         return f"<ActorRef {self._path} #{self._uid} on {self._system_name}>"
@@ -783,7 +813,7 @@ class RemoteRef(ActorRef[Any, Any]):
         peer = self._peer
         if peer.error is None:
             try:
-                await peer.wire.send(Envelope(Kind.TELL, self._address, "", 0, _NO_HEADERS, body))
+                await peer.wire.send_encoded(encode_tell(self._address_bytes, body))
                 return
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass

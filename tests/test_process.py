@@ -504,3 +504,18 @@ def test_a_child_whose_loop_is_stuck_still_dies_with_its_parent(tmp_path: Path) 
             parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+async def test_a_full_mailbox_in_the_child_never_holds_up_a_reply(placement: Subprocess) -> None:
+    # The child's actor asks the parent while the parent floods its small
+    # mailbox: the reply must get past the flood (the connection's backlog),
+    # and the flood still arrives whole and in order.
+    async with actors.ActorSystem() as system:
+        local = await system.spawn(Echo, "local", name="local")
+        ref = await system.spawn(Echo, mailbox=actors.Mailbox(4), placement=placement)
+        await ref.tell(("ask", local, "question"))
+        for i in range(3000):
+            await ref.tell(i)
+        with anyio.fail_after(20):
+            assert await ref.ask("seen", timeout=None) == list(range(3000))
+        assert await local.ask("seen") == ["question"]
