@@ -37,6 +37,7 @@ from ._mailbox import OverflowPolicy as OverflowPolicy
 from ._messages import DeadLetter as DeadLetter
 from ._messages import Terminated as Terminated
 from ._placement import Subprocess as Subprocess
+from ._pool import ProcessPool as ProcessPool
 from ._portal import ThreadPortal as ThreadPortal
 from ._ref import ActorRef as ActorRef
 from ._registry import Registry as Registry
@@ -81,6 +82,7 @@ __all__ = [
     "OverflowPolicy",
     "ProcessExited",
     "ProcessHung",
+    "ProcessPool",
     "ReceiveCase",
     "Registry",
     "RemoteError",

@@ -20,22 +20,25 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from ._actor import Actor
 from ._codec import loads
-from ._exceptions import ActorFailed, AuthenticationError, ConnectionLost
+from ._exceptions import AuthenticationError, ConnectionLost
 from ._handshake import handshake
-from ._messages import Terminated
 from ._peer import Peer, Silent, dump_error
 from ._process import KEY_SIZE
-from ._proxy import Hello, Ready, Spawn
 from ._ref import ActorRef
 from ._system import ActorSystem
 from ._wire import WireConnection
+from ._worker import Census, Drop, Hello, Ready, Spawn
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._reply import Reply
 
 _PR_SET_PDEATHSIG = 1
 #: Seconds between checks that the parent is still there.
@@ -67,43 +70,53 @@ def _die_with_parent(parent_pid: int, pdeathsig: bool) -> None:
 
 
 class Host(Actor):
-    """Starts the actors the parent places in this process and reports their end."""
+    """Starts the actors the parent places in this process and reports their end.
+
+    Many actors may share the process (a pool's worker): each spawn runs on
+    its own (a slow ``on_start`` holds up no other), and each hosted actor's
+    end is reported when its cell is gone, not through this mailbox.
+    """
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
-        self.identities: dict[ActorRef, tuple[str, int]] = {}
+        self.identities: dict[Cell, tuple[str, int]] = {}
+
+    async def on_start(self) -> None:
+        self.context.system._gone_hooks.append(self._gone)
 
     async def receive(self, message: Any) -> Any:
         match message:
             case Spawn():
-                return await self._spawn(message)
-            case Terminated(ref=ref, reason=reason, killed=killed):
-                identity = self.identities.pop(ref, None)
-                if identity is not None:
-                    system = self.context.system
-                    system._aliases.pop(identity, None)
-                    body = None if reason is None else dump_error(reason, system.name)
-                    self.peer.signal("ended", (identity[1], body, killed))
+                return self._spawn(message)
+            case Drop(node=node, uid=uid):
+                cell = self.context.system._aliases.get((node, uid))
+                if cell is not None:
+                    cell.kill()
+            case Census():
+                return len(self.identities)
         return None
 
-    async def _spawn(self, request: Spawn) -> bytes | None:
+    def _spawn(self, request: Spawn) -> bytes | None:
         system = self.context.system
-        cell = self._actors_cell
         try:
             factory, args, kwargs = loads(request.spec)
         except Exception as error:
             return dump_error(error, system.name)
         identity = (request.node, request.uid)
+        hosted: list[Cell] = []
 
-        def setup(hosted: Any) -> None:
+        def setup(cell: Cell) -> None:
             # Its refs are its stand-in's: they pickle as the parent's.
-            hosted.ref = ActorRef(hosted, request.node, request.path, request.uid)
-            hosted.path = request.path
-            system._aliases[identity] = hosted
+            cell.ref = ActorRef(cell, request.node, request.path, request.uid)
+            cell.path = request.path
+            cell.start_awaited = True  # a start failure answers the Spawn
+            system._aliases[identity] = cell
+            self.identities[cell] = identity
+            hosted.append(cell)
 
         try:
-            ref = await system._spawn(
-                cell,
+            system._spawn_nowait(
+                self._actors_cell,
                 factory,
                 args,
                 kwargs,
@@ -112,15 +125,28 @@ class Host(Actor):
                 request.shutdown,
                 setup,
             )
-        except ActorFailed as error:
-            system._aliases.pop(identity, None)
-            return dump_error(error.__cause__ or error, system.name)
-        self.identities[ref] = identity
-        self.context.watch(ref)
+        except Exception as error:
+            return dump_error(error, system.name)
+        reply = self.context.reply_later()
+        self.context.go(self._started, hosted[0], reply)
         return None
 
+    async def _started(self, cell: Cell, reply: Reply) -> None:
+        await cell.started.wait()
+        error = cell.start_error
+        reply.send(None if error is None else dump_error(error, self.context.system.name))
+
+    def _gone(self, cell: Cell) -> None:
+        identity = self.identities.pop(cell, None)
+        if identity is not None:
+            system = self.context.system
+            system._aliases.pop(identity, None)
+            reason = cell.reason
+            body = None if reason is None else dump_error(reason, system.name)
+            self.peer.signal("ended", (identity[1], body, cell.killed))
+
     async def on_child_failed(self, child: ActorRef, error: BaseException) -> None:
-        pass  # reported to the parent by the watch: the stand-in fails with it
+        pass  # reported to the parent when its cell is gone: the stand-in fails with it
 
 
 async def _serve(fd: int) -> None:

@@ -49,6 +49,9 @@ class Subprocess:
         misses: heartbeats missed before a child is declared hung.
         pool: the name of a process pool (``system.process_pool(name, ...)``)
             whose workers host the actor, instead of a process of its own.
+            The pool's placement says how its workers run: with ``pool``,
+            only ``start_timeout`` (which then covers waiting for a live
+            worker and the actor's ``on_start``) and ``by_value`` may be set.
         by_value: modules whose classes and functions are pickled by value
             (cloudpickle's ``register_pickle_by_value``), in this process and
             the child, for code the child cannot import.
@@ -81,9 +84,25 @@ class Subprocess:
             )
         if self.pool is not None and (not isinstance(self.pool, str) or not self.pool):
             raise ValueError(f"Subprocess(pool=...) must be a non-empty name, got {self.pool!r}")
+        if self.pool is not None:
+            # The pool's workers are running already: how they run is the pool's.
+            own = [
+                f"{name}={getattr(self, name)!r}"
+                for name in ("backend", "python", "env", "cwd", "heartbeat", "misses")
+                if getattr(self, name) != _DEFAULTS[name]
+            ]
+            if own:
+                raise ValueError(
+                    f"Subprocess(pool={self.pool!r}) runs the actor on the pool's workers, "
+                    f"which the pool starts: pass {', '.join(own)} to "
+                    f"system.process_pool(..., placement=Subprocess(...)) instead"
+                )
         by_value: object = self.by_value
         modules = (by_value,) if isinstance(by_value, str) else tuple(self.by_value)
         object.__setattr__(self, "by_value", modules)
+
+
+_DEFAULTS = {name: value.default for name, value in Subprocess.__dataclass_fields__.items()}
 
 
 def place(

@@ -15,14 +15,21 @@ there into what happens here:
   (``code`` -9 for ``kill -9``); asks in flight raise :class:`ConnectionLost`;
 - its process hung (missed heartbeats): killed, then :class:`ProcessHung`.
 
-Stopping the stand-in stops the remote actor (its ``on_stop`` runs there),
-waits up to its shutdown timeout, then ends the process: the connection
-closes, then SIGTERM, a second later SIGKILL, and the process is always
-reaped.
+The process is a :class:`~actors._worker.Worker`: one of its own
+(``Subprocess()``), or one of a process pool's (``Subprocess(pool=...)``),
+shared with other actors. Stopping the stand-in stops the remote actor (its
+``on_stop`` runs there) and waits up to its shutdown timeout; then a process
+of its own is ended (the connection closes, then SIGTERM, a second later
+SIGKILL, and the process is always reaped), while on a pool's worker the
+host is asked to kill the actor and the process lives on.
 
 # Invariants:
-# - The child process is ended and reaped before the stand-in's task ends,
-#   however it ends (``_serve``'s ``finally``, shielded).
+# - A process of its own is ended and reaped when the stand-in ends, however
+#   it ends (``on_stop``, or the worker's serving task when it was killed).
+# - A pooled stand-in is in its worker's ``stand_ins`` from the moment it
+#   picked the worker until its cell is gone (``_release``, from the
+#   system's gone hook); when it ends before its remote actor did, the host
+#   is asked to kill that actor.
 # - An ask the stand-in took is answered by the remote reply, or with
 #   ``ConnectionLost`` when the connection ends (the peer's invariant).
 """
@@ -31,7 +38,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -39,46 +45,18 @@ import sniffio
 
 from ._actor import Actor
 from ._codec import dumps_spec
-from ._exceptions import ActorsError, ConnectionLost, ProcessHung, UnpicklableMessage
+from ._exceptions import ConnectionLost, UnpicklableMessage
 from ._mailbox import Mailbox
-from ._peer import Peer, RemoteRef, Silent, address, load_error
-from ._process import ChildProcess, start
+from ._peer import RemoteRef, address, load_error
+from ._pool import pool_named
+from ._process import TERM_GRACE
+from ._worker import Spawn, Worker
 
 if TYPE_CHECKING:
     from ._cell import Cell
     from ._placement import Subprocess
 
 logger = logging.getLogger("actors")
-
-
-@dataclass(frozen=True)
-class Hello:
-    """The parent's first message to a child: who it is and who we are."""
-
-    node: str
-    parent: str
-    heartbeat: float
-
-
-@dataclass(frozen=True)
-class Ready:
-    """The child's answer: its pid and its host actor."""
-
-    pid: int
-    host: Any
-
-
-@dataclass(frozen=True)
-class Spawn:
-    """Host request: run an actor with this identity (node, path, uid)."""
-
-    spec: bytes
-    node: str
-    path: str
-    uid: int
-    name: str
-    shutdown: float | None
-    mailbox: Mailbox
 
 
 class ProcessActor(Actor):
@@ -96,64 +74,41 @@ class ProcessActor(Actor):
         self.args = args
         self.kwargs = kwargs
         self.actor_class = getattr(factory, "__qualname__", repr(factory))
-        self.child: ChildProcess | None = None
-        self.peer: Peer | None = None
+        self.worker: Worker | None = None
         self._address = ""
-        self._ended: anyio.Event | None = None
-        self._closing = False
-        self._waiting: anyio.CancelScope | None = None
+        self._ended = anyio.Event()  # the remote actor ended, or its process did
+        self._running = False  # on_start succeeded
+        self._stopping = False
+        self._released = False
         self._direct: RemoteRef | None = None
-        self._error: BaseException | None = None
+
+    @property
+    def _owns_worker(self) -> bool:
+        return self.placement.pool is None
 
     async def on_start(self) -> None:
         cell: Cell = self._actors_cell
         system = cell.system
         placement = self.placement
-        if placement.pool is not None:
-            raise ActorsError(
-                f"{cell.path}: process pools are not available yet; spawn it with "
-                f"Subprocess() (a process of its own)"
-            )
         spec = dumps_spec((self.factory, self.args, self.kwargs))  # fails here, not there
-        backend = placement.backend or sniffio.current_async_library()
         if placement.by_value:
             _register_by_value(placement.by_value)
+        self._address = address(system.name, cell.uid, cell.path)
         try:
             with anyio.fail_after(placement.start_timeout):
-                child = self.child = await start(placement, backend)
-                node = f"{system.name}:{child.pid}"
-                peer = self.peer = Peer(
-                    system,
-                    child.wire,
-                    node,
-                    pid=child.pid,
-                    heartbeat=placement.heartbeat,
-                    misses=placement.misses,
-                )
-                ready = anyio.Event()
-                answers: list[Ready] = []
-
-                def on_ready(message: Ready) -> None:
-                    answers.append(message)
-                    ready.set()
-
-                peer.handlers["ready"] = on_ready
-                peer.handlers["ended"] = self._remote_ended
-                system._peers[node] = peer
-                peer.signal("hello", Hello(node, system.name, placement.heartbeat))
-                # Not a goroutine: those end before on_stop, which still
-                # needs the connection to stop the remote actor.
-                system._start(self._serve, name=f"{cell.path} (process {child.pid})")
-                with anyio.CancelScope() as waiting:
-                    self._waiting = waiting
-                    await ready.wait()
-                if not answers:
-                    raise self._error or ConnectionLost(f"process {child.pid} ended while starting")
-                host = answers[0].host
-                self._address = address(system.name, cell.uid, cell.path)
-                cell.details = {**(cell.details or {}), "pid": str(child.pid)}
-                self._ended = anyio.Event()
-                outcome = await host.ask(
+                if placement.pool is None:
+                    backend = placement.backend or sniffio.current_async_library()
+                    worker = self.worker = Worker(system, placement, backend, owner=cell)
+                    await worker.start()
+                    details = {"pid": str(worker.pid)}
+                else:
+                    pool = pool_named(system, placement.pool, cell.path)
+                    worker = self.worker = await pool._pick(cell.path)
+                    details = {"pid": str(worker.pid), "pool": pool.name}
+                worker.stand_ins[cell.uid] = self
+                cell.details = {**(cell.details or {}), **details}
+                assert worker.host is not None
+                outcome = await worker.host.ask(
                     Spawn(
                         spec,
                         system.name,
@@ -165,14 +120,29 @@ class ProcessActor(Actor):
                     ),
                     timeout=None,
                 )
-        except BaseException:
-            await self._end_child(kill=True)
+        except BaseException as error:
+            await self._abandon()
+            lost = self.worker
+            if isinstance(error, ConnectionLost) and lost is not None and lost.error:
+                raise lost.error from None  # how the process died says more
             raise
         if outcome is not None:
-            await self._end_child(kill=True)
+            await self._abandon()
             raise load_error(outcome)
-        self._direct = RemoteRef(self.peer, system.name, cell.path, cell.uid)
+        self._running = True
+        self._direct = RemoteRef(worker.peer, system.name, cell.path, cell.uid)  # type: ignore[arg-type]
         self._go_direct()
+
+    async def _abandon(self) -> None:
+        # on_start failed: no remote actor may outlive the stand-in.
+        worker = self.worker
+        if worker is None:
+            return
+        if self._owns_worker:
+            await worker.end(kill=True)
+        elif not self._ended.is_set():
+            cell: Cell = self._actors_cell
+            worker.drop(self._address, cell.system.name, cell.uid)
 
     def _go_direct(self) -> None:
         # Once nothing waits in the stand-in's mailbox, refs send straight
@@ -182,71 +152,50 @@ class ProcessActor(Actor):
         if not cell.mailbox._user._buffer and cell.alive and not cell.stop_requested:
             cell.remote = self._direct
 
-    async def _serve(self) -> None:
-        # A task of the system's nursery: serves the connection while the
-        # stand-in lives, fails it when the process dies, and always ends and
-        # reaps the process.
-        from ._cell import current_cell
-
-        current_cell.set(None)
-        cell: Cell = self._actors_cell
-        child, peer = self.child, self.peer
-        assert child is not None and peer is not None
-        error: BaseException | None = None
-        try:
-            async with anyio.create_task_group() as task_group:
-
-                async def end_with_cell() -> None:
-                    await cell.terminated.wait()
-                    task_group.cancel_scope.cancel()
-
-                task_group.start_soon(end_with_cell)
-                try:
-                    await peer.run()
-                except Silent as silent:
-                    await child.kill()
-                    why = str(silent).split(" ", 1)[1]
-                    error = ProcessHung(
-                        f"{child.exited()}: killed after it {why}",
-                        code=child.returncode,
-                        pid=child.pid,
-                    )
-                except (ConnectionLost, anyio.BrokenResourceError):
-                    if not self._closing:
-                        with anyio.move_on_after(5):
-                            await child.wait()
-                        error = child.exited()
-                except Exception as exc:  # a remote failure, from _remote_ended
-                    error = exc
-                task_group.cancel_scope.cancel()
-        finally:
-            closing = self._closing  # we ended it: not a failure
-            await self._end_child(kill=not closing)
-        cell.remote = None
-        if error is not None and not closing:
-            self._error = error
-            if self._waiting is not None:
-                self._waiting.cancel()
-            if cell.failure is None and cell.alive:
-                cell.failure = error  # as a failing goroutine does
-                cell.scope.cancel()
-
-    def _remote_ended(self, payload: tuple[int, bytes | None, bool]) -> None:
-        uid, reason, _killed = payload
-        cell: Cell = self._actors_cell
-        if uid != cell.uid:
-            return
-        if self._ended is not None:
-            self._ended.set()
-        if self._closing:
-            return
+    def _remote_ended(self, reason: bytes | None) -> None:
+        # The host's report: the remote actor ended (stopped, or failed).
+        self._ended.set()
+        if not self._running or self._stopping:
+            return  # on_start, or on_stop, takes it from here
         if reason is not None:
-            raise load_error(reason)  # out of the peer: _serve fails the stand-in
-        cell.request_stop()
+            self._fail(load_error(reason))
+        else:
+            self._actors_cell.request_stop()
+
+    def _lost(self, error: BaseException | None) -> None:
+        # The worker's connection ended: the process died (``error``), or
+        # whoever owns it ended it.
+        self._actors_cell.remote = None
+        self._ended.set()  # nothing more will come from there
+        if error is not None:
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        cell: Cell = self._actors_cell
+        cell.remote = None
+        if cell.failure is None and cell.alive:
+            cell.failure = error  # as a failing goroutine does
+            cell.scope.cancel()
+
+    def _release(self) -> None:
+        # The stand-in's cell is gone (however it ended): leave the worker,
+        # and kill the remote actor if it may still run.
+        if self._released:
+            return
+        self._released = True
+        cell: Cell = self._actors_cell
+        cell.remote = None
+        worker = self.worker
+        if worker is None or worker.peer is None:
+            return
+        worker.stand_ins.pop(cell.uid, None)
+        if not self._ended.is_set() and not self._owns_worker:
+            worker.drop(self._address, cell.system.name, cell.uid)
 
     async def receive(self, message: Any) -> Any:
-        peer = self.peer
-        assert peer is not None
+        worker = self.worker
+        assert worker is not None and worker.peer is not None
+        peer = worker.peer
         cell: Cell = self._actors_cell
         ask = cell._current_ask
         if ask is not None:
@@ -267,36 +216,39 @@ class ProcessActor(Actor):
 
     async def on_stop(self) -> None:
         self._actors_cell.remote = None  # from now on, messages are dead letters here
-        peer, child = self.peer, self.child
-        if peer is None or child is None or peer.error is not None:
+        self._stopping = True
+        worker = self.worker
+        if worker is None or worker.peer is None or worker.peer.error is not None:
             return
+        peer = worker.peer
         polite = False
         try:
-            if self._ended is not None and not self._ended.is_set():
+            if not self._ended.is_set():
                 peer.signal("stop", self._address)
                 await self._ended.wait()  # until our shutdown timeout cancels us
             polite = True
         finally:
-            # Cancelled (the shutdown timeout, a kill): SIGTERM at once, a
-            # second later SIGKILL; either way the process is reaped before
-            # the stand-in ends.
-            await self._end_child(kill=False, grace=1.0 if polite else 0.0)
-
-    async def _end_child(self, *, kill: bool, grace: float = 1.0) -> None:
-        child = self.child
-        if child is None:
-            return
-        self._closing = True
-        with anyio.CancelScope(shield=True):
-            if self.peer is not None:
-                self.peer.close()
-            if kill:
-                await child.kill()
-            else:
-                await child.end(grace=grace)
+            if self._owns_worker:
+                # Cancelled (the shutdown timeout, a kill): SIGTERM at once, a
+                # second later SIGKILL; either way the process is reaped
+                # before the stand-in ends.
+                await worker.end(kill=False, grace=1.0 if polite else 0.0)
+            elif not self._ended.is_set():
+                # The worker lives on: its host kills the actor.
+                peer.signal("kill", self._address)
+                with anyio.CancelScope(shield=True), anyio.move_on_after(TERM_GRACE):
+                    await self._ended.wait()
 
     def __repr__(self) -> str:
         return f"<ProcessActor {self.actor_class}>"
+
+
+def release(cell: Cell) -> None:
+    """The system's gone hook while it has process pools: a pooled stand-in
+    leaves its worker when its cell is gone."""
+    instance = cell.instance
+    if type(instance) is ProcessActor:
+        instance._release()
 
 
 def _register_by_value(modules: tuple[str, ...]) -> None:
@@ -308,4 +260,4 @@ def _register_by_value(modules: tuple[str, ...]) -> None:
         cloudpickle.register_pickle_by_value(importlib.import_module(name))
 
 
-__all__ = ["Hello", "ProcessActor", "Ready", "RemoteRef", "Spawn"]
+__all__ = ["ProcessActor", "release"]

@@ -41,6 +41,7 @@ from ._messages import DeadLetter
 from ._nursery import Nursery
 from ._peer import Peer, RemoteRef
 from ._placement import Subprocess, place
+from ._pool import ProcessPool, pool_named
 from ._portal import ThreadPortal
 from ._pubsub import PubSub
 from ._ref import ActorRef, check_thread, current_system
@@ -144,6 +145,7 @@ class ActorSystem(PubSub):
         self._upstream: Peer | None = None
         # Actors this process hosts for another system, by their identity there.
         self._aliases: dict[tuple[str, int], Cell] = {}
+        self._pools: dict[str, ProcessPool] = {}  # open process pools, by name
         self._nursery = Nursery(self._kill_all, self._crashed)
         self._start = self._nursery.start_soon
         self._deadlines = Deadlines(self._start)
@@ -210,6 +212,8 @@ class ActorSystem(PubSub):
         try:
             if exc is None or isinstance(exc, (Exception, SystemExit)):
                 await self._stop_all()
+                for pool in reversed(list(self._pools.values())):
+                    await pool.close()  # their actors have stopped
             else:
                 self._nursery.cancel()
         except BaseException as error:
@@ -267,6 +271,8 @@ class ActorSystem(PubSub):
     def _kill_all(self) -> None:
         for cell in list(self._cells.values()):
             cell.kill()
+        for pool in list(self._pools.values()):
+            pool.abort()
 
     def _crashed(self, error: BaseException) -> None:
         # An exception escaped a task (the nursery cancels every task).
@@ -312,9 +318,10 @@ class ActorSystem(PubSub):
             shutdown: seconds it gets to stop before it is cancelled (default:
                 the system's); ``math.inf`` waits forever (for sub-trees).
             placement: where it runs: ``None`` in this process,
-                :class:`Subprocess` in a child process of its own (its class
-                and arguments are pickled by value; the ref is an ordinary
-                ref).
+                :class:`Subprocess` in a child process of its own,
+                ``Subprocess(pool=name)`` on a worker of a process pool
+                (:meth:`process_pool`); its class and arguments are pickled
+                by value, and the ref is an ordinary ref.
             **kwargs: keyword arguments for ``factory``. ``name``, ``mailbox``,
                 ``shutdown`` and ``placement`` are taken by ``spawn``: wrap
                 the factory with ``functools.partial`` if the actor needs them.
@@ -330,7 +337,9 @@ class ActorSystem(PubSub):
                 something that is not an Actor (a ``TypeError``), or
                 ``on_start`` raised; the original is ``__cause__`` and the
                 message says which.
-            ActorsError: the system is not running.
+            ActorsError: the system is not running, or ``placement`` names
+                a process pool it does not have (or one that is closed or
+                gave up).
 
         Cancellation: if the caller is cancelled while the actor starts, the
         actor keeps starting and lives on under its parent.
@@ -457,12 +466,14 @@ class ActorSystem(PubSub):
             name = self._anonymous_name(named_after, siblings)
         elif not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"actor name must be a non-empty string without '/', got {name!r}")
+        where = parent.path if parent else "/user"
         if name in siblings:
-            where = parent.path if parent else "/user"
             raise NameTaken(
                 f"{where}/{name} is already taken by a live actor: choose another "
                 f"name, or stop the existing one first"
             )
+        if placement is not None and placement.pool is not None:
+            pool_named(self, placement.pool, f"{where}/{name}")  # refused here, not later
         if shutdown is None:
             shutdown = self.shutdown
         elif shutdown == math.inf:
@@ -508,6 +519,55 @@ class ActorSystem(PubSub):
         self._cells.pop(cell.uid, None)
         for hook in self._gone_hooks:
             hook(cell)
+
+    # -- process pools ----------------------------------------------------------
+
+    def process_pool(
+        self,
+        name: str,
+        size: int | None = None,
+        *,
+        placement: Subprocess | None = None,
+        max_restarts: int = 5,
+        within: float = 10.0,
+    ) -> ProcessPool:
+        """A pool of ``size`` long-lived worker processes that host many
+        actors: ``spawn(..., placement=Subprocess(pool=name))`` puts an
+        actor on the live worker with the fewest actors.
+
+        Start it one of two ways. ``async with system.process_pool(...)``:
+        leaving the block stops the actors still on it, then ends its
+        workers. ``await system.process_pool(...)``: it lives as long as the
+        system, which closes it after every actor has stopped (the form for
+        supervisors whose children use it), or until ``await pool.close()``.
+        Either way, starting waits until every worker is ready.
+
+        Args:
+            name: what ``Subprocess(pool=...)`` calls it; unique among the
+                system's open pools.
+            size: how many worker processes (default: ``os.cpu_count()``).
+            placement: how each worker is started (``Subprocess(...)``:
+                backend, interpreter, environment, heartbeat, start timeout,
+                modules by value); not ``pool=``.
+            max_restarts: dead workers it replaces within ``within``
+                seconds before it gives up (then spawns on it fail).
+            within: the window of ``max_restarts``, in seconds.
+
+        Returns:
+            The :class:`ProcessPool`, not started yet: enter or await it.
+
+        Raises:
+            ValueError: a bad name, size, ``max_restarts`` or ``within``, or
+                a placement that names a pool.
+            TypeError: ``placement`` is not a :class:`Subprocess`.
+
+        Starting it raises :class:`ActorsError` if the system is not running
+        or has an open pool of that name, and what kept a worker from
+        starting (:class:`ProcessExited`, ``TimeoutError``,
+        :class:`IncompatiblePeer`), after ending the workers that did start.
+        Cancellation while it starts leaves no worker running.
+        """
+        return ProcessPool(self, name, size, placement, max_restarts, within)
 
     # -- watching -------------------------------------------------------------
 

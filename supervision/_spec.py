@@ -60,7 +60,8 @@ class ChildSpec:
             ``("topic", group)``; every incarnation is spawned subscribed, so
             they are restored on restart.
         placement: ``actors.Subprocess()`` runs every incarnation in a fresh
-            child process; the death of the process is a crash like any
+            child process, ``actors.Subprocess(pool="name")`` on a worker of
+            that process pool; the death of the process is a crash like any
             other (``actors.ProcessExited``).
         **kwargs: keyword arguments for ``factory``.
 

@@ -1,6 +1,11 @@
-"""Every async test runs under asyncio (debug on) and trio."""
+"""Every async test runs under asyncio (debug on) and trio; process tests opt in
+to `no_orphans`."""
 
 from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,3 +20,16 @@ pytest_plugins: list[str] = []
 )
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def no_orphans() -> Iterator[None]:
+    """Fail a test that leaves a child process behind (opt in with
+    ``pytest.mark.usefixtures("no_orphans")``)."""
+    from process_kit import children_of
+
+    yield
+    left = children_of(os.getpid())
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"child processes left running: {left}"

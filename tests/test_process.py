@@ -41,17 +41,11 @@ from actors import (
 from actors.testing import TestProbe
 from supervision import ChildSpec, Supervisor
 
-pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc")]
-
-
-@pytest.fixture(autouse=True)
-def no_orphans() -> Any:
-    """Fail a test that leaves a child process behind."""
-    yield
-    left = children_of(os.getpid())
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"child processes left running: {left}"
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc"),
+    pytest.mark.usefixtures("no_orphans"),
+]
 
 
 @pytest.fixture(params=["same", "other"])
