@@ -290,6 +290,23 @@ class ProcessPool:
             if worker is not None:
                 worker.abort()
 
+    async def wait_ready(self) -> None:
+        """Wait until every one of its ``size`` workers is live: at once, but
+        after a worker died, until its replacement is ready.
+
+        Raises:
+            ActorsError: the pool is closed, or it gave up replacing workers.
+
+        Cancellation: nothing changes; the pool goes on as before.
+        """
+        while True:
+            self.check("wait_ready()")
+            if all(worker is not None and worker.alive for worker in self._slots):
+                return
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
+
     # -- placing actors ----------------------------------------------------------
 
     def check(self, path: str) -> None:

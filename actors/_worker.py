@@ -20,6 +20,7 @@ name, and when the process dies every one of them fails with how it died
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -247,7 +248,7 @@ class Worker:
             # The stand-ins left learn that the connection is gone: with the
             # error, they fail; without (their owner ended it), they detach.
             for stand_in in list(peer.proxies.values()):
-                stand_in._lost(error)
+                stand_in._lost(None if error is None else _own_copy(error))
             if error is not None and self.on_lost is not None:
                 self.on_lost(self, error)
             self._settled.set()
@@ -288,6 +289,15 @@ class Worker:
                 await child.kill()
             else:
                 await child.end(grace=grace)
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    # One exception per failing actor: each is logged on its own and gets
+    # its own notes (which name the actor).
+    try:
+        return copy.copy(error)
+    except Exception:  # pragma: no cover - an exception that cannot be rebuilt
+        return error
 
 
 __all__ = ["Census", "Drop", "Hello", "Ready", "Spawn", "Worker"]
