@@ -31,6 +31,7 @@ from ._exceptions import UnhandledMessage as UnhandledMessage
 from ._exceptions import UnpicklableMessage as UnpicklableMessage
 from ._exceptions import WouldBlock as WouldBlock
 from ._go import go as go
+from ._handshake import create_cookie as create_cookie
 from ._mailbox import DEFAULT_CAPACITY as DEFAULT_MAILBOX_CAPACITY
 from ._mailbox import Mailbox as Mailbox
 from ._mailbox import OverflowPolicy as OverflowPolicy
@@ -48,6 +49,8 @@ from ._select import select as select
 from ._subscription import Subscription as Subscription
 from ._system import ActorSystem as ActorSystem
 from ._system import SystemStatistics as SystemStatistics
+from ._tcp import Listener as Listener
+from ._tcp import RemoteSystem as RemoteSystem
 from ._tree import ActorInfo as ActorInfo
 from ._tree import ActorTree as ActorTree
 
@@ -76,6 +79,7 @@ __all__ = [
     "DeadLetter",
     "GroupInfo",
     "IncompatiblePeer",
+    "Listener",
     "Mailbox",
     "MailboxFull",
     "NameTaken",
@@ -86,6 +90,7 @@ __all__ = [
     "ReceiveCase",
     "Registry",
     "RemoteError",
+    "RemoteSystem",
     "Reply",
     "Selected",
     "SendCase",
@@ -101,6 +106,7 @@ __all__ = [
     "UnhandledMessage",
     "UnpicklableMessage",
     "WouldBlock",
+    "create_cookie",
     "go",
     "run",
     "select",

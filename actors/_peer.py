@@ -228,6 +228,9 @@ class Peer:
             "terminated": self._on_terminated,
             "dead_letter": self._on_dead_letter,
         }
+        #: Answerers of the other side's :meth:`request`, by name: called
+        #: with the payload, their return value is the answer.
+        self.responders: dict[str, Callable[[Any], Any]] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         self._failure: Exception | None = None
         self._heard = 0.0
@@ -283,6 +286,16 @@ class Peer:
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()
 
+    def start_heartbeat(self, interval: float, misses: int | None = 3) -> None:
+        """Start heartbeats on a running peer (:meth:`run` started without
+        them): a ping every ``interval`` s, and the end with :class:`Silent`
+        after ``interval * misses`` s without a word from the other side."""
+        assert self._task_group is not None, "the peer is not running"
+        self.heartbeat = interval
+        self.misses = misses
+        self._heard = anyio.current_time()
+        self._task_group.start_soon(self._guard, self._beat)
+
     async def _beat(self) -> None:
         interval = self.heartbeat
         assert interval is not None
@@ -334,6 +347,8 @@ class Peer:
             ask = self._serving.pop(envelope.reply_token, None)
             if ask is not None:
                 ask.cancel()
+        elif envelope.reply_token:
+            self._respond(envelope)
         else:
             handler = self.handlers.get(envelope.to)
             if handler is None:
@@ -550,6 +565,64 @@ class Peer:
             )
         if not answered:
             self.system._late_reply()
+
+    # -- requests to the other side itself -----------------------------------------
+
+    async def request(self, op: str, payload: Any = None, *, timeout: float | None = 10.0) -> Any:
+        """Ask the other side's responder ``op`` (in its :attr:`responders`).
+
+        Blocks until the answer; a cancelled request leaves nothing behind
+        (a late answer is dropped).
+
+        Returns:
+            What the responder returned.
+
+        Raises:
+            ConnectionLost: The connection ended first.
+            AskTimeout: No answer within ``timeout`` seconds.
+            Exception: What the responder raised (see :func:`load_error`).
+        """
+        from ._ref import check_timeout
+
+        check_timeout(timeout)
+        if self.error is not None:
+            raise self._lost_error()
+        body = dumps(payload)
+        token = next(self._tokens)
+        envelope = Ask((op, payload))
+        self._pending[token] = envelope
+        envelope.on_close = lambda _ask: self._forget(token)
+        self._send_urgent(Envelope(Kind.SIGNAL, op, "", token, _NO_HEADERS, body))
+        deadlines = self.system._deadlines
+        try:
+            if not envelope.answered:
+                left = float("inf") if timeout is None else timeout
+                try:
+                    await envelope.park(left, None if timeout is None else deadlines)
+                finally:
+                    envelope.unpark(deadlines)
+        except BaseException:
+            if not envelope.answered:
+                envelope.close()
+            raise
+        return envelope.result(f"the system {self.node}", timeout)
+
+    def _forget(self, token: int) -> None:
+        self._pending.pop(token, None)
+
+    def _respond(self, envelope: Envelope) -> None:
+        responder = self.responders.get(envelope.to)
+        try:
+            if responder is None:
+                raise ActorsError(
+                    f"{self.system.name} does not answer requests {envelope.to!r}: "
+                    "run the same actors release on both sides"
+                )
+            value = responder(loads(envelope.body) if envelope.body else None)
+            code, body = _OK, dumps(value)
+        except Exception as error:
+            code, body = _OUTCOMES[ERROR], dump_error(error, self.system.name)
+        self._send_urgent(Envelope(Kind.REPLY, "", "", envelope.reply_token, {"o": code}, body))
 
     # -- sending ------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import inspect
 import itertools
 import logging
 import math
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,6 +48,16 @@ from ._pubsub import PubSub
 from ._ref import ActorRef, check_thread, current_system
 from ._registry import Registry
 from ._run import current_run
+from ._tcp import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_MISSES,
+    DEFAULT_TIMEOUT,
+    Listener,
+    Network,
+    RemoteSystem,
+)
+from ._tcp import connect as _connect
+from ._tcp import listen as _listen
 from ._tree import ActorInfo, ActorTree
 from ._typevars import M, R
 from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
@@ -170,6 +181,10 @@ class ActorSystem(PubSub):
         # Called with each cell when its incarnation is gone (the registry
         # releases names and subscriptions here).
         self._gone_hooks: list[Callable[[Cell], None]] = []
+        # Called once the actors have stopped, before the nursery closes: the
+        # tasks that are not actors (listeners, connections) end here.
+        self._closing_hooks: list[Callable[[], None]] = []
+        self._network: Network | None = None  # listeners and TCP connections
         #: Names and topics (see :class:`Registry`).
         self.registry = Registry(self)
 
@@ -220,6 +235,8 @@ class ActorSystem(PubSub):
             leaving = error
             self._nursery.cancel()
         finally:
+            for hook in list(self._closing_hooks):
+                hook()
             self._deadlines.close()
             try:
                 await self._nursery.close()
@@ -627,6 +644,144 @@ class ActorSystem(PubSub):
             head = head.rsplit(":", 1)[0]
             peer = self._peers.get(head)
         return peer if peer is not None else self._upstream
+
+    async def listen(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        secret: bytes | None = None,
+        cookie: str | os.PathLike[str] | None = None,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        misses: int = DEFAULT_MISSES,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Listener:
+        """Accept other systems joining this one over TCP (:meth:`connect`).
+
+        Each connection must prove it holds the same secret (a handshake
+        over both sides' random nonces; the secret never travels) before
+        anything it sends is read, and every frame after that is
+        authenticated. Then the other system says its name: a name equal
+        to this system's, or of a system already connected, is refused
+        (:class:`NameTaken` there, a warning here). Refused connections are
+        logged on the ``actors.tcp`` logger and never reach an actor.
+
+        Joined systems find actors by registered name
+        (:meth:`RemoteSystem.whereis`), and refs cross in messages both
+        ways. The listener and its connections belong to this system: they
+        close when the system's actors have stopped.
+
+        Args:
+            host: The address to bind; the default accepts connections
+                from this machine only. ``"0.0.0.0"`` accepts from anywhere:
+                the secret is then all that keeps strangers out, and frames
+                are authenticated but not encrypted.
+            port: The port; 0 picks a free one (see the result).
+            secret: The shared secret, 16 bytes or more.
+            cookie: Instead of ``secret``, a file holding it that only its
+                owner can read or write (:func:`actors.create_cookie`).
+            heartbeat: Seconds between heartbeats on each connection (the
+                slower of the two sides' settings is used).
+            misses: A connection silent for ``misses`` heartbeats is lost.
+            timeout: Seconds a new connection gets for its handshake and
+                its name.
+
+        Returns:
+            The listener: ``str(listener)`` is the bound ``"host:port"``;
+            ``await listener.close()`` stops accepting.
+
+        Raises:
+            TypeError: Neither or both of ``secret`` and ``cookie``.
+            ValueError: A secret shorter than 16 bytes, a bad port or setting.
+            AuthenticationError: The cookie file can be read or written by
+                others.
+            OSError: The address cannot be bound (in use, or not local).
+            ActorsError: The system is not running.
+
+        Examples:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem("server") as system:
+            ...         listener = await system.listen(secret=b"0123456789abcdef")
+            ...         return str(listener).startswith("127.0.0.1:")
+            >>> actors.run(main)
+            True
+        """
+        return await _listen(
+            self,
+            host,
+            port,
+            secret=secret,
+            cookie=cookie,
+            heartbeat=heartbeat,
+            misses=misses,
+            timeout=timeout,
+        )
+
+    async def connect(
+        self,
+        address: str | tuple[str, int],
+        *,
+        secret: bytes | None = None,
+        cookie: str | os.PathLike[str] | None = None,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        misses: int = DEFAULT_MISSES,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> RemoteSystem:
+        """Join the system listening at ``address`` (see :meth:`listen`).
+
+        Connects, proves this side holds the shared secret and checks that
+        the other does, exchanges the two systems' names, and returns a
+        handle on the other system. Refs then cross in both directions as
+        ordinary ``ActorRef`` s: ``tell``, ``ask``, ``stop``, ``join`` and
+        ``watch`` work across the connection. If it ends (the other system
+        exits or dies, or misses ``misses`` heartbeats), asks in flight
+        raise :class:`ConnectionLost`, watchers get ``Terminated(ref,
+        ConnectionLost(...))`` and tells become dead letters.
+
+        The connection belongs to this system: it closes when the system's
+        actors have stopped, or with ``await remote.close()``.
+
+        Blocks until joined or refused. Cancellation closes the connection.
+
+        Args:
+            address: ``"host:port"`` (``"[::1]:7000"`` for IPv6) or
+                ``(host, port)``.
+            secret: The shared secret, 16 bytes or more.
+            cookie: Instead of ``secret``, a file holding it that only its
+                owner can read or write (:func:`actors.create_cookie`).
+            heartbeat: Seconds between heartbeats.
+            misses: The connection is lost after this many silent heartbeats.
+            timeout: Seconds to connect, authenticate and exchange names.
+
+        Returns:
+            The other system (:class:`RemoteSystem`): ``await
+            remote.whereis(name)`` finds its registered actors.
+
+        Raises:
+            AuthenticationError: The secrets differ, or the cookie file can
+                be read or written by others.
+            IncompatiblePeer: The other side runs a different Python,
+                cloudpickle or actors version, or is not an actors system.
+            NameTaken: The two systems have the same name, or a system of
+                this name is already connected there (or that one here).
+            TimeoutError: No connection, handshake or name within ``timeout``.
+            ConnectionLost: The other side closed the connection while
+                joining.
+            OSError: Nothing listens at ``address``, or it cannot be reached.
+            TypeError: Neither or both of ``secret`` and ``cookie``.
+            ValueError: A malformed address, a short secret, a bad setting.
+            ActorsError: The system is not running.
+        """
+        return await _connect(
+            self,
+            address,
+            secret=secret,
+            cookie=cookie,
+            heartbeat=heartbeat,
+            misses=misses,
+            timeout=timeout,
+        )
 
     def _peer_lost(self, peer: Peer) -> None:
         if self._peers.get(peer.node) is peer:
