@@ -542,7 +542,8 @@ class RemoteSystem:
         >>> async def main():
         ...     secret = b"0123456789abcdef"
         ...     async with actors.ActorSystem("server") as server:
-        ...         await server.spawn(actors.Actor, name="idle", register_as="idle")
+        ...         idle = await server.spawn(actors.Actor, name="idle")
+        ...         server.registry.register("idle", idle)
         ...         listener = await server.listen(secret=secret)
         ...         async with actors.ActorSystem("client") as client:
         ...             async with await client.connect(listener.address, secret=secret) as remote:
@@ -600,6 +601,11 @@ class RemoteSystem:
             raise ConnectionLost(f"the connection to {self.node} is closed")
         ref: ActorRef | None = await peer.request("whereis", name, timeout=timeout)
         return ref
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection has ended: closed by either side, or
+        lost. Cancellation leaves nothing behind."""
+        await self._link.ended.wait()
 
     async def close(self) -> None:
         """Close the connection, sending what is queued first (for up to a
