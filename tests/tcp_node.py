@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from process_kit import Echo
 
 import actors
-from actors._child import _die_with_parent
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Killed when the test process is gone (reparented), even mid-test."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class Control(actors.Actor):
@@ -78,5 +91,5 @@ if __name__ == "__main__":
     mode.add_argument("--listen", action="store_true")
     mode.add_argument("--connect")
     arguments = parser.parse_args()
-    _die_with_parent(arguments.parent_pid)
+    die_with_parent(arguments.parent_pid)
     anyio.run(main, arguments, backend=arguments.backend)
