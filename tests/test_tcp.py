@@ -210,6 +210,25 @@ async def test_a_system_that_exits_closes_its_connections() -> None:
             await client.connect(str(listener), secret=SECRET)
 
 
+async def test_a_cancelled_system_ends_its_connections_and_listeners() -> None:
+    async with actors.ActorSystem("server") as server:
+        listener = await server.listen(secret=SECRET)
+        with anyio.fail_after(10), anyio.CancelScope() as scope:
+            async with actors.ActorSystem("client") as client:
+                await client.listen(secret=SECRET)
+                remote = await client.connect(str(listener), secret=SECRET)
+                server_side = server._peers["client"]
+                scope.cancel()
+                await anyio.sleep_forever()
+        assert scope.cancelled_caught
+        assert client._network is not None
+        assert not client._network.links and not client._network.listeners
+        assert not remote.connected
+        with anyio.fail_after(5):
+            await server_side.closed.wait()
+        assert isinstance(server_side.error, ConnectionLost)
+
+
 async def test_a_listener_that_is_closed_accepts_no_more() -> None:
     async with two_systems() as (server, _, remote):
         assert server._network is not None
