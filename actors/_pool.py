@@ -236,8 +236,9 @@ class ProcessPool:
         pool is closed (and waits if another task is closing it).
 
         Cancellation: the workers are still ended and reaped (shielded)
-        before the cancellation goes on; actors still on them fail with
-        :class:`ProcessExited`.
+        before the cancellation goes on; the actors that were stopping on
+        them end with them (and any other would fail with
+        :class:`ProcessExited`).
         """
         if self._state == "new":
             self._state = "closed"

@@ -246,9 +246,16 @@ class Worker:
                 error = None
             self.error = error
             # The stand-ins left learn that the connection is gone: with the
-            # error, they fail; without (their owner ended it), they detach.
+            # error, they fail; a stand-in that owns the process ended it
+            # itself, so it detaches; on a pool's worker that its pool ended
+            # (a cancelled close), they fail with that.
             for stand_in in list(peer.proxies.values()):
-                stand_in._lost(None if error is None else _own_copy(error))
+                if error is not None:
+                    stand_in._lost(_own_copy(error))
+                elif self.owner is None:
+                    stand_in._lost(child.exited(" (its process pool ended it)"))
+                else:
+                    stand_in._lost(None)
             if error is not None and self.on_lost is not None:
                 self.on_lost(self, error)
             self._settled.set()

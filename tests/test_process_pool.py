@@ -267,6 +267,43 @@ async def test_closing_the_pool_stops_its_actors_then_reaps_every_worker(
             assert await (await system.spawn(Echo, placement=POOLED)).ask("x")
 
 
+async def test_a_cancelled_close_still_reaps_the_workers_and_fails_their_actors(
+    anyio_backend: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "stopped"
+    async with actors.ActorSystem() as system:
+        pool = await system.process_pool("cpu", size=1)
+        slow = await system.spawn(Stubborn, str(marker), 60.0, placement=POOLED, shutdown=30)
+        echo = await system.spawn(Echo, placement=POOLED, name="echo")
+        pid = pool.pids[0]
+        with anyio.move_on_after(0.5) as scope:
+            await pool.close()  # echo stops at once; slow would take a minute
+        assert scope.cancelled_caught and not alive(pid)
+        assert (await echo.join()).reason is None
+        with anyio.fail_after(10):
+            ended = await slow.join()
+        assert ended.reason is None  # it was stopping: the end of its worker ends that
+
+
+async def test_actors_left_on_a_worker_the_pool_ends_fail(anyio_backend: Any) -> None:
+    # close() stops every actor first; one still there (none can be, by the
+    # public API) must not stay "running" without its process.
+    async with actors.ActorSystem() as system:
+        pool = await system.process_pool("cpu", size=1)
+        sup = await supervised(
+            system, [ChildSpec(Echo, name="e", placement=POOLED, restart="temporary")]
+        )
+        ref = await incarnation(sup, "e")
+        watcher = await TestProbe.start(system)
+        watcher.watch(ref)
+        worker = pool._slots[0]
+        assert worker is not None
+        await worker.end(kill=False)
+        ended = await watcher.expect(lambda m: isinstance(m, Terminated))
+        assert isinstance(ended.reason, ProcessExited)
+        assert "its process pool ended it" in str(ended.reason)
+
+
 async def test_the_system_closes_its_pools_after_its_actors_stopped(
     anyio_backend: Any, tmp_path: Path
 ) -> None:
