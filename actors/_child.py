@@ -32,6 +32,8 @@ from ._handshake import handshake
 from ._peer import Peer, Silent, dump_error
 from ._process import KEY_SIZE
 from ._ref import ActorRef
+from ._remote_names import forward_names
+from ._remote_topics import forward_topics
 from ._system import ActorSystem
 from ._wire import WireConnection
 from ._worker import Census, Drop, Hello, Ready, Spawn
@@ -113,6 +115,8 @@ class Host(Actor):
             system._aliases[identity] = cell
             self.identities[cell] = identity
             hosted.append(cell)
+            if request.subscriptions:  # known here too, so it can unsubscribe them
+                system.registry._adopt(cell, None, list(request.subscriptions))
 
         try:
             system._spawn_nowait(
@@ -164,6 +168,8 @@ async def _serve(fd: int) -> None:
         peer = Peer(system, wire, hello.parent, heartbeat=hello.heartbeat, misses=None)
         system._peers[hello.parent] = peer
         system._upstream = peer
+        forward_topics(system, peer)  # topics and names are the parent's:
+        forward_names(system, peer)  # one set per system
         host = await system.spawn(Host, peer, name="host")
         peer.signal("ready", Ready(os.getpid(), host))
         # The parent gone, or it closed the connection: stop everything.

@@ -9,7 +9,12 @@ end into failures: pending asks raise :class:`ConnectionLost`, watchers get
 that lived there fail.
 
 Actors are addressed by ``uid NUL node NUL path`` (:func:`address`); a
-:class:`RemoteRef` is an ``ActorRef`` whose messages go through a peer.
+:class:`RemoteRef` is an ``ActorRef`` whose messages go through a peer. The
+layers above add control messages (``handlers``), requests answered at once
+(``responders``), and services the other side tells or asks like an actor,
+with the ask's backpressure and cancellation (``services``, at
+:func:`service_address`): the topics and names one system keeps for another
+(``actors._remote_topics``, ``actors._remote_names``).
 
 Delivery never blocks the reader on one full mailbox, or a reply behind it
 could never be read (an actor that asks while its mailbox is full would wait
@@ -81,6 +86,13 @@ _NO_HEADERS: Final[dict[str, str]] = {}
 def address(node: str, uid: int, path: str) -> str:
     """The wire address of one actor incarnation."""
     return f"{uid}\0{node}\0{path}"
+
+
+def service_address(name: str) -> str:
+    """The wire address of a service a peer serves by name (see
+    :attr:`Peer.services`): an address with no node and uid 0, which no actor
+    has."""
+    return address("", 0, name)
 
 
 def parse_address(to: str) -> tuple[int, str, str]:
@@ -231,6 +243,12 @@ class Peer:
         #: Answerers of the other side's :meth:`request`, by name: called
         #: with the payload, their return value is the answer.
         self.responders: dict[str, Callable[[Any], Any]] = {}
+        #: Services of this system the other side tells or asks like an
+        #: actor, at :func:`service_address` (the layer above adds its own):
+        #: an async ``handler(message)`` run in a task of the peer; what it
+        #: returns answers an ask, what it raises is raised in the asker, and
+        #: the asker's cancel cancels it.
+        self.services: dict[str, Callable[[Any], Awaitable[Any]]] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         self._failure: Exception | None = None
         self._heard = 0.0
@@ -280,6 +298,17 @@ class Peer:
                 self._failure = exc
             assert self._task_group is not None
             self._task_group.cancel_scope.cancel()
+
+    def start_soon(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work()`` in a task of the connection while it is served: the
+        connection's end cancels it, and what it raises ends the connection.
+
+        Raises:
+            ActorsError: the connection is not being served.
+        """
+        if self._task_group is None or self.error is not None:
+            raise ActorsError(f"the connection to {self.node} is not being served")
+        self._task_group.start_soon(self._guard, work)
 
     def close(self) -> None:
         """End the connection from this side."""
@@ -438,6 +467,11 @@ class Peer:
     async def _on_tell(self, envelope: Envelope) -> None:
         to = envelope.to
         cell, ref = self._local(to)
+        if cell is None and not ref._system_name:  # a service
+            ok, message = self._unpickle(envelope, ref)
+            if ok:
+                self._serve(ref._path, message, None)
+            return
         if cell is None and (onward := self._onward(envelope.to)) is not None:
             await onward._send_raw(envelope, ref)  # not unpickled here
             return
@@ -450,6 +484,15 @@ class Peer:
     async def _on_ask(self, envelope: Envelope) -> None:
         cell, ref = self._local(envelope.to)
         token = envelope.reply_token
+        if cell is None and not ref._system_name:  # a service
+            ok, message = self._unpickle(envelope, ref)
+            ask = WireAsk(message if ok else None, self, token)
+            self._serving[token] = ask
+            if ok:
+                self._serve(ref._path, message, ask)
+            else:
+                ask.put_error(ActorsError(f"could not unpickle a request: {message!r}"))
+            return
         if cell is None and (onward := self._onward(envelope.to)) is not None:
             ask = WireAsk(None, self, token)  # its reply goes back through here
             self._serving[token] = ask
@@ -524,6 +567,50 @@ class Peer:
             for message in backlog:  # the connection ended: they stay undelivered
                 self._backlog_size -= 1
                 cell.dead_letter(message, "connection lost")
+
+    # -- services -------------------------------------------------------------------
+
+    def _serve(self, name: str, message: Any, ask: WireAsk | None) -> None:
+        service = self.services.get(name)
+        if service is None:
+            error = ActorsError(
+                f"{self.system.name} has no service {name!r} for {self.node}: run the "
+                f"same actors release on both sides"
+            )
+            if ask is not None:
+                ask.put_error(error)
+            else:
+                logger.warning("%s", error)
+            return
+        assert self._task_group is not None
+        self._task_group.start_soon(self._run_service, name, service, message, ask)
+
+    async def _run_service(
+        self,
+        name: str,
+        service: Callable[[Any], Awaitable[Any]],
+        message: Any,
+        ask: WireAsk | None,
+    ) -> None:
+        # In the peer's task group: the connection's end cancels it (and
+        # answers nothing: the asker gets ConnectionLost); the asker's cancel
+        # cancels it through ``ask.scope``.
+        scope = anyio.CancelScope()
+        if ask is not None:
+            if ask.closed:  # cancelled before it started
+                return
+            ask.scope = scope
+        with scope:
+            try:
+                value = await service(message)
+            except Exception as error:
+                if ask is not None:
+                    ask.put_error(error)
+                else:
+                    logger.exception("service %r failed on a message from %s", name, self.node)
+                return
+            if ask is not None:
+                ask.put(value)
 
     # -- answering asks from there ------------------------------------------------
 

@@ -117,6 +117,7 @@ class ProcessActor(Actor):
                         cell.name,
                         cell.shutdown,
                         Mailbox(cell.mailbox.capacity, cell.mailbox.overflow),
+                        tuple(system.registry.subscriptions(cell.ref)),
                     ),
                     timeout=None,
                 )

@@ -2,8 +2,11 @@
 
 # Invariants:
 # - ``_names`` maps each registered name to a live incarnation's ref, and
-#   ``_names_of`` holds the same pairs by cell; both lose a cell's entries in
-#   the gone hook, before its watchers and parent hear that it is gone.
+#   ``_names_of`` holds the same pairs by cell for this system's actors; both
+#   lose a cell's entries in the gone hook, before its watchers and parent
+#   hear that it is gone. Names of actors of other systems (a process whose
+#   names this system keeps, or the one that keeps this one's) have no cell.
+# - Every change of ``_names`` is reported to ``_name_hooks`` once, after it.
 # - ``_endpoints`` has an entry exactly for the cells that have (or had, until
 #   their gone hook) a topic subscription; the broker never holds an endpoint
 #   of a cell that is gone.
@@ -14,7 +17,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._broker import DEAD_LETTERS_TOPIC, Broker, Endpoint, TopicInfo
@@ -93,12 +96,16 @@ class Registry:
         (True, 1)
     """
 
-    __slots__ = ("_broker", "_endpoints", "_names", "_names_of", "_system")
+    __slots__ = ("_broker", "_endpoints", "_name_hooks", "_names", "_names_of", "_system")
 
     def __init__(self, system: ActorSystem, broker: Broker | None = None) -> None:
         self._system = system
         self._names: dict[str, ActorRef] = {}
         self._names_of: dict[Cell, list[str]] = {}
+        #: Called after each change of a name: ``hook(name, ref, previous,
+        #: here)``; ``ref`` is None when the name is released, ``here`` False
+        #: when the change came from the system that keeps this one's names.
+        self._name_hooks: list[Callable[[str, ActorRef | None, ActorRef | None, bool], None]] = []
         self._endpoints: dict[Cell, _ActorEndpoint] = {}
         self._broker: Broker = LocalBroker(self._report) if broker is None else broker
         system._gone_hooks.append(self._on_gone)
@@ -151,6 +158,8 @@ class Registry:
             )
         self._names[name] = cell.ref
         self._names_of.setdefault(cell, []).append(name)
+        if self._name_hooks:
+            self._name_changed(name, cell.ref, None, True)
 
     def whereis(self, name: str) -> ActorRef | None:
         """The actor registered as ``name``, or ``None``.
@@ -195,13 +204,20 @@ class Registry:
             raise TypeError(f"a registered name must be a str, got {name!r}")
         ref = self._names.pop(name, None)
         if ref is not None:
-            cell = ref._resolve()
-            if cell is not None and cell in self._names_of:
-                names = self._names_of[cell]
-                names.remove(name)
-                if not names:
-                    del self._names_of[cell]
+            self._forget(name, ref)
+            if self._name_hooks:
+                self._name_changed(name, None, ref, True)
         return ref
+
+    def _forget(self, name: str, ref: ActorRef) -> None:
+        cell = ref._cell  # set for the actors this process runs, hosted ones too
+        if cell is None and ref._system_name == self._system.name:
+            cell = ref._resolve()
+        if cell is not None and name in self._names_of.get(cell, ()):
+            names = self._names_of[cell]
+            names.remove(name)
+            if not names:
+                del self._names_of[cell]
 
     def names(self) -> dict[str, ActorRef]:
         """A snapshot of every registered name, sorted by name.
@@ -443,9 +459,50 @@ class Registry:
         for name in self._names_of.pop(cell, ()):
             if self._names.get(name) == cell.ref:
                 del self._names[name]
+                if self._name_hooks:
+                    self._name_changed(name, None, cell.ref, True)
         endpoint = self._endpoints.pop(cell, None)
         if endpoint is not None:
             self._broker.drop(endpoint)
+
+    # -- names kept across a connection (actors._remote_names) ----------------
+
+    def _name_changed(
+        self, name: str, ref: ActorRef | None, previous: ActorRef | None, here: bool
+    ) -> None:
+        for hook in list(self._name_hooks):
+            hook(name, ref, previous, here)
+
+    def _hold(self, name: str, ref: ActorRef) -> ActorRef | None:
+        """Give ``name`` to ``ref``, an actor of a system whose names this one
+        keeps; return the actor that already holds it, if another."""
+        holder = self._names.get(name)
+        if holder is not None:
+            return None if holder == ref else holder
+        self._names[name] = ref
+        if self._name_hooks:
+            self._name_changed(name, ref, None, True)
+        return None
+
+    def _mirror(self, name: str, ref: ActorRef | None, previous: ActorRef | None) -> None:
+        """Apply a change of a name made by the system that keeps this one's
+        names: ``ref`` holds it now, or (None) ``previous`` released it."""
+        holder = self._names.get(name)
+        if ref is None:
+            if holder is None or holder != previous:
+                return  # taken again since
+            del self._names[name]
+        else:
+            if holder == ref:
+                return
+            self._names[name] = ref
+            cell = ref._cell
+            if cell is not None:
+                self._names_of.setdefault(cell, []).append(name)
+        if holder is not None:
+            self._forget(name, holder)
+        if self._name_hooks:
+            self._name_changed(name, ref, holder, False)
 
     def _details(self, cell: Cell) -> dict[str, str]:
         """The registry's lines in ``system.tree()`` for ``cell``."""

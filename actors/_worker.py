@@ -31,6 +31,8 @@ from ._exceptions import ConnectionLost, ProcessHung
 from ._mailbox import Mailbox
 from ._peer import Peer, Silent
 from ._process import ChildProcess, start
+from ._remote_names import serve_names
+from ._remote_topics import serve_topics
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -67,6 +69,9 @@ class Spawn:
     name: str
     shutdown: float | None
     mailbox: Mailbox
+    #: The stand-in's topic subscriptions (spawn options), for the child's
+    #: registry to know.
+    subscriptions: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,8 @@ class Worker:
 
             peer.handlers["ready"] = on_ready
             peer.handlers["ended"] = self._on_ended
+            serve_topics(peer)  # the child's topics and names are this system's
+            serve_names(peer)
             system._peers[node] = peer
             peer.signal("hello", Hello(node, system.name, placement.heartbeat))
             # Not a goroutine of the owner: those end before its on_stop,

@@ -137,3 +137,71 @@ class Announcer(actors.Actor):
 
     async def on_stop(self) -> None:
         print("stopped in the child", flush=True)
+
+
+class Member(actors.Actor):
+    """A topic subscriber for the cross-process topic tests.
+
+    Subscribes in ``on_start`` to ``patterns`` (each ``"pattern"`` or
+    ``("pattern", group)``) and tells ``report`` ``("started", tag, pid)``;
+    every other message it gets is told to ``report`` as ``(tag, message)``.
+    Commands (asks) publish, subscribe, unsubscribe, register, unregister,
+    whereis, spawn a local ``Member`` here, and tell what it is subscribed
+    to.
+    """
+
+    def __init__(self, tag: str, report: actors.ActorRef, patterns: Any = ()) -> None:
+        self.tag = tag
+        self.report = report
+        self.patterns = list(patterns)
+
+    async def on_start(self) -> None:
+        for entry in self.patterns:
+            pattern, group = (entry, None) if isinstance(entry, str) else entry
+            self.context.subscribe(pattern, group=group)
+        await self.report.tell(("started", self.tag, os.getpid()))
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ("publish", topic, value):
+                try:
+                    return await self.context.publish(topic, value)
+                except (TypeError, ValueError) as error:
+                    return error  # bad input: answered, not a crash
+            case ("subscribe", pattern, group):
+                try:
+                    return self.context.subscribe(pattern, group=group)
+                except (TypeError, ValueError) as error:
+                    return error
+            case ("unsubscribe", pattern, group):
+                return self.context.unsubscribe(pattern, group=group)
+            case "subscriptions":
+                return self.context.system.registry.subscriptions(self.ref)
+            case ("spawn", tag, patterns):
+                return await self.context.spawn(Member, tag, self.report, patterns)
+            case ("spawn process", tag, patterns):
+                return await self.context.spawn(
+                    Member, tag, self.report, patterns, placement=actors.Subprocess()
+                )
+            case ("register", name):
+                try:
+                    return self.context.system.registry.register(name, self.ref)
+                except actors.NameTaken:
+                    return "taken"
+            case ("unregister", name):
+                return self.context.system.registry.unregister(name)
+            case ("whereis", name):
+                return self.context.system.registry.whereis(name)
+            case "names":
+                return list(self.context.system.registry.names())
+            case ("pull", pattern):
+                try:
+                    async with self.context.system.subscription(pattern):
+                        return "subscribed"
+                except actors.ActorsError as error:
+                    return error
+            case "pid":
+                return os.getpid()
+            case _:
+                await self.report.tell((self.tag, message))
+                return None
