@@ -31,27 +31,21 @@ from typing import Any
 
 import anyio
 import pytest
-from process_kit import children_of
 
 import actors
 from actors import ActorRef, ActorStopped, ConnectionLost, DeadLetter, Subprocess, Terminated
 from supervision import ChildSpec, Supervisor
 
-pytestmark = [pytest.mark.anyio, pytest.mark.skipif(sys.platform != "linux", reason="Linux")]
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(sys.platform != "linux", reason="Linux"),
+    pytest.mark.usefixtures("no_orphans"),
+]
 
 PRODUCERS = 4
 PER_PRODUCER = 300
 KILL_EVERY = 120  # deliveries between kills
 KILLS = 4
-
-
-@pytest.fixture(autouse=True)
-def no_orphans() -> Any:
-    yield
-    left = children_of(os.getpid())
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"child processes left running: {left}"
 
 
 class Recorder(actors.Actor):
