@@ -41,6 +41,9 @@ from actors import (
 from actors.testing import TestProbe
 from supervision import ChildSpec, Supervisor
 
+#: Seconds any one expectation may take on a loaded machine (not a speed test).
+WAIT = 20.0
+
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc"),
@@ -81,12 +84,12 @@ async def test_refs_cross_the_boundary_both_ways(placement: Subprocess) -> None:
         local = await system.spawn(Echo, "local", name="local")
         ref = await system.spawn(Echo, name="remote", placement=placement)
         await ref.tell(("tell", probe.ref, "from the child"))
-        await probe.expect("from the child")
+        await probe.expect("from the child", timeout=WAIT)
         # The child asks an actor of the parent through the ref it was sent.
         assert await ref.ask(("ask", local, "question")) == ("echo", "local", "question")
         # A ref to itself comes back as the same ref.
         await ref.tell(("tell", probe.ref, ref))
-        assert await probe.expect(lambda m: isinstance(m, actors.ActorRef)) == ref
+        assert await probe.expect(lambda m: isinstance(m, actors.ActorRef), timeout=WAIT) == ref
 
 
 async def test_a_failure_in_the_child_fails_the_actor_with_the_remote_traceback(
@@ -168,7 +171,7 @@ async def test_kill_9_mid_ask_is_connection_lost_and_a_restart(placement: Subpro
                 await anyio.wait_all_tasks_blocked()
                 os.kill(pid, signal.SIGKILL)
         assert isinstance(outcome[0], ConnectionLost)
-        ended = await watcher.expect(lambda m: isinstance(m, Terminated))
+        ended = await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
         assert isinstance(ended.reason, ProcessExited) and ended.reason.code == -9
         assert "SIGKILL" in str(ended.reason)
         with pytest.raises(ActorStopped):
@@ -343,12 +346,12 @@ async def test_a_process_actor_can_place_its_own_children_in_processes(
         grandchild = await child.ask("local")
         assert await grandchild.ask("pid") in pids - {os.getpid(), await spawner.ask("pid")}
         await grandchild.tell(("tell", probe.ref, "from the grandchild"))
-        await probe.expect("from the grandchild")
+        await probe.expect("from the grandchild", timeout=WAIT)
         probe.watch(grandchild)
         await grandchild.ask(("tell", probe.ref, "still alive"))
-        await probe.expect("still alive")  # no Terminated came first
+        await probe.expect("still alive", timeout=WAIT)  # no Terminated came first
         await spawner.stop()  # stops its child first
-        ended = await probe.expect(lambda m: isinstance(m, Terminated))
+        ended = await probe.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
         assert ended.ref == grandchild
 
 
