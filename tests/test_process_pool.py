@@ -29,6 +29,9 @@ from actors._worker import Census
 from actors.testing import TestProbe
 from supervision import ChildSpec, Supervisor
 
+#: Seconds any one expectation may take on a loaded machine (not a speed test).
+WAIT = 20.0
+
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(sys.platform != "linux", reason="Linux /proc"),
@@ -204,7 +207,9 @@ async def test_kill_9_of_a_worker_fails_exactly_its_actors(anyio_backend: Any) -
                 await anyio.wait_all_tasks_blocked()
                 os.kill(victim, signal.SIGKILL)
         assert isinstance(outcome[0], ConnectionLost)
-        ended = [await watcher.expect(lambda m: isinstance(m, Terminated)) for _ in doomed]
+        ended = [
+            await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT) for _ in doomed
+        ]
         assert {notice.ref.name for notice in ended} == doomed
         for notice in ended:
             assert isinstance(notice.reason, ProcessExited) and notice.reason.code == -9
@@ -299,7 +304,7 @@ async def test_actors_left_on_a_worker_the_pool_ends_fail(anyio_backend: Any) ->
         worker = pool._slots[0]
         assert worker is not None
         await worker.end(kill=False)
-        ended = await watcher.expect(lambda m: isinstance(m, Terminated))
+        ended = await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
         assert isinstance(ended.reason, ProcessExited)
         assert "its process pool ended it" in str(ended.reason)
 

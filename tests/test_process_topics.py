@@ -27,6 +27,9 @@ from actors._wire import WireConnection
 from actors.testing import TestProbe
 from supervision import ChildSpec, Supervisor
 
+#: Seconds any one expectation may take on a loaded machine (not a speed test).
+WAIT = 20.0
+
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.usefixtures("no_orphans"),
@@ -162,7 +165,7 @@ async def test_subscribe_and_unsubscribe_from_a_child() -> None:
         assert await c0.ask("subscriptions") == [("a.b", None), ("a.*", "g")]
         assert system.registry.subscriptions(c0) == [("a.b", None), ("a.*", "g")]
         assert await system.publish("a.b", 1) == 1  # one copy: group and plain
-        await probe.expect(("c0", 1))
+        await probe.expect(("c0", 1), timeout=WAIT)
         assert await c0.ask(("unsubscribe", "a.b", None)) is True
         assert await c0.ask(("unsubscribe", "a.b", None)) is False
         assert await c0.ask(("unsubscribe", "a.*", "g")) is True
@@ -200,15 +203,15 @@ async def test_an_actor_a_process_actor_spawns_there_subscribes_too() -> None:
         assert await system.publish("news", "n1") == 2
         assert sorted(await probe.receive_n(2)) == [("c0", "n1"), ("inner", "n1")]
         assert await system.publish("jobs", "j1") == 1
-        await probe.expect(("inner", "j1"))
+        await probe.expect(("inner", "j1"), timeout=WAIT)
         assert await inner.ask(("unsubscribe", "jobs", "w")) is True
         assert await system.publish("jobs", "j2") == 0
         # Its subscriptions end with it.
         await inner.stop()
         with anyio.fail_after(5):
             while await system.publish("news", "n2") != 1:
-                await probe.expect(("c0", "n2"))
-        await probe.expect(("c0", "n2"))
+                await probe.expect(("c0", "n2"), timeout=WAIT)
+        await probe.expect(("c0", "n2"), timeout=WAIT)
 
 
 async def test_a_process_actor_of_a_process_actor_subscribes_and_registers_too() -> None:
@@ -221,7 +224,7 @@ async def test_a_process_actor_of_a_process_actor_subscribes_and_registers_too()
         assert await system.publish("news", 1) == 3
         assert sorted(await probe.receive_n(3)) == [("c0", 1), ("g", 1), ("p0", 1)]
         assert await grandchild.ask(("publish", "jobs", 2)) == 1
-        await probe.expect(("g", 2))
+        await probe.expect(("g", 2), timeout=WAIT)
         assert await grandchild.ask(("register", "g")) is None
         assert system.registry.whereis("g") == grandchild
         assert await refs["c0"].ask(("whereis", "g")) == grandchild
@@ -298,7 +301,7 @@ async def test_kill_9_removes_a_childs_members_and_nothing_vanishes() -> None:
             pid = await c0.ask("pid")
             watcher.watch(c0)
             os.kill(pid, signal.SIGKILL)
-            ended = await watcher.expect(lambda m: isinstance(m, Terminated))
+            ended = await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
             assert isinstance(ended.reason, ProcessExited)
             members = system.registry.topics()[0].groups[0].members
             assert members == ("/user/p0", "/user/sup/c1")
@@ -314,7 +317,7 @@ async def test_kill_9_removes_a_childs_members_and_nothing_vanishes() -> None:
             pid = await c1.ask("pid")
             watcher.watch(c1)
             os.kill(pid, signal.SIGKILL)
-            await watcher.expect(lambda m: isinstance(m, Terminated))
+            await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
             await p0.stop()
             assert system.registry.topics() == []
             assert await system.publish("jobs", "late") == 0
@@ -354,7 +357,7 @@ async def test_a_supervised_child_restarted_after_kill_9_rejoins(how: str) -> No
         pid = dict((tag, p) for _, tag, p in first)["c0"]
         old = await _running(sup, "c0")
         os.kill(pid, signal.SIGKILL)
-        restarted = await probe.expect(lambda m: m[0] == "started")
+        restarted = await probe.expect(lambda m: m[0] == "started", timeout=WAIT)
         assert restarted[1] == "c0" and restarted[2] != pid
         new = await _running(sup, "c0", not_=old)
         assert system.registry.subscriptions(new) == [("jobs", "workers")]
@@ -422,12 +425,12 @@ async def test_topics_over_any_peer_reach_actors_without_a_stand_in() -> None:
         assert Counter(t for t, _ in await probe.receive_n(10)) == {"h": 5, "m": 5}
         assert await remote.ask(("unsubscribe", "news", None)) is True
         assert await remote.ask(("publish", "news", 3)) == 1
-        await probe.expect(("h", 3))
+        await probe.expect(("h", 3), timeout=WAIT)
         # Its end ends its subscriptions there.
         await remote.stop()
         # A publish from there comes after the news of its end.
         assert await member.publish("jobs", "j") == 1
-        await probe.expect(("h", "j"))
+        await probe.expect(("h", "j"), timeout=WAIT)
         assert hub.registry.topics()[0].groups[0].members == ("/user/member-1",)
         # The connection's end ends the subscriptions of everything over there.
         await member.spawn(Member, "m2", probe.ref, ["news"])
@@ -437,7 +440,7 @@ async def test_topics_over_any_peer_reach_actors_without_a_stand_in() -> None:
         peer.close()
         await peer.closed.wait()
         assert await hub.publish("news", 5) == 1
-        await probe.expect(("h", 5))
+        await probe.expect(("h", 5), timeout=WAIT)
         await local.stop()
 
 
@@ -485,13 +488,13 @@ async def test_a_killed_processs_names_are_released_everywhere() -> None:
         watcher = await TestProbe.start(system)
         watcher.watch(c0)
         os.kill(await c0.ask("pid"), signal.SIGKILL)
-        await watcher.expect(lambda m: isinstance(m, Terminated))
+        await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
         assert system.registry.whereis("zero") is None
         assert await c1.ask(("whereis", "zero")) is None
         # A restarted child gets its spawn option's name back, everywhere.
         watcher.watch(c1)
         os.kill(await c1.ask("pid"), signal.SIGKILL)
-        await watcher.expect(lambda m: isinstance(m, Terminated))
+        await watcher.expect(lambda m: isinstance(m, Terminated), timeout=WAIT)
         new = await _running(sup, "c1", not_=c1)
         assert system.registry.whereis("one") == new
         assert await new.ask(("whereis", "one")) == new

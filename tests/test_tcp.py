@@ -41,6 +41,9 @@ from actors import (
 from actors._handshake import handshake, local_versions
 from actors.testing import TestProbe
 
+#: Seconds any one expectation may take on a loaded machine (not a speed test).
+WAIT = 20.0
+
 pytestmark = pytest.mark.anyio
 
 
@@ -89,26 +92,26 @@ async def test_refs_asks_watches_and_stops_flow_both_ways() -> None:
         local = await client.spawn(Echo, "client", name="local")
         # The server's actor tells and asks actors of the client through refs it was sent.
         await ref.tell(("tell", probe.ref, "from the server"))
-        await probe.expect("from the server")
+        await probe.expect("from the server", timeout=WAIT)
         assert await ref.ask(("ask", local, "question")) == ("echo", "client", "question")
         # A ref that went there and back is the same ref.
         await ref.tell(("tell", probe.ref, local))
-        assert await probe.expect(lambda m: isinstance(m, actors.ActorRef)) == local
+        assert await probe.expect(lambda m: isinstance(m, actors.ActorRef), timeout=WAIT) == local
         # The server watches an actor of the client, which stops.
         watcher = await TestProbe.start(server, name="watcher")
         server.registry.register("watcher", watcher.ref)
         far_watcher = await remote.whereis("watcher")
         assert far_watcher is not None
         await far_watcher.tell(local)
-        there = await watcher.expect(lambda m: isinstance(m, actors.ActorRef))
+        there = await watcher.expect(lambda m: isinstance(m, actors.ActorRef), timeout=WAIT)
         watcher.watch(there)
         await local.stop()
-        notice = await watcher.expect(terminated)
+        notice = await watcher.expect(terminated, timeout=WAIT)
         assert notice.ref == there and notice.reason is None
         # The client watches, joins and stops an actor of the server.
         probe.watch(ref)
         await ref.stop()
-        notice = await probe.expect(terminated)
+        notice = await probe.expect(terminated, timeout=WAIT)
         assert notice.ref == ref and notice.reason is None
         assert (await ref.join()).reason is None
         assert server.registry.whereis("echo") is None
@@ -131,7 +134,7 @@ async def test_a_remote_failure_arrives_as_the_original_exception() -> None:
         assert isinstance(cause, ValueError) and str(cause) == "boom"
         assert "Traceback" in cause.remote_traceback  # type: ignore[attr-defined]
         assert cause.node == "server"  # type: ignore[attr-defined]
-        notice = await probe.expect(terminated)
+        notice = await probe.expect(terminated, timeout=WAIT)
         assert isinstance(notice.reason, ValueError)
         # Cancelling an ask cancels the remote handler (before the next message).
         far = await remote.whereis("handlers")
@@ -164,7 +167,7 @@ async def test_closing_the_connection_is_connection_lost_for_everything_in_fligh
                     await anyio.wait_all_tasks_blocked()
                     await remote.close()
             assert isinstance(outcome[0], ConnectionLost)
-            notice = await probe.expect(terminated)
+            notice = await probe.expect(terminated, timeout=WAIT)
             assert notice.ref == ref and isinstance(notice.reason, ConnectionLost)
             assert isinstance((await ref.join()).reason, ConnectionLost)
             assert not ref.alive and not remote.connected
@@ -199,7 +202,7 @@ async def test_a_system_that_exits_closes_its_connections() -> None:
         # after its actors stopped (the watcher learns that first).
         assert server._network is not None
         assert not server._network.links and not server._network.listeners
-        notice = await probe.expect(terminated)
+        notice = await probe.expect(terminated, timeout=WAIT)
         assert notice.ref == ref and notice.reason is None
         with anyio.fail_after(5):
             await remote.wait_closed()
@@ -352,7 +355,7 @@ async def test_a_flipped_byte_closes_the_connection_and_nothing_is_unpickled(
                 probe.watch(ref)
                 await ref.tell(Canary(canary))
                 if tamper:
-                    notice = await probe.expect(terminated)
+                    notice = await probe.expect(terminated, timeout=WAIT)
                     assert isinstance(notice.reason, ConnectionLost)
                     (ended,) = await log.wait(1)
                 else:
@@ -495,7 +498,7 @@ async def test_a_system_in_another_process_on_either_backend(
                 await echo.tell(i)
             assert await echo.ask("seen") == list(range(200))
             await echo.tell(("tell", probe.ref, "from far"))
-            await probe.expect("from far")
+            await probe.expect("from far", timeout=WAIT)
             assert await echo.ask(("ask", local, "q")) == ("echo", "near", "q")
             probe.watch(echo)
             await control.tell("exit")  # the node ends in order: its actors stop
@@ -536,7 +539,7 @@ async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie:
                         node.kill()
                 assert len(outcome) == 3
                 assert all(isinstance(error, ConnectionLost) for error in outcome), outcome
-                notice = await probe.expect(terminated)
+                notice = await probe.expect(terminated, timeout=WAIT)
                 assert notice.ref == echo and isinstance(notice.reason, ConnectionLost)
                 assert isinstance((await echo.join()).reason, ConnectionLost)
                 await echo.tell("anyone?")
@@ -558,11 +561,11 @@ async def test_a_joined_process_killed_is_seen_by_the_listener(
         args = ("--name", "far", "--cookie", str(cookie), "--connect", str(listener))
         async with run_node(*args, backend=node_backend) as node:
             assert node.line == "joined near"
-            _, far_echo = await probe.expect(lambda m: isinstance(m, tuple))
+            _, far_echo = await probe.expect(lambda m: isinstance(m, tuple), timeout=WAIT)
             assert await far_echo.ask("pid") == node.pid
             probe.watch(far_echo)
             node.kill()
-            notice = await probe.expect(terminated)
+            notice = await probe.expect(terminated, timeout=WAIT)
             assert isinstance(notice.reason, ConnectionLost)
             assert "far" in str(notice.reason)
         assert system._peers == {}
