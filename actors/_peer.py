@@ -500,12 +500,12 @@ class Peer:
             return
         ok, message = self._unpickle(envelope, ref)
         ask = WireAsk(message if ok else None, self, token)
+        self._serving[token] = ask  # before it is answered: the answer is sent from there
         if not ok:
             ask.put_error(
                 ActorsError(f"{ref.path} could not unpickle the message it was asked: {message!r}")
             )
             return
-        self._serving[token] = ask
         await self._deliver(cell, ref, ask)
 
     async def _deliver(self, cell: Cell | None, ref: ActorRef, message: Any) -> None:

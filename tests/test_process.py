@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -516,3 +517,19 @@ async def test_a_full_mailbox_in_the_child_never_holds_up_a_reply(placement: Sub
         with anyio.fail_after(20):
             assert await ref.ask("seen", timeout=None) == list(range(3000))
         assert await local.ask("seen") == ["question"]
+
+
+async def test_an_ask_the_child_cannot_unpickle_fails_at_once(anyio_backend: Any) -> None:
+    # A class only this process can import: pickled by name, unknown there.
+    module = types.ModuleType("only_in_the_parent")
+    exec("class Secret:\n    pass\n", module.__dict__)
+    module.Secret.__module__ = module.__name__
+    sys.modules[module.__name__] = module
+    try:
+        async with actors.ActorSystem() as system:
+            ref = await system.spawn(Echo, placement=Subprocess())
+            with anyio.fail_after(5), pytest.raises(actors.ActorsError, match="only_in_the_parent"):
+                await ref.ask(module.Secret(), timeout=30)
+            assert await ref.ask("still fine") == ("echo", "", "still fine")
+    finally:
+        del sys.modules[module.__name__]
