@@ -23,7 +23,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -31,6 +31,9 @@ import anyio.lowlevel
 from ._exceptions import ChannelDrained, SendOnClosed, WouldBlock
 from ._parking import Op, Waiter, abandon, count_live, has_live, park, pop_live
 from ._trio import trio
+
+if TYPE_CHECKING:
+    from ._wire_channel import Export
 
 T = TypeVar("T")
 
@@ -101,6 +104,11 @@ class Channel(Generic[T]):
     on a closed channel raises :class:`SendOnClosed`, and senders parked when
     the channel closes are woken with it.
 
+    A buffered channel pickled into a message for another process stays
+    here; the other process gets an end of it (a ``Channel`` whose operations
+    are messages to this one, ``capacity`` values at most on their way).
+    Rendezvous and unbounded channels cannot be pickled.
+
     Scheduling: an operation that can complete at once does so without a trip
     through the event loop, except that every ``YIELD_EVERY`` (256) such
     operations on one channel checkpoint first (a schedule point and a
@@ -126,7 +134,7 @@ class Channel(Generic[T]):
         [1]
     """
 
-    __slots__ = ("_buffer", "_capacity", "_closed", "_receivers", "_senders", "_tick")
+    __slots__ = ("_buffer", "_capacity", "_closed", "_export", "_receivers", "_senders", "_tick")
 
     def __init__(self, capacity: float = 0) -> None:
         self._capacity = _check_capacity(capacity)
@@ -138,6 +146,16 @@ class Channel(Generic[T]):
         self._receivers: Waiter | None = None
         self._closed = False
         self._tick = 0
+        # Set once an end of this channel is handed to another process
+        # (``actors._wire_channel``): its close is then told over there.
+        self._export: Export | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled into a message for another process: the channel stays
+        # here, and the other side gets an end of it (a RemoteChannel).
+        from ._wire_channel import export
+
+        return export(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -256,6 +274,8 @@ class Channel(Generic[T]):
             while (waiter := pop_live(self, senders)) is not None:
                 waiter.closed = True
                 waiter.fire()
+        if self._export is not None:
+            self._export.closed(self)
 
     # Sync fast paths for the actor runtime's hot loop (tell and the mailbox
     # loop): they complete an operation that needs no parking and no
@@ -416,6 +436,9 @@ class ReceiveCase(Generic[T]):
 
     __slots__ = ("channel",)
     is_send: Final = False
+    #: A case on a channel end in another process: ``select`` parks it
+    #: through the three methods below (``actors._wire_channel``).
+    _remote: ClassVar[bool] = False
 
     def __init__(self, channel: Channel[T]) -> None:
         self.channel = channel
@@ -433,6 +456,18 @@ class ReceiveCase(Generic[T]):
         except ChannelDrained:
             return CLOSED
 
+    def _park(self, op: Op, index: int) -> Waiter:
+        # Queue this case's waiter for a parking select (``_remote`` cases).
+        return Waiter(op, self.channel, None, index, False)
+
+    def _unpark(self, op: Op, waiter: Waiter) -> None:
+        # The select parked with ``waiter`` has ended, whoever won.
+        return None
+
+    def _result(self, winner: Waiter) -> Any:
+        # This case won the select: its value.
+        return CLOSED if winner.closed else winner.value
+
 
 class SendCase(Generic[T]):
     """A send case for :func:`select`; make it with :meth:`Channel.sending`.
@@ -445,6 +480,7 @@ class SendCase(Generic[T]):
 
     __slots__ = ("channel", "value")
     is_send: Final = True
+    _remote: ClassVar[bool] = False
 
     def __init__(self, channel: Channel[T], value: T) -> None:
         self.channel = channel
@@ -459,6 +495,17 @@ class SendCase(Generic[T]):
 
     def _complete(self) -> Any:
         self.channel.send_nowait(self.value)
+        return None
+
+    def _park(self, op: Op, index: int) -> Waiter:
+        return Waiter(op, self.channel, self.value, index, True)
+
+    def _unpark(self, op: Op, waiter: Waiter) -> None:
+        return None
+
+    def _result(self, winner: Waiter) -> Any:
+        if winner.closed:
+            raise SendOnClosed(f"{self.channel!r} closed while select was sending")
         return None
 
 

@@ -38,6 +38,8 @@ class Kind(enum.IntEnum):
     REPLY = 2
     CANCEL = 3
     SIGNAL = 4
+    #: Traffic of a channel with an end in another process (``actors._wire_channel``).
+    CHANNEL = 5
 
 
 _KINDS: Final = tuple(Kind)

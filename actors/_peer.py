@@ -63,6 +63,7 @@ from ._exceptions import (
 from ._messages import DeadLetter, Terminated, describe
 from ._ref import ActorRef, current_system
 from ._signal import Signal
+from ._wire_channel import WireChannels
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -254,6 +255,8 @@ class Peer:
         self._heard = 0.0
         #: Local stand-ins of actors that live over there, by their uid.
         self.proxies: dict[int, Any] = {}
+        #: Channels with an end on each side of this connection.
+        self.channels = WireChannels(self)
 
     def __repr__(self) -> str:
         state = "up" if self.error is None else f"lost: {self.error}"
@@ -376,6 +379,8 @@ class Peer:
             ask = self._serving.pop(envelope.reply_token, None)
             if ask is not None:
                 ask.cancel()
+        elif kind is Kind.CHANNEL:
+            self.channels.receive(envelope)
         elif envelope.reply_token:
             self._respond(envelope)
         else:
@@ -940,6 +945,7 @@ class Peer:
             self._notify(entry, ConnectionLost(str(lost)), False)
         if self._backlog_room is not None:
             self._backlog_room.set()
+        self.channels.lose(lost)
         self.system._peer_lost(self)
         self.closed.set()
 

@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 
 from ._channel import CLOSED, YIELD_EVERY, Case, Channel, ReceiveCase, SendCase
-from ._exceptions import SendOnClosed
+from ._exceptions import ActorsError, SendOnClosed
 from ._parking import Op, Waiter, park
 
 
@@ -66,6 +66,11 @@ async def select(
     Atomic with respect to cancellation: a cancelled or timed-out select has
     sent nothing and received nothing.
 
+    Cases on an end of a channel in another process work too: a receive case
+    asks the channel's owner for a value while the select waits (so it cannot
+    be polled with ``default=True`` or ``timeout=0``), and a send case is
+    ready while the end has room in its window.
+
     Args:
         *cases: ``ch.receiving()`` and ``ch.sending(v)`` cases, or ``None``.
         timeout: seconds to wait before raising ``TimeoutError``.
@@ -82,6 +87,10 @@ async def select(
         TypeError: an argument is not a case (a channel itself, say).
         ValueError: no case, no default and no timeout: it would wait forever;
             or a negative timeout.
+        ActorsError: ``default=True`` or ``timeout=0`` with a receive case on
+            an end of a channel in another process.
+        ConnectionLost: a case on such an end was picked after its connection
+            ended.
 
     Examples:
         >>> import anyio
@@ -110,6 +119,8 @@ async def select(
         raise ValueError(f"select() timeout must be >= 0, got {timeout!r}")
     if not live and not default and timeout is None:
         raise ValueError("select() with no case, default or timeout waits forever")
+    if default or timeout == 0:
+        _check_polling(live, default)
 
     if _tick_all(live):
         await anyio.lowlevel.checkpoint()
@@ -124,24 +135,51 @@ async def select(
 
     op = Op()
     waiters = []
+    remote: list[tuple[Case, Waiter]] | None = None
     for index, case in live:
-        is_send = case.is_send
-        waiter = Waiter(op, case.channel, getattr(case, "value", None), index, is_send)
+        if case._remote:
+            # An end of a channel in another process parks through its case.
+            waiter = case._park(op, index)
+            remote = [] if remote is None else remote
+            remote.append((case, waiter))
+        else:
+            is_send = case.is_send
+            waiter = Waiter(op, case.channel, getattr(case, "value", None), index, is_send)
         waiters.append(waiter)
-    if timeout is None:
-        await park(op, waiters)
-    else:
-        with anyio.fail_after(timeout):
+    try:
+        if timeout is None:
             await park(op, waiters)
+        else:
+            with anyio.fail_after(timeout):
+                await park(op, waiters)
+    finally:
+        if remote is not None:
+            for case, waiter in remote:
+                case._unpark(op, waiter)
     winner = op.winner
     assert isinstance(winner, Waiter)
     case = cases[winner.index]
     assert case is not None
+    if case._remote:
+        return Selected(winner.index, case, case._result(winner))
     if winner.is_send:
         if winner.closed:
             raise SendOnClosed(f"{winner.channel!r} closed while select was sending")
         return Selected(winner.index, case, None)
     return Selected(winner.index, case, CLOSED if winner.closed else winner.value)
+
+
+def _check_polling(live: list[tuple[int, Case]], default: bool) -> None:
+    # A receive at a channel end in another process learns of a value only by
+    # asking the channel's owner: it cannot be polled.
+    for _, case in live:
+        if case._remote and not case.is_send:
+            how = "default=True" if default else "timeout=0"
+            raise ActorsError(
+                f"select({how}) cannot poll {case.channel!r}: an end of a channel in "
+                f"another process learns of a value only by asking for it, a round trip. "
+                f"Wait with a timeout instead: select(..., timeout=seconds)"
+            )
 
 
 def _tick_all(live: list[tuple[int, Case]]) -> bool:

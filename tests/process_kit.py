@@ -205,3 +205,145 @@ class Member(actors.Actor):
             case _:
                 await self.report.tell((self.tag, message))
                 return None
+
+
+class Producer(actors.Actor):
+    """Sends ``range(count)`` into a channel it is given, in a goroutine.
+
+    Each send is tried with ``send_nowait`` first; when that would block it
+    tells ``report`` ``("waiting", i)`` and waits with ``send``. After each
+    send it tells ``report`` ``("sent", i)``. ``"status"`` answers
+    ``(sent, done, error)``.
+    """
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.done = False
+        self.error: BaseException | None = None
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ("produce", channel, count, close, report):
+                self.context.go(self._produce, channel, count, close, report)
+            case "status":
+                return (self.sent, self.done, self.error)
+            case "pid":
+                return os.getpid()
+            case ("close", channel):
+                channel.close()
+        return None
+
+    async def _produce(
+        self, channel: actors.Channel[int], count: int, close: bool, report: Any
+    ) -> None:
+        try:
+            for i in range(count):
+                if report is None:
+                    await channel.send(i)
+                else:
+                    try:
+                        channel.send_nowait(i)
+                    except actors.WouldBlock:
+                        await report.tell(("waiting", i))
+                        await channel.send(i)
+                    await report.tell(("sent", i))
+                self.sent += 1
+            if close:
+                channel.close()
+        except Exception as error:
+            self.error = error
+            if report is not None:
+                await report.tell(("error", error))
+        self.done = True
+
+
+class Consumer(actors.Actor):
+    """Receives from a channel it is given until it is drained, in a goroutine,
+    then tells ``report`` ``("consumed", count, error)``; with ``"consume each"``
+    also ``("got", value)`` for each value. ``"collected"`` answers ``(values,
+    done, error)``."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.done = False
+        self.error: BaseException | None = None
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ("consume", channel, report):
+                self.context.go(self._consume, channel, report, False)
+            case ("consume each", channel, report):
+                self.context.go(self._consume, channel, report, True)
+            case "collected":
+                return (self.values, self.done, self.error)
+        return None
+
+    async def _consume(self, channel: actors.Channel[Any], report: Any, each: bool) -> None:
+        try:
+            async for value in channel:
+                self.values.append(value)
+                if each:
+                    await report.tell(("got", value))
+        except Exception as error:
+            self.error = error
+        self.done = True
+        if report is not None:
+            await report.tell(("consumed", len(self.values), self.error))
+
+
+class Source(actors.Actor):
+    """Owns a ``Channel(capacity)``: ``"channel"`` hands it out (``("fresh",
+    capacity)`` a new one), ``("emit", v)``
+    sends ``v`` into it, ``"close"`` closes it, ``"stats"`` answers its
+    statistics, ``"drain"`` takes and answers what it holds, ``("produce",
+    n)`` sends ``range(n)`` then closes it."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.channel = actors.Channel[Any](capacity)
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case "channel":
+                return self.channel
+            case ("fresh", capacity):
+                self.channel = actors.Channel[Any](capacity)
+                return self.channel
+            case "pid":
+                return os.getpid()
+            case ("emit", value):
+                await self.channel.send(value)
+            case "close":
+                self.channel.close()
+            case "stats":
+                return self.channel.statistics()
+            case ("produce", count):
+                self.context.go(self._produce, count)
+            case "drain":
+                values = []
+                while True:
+                    try:
+                        values.append(self.channel.receive_nowait())
+                    except (actors.WouldBlock, actors.ChannelDrained):
+                        return values
+        return None
+
+    async def _produce(self, count: int) -> None:
+        for i in range(count):
+            await self.channel.send(i)
+        self.channel.close()
+
+
+class Pusher(actors.Actor):
+    """Sends ``values`` into the channel it was spawned with, then closes it."""
+
+    def __init__(self, channel: actors.Channel[Any], values: list[Any]) -> None:
+        self.channel = channel
+        self.values = values
+
+    async def on_start(self) -> None:
+        self.context.go(self._push)  # spawn returns after on_start
+
+    async def _push(self) -> None:
+        for value in self.values:
+            await self.channel.send(value)
+        self.channel.close()

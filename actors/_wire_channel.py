@@ -1,0 +1,528 @@
+"""Channels across processes: the channel stays home, an end crosses.
+
+A buffered :class:`~actors.Channel` pickled into a message for another
+process stays in the system that pickled it (its owner), which exports it
+under a number; the other side unpickles a :class:`~actors._remote_channel.RemoteChannel`, a
+``Channel`` whose operations are messages to the owner over the connection
+(``Kind.CHANNEL`` envelopes, addressed ``number NUL node NUL op``). Go withdrew
+``netchan`` before Go 1; this keeps what a connection can keep of a channel:
+
+- Sending from an end spends a credit. An end starts with ``capacity``
+  credits, and the owner returns one when a value from it enters the channel
+  (its buffer, or a waiting receiver): a remote sender runs at most
+  ``capacity`` values ahead of the channel, and waits while the receiving
+  side is full.
+- Receiving at an end asks the owner for one value per waiting receive
+  (``want``). The owner receives on its behalf and sends the value over; a
+  receive that ends without one (cancelled, or another ``select`` case won)
+  withdraws (``unwant``), and a value that arrives with nobody waiting for it
+  goes back to the head of the channel (``back``).
+- ``close`` is a message, queued behind the values sent before it. A close at
+  the owner is told to the ends it has heard from (``closed``); a receive
+  that finds the channel closed and empty tells its end (``drained``).
+- When the connection ends, the ends over it raise :class:`ConnectionLost`,
+  and values that had reached the owner but not the channel become dead
+  letters.
+
+Rendezvous (``Channel(0)``) and unbounded channels do not cross: pickling one
+raises ``TypeError`` (the codec's ``UnpicklableMessage``).
+"""
+
+# Invariants:
+# - Owner side, per remote end (``_Far``): values from one end enter the
+#   channel in arrival order: while ``queue`` holds any, new ones (and a
+#   close) join it, and only its feeder task takes from it. Each value is in
+#   the channel with its credit sent back, in ``queue``, or a dead letter.
+# - Owner side: the pump runs only while ``wanted`` > 0, and receives one
+#   value at a time; ``scope`` is its receive's cancel scope while it waits.
+# - The ends' invariants are in ``actors._remote_channel``.
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import weakref
+from collections import deque
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from ._channel import Channel
+from ._codec import dumps, loads
+from ._envelope import Envelope, Kind
+from ._exceptions import (
+    ActorsError,
+    ChannelDrained,
+    ConnectionLost,
+    SendOnClosed,
+    UnpicklableMessage,
+    WouldBlock,
+)
+from ._ref import system_here
+from ._remote_channel import RemoteChannel
+
+if TYPE_CHECKING:
+    from ._peer import Peer
+    from ._system import ActorSystem
+
+logger = logging.getLogger("actors.peer")
+
+_NO_HEADERS: Final[dict[str, str]] = {}
+_CLOSE: Final[Any] = object()  # a close from an end, queued behind its values
+_BROKEN: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+# Operations an end asks of the owner, and the owner's answers.
+_AT_OWNER: Final = frozenset({"put", "want", "unwant", "back", "close"})
+_AT_END: Final = frozenset({"credit", "value", "closed", "drained"})
+
+
+# -- pickling -------------------------------------------------------------------
+
+
+def export(channel: Channel[Any]) -> tuple[Any, ...]:
+    """``Channel.__reduce__``: export ``channel`` from the running system and
+    return how the other side makes an end of it."""
+    capacity = channel._capacity
+    if capacity == 0:
+        raise TypeError(
+            f"{channel!r} is a rendezvous channel (capacity 0): it cannot be sent to "
+            f"another process, where a send could not wait for its receiver without a "
+            f"round trip per value. Send a buffered one, Channel(n) with n >= 1: n is "
+            f"how many values a sender over there may have on their way"
+        )
+    if capacity == math.inf:
+        raise TypeError(
+            f"{channel!r} is unbounded: it cannot be sent to another process, where "
+            f"its capacity bounds the values on their way. Send a Channel(n) with a "
+            f"whole number n >= 1"
+        )
+    system = system_here()
+    if system is None:
+        raise TypeError(
+            f"{channel!r} can be pickled only inside an actor system, in a message "
+            f"for another process (it stays here, and the other side gets an end of it)"
+        )
+    record = channel._export
+    if record is None:
+        record = exports(system).add(channel)
+    elif record.owner != system.name:
+        raise TypeError(
+            f"{channel!r} was handed to other processes by actor system "
+            f"{record.owner!r}; send it from there, not from {system.name!r}"
+        )
+    return (restore, (system.name, record.number, int(capacity)))
+
+
+def restore(owner: str, number: int, capacity: int) -> Channel[Any]:
+    """Unpickle a channel: itself in its owner's system, else an end of it."""
+    system = system_here()
+    if system is None:
+        raise ActorsError(
+            f"an end of channel #{number} of {owner} can be unpickled only inside an "
+            f"actor system connected to {owner}"
+        )
+    if owner == system.name:
+        record = exports(system).get(number)
+        if record is not None:
+            return record.channel
+        gone: Channel[Any] = Channel(capacity)  # closed and drained since
+        gone.close()
+        return gone
+    peer = system._route(owner)
+    if peer is None or peer.node != owner:
+        raise ActorsError(
+            f"an end of channel #{number} of {owner} reached {system.name}, which has "
+            f"no connection of its own to {owner}: a channel end crosses one "
+            f"connection, from the system that owns the channel to one connected to "
+            f"it. Send the channel from {owner} itself"
+        )
+    return peer.channels.end(owner, number, capacity)
+
+
+# -- the owner's side -------------------------------------------------------------
+
+
+class Export:
+    """One channel handed to other processes: its number, and its far ends."""
+
+    __slots__ = ("channel", "far", "number", "owner")
+
+    def __init__(self, channel: Channel[Any], owner: str, number: int) -> None:
+        self.channel = channel
+        self.owner = owner
+        self.number = number
+        self.far: dict[_Far, None] = {}
+
+    def closed(self, channel: Channel[Any]) -> None:
+        """The channel closed here (``Channel.close``): tell its ends."""
+        for far in list(self.far):
+            far.tell("closed")
+
+
+class _Exports:
+    """The channels a system has handed to other processes, by number."""
+
+    __slots__ = ("_numbers", "_sweep_at", "by_number", "owner")
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.by_number: dict[int, Export] = {}
+        self._numbers = itertools.count(1)
+        self._sweep_at = 64
+
+    def add(self, channel: Channel[Any]) -> Export:
+        if len(self.by_number) >= self._sweep_at:
+            self._sweep()
+            self._sweep_at = max(64, 2 * len(self.by_number))
+        record = Export(channel, self.owner, next(self._numbers))
+        self.by_number[record.number] = record
+        channel._export = record
+        return record
+
+    def get(self, number: int) -> Export | None:
+        return self.by_number.get(number)
+
+    def _sweep(self) -> None:
+        # A channel closed and drained has nothing left to give: forget it,
+        # and its ends get "drained" from now on.
+        for number, record in list(self.by_number.items()):
+            channel = record.channel
+            if channel._closed and not channel._buffer and not any(f.busy() for f in record.far):
+                del self.by_number[number]
+                channel._export = None
+                for far in record.far:
+                    far.wires.far.pop((far.node, number), None)
+
+
+_EXPORTS: weakref.WeakKeyDictionary[ActorSystem, _Exports] = weakref.WeakKeyDictionary()
+
+
+def exports(system: ActorSystem) -> _Exports:
+    """The table of the channels ``system`` exported."""
+    table = _EXPORTS.get(system)
+    if table is None:
+        table = _EXPORTS[system] = _Exports(system.name)
+    return table
+
+
+class _Far:
+    """The owner's side of one remote end of one exported channel."""
+
+    __slots__ = (
+        "channel",
+        "export",
+        "node",
+        "number",
+        "pumping",
+        "queue",
+        "scope",
+        "wanted",
+        "wires",
+    )
+
+    def __init__(self, wires: WireChannels, node: str, record: Export) -> None:
+        self.wires = wires
+        self.node = node
+        self.export = record
+        self.channel = record.channel
+        self.number = record.number
+        self.queue: deque[Any] = deque()
+        self.wanted = 0
+        self.pumping = False
+        self.scope: anyio.CancelScope | None = None
+
+    def busy(self) -> bool:
+        return bool(self.queue) or self.pumping
+
+    def tell(self, op: str, count: int = 0, body: bytes = b"") -> None:
+        # If it fails, the connection is ending: its end learns it that way.
+        with contextlib.suppress(*_BROKEN):
+            self.wires.send(self.node, self.number, op, count, body)
+
+    def dead(self, value: Any, why: str) -> None:
+        self.wires.dead_letter(value, f"a value for {self.channel!r} from {self.node}: {why}")
+
+    def give(self, value: Any) -> None:
+        # A value received for the end: over it goes.
+        try:
+            body = dumps(value)
+        except UnpicklableMessage as error:
+            self.dead(value, f"it cannot be pickled ({error})")
+            self.wanted += 1  # its receive still waits
+            return
+        self.tell("value", 0, body)
+
+    def drained(self) -> None:
+        self.wanted = 0
+        self.tell("drained")
+
+
+# -- the connection's channel traffic -----------------------------------------------
+
+
+class WireChannels:
+    """The channels with an end on each side of one connection (``peer.channels``).
+
+    ``receive`` is called by the connection's reader for every ``CHANNEL``
+    envelope and never waits: what has to wait (a value for a full channel, a
+    receive from an empty one) is done by a task of the connection.
+    """
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        #: Ends here of channels owned over there, by (owner, number).
+        self.ends: dict[tuple[str, int], RemoteChannel[Any]] = {}
+        #: Ends over there of channels owned here, by (node of the end, number).
+        self.far: dict[tuple[str, int], _Far] = {}
+        self.lost: BaseException | None = None
+
+    def end(self, owner: str, number: int, capacity: int) -> RemoteChannel[Any]:
+        """The end here of channel ``number`` of ``owner`` (one per connection)."""
+        key = (owner, number)
+        end = self.ends.get(key)
+        if end is None:
+            end = RemoteChannel(self, owner, number, capacity)
+            if self.lost is not None:
+                end._lose(self.lost)
+            else:
+                self.ends[key] = end
+        return end
+
+    def send(self, node: str, number: int, op: str, count: int = 0, body: bytes = b"") -> None:
+        """Send ``op`` about channel ``number`` to ``node``.
+
+        Raises:
+            anyio.BrokenResourceError: The connection failed.
+            anyio.ClosedResourceError: The connection is closed.
+        """
+        to = f"{number}\0{node}\0{op}"
+        envelope = Envelope(Kind.CHANNEL, to, self.peer.system.name, count, _NO_HEADERS, body)
+        # Urgent: not held back by a full send queue, since credits bound
+        # what an end sends and wants bound what an owner sends.
+        self.peer.wire.send_urgent(envelope)
+
+    def dead_letter(self, value: Any, reason: str) -> None:
+        self.peer.system._dead_letter(value, None, reason)
+
+    def _start(self, work: Callable[[_Far], Coroutine[Any, Any, None]], far: _Far) -> None:
+        task_group = self.peer._task_group
+        assert task_group is not None, "the reader runs inside the connection's task group"
+        task_group.start_soon(self.peer._guard, partial(work, far))
+
+    # -- the reader's dispatch -------------------------------------------------------
+
+    def receive(self, envelope: Envelope) -> None:
+        """Handle one ``CHANNEL`` envelope (from the connection's reader)."""
+        number_text, node, op = envelope.to.split("\0", 2)
+        number = int(number_text)
+        if node != self.peer.system.name:
+            logger.warning(
+                "%s sent channel traffic for %s, not for us: dropped", self.peer.node, node
+            )
+            return
+        sender = envelope.sender
+        if op in _AT_END:
+            self._at_end(op, self.ends.get((sender, number)), envelope, number)
+        elif op in _AT_OWNER:
+            self._at_owner(op, sender, number, envelope)
+        else:
+            logger.warning("%s sent an unknown channel operation %r", self.peer.node, op)
+
+    def _at_end(
+        self, op: str, end: RemoteChannel[Any] | None, envelope: Envelope, number: int
+    ) -> None:
+        if op == "value":
+            if end is None or not end._inbox._receiver_parked():
+                # Nobody waits for it here (any more): back to the channel.
+                with contextlib.suppress(*_BROKEN):
+                    self.send(envelope.sender, number, "back", 0, envelope.body)
+                return
+            try:
+                value = loads(envelope.body)
+            except Exception as error:
+                self.dead_letter(
+                    envelope.body,
+                    f"a value from {end!r} cannot be unpickled here ({error!r}): make its "
+                    f"class importable in both processes",
+                )
+                with contextlib.suppress(ConnectionLost):
+                    end._ship("want", 1)  # the receive still waits
+                return
+            end._inbox._wake_receiver(value)
+        elif end is None:
+            return
+        elif op == "credit":
+            end._grant(envelope.reply_token)
+        elif op == "closed":
+            end._closed_by_owner()
+        else:  # drained
+            end._drained_by_owner()
+            self.ends.pop((envelope.sender, number), None)
+
+    def _at_owner(self, op: str, node: str, number: int, envelope: Envelope) -> None:
+        far = self.far.get((node, number))
+        if far is None:
+            record = exports(self.peer.system).get(number)
+            if record is None:
+                self._unknown(op, node, number, envelope)
+                return
+            far = self.far[(node, number)] = _Far(self, node, record)
+            record.far[far] = None
+        if op == "put":
+            self._on_put(far, envelope)
+        elif op == "want":
+            self._on_want(far, envelope.reply_token)
+        elif op == "unwant":
+            far.wanted = max(0, far.wanted - envelope.reply_token)
+            if not far.wanted and far.scope is not None:
+                far.scope.cancel()
+        elif op == "back":
+            self._on_back(far, envelope)
+        elif far.queue:  # close, behind the values sent before it
+            far.queue.append(_CLOSE)
+        else:
+            far.channel.close()
+
+    def _unknown(self, op: str, node: str, number: int, envelope: Envelope) -> None:
+        # A channel closed and drained, then forgotten (or never ours).
+        if op in ("put", "back"):
+            self.dead_letter(envelope.body, f"a value for channel #{number}, closed and drained")
+        if op in ("put", "want"):
+            with contextlib.suppress(*_BROKEN):
+                self.send(node, number, "drained")
+
+    def _load(self, far: _Far, envelope: Envelope) -> tuple[bool, Any]:
+        try:
+            return True, loads(envelope.body)
+        except Exception as error:
+            far.dead(
+                envelope.body,
+                f"it cannot be unpickled here ({error!r}): make its class importable "
+                f"in both processes",
+            )
+            return False, None
+
+    # -- values sent from an end ---------------------------------------------------
+
+    def _on_put(self, far: _Far, envelope: Envelope) -> None:
+        ok, value = self._load(far, envelope)
+        if not ok:
+            far.tell("credit", 1)
+            return
+        queue = far.queue
+        if queue:
+            if len(queue) > far.channel._capacity:
+                raise ActorsError(
+                    f"{self.peer.node} sent more values to {far.channel!r} than its "
+                    f"credits allow: closing the connection"
+                )
+            queue.append(value)
+            return
+        channel = far.channel
+        if channel._closed:
+            far.dead(value, "the channel was closed")
+            far.tell("closed")
+        elif channel._offer(value):
+            far.tell("credit", 1)
+        else:
+            queue.append(value)
+            self._start(self._feed, far)
+
+    async def _feed(self, far: _Far) -> None:
+        # Puts values from one end into the channel as room allows, in order.
+        channel, queue = far.channel, far.queue
+        try:
+            while queue:
+                value = queue[0]
+                if value is _CLOSE:
+                    queue.popleft()
+                    channel.close()
+                    continue
+                try:
+                    await channel.send(value)
+                except SendOnClosed:
+                    break
+                queue.popleft()
+                far.tell("credit", 1)
+        finally:
+            if queue:
+                # The channel closed, or the connection ended (we are cancelled).
+                why = "the channel was closed" if channel._closed else "the connection ended"
+                close = False
+                for value in queue:
+                    if value is _CLOSE:
+                        close = True
+                    else:
+                        far.dead(value, why)
+                queue.clear()
+                if close:
+                    channel.close()
+                far.tell("closed")
+
+    # -- receives waiting at an end --------------------------------------------------
+
+    def _on_want(self, far: _Far, count: int) -> None:
+        far.wanted += count
+        if far.pumping:
+            return
+        channel = far.channel
+        while far.wanted:
+            try:
+                value = channel.receive_nowait()
+            except WouldBlock:
+                break
+            except ChannelDrained:
+                far.drained()
+                return
+            far.wanted -= 1
+            far.give(value)
+        if far.wanted:
+            far.pumping = True
+            self._start(self._pump, far)
+
+    async def _pump(self, far: _Far) -> None:
+        # Receives for the end's waiting receives, one at a time.
+        channel = far.channel
+        try:
+            while far.wanted > 0:
+                with anyio.CancelScope() as scope:
+                    far.scope = scope
+                    try:
+                        value = await channel.receive()
+                    except ChannelDrained:
+                        far.drained()
+                        return
+                far.scope = None
+                if scope.cancelled_caught:
+                    continue  # withdrawn: took nothing
+                far.wanted = max(0, far.wanted - 1)
+                far.give(value)  # if withdrawn meanwhile, it comes back
+        finally:
+            far.pumping = False
+            far.scope = None
+
+    def _on_back(self, far: _Far, envelope: Envelope) -> None:
+        ok, value = self._load(far, envelope)
+        if not ok:
+            return
+        channel = far.channel
+        if channel._closed and not channel._buffer:
+            far.dead(value, "the channel was closed and drained before it came back")
+        else:
+            channel._put_back(value)
+
+    # -- the end ---------------------------------------------------------------------
+
+    def lose(self, error: BaseException) -> None:
+        """The connection ended: its ends fail, its far ends are forgotten."""
+        self.lost = error
+        ends, self.ends = self.ends, {}
+        for end in ends.values():
+            end._lose(error)
+        fars, self.far = self.far, {}
+        for far in fars.values():
+            far.export.far.pop(far, None)
