@@ -33,7 +33,7 @@ from ._parking import Op, Waiter, abandon, count_live, has_live, park, pop_live
 from ._trio import trio
 
 if TYPE_CHECKING:
-    from ._wire_channel import Export
+    from ._channel_export import Export
 
 T = TypeVar("T")
 
@@ -153,7 +153,7 @@ class Channel(Generic[T]):
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled into a message for another process: the channel stays
         # here, and the other side gets an end of it (a RemoteChannel).
-        from ._wire_channel import export
+        from ._channel_export import export
 
         return export(self)
 

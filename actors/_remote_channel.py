@@ -91,7 +91,7 @@ class RemoteChannel(Channel[T]):
         return f"<RemoteChannel #{self._number} of {self._owner} {self._capacity} {state}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from ._wire_channel import restore
+        from ._channel_export import restore
 
         return (restore, (self._owner, self._number, int(self._capacity)))
 

@@ -23,27 +23,31 @@ under a number; the other side unpickles a :class:`~actors._remote_channel.Remot
 - When the connection ends, the ends over it raise :class:`ConnectionLost`,
   and values that had reached the owner but not the channel become dead
   letters.
+- An owner and an end that reach each other only through a third system (a
+  child's channel at its sibling) talk through it: it passes their envelopes
+  on as they are, keeps the route, and when either connection ends tells the
+  other side (``lost`` to the end, ``gone`` to the owner).
 
 Rendezvous (``Channel(0)``) and unbounded channels do not cross: pickling one
 raises ``TypeError`` (the codec's ``UnpicklableMessage``).
 """
 
 # Invariants:
-# - Owner side, per remote end (``_Far``): values from one end enter the
+# - Owner side, per remote end (``Far``): values from one end enter the
 #   channel in arrival order: while ``queue`` holds any, new ones (and a
 #   close) join it, and only its feeder task takes from it. Each value is in
 #   the channel with its credit sent back, in ``queue``, or a dead letter.
 # - Owner side: the pump runs only while ``wanted`` > 0, and receives one
 #   value at a time; ``scope`` is its receive's cancel scope while it waits.
+# - A route in ``relayed`` is in the tables of both connections it joins,
+#   each naming the other, until its channel is drained at that end or either
+#   connection ends; then the other side has been told.
 # - The ends' invariants are in ``actors._remote_channel``.
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import math
-import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -51,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from ._channel import Channel
+from ._channel_export import Export, exports
 from ._codec import dumps, loads
 from ._envelope import Envelope, Kind
 from ._exceptions import (
@@ -62,12 +66,10 @@ from ._exceptions import (
     UnpicklableMessage,
     WouldBlock,
 )
-from ._ref import system_here
 from ._remote_channel import RemoteChannel
 
 if TYPE_CHECKING:
     from ._peer import Peer
-    from ._system import ActorSystem
 
 logger = logging.getLogger("actors.peer")
 
@@ -76,145 +78,19 @@ _CLOSE: Final[Any] = object()  # a close from an end, queued behind its values
 _BROKEN: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 # Operations an end asks of the owner, and the owner's answers.
-_AT_OWNER: Final = frozenset({"put", "want", "unwant", "back", "close"})
-_AT_END: Final = frozenset({"credit", "value", "closed", "drained"})
+# ("gone" and "lost" come from a system in between, when the end's or the
+# owner's connection to it ends.)
+_AT_OWNER: Final = frozenset({"put", "want", "unwant", "back", "close", "gone"})
+_AT_END: Final = frozenset({"credit", "value", "closed", "drained", "lost"})
 
 
-# -- pickling -------------------------------------------------------------------
-
-
-def export(channel: Channel[Any]) -> tuple[Any, ...]:
-    """``Channel.__reduce__``: export ``channel`` from the running system and
-    return how the other side makes an end of it."""
-    capacity = channel._capacity
-    if capacity == 0:
-        raise TypeError(
-            f"{channel!r} is a rendezvous channel (capacity 0): it cannot be sent to "
-            f"another process, where a send could not wait for its receiver without a "
-            f"round trip per value. Send a buffered one, Channel(n) with n >= 1: n is "
-            f"how many values a sender over there may have on their way"
-        )
-    if capacity == math.inf:
-        raise TypeError(
-            f"{channel!r} is unbounded: it cannot be sent to another process, where "
-            f"its capacity bounds the values on their way. Send a Channel(n) with a "
-            f"whole number n >= 1"
-        )
-    system = system_here()
-    if system is None:
-        raise TypeError(
-            f"{channel!r} can be pickled only inside an actor system, in a message "
-            f"for another process (it stays here, and the other side gets an end of it)"
-        )
-    record = channel._export
-    if record is None:
-        record = exports(system).add(channel)
-    elif record.owner != system.name:
-        raise TypeError(
-            f"{channel!r} was handed to other processes by actor system "
-            f"{record.owner!r}; send it from there, not from {system.name!r}"
-        )
-    return (restore, (system.name, record.number, int(capacity)))
-
-
-def restore(owner: str, number: int, capacity: int) -> Channel[Any]:
-    """Unpickle a channel: itself in its owner's system, else an end of it."""
-    system = system_here()
-    if system is None:
-        raise ActorsError(
-            f"an end of channel #{number} of {owner} can be unpickled only inside an "
-            f"actor system connected to {owner}"
-        )
-    if owner == system.name:
-        record = exports(system).get(number)
-        if record is not None:
-            return record.channel
-        gone: Channel[Any] = Channel(capacity)  # closed and drained since
-        gone.close()
-        return gone
-    peer = system._route(owner)
-    if peer is None or peer.node != owner:
-        raise ActorsError(
-            f"an end of channel #{number} of {owner} reached {system.name}, which has "
-            f"no connection of its own to {owner}: a channel end crosses one "
-            f"connection, from the system that owns the channel to one connected to "
-            f"it. Send the channel from {owner} itself"
-        )
-    return peer.channels.end(owner, number, capacity)
-
-
-# -- the owner's side -------------------------------------------------------------
-
-
-class Export:
-    """One channel handed to other processes: its number, and its far ends."""
-
-    __slots__ = ("channel", "far", "number", "owner")
-
-    def __init__(self, channel: Channel[Any], owner: str, number: int) -> None:
-        self.channel = channel
-        self.owner = owner
-        self.number = number
-        self.far: dict[_Far, None] = {}
-
-    def closed(self, channel: Channel[Any]) -> None:
-        """The channel closed here (``Channel.close``): tell its ends."""
-        for far in list(self.far):
-            far.tell("closed")
-
-
-class _Exports:
-    """The channels a system has handed to other processes, by number."""
-
-    __slots__ = ("_numbers", "_sweep_at", "by_number", "owner")
-
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self.by_number: dict[int, Export] = {}
-        self._numbers = itertools.count(1)
-        self._sweep_at = 64
-
-    def add(self, channel: Channel[Any]) -> Export:
-        if len(self.by_number) >= self._sweep_at:
-            self._sweep()
-            self._sweep_at = max(64, 2 * len(self.by_number))
-        record = Export(channel, self.owner, next(self._numbers))
-        self.by_number[record.number] = record
-        channel._export = record
-        return record
-
-    def get(self, number: int) -> Export | None:
-        return self.by_number.get(number)
-
-    def _sweep(self) -> None:
-        # A channel closed and drained has nothing left to give: forget it,
-        # and its ends get "drained" from now on.
-        for number, record in list(self.by_number.items()):
-            channel = record.channel
-            if channel._closed and not channel._buffer and not any(f.busy() for f in record.far):
-                del self.by_number[number]
-                channel._export = None
-                for far in record.far:
-                    far.wires.far.pop((far.node, number), None)
-
-
-_EXPORTS: weakref.WeakKeyDictionary[ActorSystem, _Exports] = weakref.WeakKeyDictionary()
-
-
-def exports(system: ActorSystem) -> _Exports:
-    """The table of the channels ``system`` exported."""
-    table = _EXPORTS.get(system)
-    if table is None:
-        table = _EXPORTS[system] = _Exports(system.name)
-    return table
-
-
-class _Far:
+class Far:
     """The owner's side of one remote end of one exported channel."""
 
     __slots__ = (
         "channel",
         "export",
+        "feeder",
         "node",
         "number",
         "pumping",
@@ -233,7 +109,8 @@ class _Far:
         self.queue: deque[Any] = deque()
         self.wanted = 0
         self.pumping = False
-        self.scope: anyio.CancelScope | None = None
+        self.scope: anyio.CancelScope | None = None  # the pump's, while it waits
+        self.feeder: anyio.CancelScope | None = None
 
     def busy(self) -> bool:
         return bool(self.queue) or self.pumping
@@ -277,7 +154,11 @@ class WireChannels:
         #: Ends here of channels owned over there, by (owner, number).
         self.ends: dict[tuple[str, int], RemoteChannel[Any]] = {}
         #: Ends over there of channels owned here, by (node of the end, number).
-        self.far: dict[tuple[str, int], _Far] = {}
+        self.far: dict[tuple[str, int], Far] = {}
+        #: Channels whose traffic this system passes on between this connection
+        #: and another, by (owner, number, node of the end): the other
+        #: connection, and whether the owner is on its side.
+        self.relayed: dict[tuple[str, int, str], tuple[Peer, bool]] = {}
         self.lost: BaseException | None = None
 
     def end(self, owner: str, number: int, capacity: int) -> RemoteChannel[Any]:
@@ -292,15 +173,25 @@ class WireChannels:
                 self.ends[key] = end
         return end
 
-    def send(self, node: str, number: int, op: str, count: int = 0, body: bytes = b"") -> None:
-        """Send ``op`` about channel ``number`` to ``node``.
+    def send(
+        self,
+        node: str,
+        number: int,
+        op: str,
+        count: int = 0,
+        body: bytes = b"",
+        sender: str | None = None,
+    ) -> None:
+        """Send ``op`` about channel ``number`` to ``node`` (from ``sender``,
+        this system unless it speaks for another).
 
         Raises:
             anyio.BrokenResourceError: The connection failed.
             anyio.ClosedResourceError: The connection is closed.
         """
         to = f"{number}\0{node}\0{op}"
-        envelope = Envelope(Kind.CHANNEL, to, self.peer.system.name, count, _NO_HEADERS, body)
+        sender = self.peer.system.name if sender is None else sender
+        envelope = Envelope(Kind.CHANNEL, to, sender, count, _NO_HEADERS, body)
         # Urgent: not held back by a full send queue, since credits bound
         # what an end sends and wants bound what an owner sends.
         self.peer.wire.send_urgent(envelope)
@@ -308,7 +199,7 @@ class WireChannels:
     def dead_letter(self, value: Any, reason: str) -> None:
         self.peer.system._dead_letter(value, None, reason)
 
-    def _start(self, work: Callable[[_Far], Coroutine[Any, Any, None]], far: _Far) -> None:
+    def _start(self, work: Callable[[Far], Coroutine[Any, Any, None]], far: Far) -> None:
         task_group = self.peer._task_group
         assert task_group is not None, "the reader runs inside the connection's task group"
         task_group.start_soon(self.peer._guard, partial(work, far))
@@ -320,9 +211,7 @@ class WireChannels:
         number_text, node, op = envelope.to.split("\0", 2)
         number = int(number_text)
         if node != self.peer.system.name:
-            logger.warning(
-                "%s sent channel traffic for %s, not for us: dropped", self.peer.node, node
-            )
+            self._relay(envelope, node, number, op)
             return
         sender = envelope.sender
         if op in _AT_END:
@@ -359,18 +248,25 @@ class WireChannels:
             end._grant(envelope.reply_token)
         elif op == "closed":
             end._closed_by_owner()
-        else:  # drained
+        elif op == "drained":
             end._drained_by_owner()
+            self.ends.pop((envelope.sender, number), None)
+        else:  # lost: the owner's connection to the system in between ended
+            end._lose(ConnectionLost(envelope.body.decode()))
             self.ends.pop((envelope.sender, number), None)
 
     def _at_owner(self, op: str, node: str, number: int, envelope: Envelope) -> None:
         far = self.far.get((node, number))
+        if op == "gone":  # the end's connection to the system in between ended
+            if far is not None:
+                self._forget(far)
+            return
         if far is None:
             record = exports(self.peer.system).get(number)
             if record is None:
                 self._unknown(op, node, number, envelope)
                 return
-            far = self.far[(node, number)] = _Far(self, node, record)
+            far = self.far[(node, number)] = Far(self, node, record)
             record.far[far] = None
         if op == "put":
             self._on_put(far, envelope)
@@ -387,6 +283,16 @@ class WireChannels:
         else:
             far.channel.close()
 
+    def _forget(self, far: Far) -> None:
+        # The end is gone: what waits for it stops, what it sent and had not
+        # entered the channel becomes dead letters (the feeder's end).
+        self.far.pop((far.node, far.number), None)
+        far.export.far.pop(far, None)
+        far.wanted = 0
+        for scope in (far.scope, far.feeder):
+            if scope is not None:
+                scope.cancel()
+
     def _unknown(self, op: str, node: str, number: int, envelope: Envelope) -> None:
         # A channel closed and drained, then forgotten (or never ours).
         if op in ("put", "back"):
@@ -395,7 +301,52 @@ class WireChannels:
             with contextlib.suppress(*_BROKEN):
                 self.send(node, number, "drained")
 
-    def _load(self, far: _Far, envelope: Envelope) -> tuple[bool, Any]:
+    # -- passing traffic on ---------------------------------------------------------
+
+    def _relay(self, envelope: Envelope, node: str, number: int, op: str) -> None:
+        # Traffic between an owner and an end that reach each other through
+        # this system (a child process's channel at its sibling, say): passed
+        # on as it is, and the route kept, so that when either connection
+        # ends the other side is told.
+        at_owner = op in _AT_OWNER
+        owner, end = (node, envelope.sender) if at_owner else (envelope.sender, node)
+        key = (owner, number, end)
+        onward = self.peer.system._route(node)
+        try:
+            if onward is None or onward is self.peer or onward.error is not None:
+                raise anyio.BrokenResourceError
+            onward.wire.send_urgent(envelope)
+        except _BROKEN:
+            self._unreachable(key, at_owner, op, envelope)
+            return
+        if op in ("drained", "lost", "gone"):
+            self.relayed.pop(key, None)
+            onward.channels.relayed.pop(key, None)
+        elif key not in self.relayed:
+            self.relayed[key] = (onward, at_owner)
+            onward.channels.relayed[key] = (self.peer, not at_owner)
+
+    def _unreachable(
+        self, key: tuple[str, int, str], at_owner: bool, op: str, envelope: Envelope
+    ) -> None:
+        owner, number, end = key
+        node = owner if at_owner else end
+        if op in ("put", "value", "back"):
+            self.dead_letter(
+                envelope.body,
+                f"a value of channel #{number} of {owner} on its way to {node}, which "
+                f"{self.peer.system.name} cannot reach",
+            )
+        if op in ("gone", "lost", "drained"):
+            return
+        with contextlib.suppress(*_BROKEN):
+            if at_owner:  # tell the end that its owner cannot be reached
+                why = f"{self.peer.system.name} cannot reach {owner}, the channel's owner"
+                self.send(end, number, "lost", 0, why.encode(), sender=owner)
+            else:
+                self.send(owner, number, "gone", sender=end)
+
+    def _load(self, far: Far, envelope: Envelope) -> tuple[bool, Any]:
         try:
             return True, loads(envelope.body)
         except Exception as error:
@@ -408,7 +359,7 @@ class WireChannels:
 
     # -- values sent from an end ---------------------------------------------------
 
-    def _on_put(self, far: _Far, envelope: Envelope) -> None:
+    def _on_put(self, far: Far, envelope: Envelope) -> None:
         ok, value = self._load(far, envelope)
         if not ok:
             far.tell("credit", 1)
@@ -432,26 +383,18 @@ class WireChannels:
             queue.append(value)
             self._start(self._feed, far)
 
-    async def _feed(self, far: _Far) -> None:
+    async def _feed(self, far: Far) -> None:
         # Puts values from one end into the channel as room allows, in order.
         channel, queue = far.channel, far.queue
+        far.feeder = anyio.CancelScope()
         try:
-            while queue:
-                value = queue[0]
-                if value is _CLOSE:
-                    queue.popleft()
-                    channel.close()
-                    continue
-                try:
-                    await channel.send(value)
-                except SendOnClosed:
-                    break
-                queue.popleft()
-                far.tell("credit", 1)
+            with far.feeder:
+                await self._feed_queue(far)
         finally:
+            far.feeder = None
             if queue:
-                # The channel closed, or the connection ended (we are cancelled).
-                why = "the channel was closed" if channel._closed else "the connection ended"
+                # The channel closed, or the end or its connection is gone.
+                why = "the channel was closed" if channel._closed else "its sender is gone"
                 close = False
                 for value in queue:
                     if value is _CLOSE:
@@ -461,11 +404,27 @@ class WireChannels:
                 queue.clear()
                 if close:
                     channel.close()
-                far.tell("closed")
+                if channel._closed:
+                    far.tell("closed")
+
+    async def _feed_queue(self, far: Far) -> None:
+        channel, queue = far.channel, far.queue
+        while queue:
+            value = queue[0]
+            if value is _CLOSE:
+                queue.popleft()
+                channel.close()
+                continue
+            try:
+                await channel.send(value)
+            except SendOnClosed:
+                return
+            queue.popleft()
+            far.tell("credit", 1)
 
     # -- receives waiting at an end --------------------------------------------------
 
-    def _on_want(self, far: _Far, count: int) -> None:
+    def _on_want(self, far: Far, count: int) -> None:
         far.wanted += count
         if far.pumping:
             return
@@ -484,7 +443,7 @@ class WireChannels:
             far.pumping = True
             self._start(self._pump, far)
 
-    async def _pump(self, far: _Far) -> None:
+    async def _pump(self, far: Far) -> None:
         # Receives for the end's waiting receives, one at a time.
         channel = far.channel
         try:
@@ -505,7 +464,7 @@ class WireChannels:
             far.pumping = False
             far.scope = None
 
-    def _on_back(self, far: _Far, envelope: Envelope) -> None:
+    def _on_back(self, far: Far, envelope: Envelope) -> None:
         ok, value = self._load(far, envelope)
         if not ok:
             return
@@ -526,3 +485,16 @@ class WireChannels:
         fars, self.far = self.far, {}
         for far in fars.values():
             far.export.far.pop(far, None)
+        # Channels whose traffic went through here: tell the other side.
+        relayed, self.relayed = self.relayed, {}
+        for key, (other, owner_there) in relayed.items():
+            owner, number, at = key
+            other.channels.relayed.pop(key, None)
+            if other.error is not None:
+                continue
+            with contextlib.suppress(*_BROKEN):
+                if owner_there:
+                    other.channels.send(owner, number, "gone", sender=at)
+                else:
+                    why = f"the connection between {self.peer.system.name} and {owner} ended"
+                    other.channels.send(at, number, "lost", 0, why.encode(), sender=owner)

@@ -276,6 +276,8 @@ class Consumer(actors.Actor):
                 self.context.go(self._consume, channel, report, True)
             case "collected":
                 return (self.values, self.done, self.error)
+            case "pid":
+                return os.getpid()
         return None
 
     async def _consume(self, channel: actors.Channel[Any], report: Any, each: bool) -> None:

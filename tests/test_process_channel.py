@@ -306,13 +306,57 @@ async def test_a_channel_in_the_spawn_arguments(anyio_backend: Any) -> None:
             assert [value async for value in channel] == ["a", "b", "c"]
 
 
-async def test_an_end_does_not_cross_to_a_third_process(anyio_backend: Any) -> None:
+async def test_a_channel_of_one_child_used_by_its_sibling(anyio_backend: Any) -> None:
+    # The parent passes the traffic on: the sibling has no connection of its own.
     async with actors.ActorSystem() as system:
-        source = await system.spawn(Source, placement=Subprocess())
-        other = await system.spawn(Echo, placement=Subprocess())
+        source = await system.spawn(Source, 4, placement=Subprocess())
+        consumer = await system.spawn(Consumer, placement=Subprocess())
+        probe = await TestProbe.start(system)
         end = await source.ask("channel")
-        with pytest.raises(actors.ActorsError, match="crosses one connection"):
-            await other.ask(end)
+        await consumer.tell(("consume", end, probe.ref))
+        await source.tell(("produce", 500))
+        await probe.expect(("consumed", 500, None), timeout=WAIT)
+        values, _, _ = await consumer.ask("collected")
+        assert values == list(range(500))
+
+
+async def test_a_sibling_waiting_on_a_channel_of_a_killed_child_is_connection_lost(
+    anyio_backend: Any,
+) -> None:
+    async with actors.ActorSystem() as system:
+        spec = ChildSpec(Source, 4, name="w", restart="temporary", placement=Subprocess())
+        sup = await system.spawn(Supervisor, [spec], name="sup")
+        source = (await child(sup, "w")).ref
+        assert source is not None
+        consumer = await system.spawn(Consumer, placement=Subprocess())
+        probe = await TestProbe.start(system)
+        end = await source.ask("channel")
+        await consumer.tell(("consume each", end, probe.ref))
+        await source.ask(("emit", "first"))
+        await probe.expect(("got", "first"), timeout=WAIT)  # then it waits for more
+        os.kill(await source.ask("pid"), signal.SIGKILL)
+        _, count, error = await probe.expect(lambda m: m[0] == "consumed", timeout=WAIT)
+        assert count == 1 and isinstance(error, ConnectionLost), error
+
+
+async def test_a_killed_sibling_takes_nothing_more_from_a_channel(anyio_backend: Any) -> None:
+    async with actors.ActorSystem() as system:
+        source = await system.spawn(Source, 4, placement=Subprocess())
+        spec = ChildSpec(Consumer, name="c", restart="temporary", placement=Subprocess())
+        sup = await system.spawn(Supervisor, [spec], name="sup")
+        consumer = (await child(sup, "c")).ref
+        assert consumer is not None
+        probe = await TestProbe.start(system)
+        end = await source.ask("channel")
+        await consumer.tell(("consume each", end, probe.ref))
+        await source.ask(("emit", "first"))
+        await probe.expect(("got", "first"), timeout=WAIT)  # then it waits for more
+        probe.watch(consumer)
+        os.kill(await consumer.ask("pid"), signal.SIGKILL)
+        await probe.expect(lambda m: isinstance(m, actors.Terminated), timeout=WAIT)
+        # Its receive waits no more over there: a value sent now stays.
+        await source.ask(("emit", "second"))
+        assert await source.ask("drain") == ["second"]
 
 
 async def test_a_cancelled_send_at_an_end_has_sent_nothing(anyio_backend: Any) -> None:
@@ -401,8 +445,8 @@ async def test_a_close_from_the_child_comes_after_the_values_it_sent(anyio_backe
 
 
 async def test_the_owner_forgets_channels_closed_and_drained(anyio_backend: Any) -> None:
+    from actors._channel_export import exports, restore
     from actors._codec import dumps, loads
-    from actors._wire_channel import exports
 
     async with actors.ActorSystem() as system:
         table = exports(system)
@@ -421,6 +465,8 @@ async def test_the_owner_forgets_channels_closed_and_drained(anyio_backend: Any)
         assert gone is not channels[0] and gone.closed and gone.capacity == 1
         with pytest.raises(ChannelDrained):
             gone.receive_nowait()
+        with pytest.raises(actors.ActorsError, match="not connected to nowhere"):
+            restore("nowhere", 1, 4)
     with pytest.raises(UnpicklableMessage, match="inside an actor system"):
         dumps(Channel[int](1))
 
