@@ -10,11 +10,11 @@ that lived there fail.
 
 Actors are addressed by ``uid NUL node NUL path`` (:func:`address`); a
 :class:`RemoteRef` is an ``ActorRef`` whose messages go through a peer. The
-layers above add control messages (``handlers``), requests answered at once
-(``responders``), and services the other side tells or asks like an actor,
-with the ask's backpressure and cancellation (``services``, at
-:func:`service_address`): the topics and names one system keeps for another
-(``actors._remote_topics``, ``actors._remote_names``).
+layers above add control messages (``handlers``), and services the other
+side tells or asks like an actor, with the ask's backpressure and
+cancellation (``services``, at :func:`service_address`): the topics and
+names one system keeps for another (``actors._remote_topics``,
+``actors._remote_names``), a TCP peer's registry lookups (``actors._tcp``).
 
 Delivery never blocks the reader on one full mailbox, or a reply behind it
 could never be read (an actor that asks while its mailbox is full would wait
@@ -241,9 +241,6 @@ class Peer:
             "terminated": self._on_terminated,
             "dead_letter": self._on_dead_letter,
         }
-        #: Answerers of the other side's :meth:`request`, by name: called
-        #: with the payload, their return value is the answer.
-        self.responders: dict[str, Callable[[Any], Any]] = {}
         #: Services of this system the other side tells or asks like an
         #: actor, at :func:`service_address` (the layer above adds its own):
         #: an async ``handler(message)`` run in a task of the peer; what it
@@ -381,8 +378,6 @@ class Peer:
                 ask.cancel()
         elif kind is Kind.CHANNEL:
             self.channels.receive(envelope)
-        elif envelope.reply_token:
-            self._respond(envelope)
         else:
             handler = self.handlers.get(envelope.to)
             if handler is None:
@@ -657,64 +652,6 @@ class Peer:
             )
         if not answered:
             self.system._late_reply()
-
-    # -- requests to the other side itself -----------------------------------------
-
-    async def request(self, op: str, payload: Any = None, *, timeout: float | None = 10.0) -> Any:
-        """Ask the other side's responder ``op`` (in its :attr:`responders`).
-
-        Blocks until the answer; a cancelled request leaves nothing behind
-        (a late answer is dropped).
-
-        Returns:
-            What the responder returned.
-
-        Raises:
-            ConnectionLost: The connection ended first.
-            AskTimeout: No answer within ``timeout`` seconds.
-            Exception: What the responder raised (see :func:`load_error`).
-        """
-        from ._ref import check_timeout
-
-        check_timeout(timeout)
-        if self.error is not None:
-            raise self._lost_error()
-        body = dumps(payload)
-        token = next(self._tokens)
-        envelope = Ask((op, payload))
-        self._pending[token] = envelope
-        envelope.on_close = lambda _ask: self._forget(token)
-        self._send_urgent(Envelope(Kind.SIGNAL, op, "", token, _NO_HEADERS, body))
-        deadlines = self.system._deadlines
-        try:
-            if not envelope.answered:
-                left = float("inf") if timeout is None else timeout
-                try:
-                    await envelope.park(left, None if timeout is None else deadlines)
-                finally:
-                    envelope.unpark(deadlines)
-        except BaseException:
-            if not envelope.answered:
-                envelope.close()
-            raise
-        return envelope.result(f"the system {self.node}", timeout)
-
-    def _forget(self, token: int) -> None:
-        self._pending.pop(token, None)
-
-    def _respond(self, envelope: Envelope) -> None:
-        responder = self.responders.get(envelope.to)
-        try:
-            if responder is None:
-                raise ActorsError(
-                    f"{self.system.name} does not answer requests {envelope.to!r}: "
-                    "run the same actors release on both sides"
-                )
-            value = responder(loads(envelope.body) if envelope.body else None)
-            code, body = _OK, dumps(value)
-        except Exception as error:
-            code, body = _OUTCOMES[ERROR], dump_error(error, self.system.name)
-        self._send_urgent(Envelope(Kind.REPLY, "", "", envelope.reply_token, {"o": code}, body))
 
     # -- sending ------------------------------------------------------------------
 

@@ -724,6 +724,7 @@ class ActorSystem(PubSub):
         *,
         secret: bytes | None = None,
         cookie: str | os.PathLike[str] | None = None,
+        topics: bool = False,
         heartbeat: float = DEFAULT_HEARTBEAT,
         misses: int = DEFAULT_MISSES,
         timeout: float = DEFAULT_TIMEOUT,
@@ -750,6 +751,12 @@ class ActorSystem(PubSub):
             secret: The shared secret, 16 bytes or more.
             cookie: Instead of ``secret``, a file holding it that only its
                 owner can read or write (:func:`actors.create_cookie`).
+            topics: Make this system's topics those of the system it joins:
+                subscriptions made here join that system's topics (groups
+                compete across both), and a publish here is published there,
+                reaching subscribers in both. Only before anything here
+                subscribes, and with one system at most; when the connection
+                ends, the subscriptions made here stay, here only.
             heartbeat: Seconds between heartbeats.
             misses: The connection is lost after this many silent heartbeats.
             timeout: Seconds to connect, authenticate and exchange names.
@@ -771,13 +778,16 @@ class ActorSystem(PubSub):
             OSError: Nothing listens at ``address``, or it cannot be reached.
             TypeError: Neither or both of ``secret`` and ``cookie``.
             ValueError: A malformed address, a short secret, a bad setting.
-            ActorsError: The system is not running.
+            ActorsError: The system is not running; or ``topics=True`` and
+                something here has subscribed already, or this system's
+                topics are another's already.
         """
         return await _connect(
             self,
             address,
             secret=secret,
             cookie=cookie,
+            topics=topics,
             heartbeat=heartbeat,
             misses=misses,
             timeout=timeout,

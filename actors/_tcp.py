@@ -14,6 +14,10 @@ heartbeats (a ping every interval; silence for ``misses`` intervals ends the
 connection). Its end is the peer's: asks in flight raise
 :class:`ConnectionLost`, watchers get ``Terminated(ref, ConnectionLost(...))``.
 
+The listening side keeps topics for the other (``serve_topics``); a system
+that connects with ``topics=True`` forwards its topics there
+(:class:`SharedTopics`), until the connection ends.
+
 Listeners and connections are tasks of the system's nursery, like its
 actors: the system closes them once its actors have stopped (each within
 :data:`CLOSE_GRACE` seconds), so none outlives ``async with ActorSystem()``.
@@ -38,7 +42,7 @@ import os
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import anyio.abc
@@ -51,7 +55,8 @@ from ._exceptions import (
 )
 from ._go import current_owner
 from ._handshake import check_secret, handshake, read_cookie
-from ._peer import Peer, Silent
+from ._peer import Peer, RemoteRef, Silent
+from ._remote_topics import UpstreamBroker, serve_topics
 from ._signal import Signal
 from ._wire import WireConnection
 
@@ -69,6 +74,8 @@ DEFAULT_MISSES: Final = 3
 DEFAULT_TIMEOUT: Final = 10.0
 #: Seconds a closing connection gets to send what is queued.
 CLOSE_GRACE: Final = 1.0
+#: The service that answers registry lookups (``RemoteSystem.whereis``).
+WHEREIS: Final = "names.whereis"
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,8 @@ class Link:
         #: Why it did not join, or why it ended.
         self.error: BaseException | None = None
         self.closing = False
+        #: This system's broker while its topics are the other side's.
+        self.upstream: SharedTopics | None = None
         self.scope = anyio.CancelScope()
         network.links.add(self)
 
@@ -262,7 +271,22 @@ class Link:
                     )
             else:
                 self._log_end()
+            self._own_topics_again()
             self.ended.set()
+
+    def share_topics(self) -> None:
+        """Make this system's topics the other side's (``topics=True``)."""
+        assert self.peer is not None
+        check_topics_free(self.system)
+        registry = self.system.registry
+        broker = self.upstream = SharedTopics(self.peer, registry._report)
+        registry._broker = broker
+
+    def _own_topics_again(self) -> None:
+        # The subscriptions made here while shared stay, now local only.
+        registry = self.system.registry
+        if self.upstream is not None and registry._broker is self.upstream:
+            registry._broker = self.upstream._local
 
     async def _serve(self, stream: anyio.abc.SocketStream) -> None:
         deadline = anyio.current_time() + self.timeout
@@ -273,7 +297,9 @@ class Link:
         peer = self.peer = Peer(self.system, WireConnection(stream, session), self.label)
         peer.handlers["hello"] = self._on_hello
         peer.handlers["refused"] = self._on_refused
-        peer.responders["whereis"] = self._whereis
+        peer.services[WHEREIS] = self._whereis
+        if not self.initiator:
+            serve_topics(peer)  # for a system that joins with topics=True
         if self.initiator:
             peer.signal("hello", _Hello(self.system.name, self.heartbeat))
         async with anyio.create_task_group() as task_group:
@@ -347,7 +373,7 @@ class Link:
             f"{node!r} at {self.label} refused this system ({self.system.name!r}): {problem}"
         )
 
-    def _whereis(self, name: object) -> ActorRef | None:
+    async def _whereis(self, name: object) -> ActorRef | None:
         return self.system.registry.whereis(name)  # type: ignore[arg-type]
 
     def _log_end(self) -> None:
@@ -361,6 +387,44 @@ class Link:
             logger.warning("the connection to %s was lost: %s", node, error)
         else:
             logger.warning("the connection to %s ended: %s: %s", node, type(error).__name__, error)
+
+
+class SharedTopics(UpstreamBroker):
+    """The broker of a system that joined another with ``topics=True``: the
+    other system's topics while the connection is up; from the moment it
+    ends, the subscriptions made here, here only.
+
+    Dead letters made here are offered to the subscribers here (which also
+    get the other system's, through their subscriptions there): unlike a
+    child process, this system does not pass its dead letters on."""
+
+    __slots__ = ()
+
+    async def publish(self, topic: str, message: Any) -> int:
+        if self._peer.error is not None:
+            return await self._local.publish(topic, message)
+        return await super().publish(topic, message)
+
+    def offer(self, topic: str, message: Any) -> int:
+        return self._local.offer(topic, message)
+
+
+def check_topics_free(system: ActorSystem) -> None:
+    """Refuse ``topics=True`` where it would drop or mix subscriptions."""
+    broker = system.registry._broker
+    if isinstance(broker, UpstreamBroker):
+        raise ActorsError(
+            f"the topics of {system.name!r} are already those of {broker._peer.node!r}: "
+            "a system shares the topics of one other system at most"
+        )
+    taken = system.registry.topics()
+    if taken:
+        raise ActorsError(
+            f"connect(topics=True) makes the topics of {system.name!r} those of the "
+            f"system it joins, so it must come before anything here subscribes; "
+            f"{', '.join(repr(t.pattern) for t in taken)} already "
+            f"{'has' if len(taken) == 1 else 'have'} subscribers: connect first"
+        )
 
 
 def _positive(value: object) -> float:
@@ -599,7 +663,7 @@ class RemoteSystem:
         peer = self._peer
         if peer is None:  # pragma: no cover - a RemoteSystem is made once joined
             raise ConnectionLost(f"the connection to {self.node} is closed")
-        ref: ActorRef | None = await peer.request("whereis", name, timeout=timeout)
+        ref: ActorRef | None = await RemoteRef(peer, "", WHEREIS, 0).ask(name, timeout=timeout)
         return ref
 
     async def wait_closed(self) -> None:
@@ -637,12 +701,15 @@ async def connect(
     *,
     secret: bytes | None,
     cookie: str | os.PathLike[str] | None,
+    topics: bool,
     heartbeat: float,
     misses: int,
     timeout: float,
 ) -> RemoteSystem:
     """See :meth:`ActorSystem.connect`."""
     network = Network.of(system, "connect()")
+    if topics:
+        check_topics_free(system)
     key = shared_secret(secret, cookie, "connect()")
     heartbeat = _seconds("heartbeat", heartbeat)
     misses = _misses(misses)
@@ -673,6 +740,12 @@ async def connect(
         raise
     if link.error is not None:
         raise link.error
+    if topics:
+        try:
+            link.share_topics()
+        except BaseException:
+            link.close()
+            raise
     return RemoteSystem(link)
 
 

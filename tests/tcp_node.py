@@ -3,8 +3,8 @@
     python tests/tcp_node.py --backend trio --parent-pid P --name far --cookie PATH
         (--listen | --connect HOST:PORT) [--heartbeat S]
 
-It runs an ``Echo`` registered as ``echo`` and a ``Control`` registered as
-``control`` (``"exit"`` ends the node in order). Listening, it prints
+It runs an ``Echo`` registered as ``echo`` and subscribed to ``news``, and a
+``Control`` registered as ``control`` (``"exit"`` ends the node in order). Listening, it prints
 ``listening HOST:PORT``; connecting, it joins, tells the other side's
 ``probe`` ``("joined", echo ref)`` and prints ``joined NODE``. It ends on
 ``"exit"``, when its connection ends (connecting), or with its parent.
@@ -56,6 +56,7 @@ async def main(args: argparse.Namespace) -> None:
     async with actors.ActorSystem(args.name) as system:
         echo = await system.spawn(Echo, args.name, name="echo")
         system.registry.register("echo", echo)
+        system.registry.subscribe("news", echo)
         control = await system.spawn(Control, done, name="control")
         system.registry.register("control", control)
         options: dict[str, Any] = {"cookie": args.cookie, "heartbeat": args.heartbeat}

@@ -245,6 +245,74 @@ async def test_a_listener_that_is_closed_accepts_no_more() -> None:
         assert ref is not None and await ref.ask(1) == ("echo", "server", 1)
 
 
+# -- topics ---------------------------------------------------------------------------------
+
+
+async def test_a_system_that_joins_with_topics_shares_them() -> None:
+    async with actors.ActorSystem("server") as server:
+        listener = await server.listen(secret=SECRET)
+        here = await TestProbe.start(server, name="here")
+        server.registry.subscribe("news.*", here.ref)
+        server.registry.subscribe("jobs", here.ref, group="workers")
+        async with actors.ActorSystem("client") as client:
+            remote = await client.connect(str(listener), secret=SECRET, topics=True)
+            server_side = server._peers["client"]
+            there = await TestProbe.start(client, name="there")
+            client.registry.subscribe("news.>", there.ref)
+            client.registry.subscribe("jobs", there.ref, group="workers")
+            # A publish from the client is published at the server, after
+            # its subscriptions: both see it.
+            assert await client.publish("news.eu", 1) == 2
+            assert await server.publish("news.us", 2) == 2
+            assert await here.receive_n(2, timeout=WAIT) == [1, 2]
+            assert await there.receive_n(2, timeout=WAIT) == [1, 2]
+            # One group across the two systems: each job to one member, in turn.
+            for i in range(10):
+                assert await server.publish("jobs", i) == 1
+            got = await here.receive_n(5, timeout=WAIT) + await there.receive_n(5, timeout=WAIT)
+            assert sorted(got) == list(range(10))
+            assert client.registry.subscriptions(there.ref) == [
+                ("news.>", None),
+                ("jobs", "workers"),
+            ]
+            members = [t.groups[0].members for t in server.registry.topics() if t.groups]
+            assert members == [("/user/here", "/user/there on client")]
+            # Dead letters: the client's subscriber gets both systems'.
+            letters = await TestProbe.start(client, name="letters")
+            client.registry.subscribe(actors.DEAD_LETTERS_TOPIC, letters.ref)
+            gone = await client.spawn(actors.Actor)
+            await gone.stop()
+            await gone.tell("made here")
+            assert await client.publish("nobody.listens", "made there") == 0
+            got = await letters.receive_n(2, timeout=WAIT)
+            assert sorted(letter.message for letter in got) == ["made here", "made there"]
+            with pytest.raises(actors.ActorsError, match="already those of 'server'"):
+                await client.connect(str(listener), secret=SECRET, topics=True)
+            await remote.close()
+            with anyio.fail_after(WAIT):
+                await server_side.closed.wait()
+            # Each system has its own topics again, and its own subscribers.
+            assert await client.publish("news.eu", 3) == 1
+            assert await server.publish("news.eu", 4) == 1
+            await there.expect(3, timeout=WAIT)
+            await here.expect(4, timeout=WAIT)
+            assert [t.pattern for t in server.registry.topics()] == ["jobs", "news.*"]
+
+
+async def test_topics_are_shared_only_before_anything_subscribes() -> None:
+    async with actors.ActorSystem("server") as server:
+        listener = await server.listen(secret=SECRET)
+        async with actors.ActorSystem("client") as client:
+            probe = await TestProbe.start(client)
+            client.registry.subscribe("news", probe.ref)
+            with pytest.raises(actors.ActorsError, match="before anything here subscribes"):
+                await client.connect(str(listener), secret=SECRET, topics=True)
+            assert server._network is not None and not server._network.links
+            async with await client.connect(str(listener), secret=SECRET) as remote:
+                assert remote.node == "server"  # without topics=True: fine
+            assert await client.publish("news", 1) == 1
+
+
 # -- names ---------------------------------------------------------------------------------
 
 
@@ -511,16 +579,20 @@ async def test_a_system_in_another_process_on_either_backend(
 
 
 async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie: Path) -> None:
-    """Gate: asks and watches between two systems; one killed with -9: the
-    other sees Terminated/ConnectionLost, asks in flight raise, tells are dead
-    letters, and nothing hangs."""
+    """Gate: asks, watches and topics between two systems; one killed with
+    -9: the other sees Terminated/ConnectionLost, asks in flight raise, tells
+    are dead letters, and nothing hangs."""
     args = ("--name", "far", "--cookie", str(cookie), "--listen")
     async with run_node(*args, backend=node_backend) as node:
         async with actors.ActorSystem("near") as system:
-            remote = await system.connect(node.line.split()[1], cookie=cookie)
+            remote = await system.connect(node.line.split()[1], cookie=cookie, topics=True)
             echo = await remote.whereis("echo")
             assert echo is not None and await echo.ask("ping") == ("echo", "far", "ping")
             probe = await TestProbe.start(system)
+            system.registry.subscribe("news", probe.ref)
+            assert await system.publish("news", "extra!") == 2  # far's echo, and here
+            await probe.expect("extra!", timeout=WAIT)
+            assert await echo.ask("seen") == ["ping", "extra!"]
             probe.watch(echo)
             outcome: list[BaseException] = []
             async with system.dead_letters() as letters:
@@ -548,6 +620,8 @@ async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie:
             with pytest.raises(ConnectionLost):
                 await remote.whereis("echo")
             assert system._peers == {}
+            assert await system.publish("news", "here only") == 1  # its own topics again
+            await probe.expect("here only", timeout=WAIT)
         assert await node.process.wait() == -signal.SIGKILL
 
 
