@@ -10,6 +10,9 @@ This example shows:
   name: an ordinary ``ActorRef``, for ``ask`` and ``tell``;
 - refs crossing both ways: the client sends refs to its own ``Reader``
   actors, and the board tells them every post;
+- a channel crossing: the client hands the board a ``Channel`` of its own,
+  and reads the history the board sends into it (a buffered channel keeps
+  Go's semantics across the wire: the board waits while it is full);
 - watching across the wire: the board watches its readers, and learns both
   how one stopped (``Terminated(ref, None)``) and that the others' system went
   away (``Terminated(ref, ConnectionLost(...))``);
@@ -50,6 +53,7 @@ class Board(Actor):
 
     def __init__(self) -> None:
         self.readers: dict[ActorRef, str] = {}
+        self.posts: list[str] = []
 
     async def receive(self, message: object) -> object:
         match message:
@@ -59,9 +63,14 @@ class Board(Actor):
                 print(f"board: {name} joined")
                 return len(self.readers)
             case ("post", str(author), str(text)):
+                self.posts.append(f"{author}: {text}")
                 for reader in self.readers:
-                    await reader.tell(f"{author}: {text}")
+                    await reader.tell(self.posts[-1])
                 return len(self.readers)
+            case ("history", actors.Channel() as channel):  # a channel over there
+                for post in self.posts:
+                    await channel.send(post)
+                channel.close()
             case Terminated(ref=reader, reason=reason):
                 name = self.readers.pop(reader)
                 how = "stopped" if reason is None else f"{type(reason).__name__}: {reason}"
@@ -110,6 +119,9 @@ async def join(address: str, cookie: str) -> None:
         print("posted to", await board.ask(("post", "bob", "hi, alice")))
         # The board's tells travelled before its answer: they are here.
         print("alice read:", await alice.ask("read"))
+        history = actors.Channel[str](1)  # the board runs at most one post ahead
+        await board.tell(("history", history))
+        print("history:", [post async for post in history])
         await bob.stop()  # the board sees him stop
         await remote.close()  # and alice's system leave
         try:

@@ -3,8 +3,9 @@
     python tests/tcp_node.py --backend trio --parent-pid P --name far --cookie PATH
         (--listen | --connect HOST:PORT) [--heartbeat S]
 
-It runs an ``Echo`` registered as ``echo`` and subscribed to ``news``, and a
-``Control`` registered as ``control`` (``"exit"`` ends the node in order). Listening, it prints
+It runs an ``Echo`` registered as ``echo`` and subscribed to ``news``, a
+``Channels`` registered as ``channels``, and a ``Control`` registered as
+``control`` (``"exit"`` ends the node in order). Listening, it prints
 ``listening HOST:PORT``; connecting, it joins, tells the other side's
 ``probe`` ``("joined", echo ref)`` and prints ``joined NODE``. It ends on
 ``"exit"``, when its connection ends (connecting), or with its parent.
@@ -41,6 +42,25 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+class Channels(actors.Actor):
+    """``("fill", channel, n)`` sends ``0 .. n-1`` into ``channel`` and closes
+    it; ``("make", capacity)`` answers a new channel of this system."""
+
+    def __init__(self) -> None:
+        self.made: list[actors.Channel[Any]] = []
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ("fill", channel, count):
+                for i in range(count):
+                    await channel.send(i)
+                channel.close()
+            case ("make", capacity):
+                self.made.append(actors.Channel(capacity))
+                return self.made[-1]
+        return None
+
+
 class Control(actors.Actor):
     def __init__(self, done: anyio.Event) -> None:
         self.done = done
@@ -59,6 +79,8 @@ async def main(args: argparse.Namespace) -> None:
         system.registry.subscribe("news", echo)
         control = await system.spawn(Control, done, name="control")
         system.registry.register("control", control)
+        channels = await system.spawn(Channels, name="channels")
+        system.registry.register("channels", channels)
         options: dict[str, Any] = {"cookie": args.cookie, "heartbeat": args.heartbeat}
         if args.listen:
             listener = await system.listen(**options)

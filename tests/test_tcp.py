@@ -579,9 +579,10 @@ async def test_a_system_in_another_process_on_either_backend(
 
 
 async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie: Path) -> None:
-    """Gate: asks, watches and topics between two systems; one killed with
-    -9: the other sees Terminated/ConnectionLost, asks in flight raise, tells
-    are dead letters, and nothing hangs."""
+    """Gate: asks, watches, topics and channels between two systems; one
+    killed with -9: the other sees Terminated/ConnectionLost, asks in flight
+    and a receive from its channel raise, tells are dead letters, and nothing
+    hangs."""
     args = ("--name", "far", "--cookie", str(cookie), "--listen")
     async with run_node(*args, backend=node_backend) as node:
         async with actors.ActorSystem("near") as system:
@@ -593,6 +594,17 @@ async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie:
             assert await system.publish("news", "extra!") == 2  # far's echo, and here
             await probe.expect("extra!", timeout=WAIT)
             assert await echo.ask("seen") == ["ping", "extra!"]
+            # A channel of this system filled there, and one of theirs here.
+            channels = await remote.whereis("channels")
+            assert channels is not None
+            mine = actors.Channel[int](2)
+            await channels.tell(("fill", mine, 5))
+            with anyio.fail_after(WAIT):
+                assert [value async for value in mine] == [0, 1, 2, 3, 4]
+            theirs = await channels.ask(("make", 2))
+            assert "of far" in repr(theirs)
+            await theirs.send(7)
+            assert await theirs.receive() == 7
             probe.watch(echo)
             outcome: list[BaseException] = []
             async with system.dead_letters() as letters:
@@ -605,11 +617,18 @@ async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie:
                             except Exception as error:
                                 outcome.append(error)
 
+                        async def receive() -> None:
+                            try:
+                                await theirs.receive()
+                            except Exception as error:
+                                outcome.append(error)
+
                         for _ in range(3):
                             tg.start_soon(ask)
+                        tg.start_soon(receive)
                         await anyio.wait_all_tasks_blocked()
                         node.kill()
-                assert len(outcome) == 3
+                assert len(outcome) == 4
                 assert all(isinstance(error, ConnectionLost) for error in outcome), outcome
                 notice = await probe.expect(terminated, timeout=WAIT)
                 assert notice.ref == echo and isinstance(notice.reason, ConnectionLost)
@@ -619,6 +638,8 @@ async def test_two_systems_joined_over_tcp_one_killed(node_backend: str, cookie:
                 assert (letter.message, letter.reason) == ("anyone?", "connection lost")
             with pytest.raises(ConnectionLost):
                 await remote.whereis("echo")
+            with pytest.raises(ConnectionLost):
+                await theirs.send(8)
             assert system._peers == {}
             assert await system.publish("news", "here only") == 1  # its own topics again
             await probe.expect("here only", timeout=WAIT)
