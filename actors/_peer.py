@@ -809,16 +809,10 @@ class Peer:
         self._task_group.start_soon(self._watch_local, to, cell, scope)
 
     async def _watch_local(self, to: str, cell: Cell, scope: anyio.CancelScope) -> None:
-        try:
-            with scope:
-                await cell.terminated.wait()
-        finally:
-            # Also when the connection is being closed (its system exits
-            # after its actors stopped): the watcher learns how the actor
-            # ended, not only that the connection did. Not after an unwatch.
-            if self._watched.get(to) is scope and cell.terminated.is_set():
-                del self._watched[to]
-                self._terminated(to, cell.reason, cell.killed)
+        with scope:
+            await cell.terminated.wait()
+            self._watched.pop(to, None)
+            self._terminated(to, cell.reason, cell.killed)
 
     async def _relay_watch(
         self, onward: Peer, ref: ActorRef, to: str, scope: anyio.CancelScope
