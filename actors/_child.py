@@ -29,9 +29,10 @@ from ._actor import Actor
 from ._codec import loads
 from ._exceptions import AuthenticationError, ConnectionLost
 from ._handshake import handshake
-from ._peer import Peer, Silent, dump_error
+from ._peer import Peer, Silent
 from ._process import KEY_SIZE
 from ._ref import ActorRef
+from ._remote import dump_error
 from ._remote_names import forward_names
 from ._remote_topics import forward_topics
 from ._system import ActorSystem

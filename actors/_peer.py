@@ -8,8 +8,9 @@ end into failures: pending asks raise :class:`ConnectionLost`, watchers get
 ``Terminated(ref, ConnectionLost(...))``, and the local stand-ins of actors
 that lived there fail.
 
-Actors are addressed by ``uid NUL node NUL path`` (:func:`address`); a
-:class:`RemoteRef` is an ``ActorRef`` whose messages go through a peer. The
+Actors are addressed by ``uid NUL node NUL path``
+(:func:`actors._remote.address`); an ``actors._remote.RemoteRef`` is an
+``ActorRef`` whose messages go through a peer. The
 layers above add control messages (``handlers``), and services the other
 side tells or asks like an actor, with the ask's backpressure and
 cancellation (``services``, at :func:`service_address`): the topics and
@@ -38,11 +39,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
-import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -50,18 +48,18 @@ import anyio.abc
 
 from ._ask import DROPPED, ERROR, FAILED, STOPPED, UNHANDLED, Ask, Outcome
 from ._codec import dumps, loads
-from ._envelope import Envelope, Kind, encode_tell
+from ._envelope import Envelope, Kind
 from ._exceptions import (
     ActorsError,
     ConnectionLost,
     MailboxFull,
-    RemoteError,
     SendOnClosed,
     UnpicklableMessage,
     WouldBlock,
 )
 from ._messages import DeadLetter, Terminated, describe
 from ._ref import ActorRef, current_system
+from ._remote import dump_error, load_error, parse_address
 from ._signal import Signal
 from ._wire_channel import WireChannels
 
@@ -82,82 +80,6 @@ _OK: Final = ""
 _OUTCOMES: Final = {FAILED: "f", STOPPED: "s", DROPPED: "d", UNHANDLED: "u", ERROR: "e"}
 _KINDS: Final = {code: kind for kind, code in _OUTCOMES.items()}
 _NO_HEADERS: Final[dict[str, str]] = {}
-
-
-def address(node: str, uid: int, path: str) -> str:
-    """The wire address of one actor incarnation."""
-    return f"{uid}\0{node}\0{path}"
-
-
-def service_address(name: str) -> str:
-    """The wire address of a service a peer serves by name (see
-    :attr:`Peer.services`): an address with no node and uid 0, which no actor
-    has."""
-    return address("", 0, name)
-
-
-def parse_address(to: str) -> tuple[int, str, str]:
-    uid, node, path = to.split("\0", 2)
-    return int(uid), node, path
-
-
-# -- exceptions across the wire -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Failure:
-    type_name: str
-    text: str
-    traceback: str
-    node: str
-    pid: int
-    pickled: bytes | None
-
-
-def dump_error(error: BaseException, node: str) -> bytes:
-    """An exception for the other side: itself if it pickles, and always its
-    type, text and traceback (for :func:`load_error`)."""
-    try:
-        pickled: bytes | None = dumps(error)
-    except Exception:
-        pickled = None
-    kind = type(error)
-    return dumps(
-        _Failure(
-            f"{kind.__module__}.{kind.__qualname__}",
-            str(error),
-            "".join(traceback.format_exception(kind, error, error.__traceback__)),
-            node,
-            os.getpid(),
-            pickled,
-        )
-    )
-
-
-def load_error(data: bytes) -> BaseException:
-    """The exception :func:`dump_error` sent: its original type where it can
-    be imported here, else :class:`RemoteError`; with ``remote_traceback``,
-    ``node`` and ``pid`` attributes and the traceback as a note."""
-    failure: _Failure = loads(data)
-    error: BaseException | None = None
-    if failure.pickled is not None:
-        try:
-            error = loads(failure.pickled)
-        except Exception:
-            error = None
-    if not isinstance(error, BaseException):
-        error = RemoteError(f"{failure.type_name}: {failure.text}")
-    note = f"remote traceback, node {failure.node} (pid {failure.pid}):\n{failure.traceback}"
-    try:
-        error.remote_traceback = failure.traceback  # type: ignore[attr-defined]
-        error.node = failure.node  # type: ignore[attr-defined]
-        error.pid = failure.pid  # type: ignore[attr-defined]
-    except AttributeError:  # pragma: no cover - an exception with __slots__
-        pass
-    from ._cell import _add_note
-
-    _add_note(error, note)
-    return error
 
 
 # -- asks served for the other side -------------------------------------------
@@ -887,85 +809,3 @@ class Silent(ActorsError):
 
 def _ignore(payload: Any) -> None:
     return None
-
-
-# -- refs to actors over there ------------------------------------------------
-
-
-class RemoteRef(ActorRef[Any, Any]):
-    """An ``ActorRef`` to an actor of another system: its messages are pickled
-    and go through the peer's connection. Made by unpickling a ref."""
-
-    __slots__ = ("_address", "_address_bytes", "_peer")
-
-    def __init__(self, peer: Peer, system_name: str, path: str, uid: int) -> None:
-        super().__init__(None, system_name, path, uid)
-        self._peer = peer
-        self._address = address(system_name, uid, path)
-        self._address_bytes = self._address.encode()
-
-    def __repr__(self) -> str:
-        return f"<ActorRef {self._path} #{self._uid} on {self._system_name}>"
-
-    def _resolve(self) -> None:
-        return None
-
-    async def tell(self, message: Any) -> None:
-        # Peer.tell inlined: the benchmarks.process tell row.
-        body = dumps(message)  # fails here, before anything is queued
-        peer = self._peer
-        if peer.error is None:
-            try:
-                await peer.wire.send_encoded(encode_tell(self._address_bytes, body))
-                return
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-        peer.system._dead_letter(message, self, "connection lost")
-
-    def tell_nowait(self, message: Any) -> None:
-        self._peer.tell_nowait(self._address, self, message)
-
-    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
-        from ._ref import check_timeout
-
-        check_timeout(timeout)
-        peer = self._peer
-        envelope = Ask(message)
-        deadlines = peer.system._deadlines
-        try:
-            await peer.forward(self._address, envelope)
-            if not envelope.answered:
-                left = float("inf") if timeout is None else timeout
-                try:
-                    await envelope.park(left, None if timeout is None else deadlines)
-                finally:
-                    envelope.unpark(deadlines)
-        except BaseException:
-            if not envelope.answered:
-                envelope.close()
-            raise
-        return envelope.result(self._path, timeout)
-
-    async def stop(self) -> None:
-        self._peer.signal("stop", self._address)
-        await self.join()
-
-    def stop_nowait(self) -> None:
-        self._peer.signal("stop", self._address)
-
-    async def kill(self) -> None:
-        self._peer.signal("kill", self._address)
-        await self.join()
-
-    @property
-    def alive(self) -> bool:
-        return self._peer.error is None
-
-    async def join(self) -> Terminated:
-        return await self._peer.join(self, self._address)
-
-    def _watch(self, cell: Cell) -> None:
-        self._peer.watch(self, self._address, cell)
-
-    def _unwatch(self, cell: Cell) -> None:
-        self._peer.unwatch(self, self._address, cell)

@@ -47,9 +47,9 @@ from ._actor import Actor
 from ._codec import dumps_spec
 from ._exceptions import ConnectionLost, UnpicklableMessage
 from ._mailbox import Mailbox
-from ._peer import RemoteRef, address, load_error
 from ._pool import pool_named
 from ._process import TERM_GRACE
+from ._remote import RemoteRef, address, load_error
 from ._worker import Spawn, Worker
 
 if TYPE_CHECKING:

@@ -434,7 +434,7 @@ def _restore_ref(system_name: str, path: str, uid: int) -> ActorRef:
             return cell.ref
         peer = system._route(system_name)
         if peer is not None:
-            from ._peer import RemoteRef
+            from ._remote import RemoteRef
 
             return RemoteRef(peer, system_name, path, uid)
     return ActorRef(None, system_name, path, uid)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._exceptions import ActorStopped, NameTaken
-from ._peer import RemoteRef
+from ._remote import RemoteRef
 
 if TYPE_CHECKING:
     from ._peer import Peer

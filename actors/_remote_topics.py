@@ -27,7 +27,7 @@ forwarding side sent:
   the stand-in's (its mailbox, then the connection). Its membership in
   groups follows its life: a killed process fails the stand-in, whose
   subscriptions end with it.
-- any other actor over there is a :class:`~actors._peer.RemoteRef`: it gets a
+- any other actor over there is a :class:`~actors._remote.RemoteRef`: it gets a
   :class:`_RemoteEndpoint`, a bounded queue here (its mailbox's capacity and
   policy) drained to the connection by a task of the peer, which ends when
   the actor ends or the connection does.
@@ -62,7 +62,7 @@ from ._exceptions import (
     UnpicklableMessage,
 )
 from ._matcher import check_topic
-from ._peer import RemoteRef
+from ._remote import RemoteRef
 from ._topics import LocalBroker
 
 if TYPE_CHECKING:

@@ -40,13 +40,14 @@ from ._exceptions import ActorFailed, ActorsError, NameTaken, WouldBlock
 from ._mailbox import Mailbox
 from ._messages import DeadLetter
 from ._nursery import Nursery
-from ._peer import Peer, RemoteRef
+from ._peer import Peer
 from ._placement import Subprocess, place
 from ._pool import ProcessPool, pool_named
 from ._portal import ThreadPortal
 from ._pubsub import PubSub
 from ._ref import ActorRef, check_thread, current_system
 from ._registry import Registry
+from ._remote import RemoteRef
 from ._run import current_run
 from ._tcp import (
     DEFAULT_HEARTBEAT,

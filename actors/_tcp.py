@@ -55,7 +55,8 @@ from ._exceptions import (
 )
 from ._go import current_owner
 from ._handshake import check_secret, handshake, read_cookie
-from ._peer import Peer, RemoteRef, Silent
+from ._peer import Peer, Silent
+from ._remote import RemoteRef
 from ._remote_topics import UpstreamBroker, serve_topics
 from ._signal import Signal
 from ._wire import WireConnection
