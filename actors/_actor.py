@@ -538,3 +538,20 @@ async def _timer(
             deadline += interval
             await anyio.sleep_until(deadline)
             await ref.tell(message)
+
+
+def check_factory(factory: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise ``TypeError`` in the caller if ``factory(*args, **kwargs)``
+    cannot make an actor: not an ``Actor`` subclass or a callable, or (for a
+    class) arguments its ``check_args`` refuses."""
+    if inspect.isclass(factory):
+        if not issubclass(factory, Actor):
+            raise TypeError(
+                f"cannot spawn {factory.__qualname__}: it is not an Actor "
+                f"subclass; subclass actors.Actor"
+            )
+        factory.check_args(*args, **kwargs)
+    elif not callable(factory):
+        raise TypeError(
+            f"cannot spawn {factory!r}: pass an Actor subclass or a callable that returns an Actor"
+        )

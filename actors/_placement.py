@@ -118,20 +118,8 @@ def place(
             f"placement must be an actors.Subprocess (or None), got "
             f"{type(placement).__name__} {placement!r}"
         )
-    import inspect
-
-    from ._actor import Actor
+    from ._actor import check_factory
     from ._proxy import ProcessActor
 
-    if inspect.isclass(factory):
-        if not issubclass(factory, Actor):
-            raise TypeError(
-                f"cannot spawn {factory.__qualname__}: it is not an Actor subclass; "
-                f"subclass actors.Actor"
-            )
-        factory.check_args(*args, **kwargs)
-    elif not callable(factory):
-        raise TypeError(
-            f"cannot spawn {factory!r}: pass an Actor subclass or a callable that returns an Actor"
-        )
+    check_factory(factory, args, kwargs)
     return ProcessActor, (placement, factory, args, kwargs), {}

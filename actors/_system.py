@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import math
@@ -30,7 +29,7 @@ from typing import Any
 
 import anyio
 
-from ._actor import Actor
+from ._actor import Actor, check_factory
 from ._ask import Ask
 from ._cell import DEFAULT_SHUTDOWN, Cell
 from ._channel import Channel
@@ -463,18 +462,8 @@ class ActorSystem(PubSub):
         named_after = factory
         if placement is not None:
             factory, args, kwargs = place(placement, factory, args, kwargs)
-        elif inspect.isclass(factory):
-            if not issubclass(factory, Actor):
-                raise TypeError(
-                    f"cannot spawn {factory.__qualname__}: it is not an Actor "
-                    f"subclass; subclass actors.Actor"
-                )
-            factory.check_args(*args, **kwargs)
-        elif not callable(factory):
-            raise TypeError(
-                f"cannot spawn {factory!r}: pass an Actor subclass or a callable "
-                f"that returns an Actor"
-            )
+        else:
+            check_factory(factory, args, kwargs)
         if parent is not None and not parent.alive:
             raise ActorsError(f"{parent.path} is {parent.state}: it cannot spawn children")
         if mailbox is not None and not isinstance(mailbox, Mailbox):

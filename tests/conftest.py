@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -33,3 +34,14 @@ def no_orphans() -> Iterator[None]:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"child processes left running: {left}"
+
+
+@pytest.fixture(params=["same", "other"])
+def placement(request: pytest.FixtureRequest, anyio_backend: tuple[str, object]) -> Any:
+    """An ``actors.Subprocess`` on this test's backend, or on the other one."""
+    import actors
+
+    backend = anyio_backend[0]
+    if request.param == "other":
+        backend = "trio" if backend == "asyncio" else "asyncio"
+    return actors.Subprocess(backend=backend)

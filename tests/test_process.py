@@ -52,15 +52,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(params=["same", "other"])
-def placement(request: pytest.FixtureRequest, anyio_backend: Any) -> Subprocess:
-    """A child on this test's backend, or on the other one."""
-    backend = anyio_backend[0]
-    if request.param == "other":
-        backend = "trio" if backend == "asyncio" else "asyncio"
-    return Subprocess(backend=backend, heartbeat=0.5)
-
-
 async def test_tell_and_ask_reach_an_actor_in_another_process(placement: Subprocess) -> None:
     async with actors.ActorSystem() as system:
         ref = await system.spawn(Echo, "t", name="echo", placement=placement)

@@ -38,15 +38,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(params=["same", "other"])
-def placement(request: pytest.FixtureRequest, anyio_backend: Any) -> Subprocess:
-    """A child on this test's backend, or on the other one."""
-    backend = anyio_backend[0]
-    if request.param == "other":
-        backend = "trio" if backend == "asyncio" else "asyncio"
-    return Subprocess(backend=backend)
-
-
 async def test_a_child_sends_ten_thousand_values_into_a_channel_here(
     placement: Subprocess,
 ) -> None:
