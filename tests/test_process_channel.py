@@ -38,17 +38,17 @@ pytestmark = [
 ]
 
 
-async def test_a_child_sends_ten_thousand_values_into_a_channel_here(
+async def test_a_child_sends_three_thousand_values_into_a_channel_here(
     placement: Subprocess,
 ) -> None:
     async with actors.ActorSystem() as system:
         producer = await system.spawn(Producer, placement=placement)
         channel = Channel[int](8)
-        await producer.tell(("produce", channel, 10_000, True, None))
+        await producer.tell(("produce", channel, 3_000, True, None))
         with anyio.fail_after(60):
             received = [value async for value in channel]
-        assert received == list(range(10_000))
-        assert await producer.ask("status") == (10_000, True, None)
+        assert received == list(range(3_000))
+        assert await producer.ask("status") == (3_000, True, None)
 
 
 async def test_a_child_receives_from_a_channel_here_until_it_is_closed(
@@ -60,12 +60,12 @@ async def test_a_child_receives_from_a_channel_here_until_it_is_closed(
         channel = Channel[int](8)
         await consumer.tell(("consume", channel, probe.ref))
         with anyio.fail_after(60):
-            for i in range(2_000):
+            for i in range(500):
                 await channel.send(i)
             channel.close()
-            await probe.expect(("consumed", 2_000, None), timeout=WAIT)
+            await probe.expect(("consumed", 500, None), timeout=WAIT)
         values, done, error = await consumer.ask("collected")
-        assert values == list(range(2_000)) and done and error is None
+        assert values == list(range(500)) and done and error is None
 
 
 # --8<-- [start:window]
