@@ -393,8 +393,13 @@ async def test_cancelled_receives_at_an_end_lose_nothing(anyio_backend: Any) -> 
                 await anyio.wait_all_tasks_blocked()
                 await source.ask(("emit", i))
                 tg.cancel_scope.cancel()
+        # A value given back may still be on its way to the owner when the
+        # last receive is cancelled: drain until every value is accounted for
+        # (a lost one fails the wait).
+        rest: list[int] = []
         with anyio.fail_after(WAIT):
-            rest = await source.ask("drain")
+            while len(received) + len(rest) < 30:
+                rest += await source.ask("drain")
         assert sorted(received + rest) == list(range(30))
         assert rest == sorted(rest)
 
