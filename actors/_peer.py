@@ -601,16 +601,6 @@ class Peer:
         message, recipient, reason, topic = payload
         self.system._dead_letter(message, recipient, f"{reason} (in {self.node})", topic=topic)
 
-    async def tell(self, to: str, ref: ActorRef, message: Any) -> None:
-        body = dumps(message)  # fails here, before anything is queued
-        if self.error is None:
-            try:
-                await self.wire.send(Envelope(Kind.TELL, to, "", 0, _NO_HEADERS, body))
-                return
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-        self.system._dead_letter(message, ref, "connection lost")
-
     def tell_nowait(self, to: str, ref: ActorRef, message: Any) -> None:
         body = dumps(message)
         if self.error is None:

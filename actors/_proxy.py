@@ -206,8 +206,9 @@ class ProcessActor(Actor):
             except UnpicklableMessage as error:
                 ask.put_error(error)  # the asker learns why; the actor lives on
         else:
+            assert self._direct is not None  # set once on_start has succeeded
             try:
-                await peer.tell(self._address, cell.ref, message)
+                await self._direct.tell(message)
             except UnpicklableMessage as error:
                 logger.error("%s: %s", cell.path, error)
                 cell.dead_letter(message, f"unpicklable: {error}")

@@ -130,7 +130,7 @@ class RemoteRef(ActorRef[Any, Any]):
         return None
 
     async def tell(self, message: Any) -> None:
-        # Peer.tell inlined: the benchmarks.process tell row.
+        # The one tell over a connection (a stand-in's mailbox uses it too).
         body = dumps(message)  # fails here, before anything is queued
         peer = self._peer
         if peer.error is None:
