@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -62,6 +62,9 @@ from ._tree import ActorInfo, ActorTree
 from ._typevars import M, R
 from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
 from ._watchdog import Watchdog, default_threshold
+
+if TYPE_CHECKING:
+    from .durable import Store, Streams
 
 logger = logging.getLogger("actors")
 
@@ -140,6 +143,7 @@ class ActorSystem(PubSub):
         log_dead_letters: int = DEFAULT_LOG_LIMIT,
         log_dead_letters_interval: float = DEFAULT_LOG_INTERVAL,
         warn_blocking: float | bool | None = None,
+        store: Store | None = None,
     ):
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"system name must be a non-empty string without '/', got {name!r}")
@@ -187,6 +191,8 @@ class ActorSystem(PubSub):
         self._network: Network | None = None  # listeners and TCP connections
         #: Names and topics (see :class:`Registry`).
         self.registry = Registry(self)
+        self._store = store
+        self._streams: Streams | None = None
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {len(self._cells)} actors>"
@@ -237,6 +243,9 @@ class ActorSystem(PubSub):
         finally:
             for hook in list(self._closing_hooks):
                 hook()
+            if self._streams is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._streams.aclose()
             self._deadlines.close()
             try:
                 await self._nursery.close()
@@ -261,6 +270,21 @@ class ActorSystem(PubSub):
             raise leaving
         if exc is None and self._interrupted is not None:
             raise SystemExit(self._interrupted)
+
+    @property
+    def streams(self) -> Streams:
+        """The durable streams of this system (an :class:`actors.durable.Streams`),
+        kept in the ``store`` given to the system.
+
+        Examples:
+            >>> ActorSystem().streams
+            <Streams store=None>
+        """
+        if self._streams is None:
+            from .durable import Streams
+
+            self._streams = Streams(self._store)
+        return self._streams
 
     def _interrupt(self, status: int) -> None:
         # actors.run's first Ctrl-C: cancel the body, stop every actor

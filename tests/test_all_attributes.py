@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-PACKAGES = ["actors", "actors.lowlevel", "actors.testing", "supervision"]
+PACKAGES = ["actors", "actors.durable", "actors.lowlevel", "actors.testing", "supervision"]
 
 
 def public_names(module: types.ModuleType) -> set[str]:

@@ -11,13 +11,16 @@ import pkgutil
 import pytest
 
 import actors
+import actors.durable
 import actors.lowlevel
 import actors.testing
 
 MODULES = [
     "actors",
     "actors.testing",
+    "actors.durable",
     *(f"actors.{info.name}" for info in pkgutil.iter_modules(actors.__path__)),
+    *(f"actors.durable.{info.name}" for info in pkgutil.iter_modules(actors.durable.__path__)),
     *(f"actors.testing.{info.name}" for info in pkgutil.iter_modules(actors.testing.__path__)),
 ]
 
@@ -29,7 +32,7 @@ def test_docstring_examples(name: str) -> None:
     assert failed == 0, f"{failed} of {tried} examples in {name} failed (see the output)"
 
 
-@pytest.mark.parametrize("package", [actors, actors.lowlevel, actors.testing])
+@pytest.mark.parametrize("package", [actors, actors.durable, actors.lowlevel, actors.testing])
 def test_every_public_class_and_function_has_an_example(package: object) -> None:
     for name in package.__all__:  # type: ignore[attr-defined]
         obj = getattr(package, name)

@@ -1,0 +1,664 @@
+"""The SQLite store's statements: plain functions run on the store's one thread.
+
+Every function takes the connection first and runs inside a transaction its
+caller opened (``BEGIN IMMEDIATE``), so several of them compose into one
+transaction (a user's ``streams.transaction()``). Times are the store clock's
+seconds (wall-clock based, so every process that opens the file agrees).
+
+Tables (all prefixed ``durable_``, so an application's own tables can share
+the file):
+
+- ``streams``: one row per stream: its config (JSON), the last sequence
+  given out, its message and byte counts, and ``gen``, bumped whenever its
+  config or consumers change (a publisher's cached consumer list is stale
+  when ``gen`` moved: another process may have added a consumer).
+- ``messages``: the stream's messages by ``(stream, seq)``, with ``refs`` (how
+  many consumers still hold it, for interest retention).
+- ``pending``: one row per (consumer, message) not yet settled, keyed by
+  ``(cid, seq)`` (a WITHOUT ROWID table: the key is the claim order, so a claim
+  walks the primary key and never sorts). ``vt`` is when it may be delivered
+  (again); ``deliveries`` how often it was; ``state`` 0 new, 1 delivered, 2
+  nak'd or released.
+- ``dead``: the dead-letter queue, a copy of each message a consumer gave up on.
+- ``dedup``: message ids seen within each stream's dedup window.
+
+# Invariants:
+# - A message is in ``pending`` for a consumer until that consumer settles it
+#   (ack, or a move to ``dead``); the delete and the move are in the same
+#   transaction as whatever else settles it: never lost, never duplicated.
+# - An ack, nak or progress names the delivery (``deliveries`` at the time it
+#   was handed out); one for an older delivery matches no row and is dropped.
+# - ``streams.last_seq`` only grows: a sequence is never given out twice, even
+#   after its message was deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .._matcher import pattern_matches
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS durable_streams (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    msgs INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    gen INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS durable_messages (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    data BLOB NOT NULL,
+    time REAL NOT NULL,
+    refs INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS durable_messages_seq ON durable_messages (stream, seq);
+CREATE TABLE IF NOT EXISTS durable_dedup (
+    stream TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    PRIMARY KEY (stream, msg_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS durable_dedup_time ON durable_dedup (stream, time);
+CREATE TABLE IF NOT EXISTS durable_consumers (
+    id INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    name TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    config TEXT NOT NULL,
+    UNIQUE (stream, name)
+);
+CREATE TABLE IF NOT EXISTS durable_pending (
+    cid INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    vt REAL NOT NULL DEFAULT 0,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    state INTEGER NOT NULL DEFAULT 0,
+    first_at REAL,
+    last_at REAL,
+    last_error TEXT,
+    PRIMARY KEY (cid, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS durable_dead (
+    cid INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    data BLOB NOT NULL,
+    time REAL NOT NULL,
+    deliveries INTEGER NOT NULL,
+    last_error TEXT,
+    first_at REAL,
+    last_at REAL,
+    dead_at REAL NOT NULL,
+    PRIMARY KEY (cid, seq)
+);
+"""
+
+TIMEOUT_ERROR = "no ack within ack_wait"
+
+# The claim (the benchmark's "fetch" row): one UPDATE over the primary key
+# (cid, seq), which is the claim order; test_durable_store checks the plan.
+CLAIM = """
+UPDATE durable_pending SET
+    last_error = CASE WHEN state = 1 THEN ? ELSE last_error END,
+    vt = ? + coalesce(json_extract(?, '$[' || deliveries || ']'), 0),
+    deliveries = deliveries + 1, state = 1,
+    first_at = coalesce(first_at, ?), last_at = ?
+WHERE cid = ? AND seq IN (
+    SELECT seq FROM durable_pending WHERE cid = ? AND vt <= ? ORDER BY seq LIMIT ?
+)
+RETURNING seq, deliveries, first_at, last_error
+"""
+CLAIM_SELECT = "SELECT seq FROM durable_pending WHERE cid = ? AND vt <= ? ORDER BY seq LIMIT ?"
+
+
+def open_connection(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    """Open ``path`` in WAL mode with the given ``synchronous`` and create the tables."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.OperationalError(f"{path!r} cannot use WAL (journal_mode {mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.create_function("durable_match", 2, pattern_matches, deterministic=True)
+        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+# -- streams -----------------------------------------------------------------
+
+
+def stream_row(conn: sqlite3.Connection, name: str) -> tuple[str, int, int, int, int] | None:
+    row = conn.execute(
+        "SELECT config, last_seq, msgs, bytes, gen FROM durable_streams WHERE name = ?", (name,)
+    ).fetchone()
+    return None if row is None else tuple(row)
+
+
+def streams(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return list(conn.execute("SELECT name, config FROM durable_streams ORDER BY name"))
+
+
+def put_stream(conn: sqlite3.Connection, name: str, config: str) -> None:
+    conn.execute(
+        "INSERT INTO durable_streams (name, config) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET config = excluded.config, gen = gen + 1",
+        (name, config),
+    )
+
+
+def delete_stream(conn: sqlite3.Connection, name: str) -> bool:
+    cids = [
+        c for (c,) in conn.execute("SELECT id FROM durable_consumers WHERE stream = ?", (name,))
+    ]
+    for cid in cids:
+        conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
+        conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
+    conn.execute("DELETE FROM durable_consumers WHERE stream = ?", (name,))
+    conn.execute("DELETE FROM durable_messages WHERE stream = ?", (name,))
+    conn.execute("DELETE FROM durable_dedup WHERE stream = ?", (name,))
+    return conn.execute("DELETE FROM durable_streams WHERE name = ?", (name,)).rowcount > 0
+
+
+def consumers_of(conn: sqlite3.Connection, stream: str) -> list[tuple[int, str, str, str]]:
+    return list(
+        conn.execute(
+            "SELECT id, name, filter, config FROM durable_consumers WHERE stream = ? ORDER BY id",
+            (stream,),
+        )
+    )
+
+
+class PublishCache:
+    """A stream's config and consumer filters as of its ``gen`` (one per store)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        # stream -> (gen, config dict, [(cid, filter)])
+        self.entries: dict[str, tuple[int, dict[str, Any], list[tuple[int, str]]]] = {}
+
+
+def publish(
+    conn: sqlite3.Connection,
+    cache: PublishCache,
+    stream: str,
+    items: Sequence[tuple[str, bytes, str | None]],
+    now: float,
+) -> list[int]:
+    """Append ``items`` (subject, data, msg_id) to ``stream``; return their sequences.
+
+    A message whose ``msg_id`` was seen within the dedup window is not stored
+    again: its sequence is the original's.
+    """
+    row = conn.execute(
+        "SELECT last_seq, msgs, bytes, gen FROM durable_streams WHERE name = ?", (stream,)
+    ).fetchone()
+    if row is None:
+        raise LookupError(stream)
+    last_seq, msgs, nbytes, gen = row
+    entry = cache.entries.get(stream)
+    if entry is None or entry[0] != gen:
+        (config,) = conn.execute(
+            "SELECT config FROM durable_streams WHERE name = ?", (stream,)
+        ).fetchone()
+        targets = [(cid, flt) for cid, _name, flt, _cfg in consumers_of(conn, stream)]
+        entry = (gen, json.loads(config), targets)
+        cache.entries[stream] = entry
+    _gen, cfg, targets = entry
+    retention = cfg["retention"]
+    window = cfg["dedup_window"]
+    seqs: list[int] = []
+    rows: list[tuple[str, int, str, bytes, float, int]] = []
+    pending: list[tuple[int, int]] = []
+    pruned = False
+    for subject, data, msg_id in items:
+        if msg_id is not None:
+            if not pruned:
+                conn.execute(
+                    "DELETE FROM durable_dedup WHERE stream = ? AND time < ?",
+                    (stream, now - window),
+                )
+                pruned = True
+            seen = conn.execute(
+                "SELECT seq FROM durable_dedup WHERE stream = ? AND msg_id = ?", (stream, msg_id)
+            ).fetchone()
+            if seen is not None:
+                seqs.append(seen[0])
+                continue
+        last_seq += 1
+        seqs.append(last_seq)
+        if msg_id is not None:
+            conn.execute(
+                "INSERT INTO durable_dedup (stream, msg_id, seq, time) VALUES (?, ?, ?, ?)",
+                (stream, msg_id, last_seq, now),
+            )
+        refs = 0
+        for cid, flt in targets:
+            if pattern_matches(flt, subject):
+                pending.append((cid, last_seq))
+                refs += 1
+        if retention == "interest" and refs == 0:
+            continue  # nobody is interested: not kept
+        rows.append((stream, last_seq, subject, data, now, refs))
+        msgs += 1
+        nbytes += len(data)
+    if len(rows) == 1:
+        conn.execute(
+            "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows[0],
+        )
+    elif rows:
+        conn.executemany(
+            "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    if pending:
+        conn.executemany("INSERT INTO durable_pending (cid, seq) VALUES (?, ?)", pending)
+    conn.execute(
+        "UPDATE durable_streams SET last_seq = ?, msgs = ?, bytes = ? WHERE name = ?",
+        (last_seq, msgs, nbytes, stream),
+    )
+    if rows and _over_limits(cfg, msgs, nbytes):
+        _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
+    elif rows and cfg["max_age"] is not None:
+        oldest = conn.execute(
+            "SELECT time FROM durable_messages WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
+        ).fetchone()
+        if oldest is not None and oldest[0] < now - cfg["max_age"]:
+            _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
+    return seqs
+
+
+def _over_limits(cfg: dict[str, Any], msgs: int, nbytes: int) -> bool:
+    return (cfg["max_msgs"] is not None and msgs > cfg["max_msgs"]) or (
+        cfg["max_bytes"] is not None and nbytes > cfg["max_bytes"]
+    )
+
+
+def _trim(
+    conn: sqlite3.Connection, stream: str, cfg: dict[str, Any], now: float, cids: list[int]
+) -> None:
+    # Drop the oldest messages while a limit is exceeded (limits discard old).
+    msgs, nbytes = conn.execute(
+        "SELECT msgs, bytes FROM durable_streams WHERE name = ?", (stream,)
+    ).fetchone()
+    max_age = cfg["max_age"]
+    cutoff = None
+    done = False
+    after = 0
+    while not done:
+        chunk = conn.execute(
+            "SELECT seq, time, length(data) FROM durable_messages WHERE stream = ? AND seq > ? "
+            "ORDER BY seq LIMIT 256",
+            (stream, after),
+        ).fetchall()
+        if not chunk:
+            break
+        for seq, time, size in chunk:
+            old = max_age is not None and time < now - max_age
+            if not (old or _over_limits(cfg, msgs, nbytes)):
+                done = True
+                break
+            cutoff = seq
+            msgs -= 1
+            nbytes -= size
+        after = chunk[-1][0]
+    if cutoff is None:
+        return
+    conn.execute("DELETE FROM durable_messages WHERE stream = ? AND seq <= ?", (stream, cutoff))
+    for cid in cids:
+        conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq <= ?", (cid, cutoff))
+    conn.execute(
+        "UPDATE durable_streams SET msgs = ?, bytes = ? WHERE name = ?", (msgs, nbytes, stream)
+    )
+
+
+# -- consumers ---------------------------------------------------------------
+
+
+def put_consumer(
+    conn: sqlite3.Connection,
+    stream: str,
+    name: str,
+    flt: str,
+    config: str,
+    start: tuple[str, float] | None,
+) -> tuple[int, str, bool]:
+    """Create (with ``start``: ``("seq", n)`` or ``("time", t)``, None for new) or
+    update a consumer; return its id, its filter and whether it was created."""
+    row = conn.execute(
+        "SELECT id, filter FROM durable_consumers WHERE stream = ? AND name = ?", (stream, name)
+    ).fetchone()
+    if row is not None:
+        conn.execute("UPDATE durable_consumers SET config = ? WHERE id = ?", (config, row[0]))
+        return row[0], row[1], False
+    cid = conn.execute(
+        "INSERT INTO durable_consumers (stream, name, filter, config) VALUES (?, ?, ?, ?)",
+        (stream, name, flt, config),
+    ).lastrowid
+    assert cid is not None
+    conn.execute("UPDATE durable_streams SET gen = gen + 1 WHERE name = ?", (stream,))
+    if start is not None:
+        _fill(conn, stream, cid, flt, start)
+    return cid, flt, True
+
+
+def _fill(
+    conn: sqlite3.Connection, stream: str, cid: int, flt: str, start: tuple[str, float]
+) -> None:
+    kind, value = start
+    if kind == "time":
+        row = conn.execute(
+            "SELECT min(seq) FROM durable_messages WHERE stream = ? AND time >= ?",
+            (stream, value),
+        ).fetchone()
+        if row[0] is None:
+            return
+        first = row[0]
+    else:
+        first = value
+    conn.execute(
+        "INSERT OR IGNORE INTO durable_pending (cid, seq) SELECT ?, seq FROM durable_messages "
+        "WHERE stream = ? AND seq >= ? AND durable_match(?, subject) ORDER BY seq",
+        (cid, stream, first, flt),
+    )
+    conn.execute(
+        "UPDATE durable_messages SET refs = refs + 1 WHERE stream = ? AND seq >= ? "
+        "AND durable_match(?, subject)",
+        (stream, first, flt),
+    )
+
+
+def delete_consumer(conn: sqlite3.Connection, stream: str, cid: int, retention: str) -> None:
+    seqs = [s for (s,) in conn.execute("SELECT seq FROM durable_pending WHERE cid = ?", (cid,))]
+    conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
+    conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
+    conn.execute("DELETE FROM durable_consumers WHERE id = ?", (cid,))
+    conn.execute("UPDATE durable_streams SET gen = gen + 1 WHERE name = ?", (stream,))
+    _settled(conn, stream, seqs, retention)
+
+
+def reset(
+    conn: sqlite3.Connection, stream: str, cid: int, flt: str, to_seq: int, retention: str
+) -> None:
+    seqs = [s for (s,) in conn.execute("SELECT seq FROM durable_pending WHERE cid = ?", (cid,))]
+    conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
+    _settled(conn, stream, seqs, retention)
+    _fill(conn, stream, cid, flt, ("seq", to_seq))
+
+
+def claim(
+    conn: sqlite3.Connection,
+    stream: str,
+    cid: int,
+    n: int,
+    now: float,
+    ack_wait: float,
+    delays: str,
+    max_deliver: int,
+    retention: str,
+) -> tuple[list[tuple[int, str, bytes, float, int, float]], float | None]:
+    """Claim up to ``n`` deliverable messages in sequence order.
+
+    Returns:
+        ``(seq, subject, data, time, deliveries, first_at)`` rows, and when
+        the next pending message becomes deliverable if fewer than ``n`` were
+        claimed (None if nothing is pending). Rows past ``max_deliver`` move
+        to the dead-letter queue instead.
+    """
+    got = conn.execute(
+        CLAIM, (TIMEOUT_ERROR, now + ack_wait, delays, now, now, cid, cid, now, n)
+    ).fetchall()
+    claimed: dict[int, tuple[int, float]] = {}
+    dead: list[tuple[int, int, str | None]] = []
+    for seq, deliveries, first_at, last_error in got:
+        if deliveries > max_deliver:
+            dead.append((seq, deliveries - 1, last_error))
+        else:
+            claimed[seq] = (deliveries, first_at)
+    for seq, deliveries, error in dead:
+        _move_dead(conn, stream, cid, seq, deliveries, error, now, retention)
+    out: list[tuple[int, str, bytes, float, int, float]] = []
+    if claimed:
+        marks = ",".join("?" * len(claimed))
+        found = conn.execute(
+            f"SELECT seq, subject, data, time FROM durable_messages "
+            f"WHERE stream = ? AND seq IN ({marks}) ORDER BY seq",
+            (stream, *claimed),
+        ).fetchall()
+        for seq, subject, data, time in found:
+            deliveries, first_at = claimed.pop(seq)
+            out.append((seq, subject, data, time, deliveries, first_at))
+        for seq in claimed:  # its message is gone: nothing to deliver
+            conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq = ?", (cid, seq))
+    next_vt = None
+    if len(got) < n:
+        next_vt = conn.execute(
+            "SELECT min(vt) FROM durable_pending WHERE cid = ?", (cid,)
+        ).fetchone()[0]
+    return out, next_vt
+
+
+def ack(
+    conn: sqlite3.Connection,
+    stream: str,
+    cid: int,
+    tokens: Sequence[tuple[int, int]],
+    retention: str,
+) -> list[bool]:
+    """Settle ``(seq, deliveries)`` pairs; an ack for an older delivery is dropped."""
+    done: list[bool] = []
+    settled: list[int] = []
+    for seq, deliveries in tokens:
+        ok = (
+            conn.execute(
+                "DELETE FROM durable_pending WHERE cid = ? AND seq = ? AND deliveries = ? "
+                "AND state = 1",
+                (cid, seq, deliveries),
+            ).rowcount
+            > 0
+        )
+        done.append(ok)
+        if ok:
+            settled.append(seq)
+    _settled(conn, stream, settled, retention)
+    return done
+
+
+def nak(
+    conn: sqlite3.Connection,
+    stream: str,
+    cid: int,
+    seq: int,
+    deliveries: int,
+    vt: float,
+    error: str | None,
+    max_deliver: int,
+    now: float,
+    retention: str,
+) -> str:
+    """Make a delivery deliverable again at ``vt``, or move it to the dead
+    letters if it was the last allowed. Returns "nak", "dead" or "stale"."""
+    if deliveries >= max_deliver:
+        row = conn.execute(
+            "SELECT 1 FROM durable_pending WHERE cid = ? AND seq = ? AND deliveries = ? "
+            "AND state = 1",
+            (cid, seq, deliveries),
+        ).fetchone()
+        if row is None:
+            return "stale"
+        _move_dead(conn, stream, cid, seq, deliveries, error, now, retention)
+        return "dead"
+    changed = conn.execute(
+        "UPDATE durable_pending SET vt = ?, state = 2, last_error = coalesce(?, last_error) "
+        "WHERE cid = ? AND seq = ? AND deliveries = ? AND state = 1",
+        (vt, error, cid, seq, deliveries),
+    ).rowcount
+    return "nak" if changed else "stale"
+
+
+def release(conn: sqlite3.Connection, cid: int, tokens: Sequence[tuple[int, int]]) -> None:
+    """Give back deliveries never handed to the user: not counted as deliveries."""
+    for seq, deliveries in tokens:
+        conn.execute(
+            "UPDATE durable_pending SET vt = 0, deliveries = deliveries - 1, "
+            "state = CASE WHEN deliveries = 1 THEN 0 ELSE 2 END "
+            "WHERE cid = ? AND seq = ? AND deliveries = ? AND state = 1",
+            (cid, seq, deliveries),
+        )
+
+
+def progress(conn: sqlite3.Connection, cid: int, seq: int, deliveries: int, vt: float) -> bool:
+    return (
+        conn.execute(
+            "UPDATE durable_pending SET vt = ? WHERE cid = ? AND seq = ? AND deliveries = ? "
+            "AND state = 1",
+            (vt, cid, seq, deliveries),
+        ).rowcount
+        > 0
+    )
+
+
+def term(
+    conn: sqlite3.Connection,
+    stream: str,
+    cid: int,
+    seq: int,
+    deliveries: int,
+    why: str,
+    now: float,
+    retention: str,
+) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM durable_pending WHERE cid = ? AND seq = ? AND deliveries = ? AND state = 1",
+        (cid, seq, deliveries),
+    ).fetchone()
+    if row is None:
+        return False
+    _move_dead(conn, stream, cid, seq, deliveries, why, now, retention)
+    return True
+
+
+def _move_dead(
+    conn: sqlite3.Connection,
+    stream: str,
+    cid: int,
+    seq: int,
+    deliveries: int,
+    error: str | None,
+    now: float,
+    retention: str,
+) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO durable_dead (cid, seq, subject, data, time, deliveries, "
+        "last_error, first_at, last_at, dead_at) "
+        "SELECT p.cid, p.seq, m.subject, m.data, m.time, ?, coalesce(?, p.last_error), "
+        "p.first_at, p.last_at, ? FROM durable_pending p JOIN durable_messages m "
+        "ON m.stream = ? AND m.seq = p.seq WHERE p.cid = ? AND p.seq = ?",
+        (deliveries, error, now, stream, cid, seq),
+    )
+    conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq = ?", (cid, seq))
+    _settled(conn, stream, [seq], retention)
+
+
+def _settled(conn: sqlite3.Connection, stream: str, seqs: list[int], retention: str) -> None:
+    # A consumer let go of these messages: retention decides whether they stay.
+    if not seqs or retention == "limits":
+        return
+    freed = 0
+    msgs = 0
+    for seq in seqs:
+        if retention == "interest":
+            conn.execute(
+                "UPDATE durable_messages SET refs = refs - 1 WHERE stream = ? AND seq = ?",
+                (stream, seq),
+            )
+            row = conn.execute(
+                "DELETE FROM durable_messages WHERE stream = ? AND seq = ? AND refs <= 0 "
+                "RETURNING length(data)",
+                (stream, seq),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "DELETE FROM durable_messages WHERE stream = ? AND seq = ? RETURNING length(data)",
+                (stream, seq),
+            ).fetchone()
+        if row is not None:
+            freed += row[0]
+            msgs += 1
+    if msgs:
+        conn.execute(
+            "UPDATE durable_streams SET msgs = msgs - ?, bytes = bytes - ? WHERE name = ?",
+            (msgs, freed, stream),
+        )
+
+
+def consumer_info(conn: sqlite3.Connection, cid: int, now: float) -> tuple[int, int, int, int]:
+    """(pending, in flight, lowest pending seq or 0, dead letters) of a consumer."""
+    pending, in_flight, first = conn.execute(
+        "SELECT count(*), coalesce(sum(state = 1 AND vt > ?), 0), coalesce(min(seq), 0) "
+        "FROM durable_pending WHERE cid = ?",
+        (now, cid),
+    ).fetchone()
+    (dead,) = conn.execute("SELECT count(*) FROM durable_dead WHERE cid = ?", (cid,)).fetchone()
+    return pending, in_flight, first, dead
+
+
+# -- dead letters ------------------------------------------------------------
+
+
+def dead_letters(
+    conn: sqlite3.Connection, cid: int, since: int, until: int
+) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT seq, subject, data, time, deliveries, last_error, first_at, last_at, dead_at "
+        "FROM durable_dead WHERE cid = ? AND seq >= ? AND seq <= ? ORDER BY seq",
+        (cid, since, until),
+    ).fetchall()
+
+
+def requeue(conn: sqlite3.Connection, stream: str, cid: int, seq: int) -> bool:
+    row = conn.execute(
+        "SELECT subject, data, time FROM durable_dead WHERE cid = ? AND seq = ?", (cid, seq)
+    ).fetchone()
+    if row is None:
+        return False
+    subject, data, time = row
+    have = conn.execute(
+        "UPDATE durable_messages SET refs = refs + 1 WHERE stream = ? AND seq = ?", (stream, seq)
+    ).rowcount
+    if not have:
+        conn.execute(
+            "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
+            "VALUES (?, ?, ?, ?, ?, 1)",
+            (stream, seq, subject, data, time),
+        )
+        conn.execute(
+            "UPDATE durable_streams SET msgs = msgs + 1, bytes = bytes + ? WHERE name = ?",
+            (len(data), stream),
+        )
+    conn.execute("INSERT OR IGNORE INTO durable_pending (cid, seq) VALUES (?, ?)", (cid, seq))
+    conn.execute("DELETE FROM durable_dead WHERE cid = ? AND seq = ?", (cid, seq))
+    return True
+
+
+def remove_dead(conn: sqlite3.Connection, cid: int, seq: int) -> bool:
+    return (
+        conn.execute("DELETE FROM durable_dead WHERE cid = ? AND seq = ?", (cid, seq)).rowcount > 0
+    )

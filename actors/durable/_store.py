@@ -1,0 +1,517 @@
+"""What a durable store does for streams: the protocol, and the SQLite store.
+
+The streams layer (``system.streams``, :class:`Stream`, :class:`Consumer`)
+speaks only :class:`Store`; :class:`SQLiteStore` implements it on one SQLite
+file. A store for a server (JetStream) implements the same methods.
+
+# Invariants:
+# - The connection is used only from the store's one worker thread (a
+#   ``CapacityLimiter(1)``), one call at a time, each call under ``_lock``:
+#   a call runs in a transaction of its own, or inside the transaction the
+#   task that holds ``_lock`` opened (``transaction()``).
+# - Each call is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` if
+#   it raised): a call that returned has committed, with the file's
+#   ``synchronous`` setting.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+import anyio
+import anyio.lowlevel
+
+from .._deadlines import now as _loop_now
+from . import _sql
+from ._errors import DurableError, StreamNotFound
+
+T = TypeVar("T")
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+#: A claimed delivery: (seq, subject, data, time, deliveries, first delivered at).
+Row = tuple[int, str, bytes, float, int, float]
+
+
+class StoreTransaction(Protocol):
+    """The operations a store runs inside one of its transactions."""
+
+    async def publish(
+        self, stream: str, items: Sequence[tuple[str, bytes, str | None]]
+    ) -> list[int]:
+        """Append messages; return their sequences (see :meth:`Store.publish`)."""
+        ...
+
+    async def ack(
+        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+    ) -> list[bool]:
+        """Settle deliveries (see :meth:`Store.ack`)."""
+        ...
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run the application's own statement in the same transaction."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What :class:`Streams` needs from a store (the SQLite store implements it).
+
+    Every method that changes state returns only once the change is durable.
+    ``tokens`` name deliveries as ``(seq, deliveries)``: a settle for an older
+    delivery of the same message is dropped.
+
+    Examples:
+        >>> isinstance(SQLiteStore("app.db"), Store)
+        True
+    """
+
+    def clock(self) -> float:
+        """The store's time in seconds (comparable across processes)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store's resources (it reopens on next use)."""
+        ...
+
+    async def get_stream(self, name: str) -> dict[str, Any] | None:
+        """A stream's config, or None."""
+        ...
+
+    async def list_streams(self) -> list[dict[str, Any]]:
+        """Every stream's config, by name."""
+        ...
+
+    async def put_stream(self, name: str, config: dict[str, Any]) -> None:
+        """Create a stream or replace its config."""
+        ...
+
+    async def delete_stream(self, name: str) -> bool:
+        """Delete a stream with its messages, consumers and dead letters."""
+        ...
+
+    async def publish(
+        self, stream: str, items: Sequence[tuple[str, bytes, str | None]]
+    ) -> list[int]:
+        """Append ``(subject, data, msg_id)`` items in one transaction."""
+        ...
+
+    async def put_consumer(
+        self,
+        stream: str,
+        name: str,
+        flt: str,
+        config: dict[str, Any],
+        start: tuple[str, float] | None,
+    ) -> tuple[int, str, bool]:
+        """Create or update a durable consumer: (id, filter, created)."""
+        ...
+
+    async def consumers(self, stream: str) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """The consumers of a stream: (id, name, filter, config)."""
+        ...
+
+    async def delete_consumer(self, stream: str, cid: int, retention: str) -> None:
+        """Delete a consumer with its pending messages and dead letters."""
+        ...
+
+    async def claim(
+        self,
+        stream: str,
+        cid: int,
+        n: int,
+        ack_wait: float,
+        delays: Sequence[float],
+        max_deliver: int,
+        retention: str,
+    ) -> tuple[list[Row], float | None]:
+        """Claim up to ``n`` deliverable messages, moving the exhausted ones to
+        the dead letters; also when the next one becomes deliverable."""
+        ...
+
+    async def ack(
+        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+    ) -> list[bool]:
+        """Settle deliveries; False for each stale one."""
+        ...
+
+    async def nak(
+        self,
+        stream: str,
+        cid: int,
+        token: tuple[int, int],
+        delay: float,
+        error: str | None,
+        max_deliver: int,
+        retention: str,
+    ) -> str:
+        """Redeliver after ``delay``, or move to the dead letters after the last
+        delivery: "nak", "dead" or "stale"."""
+        ...
+
+    async def release(self, cid: int, tokens: Sequence[tuple[int, int]]) -> None:
+        """Give back claimed deliveries that never reached the user (uncounted)."""
+        ...
+
+    async def progress(self, cid: int, token: tuple[int, int], ack_wait: float) -> bool:
+        """Push a delivery's redelivery ``ack_wait`` seconds on."""
+        ...
+
+    async def term(
+        self, stream: str, cid: int, token: tuple[int, int], why: str, retention: str
+    ) -> bool:
+        """Stop redelivering: move to the dead letters with ``why``."""
+        ...
+
+    async def reset(self, stream: str, cid: int, flt: str, to_seq: int, retention: str) -> None:
+        """Rewind or skip: pending becomes every matching message from ``to_seq``."""
+        ...
+
+    async def consumer_info(self, cid: int) -> tuple[int, int, int, int]:
+        """(pending, in flight, lowest pending seq, dead letters)."""
+        ...
+
+    async def dead_letters(self, cid: int, since: int, until: int) -> list[tuple[Any, ...]]:
+        """Dead-letter rows of a consumer in sequence order."""
+        ...
+
+    async def requeue(self, stream: str, cid: int, seq: int) -> bool:
+        """Move a dead letter back to pending with its count reset."""
+        ...
+
+    async def remove_dead(self, cid: int, seq: int) -> bool:
+        """Delete a dead letter."""
+        ...
+
+    def transaction(self) -> Any:
+        """An async context manager giving a :class:`StoreTransaction`."""
+        ...
+
+
+def _in_txn(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class SQLiteStore:
+    """Durable streams in one SQLite file: embedded, no server.
+
+    The file is opened on first use (created if missing) in WAL mode and
+    driven from one worker thread, so the event loop never waits on the disk
+    and both asyncio and trio work. Other processes may open the same file:
+    SQLite's locking (``BEGIN IMMEDIATE``, ``busy_timeout``) orders them, and a
+    consumer's state lives in the file, so any of them can continue where
+    another stopped (or was killed).
+
+    Messages are stored pickled: the file is trusted like your own code (do
+    not open a file others can write to).
+
+    Args:
+        path: the database file; an application's own tables may share it
+            (the store's tables are prefixed ``durable_``).
+        synchronous: ``"FULL"`` (default): a publish or ack that returned
+            survives a power loss. ``"NORMAL"``: several times faster per
+            commit, survives a crash of the process but may lose the last
+            commits on a power loss or OS crash.
+        busy_timeout: seconds a statement waits for another process's lock.
+
+    Raises:
+        ValueError: ``synchronous`` is not ``"FULL"`` or ``"NORMAL"``.
+
+    Examples:
+        >>> store = SQLiteStore("orders.db", synchronous="NORMAL")
+        >>> store.synchronous
+        'NORMAL'
+    """
+
+    def __init__(
+        self, path: str | Any, *, synchronous: Synchronous = "FULL", busy_timeout: float = 10.0
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(
+                f"synchronous must be 'FULL' (survives power loss) or 'NORMAL' (survives "
+                f"a process crash), got {synchronous!r}"
+            )
+        self.path = str(path)
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._lock: anyio.Lock | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._offset = 0.0
+        self._cache = _sql.PublishCache()
+        self._tx_task: object | None = None
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path!r} synchronous={self.synchronous}>"
+
+    def clock(self) -> float:
+        """Seconds since the epoch, advanced by the event loop's clock.
+
+        Wall-clock based so that every process opening the file agrees; it
+        moves with the loop's clock, so a virtual clock drives redelivery
+        times in tests.
+        """
+        return _loop_now() + self._offset
+
+    async def _open(self) -> sqlite3.Connection:
+        if self._lock is None:
+            self._lock = anyio.Lock(fast_acquire=True)
+            self._limiter = anyio.CapacityLimiter(1)
+        async with self._lock:
+            if self._conn is None:
+                self._offset = time.time() - _loop_now()
+                self._conn = await anyio.to_thread.run_sync(
+                    _sql.open_connection,
+                    self.path,
+                    self.synchronous,
+                    self.busy_timeout,
+                    limiter=self._limiter,
+                )
+                self._cache = _sql.PublishCache()
+        return self._conn
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._conn if self._conn is not None else await self._open()
+        assert self._lock is not None
+        if self._tx_task is not None and self._tx_task == anyio.get_current_task().id:
+            raise DurableError(
+                "this task is inside streams.transaction(): publish and ack through the "
+                "transaction (tx.publish, tx.ack), or leave it first"
+            )
+        async with self._lock:
+            return await anyio.to_thread.run_sync(_in_txn, conn, fn, args, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        """Close the file (the store opens it again on next use).
+
+        Cancellation: shielded; the connection is closed either way.
+        """
+        if self._conn is None or self._lock is None:
+            return
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+        self._lock = None
+        self._limiter = None
+
+    async def __aenter__(self) -> SQLiteStore:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- streams ---------------------------------------------------------------
+
+    async def get_stream(self, name: str) -> dict[str, Any] | None:
+        row = await self._call(_sql.stream_row, name)
+        return None if row is None else dict(json.loads(row[0]), _stats=row[1:4])
+
+    async def list_streams(self) -> list[dict[str, Any]]:
+        return [json.loads(config) for _name, config in await self._call(_sql.streams)]
+
+    async def put_stream(self, name: str, config: dict[str, Any]) -> None:
+        await self._call(_sql.put_stream, name, json.dumps(config))
+
+    async def delete_stream(self, name: str) -> bool:
+        return await self._call(_sql.delete_stream, name)
+
+    async def publish(
+        self, stream: str, items: Sequence[tuple[str, bytes, str | None]]
+    ) -> list[int]:
+        try:
+            return await self._call(_sql.publish, self._cache, stream, items, self.clock())
+        except LookupError:
+            raise StreamNotFound(
+                f"stream {stream!r} is not in {self.path!r} (deleted?): create it with "
+                f"system.streams.create({stream!r}, subjects=[...])"
+            ) from None
+
+    # -- consumers -------------------------------------------------------------
+
+    async def put_consumer(
+        self,
+        stream: str,
+        name: str,
+        flt: str,
+        config: dict[str, Any],
+        start: tuple[str, float] | None,
+    ) -> tuple[int, str, bool]:
+        return await self._call(_sql.put_consumer, stream, name, flt, json.dumps(config), start)
+
+    async def consumers(self, stream: str) -> list[tuple[int, str, str, dict[str, Any]]]:
+        rows = await self._call(_sql.consumers_of, stream)
+        return [(cid, name, flt, json.loads(cfg)) for cid, name, flt, cfg in rows]
+
+    async def delete_consumer(self, stream: str, cid: int, retention: str) -> None:
+        await self._call(_sql.delete_consumer, stream, cid, retention)
+
+    async def claim(
+        self,
+        stream: str,
+        cid: int,
+        n: int,
+        ack_wait: float,
+        delays: Sequence[float],
+        max_deliver: int,
+        retention: str,
+    ) -> tuple[list[Row], float | None]:
+        return await self._call(
+            _sql.claim,
+            stream,
+            cid,
+            n,
+            self.clock(),
+            ack_wait,
+            json.dumps(list(delays)),
+            max_deliver,
+            retention,
+        )
+
+    async def ack(
+        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+    ) -> list[bool]:
+        return await self._call(_sql.ack, stream, cid, tokens, retention)
+
+    async def nak(
+        self,
+        stream: str,
+        cid: int,
+        token: tuple[int, int],
+        delay: float,
+        error: str | None,
+        max_deliver: int,
+        retention: str,
+    ) -> str:
+        now = self.clock()
+        return await self._call(
+            _sql.nak,
+            stream,
+            cid,
+            token[0],
+            token[1],
+            now + delay,
+            error,
+            max_deliver,
+            now,
+            retention,
+        )
+
+    async def release(self, cid: int, tokens: Sequence[tuple[int, int]]) -> None:
+        await self._call(_sql.release, cid, tokens)
+
+    async def progress(self, cid: int, token: tuple[int, int], ack_wait: float) -> bool:
+        return await self._call(_sql.progress, cid, token[0], token[1], self.clock() + ack_wait)
+
+    async def term(
+        self, stream: str, cid: int, token: tuple[int, int], why: str, retention: str
+    ) -> bool:
+        return await self._call(
+            _sql.term, stream, cid, token[0], token[1], why, self.clock(), retention
+        )
+
+    async def reset(self, stream: str, cid: int, flt: str, to_seq: int, retention: str) -> None:
+        await self._call(_sql.reset, stream, cid, flt, to_seq, retention)
+
+    async def consumer_info(self, cid: int) -> tuple[int, int, int, int]:
+        return await self._call(_sql.consumer_info, cid, self.clock())
+
+    async def dead_letters(self, cid: int, since: int, until: int) -> list[tuple[Any, ...]]:
+        return await self._call(_sql.dead_letters, cid, since, until)
+
+    async def requeue(self, stream: str, cid: int, seq: int) -> bool:
+        return await self._call(_sql.requeue, stream, cid, seq)
+
+    async def remove_dead(self, cid: int, seq: int) -> bool:
+        return await self._call(_sql.remove_dead, cid, seq)
+
+    # -- transactions ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SQLiteTransaction]:
+        """One SQLite transaction for the block (see ``streams.transaction()``).
+
+        Cancellation: a cancelled block rolls back (shielded) and nothing of
+        it is kept.
+        """
+        conn = self._conn if self._conn is not None else await self._open()
+        assert self._lock is not None
+        task = anyio.get_current_task().id
+        if self._tx_task == task:
+            raise DurableError("streams.transaction() blocks do not nest")
+        async with self._lock:
+            await anyio.to_thread.run_sync(conn.execute, "BEGIN IMMEDIATE", limiter=self._limiter)
+            self._tx_task = task
+            tx = SQLiteTransaction(self, conn)
+            try:
+                yield tx
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(conn.execute, "ROLLBACK", limiter=self._limiter)
+                raise
+            else:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await anyio.to_thread.run_sync(
+                            conn.execute, "COMMIT", limiter=self._limiter
+                        )
+                    except BaseException:
+                        if conn.in_transaction:
+                            await anyio.to_thread.run_sync(
+                                conn.execute, "ROLLBACK", limiter=self._limiter
+                            )
+                        raise
+            finally:
+                self._tx_task = None
+                tx.closed = True
+
+
+class SQLiteTransaction:
+    """The store side of ``streams.transaction()`` (one SQLite transaction)."""
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self.closed = False
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.closed:
+            raise DurableError("this transaction has ended: open a new streams.transaction()")
+        return await anyio.to_thread.run_sync(fn, self._conn, *args, limiter=self._store._limiter)
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._run(_execute, sql, parameters)
+
+    async def publish(
+        self, stream: str, items: Sequence[tuple[str, bytes, str | None]]
+    ) -> list[int]:
+        store = self._store
+        try:
+            return await self._run(_sql.publish, store._cache, stream, items, store.clock())
+        except LookupError:
+            raise StreamNotFound(f"stream {stream!r} is not in {store.path!r}") from None
+
+    async def ack(
+        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+    ) -> list[bool]:
+        return await self._run(_sql.ack, stream, cid, tokens, retention)
+
+
+def _execute(
+    conn: sqlite3.Connection, sql: str, parameters: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, parameters).fetchall()

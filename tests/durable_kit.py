@@ -1,0 +1,57 @@
+"""Helpers for the durable-stream tests, and a child process that uses a store.
+
+Run as a script (``python durable_kit.py MODE PATH``) it opens the store at
+PATH, does what MODE says, prints ``ready <details>`` and then waits to be
+killed with SIGKILL:
+
+- ``consume``: claims one message of consumer ``billing`` of ``ORDERS`` (ack
+  wait 1 s) and holds it, as a handler in the middle of its work.
+- ``transaction``: publishes ``committed`` to ``orders.ok`` and claims one
+  message of ``billing``; then, inside a transaction, inserts into table
+  ``effects`` and publishes ``uncommitted`` to ``orders.lost``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+
+import actors
+from actors import durable
+
+
+@asynccontextmanager
+async def opened(
+    path: Path | str, synchronous: str = "NORMAL"
+) -> AsyncIterator[actors.ActorSystem]:
+    store = durable.SQLiteStore(path, synchronous=synchronous)  # type: ignore[arg-type]
+    async with actors.ActorSystem("durable-test", store=store) as system:
+        yield system
+
+
+async def _child(mode: str, path: str) -> None:
+    async with opened(path) as system:
+        orders = await system.streams.get("ORDERS")
+        billing = await orders.consumer("billing", ack_wait=1.0)
+        if mode == "consume":
+            (m,) = await billing.fetch(1, expires=10)
+            print("ready", m.seq, m.deliveries, system.streams.store.clock(), flush=True)
+        elif mode == "transaction":
+            await orders.publish("orders.ok", "committed")
+            (m,) = await billing.fetch(1, expires=10)
+            async with system.streams.transaction() as tx:
+                await tx.execute("INSERT INTO effects VALUES (?)", (m.seq,))
+                await tx.publish("orders.lost", "uncommitted")
+                print("ready", m.seq, flush=True)
+                await anyio.sleep_forever()
+        else:
+            raise SystemExit(f"unknown mode {mode!r}")
+        await anyio.sleep_forever()
+
+
+if __name__ == "__main__":
+    anyio.run(_child, sys.argv[1], sys.argv[2], backend=sys.argv[3])

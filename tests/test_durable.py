@@ -1,0 +1,401 @@
+"""Durable streams on the SQLite store: publish, consumers, acks, dead letters,
+offsets, retention and bad input (real time; timing lives in
+test_durable_timing.py, crashes in test_durable_crash.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import anyio
+import pytest
+from durable_kit import opened
+
+import actors
+from actors import durable
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_publish_returns_the_sequence_and_dedups_by_msg_id(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        assert await orders.publish("orders.eu.created", {"id": 1}, msg_id="o-1") == 1
+        assert await orders.publish("orders.eu.created", {"id": 1}, msg_id="o-1") == 1
+        assert await orders.publish("orders.eu.created", {"id": 2}) == 2
+        assert await orders.publish_many(
+            [("orders.us.created", 3, "o-3"), ("orders.us.created", 3, "o-3"), ("orders.x", 4)]
+        ) == [3, 3, 4]
+        assert await system.streams.publish("orders.eu.paid", 5, msg_id="o-1") == 1
+        info = await orders.info()
+        assert (info.messages, info.last_seq) == (4, 4)
+        billing = await orders.consumer("billing")
+        got = await billing.fetch(10)
+        assert [(m.seq, m.subject, m.data, m.deliveries) for m in got] == [
+            (1, "orders.eu.created", {"id": 1}, 1),
+            (2, "orders.eu.created", {"id": 2}, 1),
+            (3, "orders.us.created", 3, 1),
+            (4, "orders.x", 4, 1),
+        ]
+
+
+async def test_messages_survive_a_restart_and_offsets_resume(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with opened(path, "FULL") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish_many([("orders.a", i) for i in range(10)])
+        billing = await orders.consumer("billing")
+        got = await billing.fetch(4)
+        await billing.ack(got[:3])  # 4 stays unacked: in flight when we stop
+    async with opened(path, "FULL") as system:
+        orders = await system.streams.get("ORDERS")
+        billing = await orders.consumer("billing")
+        assert (await billing.info()).ack_floor == 3
+        got = await billing.fetch(10)  # 4 is still in its ack wait
+        assert [m.seq for m in got] == [5, 6, 7, 8, 9, 10]
+        await billing.ack(got)
+        await billing.reset(2)
+        assert [m.seq for m in await billing.fetch(3)] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("deliver", ["all", "new", ("seq", 1), "time"])
+async def test_consume_500_stop_publish_500_restart_gives_exactly_the_new_500(
+    tmp_path: Path, deliver: object
+) -> None:
+    path = tmp_path / "s.db"
+    async with opened(path) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        start = ("time", system.streams.store.clock() - 1) if deliver == "time" else deliver
+        if deliver == "new":
+            billing = await orders.consumer("billing", deliver="new")
+        await orders.publish_many([("orders.a", ("old", i)) for i in range(500)])
+        billing = await orders.consumer("billing", deliver=start)  # type: ignore[arg-type]
+        seen = []
+        async with billing.pull(batch=100, expires=0) as messages:
+            async for m in messages:
+                seen.append(m.data)
+                await m.ack()
+        assert seen == [("old", i) for i in range(500)]
+    async with opened(path) as system:
+        orders = await system.streams.get("ORDERS")
+        await orders.publish_many([("orders.a", ("new", i)) for i in range(500)])
+    async with opened(path) as system:
+        orders = await system.streams.get("ORDERS")
+        billing = await orders.consumer("billing", deliver=start)  # type: ignore[arg-type]
+        seen = []
+        while got := await billing.fetch(100):
+            seen += [m.data for m in got]
+            await billing.ack(got)
+        assert seen == [("new", i) for i in range(500)]
+
+
+async def test_deliver_new_seq_and_time_start_where_asked(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish_many([("orders.a", i) for i in range(1, 6)])
+        new = await orders.consumer("new", deliver="new")
+        from3 = await orders.consumer("from3", deliver=("seq", 3))
+        later = await orders.consumer("later", deliver=("time", system.streams.store.clock() + 1))
+        assert await new.fetch(10) == []
+        assert [m.data for m in await from3.fetch(10)] == [3, 4, 5]
+        assert await later.fetch(10) == []
+        await orders.publish("orders.a", 6)
+        assert [m.data for m in await new.fetch(10)] == [6]
+
+
+async def test_filters_and_order_per_subject(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        eu = await orders.consumer("eu", filter="orders.eu.*")
+        await orders.publish_many(
+            [(f"orders.{r}.created", (r, i)) for i in range(3) for r in ("eu", "us")]
+        )
+        got = await eu.fetch(10)
+        assert [m.data for m in got] == [("eu", 0), ("eu", 1), ("eu", 2)]
+        assert eu.matches("orders.eu.paid") and not eu.matches("orders.us.paid")
+
+
+async def test_nak_redelivers_at_once_and_stale_settles_are_dropped(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing")
+        await orders.publish("orders.a", "x")
+        (first,) = await billing.fetch(1)
+        assert await first.nak(error="db down") == "nak"
+        (second,) = await billing.fetch(1)
+        assert (second.seq, second.deliveries) == (first.seq, 2)
+        assert await first.ack() is False  # stale: the second delivery decides
+        assert await first.nak() == "stale"
+        assert await first.in_progress() is False
+        assert await first.term() is False
+        assert await second.in_progress() is True
+        assert await second.ack() is True
+        assert await second.ack() is False
+        assert (await billing.info()).pending == 0
+
+
+async def test_fetch_waits_for_a_publish_and_expires(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing")
+        got: list[durable.Message] = []
+        async with anyio.create_task_group() as tg:
+
+            async def fetch() -> None:
+                got.extend(await billing.fetch(5, expires=30))
+
+            tg.start_soon(fetch)
+            await anyio.wait_all_tasks_blocked()
+            await orders.publish("orders.a", "hello")
+        assert [m.data for m in got] == ["hello"]
+        with anyio.fail_after(5):
+            assert await billing.fetch(1, expires=0.05) == []
+
+
+async def test_a_cancelled_fetch_gives_its_messages_back_uncounted(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing")
+        await orders.publish_many([("orders.a", i) for i in range(3)])
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await billing.fetch(3)
+        got = await billing.fetch(3)
+        assert [(m.data, m.deliveries) for m in got] == [(0, 1), (1, 1), (2, 1)]
+
+
+async def test_leaving_pull_early_gives_back_what_was_not_yielded(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing")
+        await orders.publish_many([("orders.a", i) for i in range(10)])
+        async with billing.pull(batch=5) as messages:
+            async for m in messages:
+                await m.ack()
+                if m.data == 1:
+                    break
+        got = await billing.fetch(10)
+        assert [(m.data, m.deliveries) for m in got] == [(i, 1) for i in range(2, 10)]
+
+
+async def test_max_in_flight_is_credit(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", max_in_flight=2)
+        await orders.publish_many([("orders.a", i) for i in range(5)])
+        first = await billing.fetch(10)
+        assert [m.data for m in first] == [0, 1]
+        assert await billing.fetch(10) == []  # no credit, not waiting
+        got: list[durable.Message] = []
+        async with anyio.create_task_group() as tg:
+
+            async def fetch() -> None:
+                got.extend(await billing.fetch(10, expires=30))
+
+            tg.start_soon(fetch)
+            await anyio.wait_all_tasks_blocked()
+            assert got == []
+            await first[0].ack()
+        assert [m.data for m in got] == [2]
+
+
+async def test_poison_message_reaches_the_dead_letters_after_exactly_max_deliver(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", max_deliver=3)
+        await orders.publish_many(
+            [("orders.a", "ok-1"), ("orders.a", "poison"), ("orders.b", "ok-2")]
+        )
+        deliveries = 0
+        while got := await billing.fetch(10):
+            for m in got:
+                if m.data == "poison":
+                    deliveries += 1
+                    assert m.deliveries == deliveries
+                    await m.nak(error=f"ValueError('bad order', {deliveries})")
+                else:
+                    await m.ack()
+        assert deliveries == 3
+        dlq = orders.dead_letters("billing")
+        (entry,) = await dlq.browse()
+        assert (entry.seq, entry.data, entry.deliveries) == (2, "poison", 3)
+        assert entry.last_error == "ValueError('bad order', 3)"
+        assert entry.first_delivered is not None and entry.last_delivered is not None
+        assert entry.first_delivered <= entry.last_delivered <= entry.dead_at
+        assert (await billing.info()).dead_letters == 1
+        # Requeued after a fix: delivered again, counting from 1.
+        assert await dlq.requeue(2) is True
+        assert await dlq.requeue(2) is False
+        (again,) = await billing.fetch(10)
+        assert (again.seq, again.data, again.deliveries) == (2, "poison", 1)
+        assert await again.term("still bad") is True
+        (entry,) = await dlq.browse()
+        assert (entry.deliveries, entry.last_error) == (1, "still bad")
+
+
+async def test_replay_republishes_a_range_in_order(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        retry = await system.streams.create("RETRY", subjects=["retry.>"])
+        billing = await orders.consumer("billing", max_deliver=1)
+        await orders.publish_many([("orders.a", i) for i in range(6)])
+        for m in await billing.fetch(10):
+            await m.nak(error="boom")
+        dlq = orders.dead_letters("billing")
+        assert [e.seq for e in await dlq.browse()] == [1, 2, 3, 4, 5, 6]
+        assert await dlq.replay("retry.orders", since=2, until=4) == [1, 2, 3]
+        fixer = await retry.consumer("fixer")
+        assert [(m.subject, m.data) for m in await fixer.fetch(10)] == [
+            ("retry.orders", 1),
+            ("retry.orders", 2),
+            ("retry.orders", 3),
+        ]
+        assert await dlq.replay(since=6) == [7]  # to its own subject, in its stream
+        assert await dlq.count() == 6  # replay copies; remove() drops an entry
+        assert await dlq.remove(6) is True
+        assert await dlq.count() == 5
+
+
+async def test_retention_workqueue_and_interest(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        jobs = await system.streams.create("JOBS", subjects=["jobs.>"], retention="workqueue")
+        await jobs.publish("jobs.a", 1)  # kept until a consumer takes it
+        worker = await jobs.consumer("worker", filter="jobs.a")
+        with pytest.raises(ValueError, match="overlaps consumer 'worker'"):
+            await jobs.consumer("other", filter="jobs.*")
+        (m,) = await worker.fetch(1)
+        await m.ack()
+        assert (await jobs.info()).messages == 0
+
+        events = await system.streams.create("EVENTS", subjects=["ev.>"], retention="interest")
+        await events.publish("ev.a", "nobody listens")
+        assert (await events.info()).messages == 0
+        a = await events.consumer("a")
+        b = await events.consumer("b", filter="ev.b")
+        await events.publish_many([("ev.a", 1), ("ev.b", 2)])
+        assert (await events.info()).messages == 2
+        await a.ack(await a.fetch(10))
+        assert (await events.info()).messages == 1  # b still holds ev.b
+        await b.ack(await b.fetch(10))
+        assert (await events.info()).messages == 0
+
+
+async def test_limits_drop_the_oldest(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        few = await system.streams.create("FEW", subjects=["few"], max_msgs=3)
+        c = await few.consumer("c")
+        await few.publish_many([("few", i) for i in range(5)])
+        await few.publish("few", 5)
+        assert [m.data for m in await c.fetch(10)] == [3, 4, 5]
+        small = await system.streams.create("SMALL", subjects=["small"], max_bytes=100)
+        for i in range(20):
+            await small.publish("small", b"x" * 20 + bytes([i]))
+        info = await small.info()
+        assert info.bytes <= 100 and info.messages >= 2 and info.last_seq == 20
+
+
+async def test_a_transaction_commits_sql_acks_and_publishes_together(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        receipts = await system.streams.create("RECEIPTS", subjects=["receipts.>"])
+        billing = await orders.consumer("billing")
+        audit = await receipts.consumer("audit")
+        async with system.streams.transaction() as tx:
+            await tx.execute("CREATE TABLE paid (id INTEGER PRIMARY KEY)")
+        await orders.publish_many([("orders.a", 1), ("orders.a", 2)])
+        one, two = await billing.fetch(2)
+
+        class Crash(Exception):
+            pass
+
+        with pytest.raises(Crash):
+            async with system.streams.transaction() as tx:
+                await tx.execute("INSERT INTO paid VALUES (?)", (one.data,))
+                await tx.ack(one)
+                await tx.publish("receipts.paid", one.data)
+                raise Crash
+        async with system.streams.transaction() as tx:
+            assert await tx.execute("SELECT id FROM paid") == []
+            await tx.execute("INSERT INTO paid VALUES (?)", (two.data,))
+            await tx.ack(two)
+            assert await tx.publish("receipts.paid", two.data) == 1
+            with pytest.raises(durable.DurableError, match=r"tx\.publish"):
+                await orders.publish("orders.a", 3)
+        async with system.streams.transaction() as tx:
+            assert await tx.execute("SELECT id FROM paid") == [(2,)]
+            with pytest.raises(durable.DurableError, match="roll back"):
+                await tx.ack(two)  # already settled
+        assert [m.data for m in await audit.fetch(10)] == [2]
+        assert (await billing.info()).pending == 1  # the rolled-back ack did not happen
+        assert await one.ack() is True
+
+
+async def test_ten_thousand_unsettled_deliveries_cost_no_task_or_timer(
+    tmp_path: Path, anyio_backend: tuple[str, object]
+) -> None:
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("counts asyncio's tasks and timer handles")
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", max_in_flight=20_000)
+        await orders.publish_many([("orders.a", i) for i in range(10_000)])
+        loop = asyncio.get_running_loop()
+        tasks, timers = len(asyncio.all_tasks()), len(loop._scheduled)  # type: ignore[attr-defined]
+        got = []
+        while batch := await billing.fetch(1000):
+            got += batch
+        assert len(got) == 10_000
+        assert len(asyncio.all_tasks()) == tasks
+        assert len(loop._scheduled) <= timers + 1  # type: ignore[attr-defined]
+        assert (await billing.info()).in_flight == 10_000
+
+
+async def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+    async with actors.ActorSystem() as system:
+        with pytest.raises(durable.StoreNotConfigured, match="SQLiteStore"):
+            await system.streams.create("ORDERS", subjects=["orders.>"])
+    async with opened(tmp_path / "s.db") as system:
+        streams = system.streams
+        with pytest.raises(durable.StreamNotFound, match=r"streams.create\('NOPE'"):
+            await streams.get("NOPE")
+        with pytest.raises(ValueError, match="stream name"):
+            await streams.create("bad name", subjects=["x"])
+        with pytest.raises(ValueError, match="subjects must be"):
+            await streams.create("S", subjects="orders.>")
+        with pytest.raises(ValueError, match="token"):
+            await streams.create("S", subjects=["orders..x"])
+        with pytest.raises(ValueError, match="retention"):
+            await streams.create("S", subjects=["s"], retention="forever")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="max_msgs"):
+            await streams.create("S", subjects=["s"], max_msgs=0)
+        orders = await streams.create("ORDERS", subjects=["orders.>"])
+        with pytest.raises(ValueError, match=r"overlaps 'orders\.>' of stream 'ORDERS'"):
+            await streams.create("EU", subjects=["orders.eu"])
+        with pytest.raises(ValueError, match=r"does not take subject 'billing\.x'"):
+            await orders.publish("billing.x", 1)
+        with pytest.raises(ValueError, match="wildcard"):
+            await orders.publish("orders.*", 1)
+        with pytest.raises(durable.StreamNotFound, match=r"no stream takes subject 'billing\.x'"):
+            await streams.publish("billing.x", 1)
+        with pytest.raises(ValueError, match="max_deliver must be a whole number >= 1"):
+            await orders.consumer("c", max_deliver=0)
+        with pytest.raises(ValueError, match="deliver must be"):
+            await orders.consumer("c", deliver="latest")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="ack_wait"):
+            await orders.consumer("c", ack_wait=0)
+        with pytest.raises(ValueError, match="backoff"):
+            await orders.consumer("c", backoff=[])
+        with pytest.raises(ValueError, match="matches none of stream 'ORDERS'"):
+            await orders.consumer("c", filter="billing.>")
+        await orders.consumer("c", filter="orders.eu.>")
+        with pytest.raises(ValueError, match="delete it first"):
+            await orders.consumer("c", filter="orders.us.>")
+        with pytest.raises(durable.ConsumerNotFound, match="no consumer 'ghost'"):
+            await orders.dead_letters("ghost").browse()
+        c = await orders.consumer("c", filter="orders.eu.>")
+        with pytest.raises(ValueError, match="batch"):
+            await c.fetch(0)
+        with pytest.raises(ValueError, match="synchronous"):
+            durable.SQLiteStore(tmp_path / "x.db", synchronous="OFF")  # type: ignore[arg-type]

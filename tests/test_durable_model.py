@@ -1,0 +1,162 @@
+"""A model test of durable consumers: random interleavings of publish, fetch,
+ack, nak, term, crash (the handler's messages are dropped unsettled), restart
+(the system and the store close and reopen) and the passing of time, on the
+virtual clock. At the end, after draining, every published message was acked
+exactly once or sits in the dead-letter queue, never both, and none is lost."""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import pytest
+from durable_kit import opened
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from actors import durable
+from actors.testing import virtual_time
+
+ACK_WAIT = 10.0
+MAX_DELIVER = 3
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("publish"), st.integers(1, 4)),
+        st.tuples(st.just("fetch"), st.integers(1, 5)),
+        st.tuples(st.just("ack"), st.integers(0, 20)),
+        st.tuples(st.just("ack_many"), st.integers(0, 20)),
+        st.tuples(st.just("nak"), st.integers(0, 20)),
+        st.tuples(st.just("nak_later"), st.integers(0, 20)),
+        st.tuples(st.just("term"), st.integers(0, 20)),
+        st.tuples(st.just("crash"), st.just(0)),
+        st.tuples(st.just("restart"), st.just(0)),
+        st.tuples(st.just("wait"), st.sampled_from([1.0, ACK_WAIT, ACK_WAIT * 2])),
+    ),
+    max_size=40,
+)
+
+
+async def scenario(path: Path, steps: list[tuple[str, Any]]) -> None:
+    published: list[int] = []
+    acked: collections.Counter[int] = collections.Counter()
+    retention: Literal["workqueue"] = "workqueue"
+    held: list[durable.Message] = []
+    latest: dict[int, int] = {}  # the deliveries count of each message's last delivery
+
+    def settled(m: durable.Message, done: bool) -> None:
+        # Only the last delivery of a message can settle it (older ones are stale).
+        assert not done or m.deliveries == latest[m.data], (m, latest[m.data])
+        acked[m.data] += done
+
+    async def session(steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        # Runs steps until a restart; returns the rest.
+        async with opened(path) as system:
+            orders = await system.streams.create(
+                "ORDERS", subjects=["orders.>"], retention=retention
+            )
+            billing = await orders.consumer(
+                "billing", ack_wait=ACK_WAIT, max_deliver=MAX_DELIVER, backoff=[0.0, 2.0]
+            )
+            while steps:
+                (op, arg), steps = steps[0], steps[1:]
+                if op == "restart":
+                    held.clear()
+                    return steps
+                if op == "publish":
+                    first = len(published)
+                    values = list(range(first, first + arg))
+                    await orders.publish_many([("orders.a", v, str(v)) for v in values])
+                    published.extend(values)
+                elif op == "fetch":
+                    got = await billing.fetch(arg)
+                    for m in got:
+                        assert 1 <= m.deliveries <= MAX_DELIVER
+                        assert m.deliveries > latest.get(m.data, 0)
+                        assert acked[m.data] == 0, f"{m.data} delivered after its ack"
+                        latest[m.data] = m.deliveries
+                    held.extend(got)
+                elif op == "crash":
+                    held.clear()
+                elif op == "wait":
+                    await anyio.sleep(arg)
+                elif held:
+                    m = held.pop(arg % len(held))
+                    if op == "ack":
+                        settled(m, await m.ack())
+                    elif op == "ack_many":
+                        more = [m, *held[:2]]
+                        del held[:2]
+                        for message, done in zip(more, await billing.ack(more), strict=True):
+                            settled(message, done)
+                    elif op == "nak":
+                        await m.nak(error="failed")
+                    elif op == "nak_later":
+                        await m.nak(delay=3.0)
+                    elif op == "term":
+                        await m.term("poison")
+            # Drain: everything left is delivered again, acked or dead-lettered.
+            held.clear()
+            for _ in range(MAX_DELIVER + 2):
+                await anyio.sleep(ACK_WAIT * 3)
+                while got := await billing.fetch(100):
+                    for m in got:
+                        latest[m.data] = m.deliveries
+                        settled(m, await m.ack())
+            info = await billing.info()
+            assert info.pending == 0, info
+            dead = [e.data for e in await orders.dead_letters("billing").browse()]
+            assert len(dead) == len(set(dead))
+            for value in published:
+                assert (acked[value], value in dead) in ((1, False), (0, True)), (
+                    value,
+                    acked[value],
+                    dead,
+                )
+            assert set(acked) <= set(published)
+            assert (await orders.info()).messages == 0  # work queue: settled means gone
+        return []
+
+    while True:
+        steps = await session(steps)
+        if not steps:
+            break
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(steps=ops)
+# A stale ack after a redelivery; a nak on the last delivery; a crash and a restart.
+@example(steps=[("publish", 1), ("fetch", 1), ("wait", 20.0), ("fetch", 1), ("ack", 0), ("ack", 0)])
+@example(
+    steps=[
+        *[("publish", 2), ("fetch", 2), ("nak", 0), ("fetch", 2), ("nak", 0)],
+        *[("fetch", 1), ("nak", 0), ("fetch", 2), ("term", 1)],
+    ]
+)
+@example(
+    steps=[
+        ("publish", 3),
+        ("fetch", 2),
+        ("crash", 0),
+        ("restart", 0),
+        ("fetch", 3),
+        ("ack_many", 0),
+        ("wait", 20.0),
+        ("fetch", 5),
+        ("ack", 1),
+    ]
+)
+def test_every_message_is_acked_once_or_dead_lettered(
+    backend: str, steps: list[tuple[str, Any]]
+) -> None:
+    name, options = virtual_time(backend)
+    with tempfile.TemporaryDirectory() as directory:
+        anyio.run(scenario, Path(directory) / "s.db", steps, backend=name, backend_options=options)

@@ -1,0 +1,166 @@
+"""Redelivery timing of durable consumers on the virtual clock: ack waits,
+naks with a delay, backoff for naks and timeouts, dedup windows and ages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from durable_kit import opened
+
+from actors.testing import virtual_time
+from supervision import Backoff
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    return virtual_time(request.param)
+
+
+def within(elapsed: float, delay: float) -> bool:
+    """The promise: no earlier than the delay, at most 20% later."""
+    return delay <= elapsed <= delay * 1.2
+
+
+async def test_an_unsettled_delivery_comes_back_after_ack_wait(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=30)
+        await orders.publish("orders.a", "x")
+        (first,) = await billing.fetch(1)
+        start = anyio.current_time()
+        (second,) = await billing.fetch(1, expires=120)
+        assert within(anyio.current_time() - start, 30)
+        assert (second.seq, second.deliveries) == (first.seq, 2)
+        assert await first.ack() is False  # stale: dropped
+        assert await second.ack() is True
+
+
+@pytest.mark.parametrize("delay", [1.0, 10.0, 300.0])
+async def test_nak_with_a_delay_is_precise(tmp_path: Path, delay: float) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=3600)
+        await orders.publish("orders.a", "x")
+        (m,) = await billing.fetch(1)
+        start = anyio.current_time()
+        await m.nak(delay=delay)
+        (again,) = await billing.fetch(1, expires=delay * 2)
+        assert within(anyio.current_time() - start, delay)
+        assert again.deliveries == 2
+
+
+@pytest.mark.parametrize(
+    "backoff", [[1.0, 5.0, 20.0], Backoff(min=1.0, max=20.0, factor=5, jitter=0)]
+)
+async def test_backoff_applies_to_naks_and_to_timeouts(tmp_path: Path, backoff: Any) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=10, max_deliver=4, backoff=backoff)
+        await orders.publish("orders.a", "x")
+        (m,) = await billing.fetch(1)
+        waited = []
+        for _ in range(2):  # two naks: 1 s, then 5 s
+            start = anyio.current_time()
+            await m.nak()
+            (m,) = await billing.fetch(1, expires=100)
+            waited.append(anyio.current_time() - start)
+        start = anyio.current_time()  # a timeout: the ack wait, then 20 s
+        (m,) = await billing.fetch(1, expires=100)
+        waited.append(anyio.current_time() - start)
+        assert m.deliveries == 4
+        for elapsed, expected in zip(waited, [1.0, 5.0, 30.0], strict=True):
+            assert within(elapsed, expected), waited
+        await m.nak(error="still failing")  # the last delivery: to the dead letters
+        (entry,) = await orders.dead_letters("billing").browse()
+        assert (entry.deliveries, entry.last_error) == (4, "still failing")
+
+
+async def test_timeouts_alone_reach_the_dead_letters(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=5, max_deliver=2)
+        await orders.publish("orders.a", "x")
+        assert [m.deliveries for m in await billing.fetch(1)] == [1]
+        assert [m.deliveries for m in await billing.fetch(1, expires=10)] == [2]
+        assert await billing.fetch(1, expires=10) == []
+        (entry,) = await orders.dead_letters("billing").browse()
+        assert (entry.deliveries, entry.last_error) == (2, "no ack within ack_wait")
+
+
+async def test_in_progress_restarts_the_ack_wait(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=10)
+        await orders.publish("orders.a", "x")
+        (m,) = await billing.fetch(1)
+        await anyio.sleep(8)
+        assert await m.in_progress() is True
+        assert await billing.fetch(1, expires=9) == []  # 17 s after the delivery
+        assert await m.ack() is True
+
+
+async def test_dedup_window_and_max_age(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create(
+            "ORDERS", subjects=["orders.>"], dedup_window=60, max_age=3600
+        )
+        assert await orders.publish("orders.a", 1, msg_id="a") == 1
+        await anyio.sleep(30)
+        assert await orders.publish("orders.a", 1, msg_id="a") == 1
+        await anyio.sleep(31)
+        assert await orders.publish("orders.a", 1, msg_id="a") == 2  # the window passed
+        await anyio.sleep(3600 - 60)
+        await orders.publish("orders.a", 3)  # publishing drops what is too old
+        info = await orders.info()
+        assert (info.messages, info.last_seq) == (2, 3)
+
+
+class Crash(Exception):
+    """A crash after the effect committed and before the ack."""
+
+
+@pytest.mark.parametrize("mode", ["at-least-once", "idempotent", "transaction"])
+async def test_a_crash_between_the_effect_and_the_ack(tmp_path: Path, mode: str) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        streams = system.streams
+        orders = await streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=30)
+        async with streams.transaction() as tx:
+            await tx.execute("CREATE TABLE charges (seq INTEGER)")
+            await tx.execute("CREATE TABLE charged (seq INTEGER PRIMARY KEY)")
+        await orders.publish("orders.a", "charge me")
+
+        async def handle(m: Any, crash: bool) -> None:
+            if mode == "transaction":
+                async with streams.transaction() as tx:
+                    await tx.execute("INSERT INTO charges VALUES (?)", (m.seq,))
+                    await tx.ack(m)
+                    if crash:
+                        raise Crash
+                return
+            async with streams.transaction() as tx:  # the effect commits on its own
+                if mode == "idempotent":
+                    await tx.execute("INSERT OR IGNORE INTO charged VALUES (?)", (m.seq,))
+                else:
+                    await tx.execute("INSERT INTO charges VALUES (?)", (m.seq,))
+            if crash:
+                raise Crash
+            await m.ack()
+
+        (m,) = await billing.fetch(1)
+        with pytest.raises(Crash):
+            await handle(m, crash=True)
+        (m,) = await billing.fetch(1, expires=60)  # after the ack wait
+        assert m.deliveries == 2
+        await handle(m, crash=False)
+        async with streams.transaction() as tx:
+            charges = await tx.execute("SELECT count(*) FROM charges")
+            charged = await tx.execute("SELECT count(*) FROM charged")
+        expected = {"at-least-once": (2, 0), "idempotent": (0, 1), "transaction": (1, 0)}
+        assert (charges[0][0], charged[0][0]) == expected[mode]
+        assert (await billing.info()).pending == 0
