@@ -35,6 +35,7 @@ the file):
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -202,30 +203,20 @@ def publish(
     """Append ``items`` (subject, data, msg_id) to ``stream``; return their sequences.
 
     A message whose ``msg_id`` was seen within the dedup window is not stored
-    again: its sequence is the original's.
+    again: its sequence is the original's. The common case (the stream's
+    config and consumers cached, no ``msg_id``) is two statements: the
+    counters' ``UPDATE ... RETURNING`` and the ``INSERT``.
     """
-    row = conn.execute(
-        "SELECT last_seq, msgs, bytes, gen FROM durable_streams WHERE name = ?", (stream,)
-    ).fetchone()
-    if row is None:
-        raise LookupError(stream)
-    last_seq, msgs, nbytes, gen = row
     entry = cache.entries.get(stream)
-    if entry is None or entry[0] != gen:
-        (config,) = conn.execute(
-            "SELECT config FROM durable_streams WHERE name = ?", (stream,)
-        ).fetchone()
-        targets = [(cid, flt) for cid, _name, flt, _cfg in consumers_of(conn, stream)]
-        entry = (gen, json.loads(config), targets)
-        cache.entries[stream] = entry
-    _gen, cfg, targets = entry
-    retention = cfg["retention"]
-    window = cfg["dedup_window"]
-    seqs: list[int] = []
-    rows: list[tuple[str, int, str, bytes, float, int]] = []
-    pending: list[tuple[int, int]] = []
+    if entry is None:
+        entry = _load(conn, cache, stream)
+    window = entry[1]["dedup_window"]
+    fresh: list[tuple[str, bytes, str | None]] = []
+    dup: dict[int, int] = {}  # index in items -> the original's sequence
+    seen_here: dict[str, int] = {}  # msg_id -> index in fresh, within this batch
     pruned = False
-    for subject, data, msg_id in items:
+    for index, item in enumerate(items):
+        msg_id = item[2]
         if msg_id is not None:
             if not pruned:
                 conn.execute(
@@ -233,29 +224,49 @@ def publish(
                     (stream, now - window),
                 )
                 pruned = True
+            if msg_id in seen_here:
+                dup[index] = -1 - seen_here[msg_id]  # resolved below
+                continue
             seen = conn.execute(
                 "SELECT seq FROM durable_dedup WHERE stream = ? AND msg_id = ?", (stream, msg_id)
             ).fetchone()
             if seen is not None:
-                seqs.append(seen[0])
+                dup[index] = seen[0]
                 continue
-        last_seq += 1
-        seqs.append(last_seq)
+            seen_here[msg_id] = len(fresh)
+        fresh.append(item)
+    nbytes = sum(len(item[1]) for item in fresh)
+    row = conn.execute(
+        "UPDATE durable_streams SET last_seq = last_seq + ?, msgs = msgs + ?, "
+        "bytes = bytes + ? WHERE name = ? RETURNING last_seq, msgs, bytes, gen",
+        (len(fresh), len(fresh), nbytes, stream),
+    ).fetchone()
+    if row is None:
+        raise LookupError(stream)
+    last_seq, msgs, total, gen = row
+    if gen != entry[0]:
+        entry = _load(conn, cache, stream)
+    _gen, cfg, targets = entry
+    first = last_seq - len(fresh) + 1
+    rows: list[tuple[str, int, str, bytes, float, int]] = []
+    pending: list[tuple[int, int]] = []
+    dedup: list[tuple[str, str, int, float]] = []
+    dropped = dropped_bytes = 0
+    interest = cfg["retention"] == "interest"
+    for offset, (subject, data, msg_id) in enumerate(fresh):
+        seq = first + offset
         if msg_id is not None:
-            conn.execute(
-                "INSERT INTO durable_dedup (stream, msg_id, seq, time) VALUES (?, ?, ?, ?)",
-                (stream, msg_id, last_seq, now),
-            )
+            dedup.append((stream, msg_id, seq, now))
         refs = 0
         for cid, flt in targets:
-            if pattern_matches(flt, subject):
-                pending.append((cid, last_seq))
+            if flt == ">" or pattern_matches(flt, subject):
+                pending.append((cid, seq))
                 refs += 1
-        if retention == "interest" and refs == 0:
-            continue  # nobody is interested: not kept
-        rows.append((stream, last_seq, subject, data, now, refs))
-        msgs += 1
-        nbytes += len(data)
+        if interest and refs == 0:
+            dropped += 1  # nobody is interested: not kept
+            dropped_bytes += len(data)
+            continue
+        rows.append((stream, seq, subject, data, now, refs))
     if len(rows) == 1:
         conn.execute(
             "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
@@ -270,19 +281,56 @@ def publish(
         )
     if pending:
         conn.executemany("INSERT INTO durable_pending (cid, seq) VALUES (?, ?)", pending)
-    conn.execute(
-        "UPDATE durable_streams SET last_seq = ?, msgs = ?, bytes = ? WHERE name = ?",
-        (last_seq, msgs, nbytes, stream),
-    )
-    if rows and _over_limits(cfg, msgs, nbytes):
+    if dedup:
+        conn.executemany(
+            "INSERT INTO durable_dedup (stream, msg_id, seq, time) VALUES (?, ?, ?, ?)", dedup
+        )
+    if dropped:
+        msgs -= dropped
+        total -= dropped_bytes
+        conn.execute(
+            "UPDATE durable_streams SET msgs = ?, bytes = ? WHERE name = ?", (msgs, total, stream)
+        )
+    if rows and (
+        _over_limits(cfg, msgs, total)
+        or (cfg["max_age"] is not None and _oldest(conn, stream) < now - cfg["max_age"])
+    ):
         _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
-    elif rows and cfg["max_age"] is not None:
-        oldest = conn.execute(
-            "SELECT time FROM durable_messages WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
-        ).fetchone()
-        if oldest is not None and oldest[0] < now - cfg["max_age"]:
-            _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
+    seqs = [first + i for i in range(len(fresh))]
+    if dup:
+        out = []
+        it = iter(seqs)
+        for index in range(len(items)):
+            original = dup.get(index)
+            if original is None:
+                out.append(next(it))
+            elif original < 0:
+                out.append(seqs[-1 - original])
+            else:
+                out.append(original)
+        return out
     return seqs
+
+
+def _load(
+    conn: sqlite3.Connection, cache: PublishCache, stream: str
+) -> tuple[int, dict[str, Any], list[tuple[int, str]]]:
+    row = conn.execute(
+        "SELECT gen, config FROM durable_streams WHERE name = ?", (stream,)
+    ).fetchone()
+    if row is None:
+        raise LookupError(stream)
+    targets = [(cid, flt) for cid, _name, flt, _cfg in consumers_of(conn, stream)]
+    entry = (row[0], json.loads(row[1]), targets)
+    cache.entries[stream] = entry
+    return entry
+
+
+def _oldest(conn: sqlite3.Connection, stream: str) -> float:
+    row = conn.execute(
+        "SELECT time FROM durable_messages WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
+    ).fetchone()
+    return math.inf if row is None else float(row[0])
 
 
 def _over_limits(cfg: dict[str, Any], msgs: int, nbytes: int) -> bool:

@@ -5,8 +5,8 @@ speaks only :class:`Store`; :class:`SQLiteStore` implements it on one SQLite
 file. A store for a server (JetStream) implements the same methods.
 
 # Invariants:
-# - The connection is used only from the store's one worker thread (a
-#   ``CapacityLimiter(1)``), one call at a time, each call under ``_lock``:
+# - The connection is used only from the store's one worker thread
+#   (``_thread``), one call at a time, each call under ``_lock``:
 #   a call runs in a transaction of its own, or inside the transaction the
 #   task that holds ``_lock`` opened (``transaction()``).
 # - Each call is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` if
@@ -29,6 +29,7 @@ import anyio.lowlevel
 from .._deadlines import now as _loop_now
 from . import _sql
 from ._errors import DurableError, StreamNotFound
+from ._thread import StoreThread
 
 T = TypeVar("T")
 
@@ -208,8 +209,8 @@ class SQLiteStore:
     """Durable streams in one SQLite file: embedded, no server.
 
     The file is opened on first use (created if missing) in WAL mode and
-    driven from one worker thread, so the event loop never waits on the disk
-    and both asyncio and trio work. Other processes may open the same file:
+    driven from one worker thread of the store's own, so the event loop never
+    waits on the disk and both asyncio and trio work. Other processes may open the same file:
     SQLite's locking (``BEGIN IMMEDIATE``, ``busy_timeout``) orders them, and a
     consumer's state lives in the file, so any of them can continue where
     another stopped (or was killed).
@@ -248,7 +249,7 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._lock: anyio.Lock | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._thread: StoreThread | None = None
         self._offset = 0.0
         self._cache = _sql.PublishCache()
         self._tx_task: object | None = None
@@ -268,16 +269,13 @@ class SQLiteStore:
     async def _open(self) -> sqlite3.Connection:
         if self._lock is None:
             self._lock = anyio.Lock(fast_acquire=True)
-            self._limiter = anyio.CapacityLimiter(1)
         async with self._lock:
             if self._conn is None:
                 self._offset = time.time() - _loop_now()
-                self._conn = await anyio.to_thread.run_sync(
-                    _sql.open_connection,
-                    self.path,
-                    self.synchronous,
-                    self.busy_timeout,
-                    limiter=self._limiter,
+                if self._thread is None:
+                    self._thread = StoreThread(f"actors.durable {self.path}")
+                self._conn = await self._thread.call(
+                    _sql.open_connection, self.path, self.synchronous, self.busy_timeout
                 )
                 self._cache = _sql.PublishCache()
         return self._conn
@@ -291,7 +289,7 @@ class SQLiteStore:
                 "transaction (tx.publish, tx.ack), or leave it first"
             )
         async with self._lock:
-            return await anyio.to_thread.run_sync(_in_txn, conn, fn, args, limiter=self._limiter)
+            return await self._thread.call(_in_txn, conn, fn, args)  # type: ignore[union-attr]
 
     async def aclose(self) -> None:
         """Close the file (the store opens it again on next use).
@@ -303,10 +301,12 @@ class SQLiteStore:
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 conn, self._conn = self._conn, None
-                if conn is not None:
-                    await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+                thread, self._thread = self._thread, None
+                if thread is not None:
+                    if conn is not None:
+                        await thread.call(conn.close)
+                    thread.stop()
         self._lock = None
-        self._limiter = None
 
     async def __aenter__(self) -> SQLiteStore:
         await self._open()
@@ -453,27 +453,25 @@ class SQLiteStore:
         task = anyio.get_current_task().id
         if self._tx_task == task:
             raise DurableError("streams.transaction() blocks do not nest")
+        thread = self._thread
+        assert thread is not None
         async with self._lock:
-            await anyio.to_thread.run_sync(conn.execute, "BEGIN IMMEDIATE", limiter=self._limiter)
+            await thread.call(conn.execute, "BEGIN IMMEDIATE")
             self._tx_task = task
             tx = SQLiteTransaction(self, conn)
             try:
                 yield tx
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(conn.execute, "ROLLBACK", limiter=self._limiter)
+                    await thread.call(conn.execute, "ROLLBACK")
                 raise
             else:
                 with anyio.CancelScope(shield=True):
                     try:
-                        await anyio.to_thread.run_sync(
-                            conn.execute, "COMMIT", limiter=self._limiter
-                        )
+                        await thread.call(conn.execute, "COMMIT")
                     except BaseException:
                         if conn.in_transaction:
-                            await anyio.to_thread.run_sync(
-                                conn.execute, "ROLLBACK", limiter=self._limiter
-                            )
+                            await thread.call(conn.execute, "ROLLBACK")
                         raise
             finally:
                 self._tx_task = None
@@ -491,7 +489,9 @@ class SQLiteTransaction:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.closed:
             raise DurableError("this transaction has ended: open a new streams.transaction()")
-        return await anyio.to_thread.run_sync(fn, self._conn, *args, limiter=self._store._limiter)
+        thread = self._store._thread
+        assert thread is not None
+        return await thread.call(fn, self._conn, *args)
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._run(_execute, sql, parameters)

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 Retention = Literal["limits", "interest", "workqueue"]
 RETENTIONS = ("limits", "interest", "workqueue")
 
+#: How many valid subjects a stream remembers (its publish path checks each once).
+_VALID_CACHE = 4096
+
 #: Seconds within which a repeated ``msg_id`` is recognised (JetStream's default).
 DEFAULT_DEDUP_WINDOW = 120.0
 
@@ -343,6 +346,7 @@ class Stream:
         self.name: str = config["name"]
         self.subjects: tuple[str, ...] = tuple(config["subjects"])
         self.retention: Retention = config["retention"]
+        self._valid: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Stream {self.name!r} subjects={list(self.subjects)} {self.retention}>"
@@ -350,9 +354,10 @@ class Stream:
     def _takes(self, subject: str) -> bool:
         return any(pattern_matches(p, subject) for p in self.subjects)
 
-    def _item(
-        self, subject: str, message: Any, msg_id: str | None
-    ) -> tuple[str, bytes, str | None]:
+    def _check_subject(self, subject: str) -> None:
+        # The publish path: a subject seen before is valid (a bounded cache).
+        if subject in self._valid:
+            return
         check_topic(subject)
         if not self._takes(subject):
             raise ValueError(
@@ -360,6 +365,14 @@ class Stream:
                 f"{list(self.subjects)}): publish to a matching subject, or add the "
                 f"subject with streams.create({self.name!r}, subjects=[...])"
             )
+        if len(self._valid) >= _VALID_CACHE:
+            self._valid.clear()
+        self._valid.add(subject)
+
+    def _item(
+        self, subject: str, message: Any, msg_id: str | None
+    ) -> tuple[str, bytes, str | None]:
+        self._check_subject(subject)
         if msg_id is not None and (not isinstance(msg_id, str) or not msg_id):
             raise TypeError(f"msg_id must be a non-empty str or None, got {msg_id!r}")
         return (subject, dumps(message), msg_id)
@@ -490,6 +503,57 @@ class Stream:
         config = {"ack_wait": ack_wait, "max_deliver": max_deliver}
         cid, flt, _created = await store.put_consumer(self.name, name, flt, config, start)
         return Consumer(self, cid, name, flt, ack_wait, max_deliver, backoff, max_in_flight)
+
+    async def open_consumer(
+        self,
+        name: str,
+        *,
+        backoff: Backoffish | None = None,
+        max_in_flight: int = 1000,
+    ) -> Consumer:
+        """A handle on a consumer created before (here or by another process),
+        with the ``filter``, ``ack_wait`` and ``max_deliver`` it was created with.
+
+        Args:
+            name: the consumer's durable name.
+            backoff: as for :meth:`consumer` (not stored with the consumer).
+            max_in_flight: as for :meth:`consumer`.
+
+        Raises:
+            ConsumerNotFound: there is no such consumer: create it with
+                :meth:`consumer`.
+
+        Cancellation: nothing to undo.
+        """
+        from ._consumer import Consumer, check_consumer
+        from ._errors import ConsumerNotFound
+
+        for cid, other, flt, config in await self._streams.store.consumers(self.name):
+            if other == name:
+                check_consumer(
+                    self,
+                    name,
+                    flt,
+                    "new",
+                    config["ack_wait"],
+                    config["max_deliver"],
+                    backoff,
+                    max_in_flight,
+                )
+                return Consumer(
+                    self,
+                    cid,
+                    name,
+                    flt,
+                    config["ack_wait"],
+                    config["max_deliver"],
+                    backoff,
+                    max_in_flight,
+                )
+        raise ConsumerNotFound(
+            f"stream {self.name!r} has no consumer {name!r}: create it first with "
+            f"stream.consumer({name!r}, ...)"
+        )
 
     def dead_letters(self, consumer: str) -> DeadLetters:
         """The dead-letter queue of one consumer of this stream.

@@ -1,0 +1,175 @@
+"""Push: a durable consumer feeding a (supervised) actor's mailbox.
+
+# Invariants:
+# - ``_held`` holds every delivery claimed for this incarnation and not yet
+#   settled: in its mailbox, or being handled. ``receive`` settles one (ack
+#   when the inner actor returns, nak when it raises); ``on_stop`` gives the
+#   rest back, so a crash or a stop loses nothing.
+# - At most ``max_in_flight`` deliveries are held (the consumer's credit), and
+#   the pull loop waits for mailbox room before claiming more: backpressure,
+#   never a drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from .._actor import Actor
+from ._consumer import Backoffish, Consumer, Message
+from ._errors import StoreNotConfigured
+
+#: Seconds a pull waits before it looks again (a loop, so any value works).
+_PULL_EXPIRES = 60.0
+
+
+class _Delivery:
+    __slots__ = ("consumer", "message")
+
+    def __init__(self, consumer: Consumer, message: Message) -> None:
+        self.consumer = consumer
+        self.message = message
+
+
+class Push(Actor):
+    """Runs an actor as a durable consumer: messages are pushed to its ``receive``.
+
+    ``Push(factory, *args, durable=(stream, consumer), max_in_flight=10,
+    **kwargs)`` builds the inner actor with ``factory(*args, **kwargs)`` and
+    feeds it every message of the durable consumer ``consumer`` of stream
+    ``stream`` (create both first), as :class:`Message` objects (``.data``,
+    ``.deliveries``...). When ``receive`` returns, the message is acked; when
+    it raises, the message is nak'ed with the consumer's backoff (its last
+    error: the exception's repr) and the actor fails as usual, so its
+    supervisor restarts it; the deliveries it held and had not handled are
+    given back at once, uncounted. After ``max_deliver`` deliveries a message
+    goes to the consumer's dead letters. Other messages sent to the actor
+    reach the inner actor's ``receive`` as usual.
+
+    The pull loop claims at most ``max_in_flight`` deliveries and waits for
+    mailbox room: backpressure, never a drop.
+
+    Args:
+        factory: the inner actor's class or factory.
+        *args: its positional arguments.
+        durable: ``(stream name, consumer name)``.
+        max_in_flight: deliveries held at once (1: strict order).
+        backoff: redelivery delays after a failure (default: the consumer's).
+        **kwargs: the inner actor's keyword arguments.
+
+    Raises:
+        TypeError: ``durable`` is not a pair of names or ``factory`` is not
+            callable (at spawn).
+        ValueError: ``max_in_flight`` < 1 (at spawn).
+
+    Examples:
+        >>> import actors, supervision
+        >>> class Billing(actors.Actor):
+        ...     async def receive(self, message):
+        ...         return None  # returning acks; raising naks
+        >>> spec = supervision.ChildSpec(
+        ...     actors.durable.Push, Billing, durable=("ORDERS", "billing"),
+        ...     max_in_flight=10, name="billing",
+        ... )
+        >>> spec.kwargs["durable"]
+        ('ORDERS', 'billing')
+    """
+
+    def __init__(
+        self,
+        factory: Callable[..., Actor],
+        *args: Any,
+        durable: tuple[str, str],
+        max_in_flight: int = 10,
+        backoff: Backoffish | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._factory = factory
+        self._args = args
+        self._kwargs = kwargs
+        self._durable = durable
+        self._max_in_flight = max_in_flight
+        self._backoff = backoff
+        self._inner: Actor | None = None
+        self._consumer: Consumer | None = None
+        self._held: dict[int, Message] = {}
+
+    @classmethod
+    def check_args(cls, *args: Any, **kwargs: Any) -> None:
+        """Refuse a bad ``durable`` or ``max_in_flight`` where spawn is called."""
+        if not args or not callable(args[0]):
+            raise TypeError("Push needs the inner actor's class or factory first")
+        durable = kwargs.get("durable")
+        if (
+            not isinstance(durable, tuple)
+            or len(durable) != 2
+            or not all(isinstance(name, str) and name for name in durable)
+        ):
+            raise TypeError(
+                f"Push needs durable=(stream name, consumer name), like "
+                f"('ORDERS', 'billing'), got {durable!r}"
+            )
+        limit = kwargs.get("max_in_flight", 10)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_in_flight must be a whole number >= 1, got {limit!r}")
+
+    def __repr__(self) -> str:
+        name = getattr(self._factory, "__qualname__", repr(self._factory))
+        return f"<Push {name} durable={self._durable}>"
+
+    async def on_start(self) -> None:
+        streams = self.context.system.streams
+        if streams._store is None:
+            raise StoreNotConfigured(
+                f"{self.ref.path} consumes {self._durable} but the actor system has no "
+                f"store: ActorSystem(store=actors.durable.SQLiteStore('app.db'))"
+            )
+        stream_name, consumer_name = self._durable
+        stream = await streams.get(stream_name)
+        self._consumer = await stream.open_consumer(
+            consumer_name, backoff=self._backoff, max_in_flight=self._max_in_flight
+        )
+        inner = self._factory(*self._args, **self._kwargs)
+        if not isinstance(inner, Actor):
+            raise TypeError(f"Push's factory returned {type(inner).__name__}, not an Actor")
+        inner._actors_cell = self._actors_cell
+        self._inner = inner
+        await inner.on_start()
+        self.context.go(self._pull)
+
+    async def _pull(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        tell = self.ref.tell
+        while True:
+            for message in await consumer.fetch(self._max_in_flight, expires=_PULL_EXPIRES):
+                self._held[message.seq] = message
+                await tell(_Delivery(consumer, message))  # waits for room
+
+    async def receive(self, message: Any) -> Any:
+        inner = self._inner
+        assert inner is not None
+        if type(message) is not _Delivery:
+            return await inner.receive(message)
+        if message.consumer is not self._consumer:
+            return None  # an earlier incarnation's: it gave it back
+        delivery = message.message
+        try:
+            await inner.receive(delivery)
+        except Exception as error:
+            self._held.pop(delivery.seq, None)
+            with anyio.CancelScope(shield=True):
+                await delivery.nak(error=repr(error))
+            raise
+        self._held.pop(delivery.seq, None)
+        await delivery.ack()
+        return None
+
+    async def on_stop(self) -> None:
+        held, self._held = list(self._held.values()), {}
+        if held and self._consumer is not None:
+            await self._consumer.release(held)
+        if self._inner is not None:
+            await self._inner.on_stop()

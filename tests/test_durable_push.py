@@ -1,0 +1,125 @@
+"""Push: a durable consumer feeding a supervised actor (durable.Push)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from durable_kit import opened
+
+import actors
+from actors import durable
+from actors.testing import TestProbe
+from supervision import ChildSpec, Supervisor
+
+pytestmark = pytest.mark.anyio
+
+
+class Billing(actors.Actor):
+    """Reports each delivery to the probe; fails on "poison" and, while the
+    gate is closed, waits on it."""
+
+    def __init__(self, probe: actors.ActorRef, gate: anyio.Event | None = None) -> None:
+        self.probe = probe
+        self.gate = gate
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, durable.Message):
+            await self.probe.tell((message.data, message.deliveries))
+            if self.gate is not None:
+                await self.gate.wait()
+            if message.data == "poison":
+                raise ValueError("cannot bill a poison order")
+            return None
+        return ("plain", message, self.ref.path)
+
+
+async def setup(system: actors.ActorSystem, **options: Any) -> durable.Stream:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    await orders.consumer("billing", **options)
+    return orders
+
+
+async def test_returning_acks_and_other_messages_pass_through(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await setup(system)
+        probe = await TestProbe.start(system)
+        ref = await system.spawn(durable.Push, Billing, probe.ref, durable=("ORDERS", "billing"))
+        await orders.publish_many([("orders.a", i) for i in range(5)])
+        assert await probe.receive_n(5) == [(i, 1) for i in range(5)]
+        assert await ref.ask("hi") == ("plain", "hi", ref.path)
+        await ref.stop()  # returns once the message in hand is settled
+        consumer = await orders.open_consumer("billing")
+        assert (await consumer.info()).pending == 0
+
+
+async def test_a_raise_naks_crashes_and_the_poison_reaches_the_dead_letters(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await setup(system, max_deliver=3)
+        probe = await TestProbe.start(system)
+        spec = ChildSpec(
+            durable.Push,
+            Billing,
+            probe.ref,
+            durable=("ORDERS", "billing"),
+            max_in_flight=1,
+            name="billing",
+        )
+        await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+        await orders.publish_many(
+            [("orders.a", "ok-1"), ("orders.a", "poison"), ("orders.a", "ok-2")]
+        )
+        got = await probe.receive_n(5)
+        assert got == [("ok-1", 1), ("poison", 1), ("poison", 2), ("poison", 3), ("ok-2", 1)]
+        # One in flight: ok-2 was claimed only after the poison was settled.
+        (entry,) = await orders.dead_letters("billing").browse()
+        assert entry.data == "poison" and entry.deliveries == 3
+        assert entry.last_error == "ValueError('cannot bill a poison order')"
+
+
+async def test_max_in_flight_is_backpressure_and_a_crash_gives_back_what_it_held(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await setup(system, max_deliver=3)
+        probe = await TestProbe.start(system)
+        gate = anyio.Event()
+        spec = ChildSpec(
+            durable.Push,
+            Billing,
+            probe.ref,
+            gate,
+            durable=("ORDERS", "billing"),
+            max_in_flight=3,
+            name="billing",
+        )
+        await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+        await orders.publish_many([("orders.a", "poison"), *[("orders.a", i) for i in range(6)]])
+        assert await probe.receive() == ("poison", 1)
+        consumer = await orders.open_consumer("billing")
+        info = await consumer.info()
+        assert (info.pending, info.in_flight) == (7, 3)  # three claimed, no more
+        gate.set()  # the poison crashes the actor; 0 and 1 were in its mailbox
+        got = await probe.receive_n(8)
+        assert got[0] == ("poison", 2)  # again, after the restart
+        # Never counted: the crash gave them back before they were handled.
+        assert sorted(x for x in got if x[0] != "poison") == [(i, 1) for i in range(6)]
+        assert ("poison", 3) in got
+        await probe.expect_no_message(within=0.1)
+
+
+async def test_bad_options_are_refused_at_spawn(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        await setup(system)
+        with pytest.raises(TypeError, match="durable=\\(stream name, consumer name\\)"):
+            await system.spawn(durable.Push, Billing, None, durable="ORDERS")
+        with pytest.raises(ValueError, match="max_in_flight"):
+            await system.spawn(
+                durable.Push, Billing, None, durable=("ORDERS", "b"), max_in_flight=0
+            )
+        with pytest.raises(actors.ActorFailed, match="create it first"):
+            await system.spawn(durable.Push, Billing, None, durable=("ORDERS", "ghost"))
