@@ -35,6 +35,7 @@ from ._ref import ActorRef
 from ._remote import dump_error
 from ._remote_names import forward_names
 from ._remote_topics import forward_topics
+from ._socket import SocketStream
 from ._system import ActorSystem
 from ._wire import WireConnection
 from ._worker import Census, Drop, Hello, Ready, Spawn
@@ -156,7 +157,7 @@ class Host(Actor):
 
 async def _serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
-    stream = await anyio.abc.SocketStream.from_socket(sock)
+    stream = SocketStream(sock)
     key = b""
     while len(key) < KEY_SIZE:
         key += await stream.receive(KEY_SIZE - len(key))

@@ -638,7 +638,7 @@ class Peer:
         self._pending[token] = ask
         ask.on_close = lambda _ask: self._cancel(token)
         try:
-            await self.wire.send(Envelope(Kind.ASK, to, "", token, _NO_HEADERS, body))
+            await self.wire.send_now(Envelope(Kind.ASK, to, "", token, _NO_HEADERS, body))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the reader answers it with ConnectionLost
         except BaseException:

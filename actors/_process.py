@@ -33,6 +33,7 @@ import sniffio
 
 from ._exceptions import ProcessExited
 from ._handshake import handshake
+from ._socket import SocketStream
 from ._wire import WireConnection
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ async def start(placement: Subprocess, backend: str) -> ChildProcess:
                 env=_environment(placement),
                 pass_fds=(theirs.fileno(),),
             )
-        stream = await anyio.abc.SocketStream.from_socket(ours)
+        stream = SocketStream(ours)
         key = secrets.token_bytes(KEY_SIZE)
         with anyio.fail_after(placement.start_timeout):
             try:

@@ -72,6 +72,7 @@ import anyio.lowlevel
 from ._envelope import Envelope, decode_batch, encode
 from ._exceptions import AuthenticationError, IncompatiblePeer, WouldBlock
 from ._mac import TAG_SIZE, Tagger
+from ._socket import SocketStream
 
 if TYPE_CHECKING:
     from ._handshake import Session
@@ -161,6 +162,8 @@ class WireConnection:
         if max_frame > 0xFFFF_FFFF:
             raise ValueError(f"max_frame must fit the 32-bit length field, got {max_frame}")
         self._stream = stream
+        #: Set when frames can be written synchronously, from the sender's task.
+        self._direct = stream if isinstance(stream, SocketStream) else None
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._max_frame = max_frame
@@ -177,7 +180,13 @@ class WireConnection:
         self._written = 0
         self._send_sequence = 0
         self._unyielded_sends = 0
+        #: Parked here (not None) while the writer waits for work: nothing is
+        #: being written then, so :meth:`write_now` may write.
         self._writer_wakeup: anyio.Event | None = None
+        #: The end of a frame :meth:`write_now` could not finish, and how many
+        #: envelopes the frame holds: the writer sends it before anything else.
+        self._unsent: bytes = b""
+        self._unsent_count = 0
         self._room: anyio.Event | None = None
         self._flushed: anyio.Event | None = None
         self._frames_sent = 0
@@ -396,7 +405,51 @@ class WireConnection:
         if len(data) > self._max_frame:
             raise self._too_large(envelope, len(data))
         self._check_sendable()
-        self._enqueue(data)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self._queued += 1
+        self.write_now()
+
+    async def send_now(self, envelope: Envelope) -> None:
+        """:meth:`send`, then :meth:`write_now`: for an ask, whose sender
+        waits for the answer anyway."""
+        data = encode(envelope)
+        size = len(data)
+        if size > self._max_frame:
+            raise self._too_large(envelope, size)
+        if self._pending_bytes >= self._max_pending or self._error is not None or self._closing:
+            await self._wait_for_room()
+        self._pending.append(data)
+        self._pending_bytes += size
+        self._queued += 1
+        self.write_now()
+
+    def write_now(self) -> None:
+        """Write what is queued from the calling task when the writer is
+        idle and the stream allows it (a :class:`~actors._socket.SocketStream`),
+        else wake the writer. Saves an ask or a reply the switch to the
+        writer task; a burst of tells is left to the writer, which batches."""
+        direct = self._direct
+        if direct is None or self._writer_wakeup is None or self._closing:
+            self._wake_writer()
+            return
+        if self._error is not None or not self._pending:
+            return
+        batch, size = self._next_batch()
+        frame = self._frame(batch, size)
+        try:
+            sent = direct.try_send(frame)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+            self._fail(error)
+            return
+        if sent < len(frame):
+            self._unsent, self._unsent_count = frame[sent:], len(batch)
+            self._bytes_sent += sent
+            self._wake_writer()
+            return
+        self._wrote(len(batch), len(frame))
+        if self._pending:
+            self._wake_writer()
 
     async def flush(self) -> None:
         """Wait until every envelope queued before the call was handed to the stream.
@@ -435,6 +488,7 @@ class WireConnection:
             self._error = error
         self._pending.clear()
         self._pending_bytes = 0
+        self._unsent = b""
         self._wake_all()
 
     def _next_batch(self) -> tuple[list[bytes], int]:
@@ -457,12 +511,32 @@ class WireConnection:
             self._room = None
         return batch, size
 
+    def _frame(self, batch: list[bytes], size: int) -> bytes:
+        payload = batch[0] if len(batch) == 1 else b"".join(batch)
+        head = FRAME_HEAD.pack(size, self._send_sequence)
+        self._send_sequence += 1
+        return b"".join((head, self._send_tagger.tag(head, payload), payload))
+
+    def _wrote(self, envelopes: int, size: int) -> None:
+        self._written += envelopes
+        self._frames_sent += 1
+        self._bytes_sent += size
+        flushed = self._flushed
+        if flushed is not None:
+            self._flushed = None
+            flushed.set()
+
     async def _write_loop(self) -> None:
         """The writer: one frame per batch of queued envelopes, in order."""
         stream = self._stream
-        tag = self._send_tagger.tag
         try:
             while self._error is None:
+                if self._unsent:
+                    unsent, count = self._unsent, self._unsent_count
+                    await stream.send(unsent)
+                    self._unsent = b""
+                    self._wrote(count, len(unsent))
+                    continue
                 if not self._pending:
                     if self._closing:
                         return
@@ -470,18 +544,9 @@ class WireConnection:
                     await wakeup.wait()
                     continue
                 batch, size = self._next_batch()
-                payload = batch[0] if len(batch) == 1 else b"".join(batch)
-                head = FRAME_HEAD.pack(size, self._send_sequence)
-                self._send_sequence += 1
-                frame = b"".join((head, tag(head, payload), payload))
+                frame = self._frame(batch, size)
                 await stream.send(frame)
-                self._written += len(batch)
-                self._frames_sent += 1
-                self._bytes_sent += len(frame)
-                flushed = self._flushed
-                if flushed is not None:
-                    self._flushed = None
-                    flushed.set()
+                self._wrote(len(batch), len(frame))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as error:
             self._fail(error)
 

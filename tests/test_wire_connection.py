@@ -9,6 +9,7 @@ import anyio
 import pytest
 from wire_kit import (
     PairFactory,
+    direct_pair,
     handshake_pair,
     memory_pair,
     socketpair,
@@ -26,7 +27,11 @@ from actors._wire import WireConnection
 
 pytestmark = pytest.mark.anyio
 
-PAIRS = [pytest.param(socketpair, id="socketpair"), pytest.param(tcp_pair, id="tcp")]
+PAIRS = [
+    pytest.param(socketpair, id="socketpair"),
+    pytest.param(direct_pair, id="direct"),
+    pytest.param(tcp_pair, id="tcp"),
+]
 
 
 @pytest.mark.parametrize("make", PAIRS)
@@ -276,3 +281,43 @@ async def test_bad_sizes_are_refused(option: str, value: object) -> None:
         session, _ = await handshake_pair(a, b)
         with pytest.raises(ValueError, match=r"max_frame|batch_size|max_pending"):
             WireConnection(a, session, **{option: value})  # type: ignore[arg-type]
+
+
+# -- writing from the sender's task (actors._socket.SocketStream) ---------------
+
+
+@pytest.mark.parametrize(("make", "now"), [(direct_pair, True), (socketpair, False)])
+async def test_an_ask_or_a_reply_is_written_by_its_sender_when_the_stream_allows(
+    make: PairFactory, now: bool
+) -> None:
+    async with wire_pair(make) as (a, b):
+        await anyio.wait_all_tasks_blocked()  # the writer is parked
+        await a.send_now(tell("/user/x", b"ask"))
+        # No await since: only the sender's own task can have written it.
+        assert (a.statistics().frames_sent == 1) is now
+        a.send_urgent(tell("/user/x", b"reply"))
+        assert (a.statistics().frames_sent == 2) is now
+        assert [(await b.receive()).body for _ in range(2)] == [b"ask", b"reply"]
+
+
+async def test_tells_are_left_to_the_writer_to_batch() -> None:
+    async with wire_pair(direct_pair) as (a, b):
+        for i in range(100):
+            await a.send(tell("/user/x", dumps(i)))
+        assert a.statistics().frames_sent == 0
+        assert [loads((await b.receive()).body) for _ in range(100)] == list(range(100))
+        assert a.statistics().frames_sent < 100
+
+
+async def test_a_frame_too_big_to_write_at_once_is_finished_by_the_writer_in_order() -> None:
+    big = bytes(range(256)) * (16 * 1024)  # 4 MiB: more than a socket buffer
+    async with wire_pair(direct_pair) as (a, b):
+        await anyio.wait_all_tasks_blocked()  # the writer is parked
+        a.send_urgent(tell("/user/x", big))
+        assert a.statistics().pending_envelopes == 0  # taken, partly written
+        await a.send(tell("/user/x", b"after"))
+        a.send_urgent(tell("/user/x", b"urgent after"))
+        bodies = [(await b.receive()).body for _ in range(3)]
+        assert bodies == [big, b"after", b"urgent after"]
+        await a.flush()
+        assert a.statistics().envelopes_sent == 3

@@ -14,6 +14,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors._envelope import Envelope, Kind
 from actors._handshake import HELLO_PREFIX, PROOF_SIZE, Session, handshake
+from actors._socket import SocketStream
 from actors._wire import FRAME_HEAD, FRAME_PREFIX, WireConnection
 
 SECRET = b"a test secret, 32 bytes long...."
@@ -29,6 +30,13 @@ async def socketpair() -> Pair:
         await anyio.abc.SocketStream.from_socket(left),
         await anyio.abc.SocketStream.from_socket(right),
     )
+
+
+async def direct_pair() -> Pair:
+    """A Unix socketpair in ``actors._socket.SocketStream``s, as a child
+    process and its parent have: the wire writes asks and replies at once."""
+    left, right = socket.socketpair()
+    return SocketStream(left), SocketStream(right)
 
 
 async def tcp_pair() -> Pair:

@@ -1,0 +1,169 @@
+"""A byte stream straight over a connected socket, for the wire's fast path.
+
+anyio's own socket streams cost the connection to a child process two
+event-loop turns a read and a write that the wire does not need: on asyncio
+they sit on a transport whose writes are buffered out of the caller's sight,
+and each call checkpoints even when the bytes are already there.
+:class:`SocketStream` is the plain thing: a nonblocking socket, ``recv`` and
+``send`` at once when they can, ``anyio.wait_readable``/``wait_writable``
+when they cannot. Since it buffers nothing, :meth:`SocketStream.try_send`
+can write synchronously from any task while no :meth:`~SocketStream.send`
+is in progress: the wire writes an ask or a reply from the task that made
+it, saving the switch to its writer task (``benchmarks.process``, ask row).
+
+Examples:
+    >>> import anyio, socket
+    >>> async def main():
+    ...     left, right = socket.socketpair()
+    ...     a, b = SocketStream(left), SocketStream(right)
+    ...     await a.send(b"ping")
+    ...     data = await b.receive()
+    ...     await a.aclose(); await b.aclose()
+    ...     return data
+    >>> anyio.run(main)
+    b'ping'
+"""
+
+# Invariants:
+# - The socket is nonblocking from the constructor on, and closed once, by
+#   aclose; waiters on it are woken first (anyio.notify_closing).
+# - Nothing is buffered here: a byte that send accepted, or that try_send
+#   counted, is in the kernel.
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+from anyio.abc import SocketAttribute
+
+#: Calls that complete at once checkpoint once every this many, so that a
+#: peer that always has bytes ready cannot starve the other tasks.
+YIELD_EVERY: Final = 64
+
+
+class SocketStream(anyio.abc.ByteStream):
+    """An anyio byte stream over a connected stream socket it owns.
+
+    Args:
+        sock: A connected ``SOCK_STREAM`` socket (Unix or TCP); made
+            nonblocking here, and closed by :meth:`aclose`.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+        self._closed = False
+        self._unyielded = 0
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+
+    async def _yield_sometimes(self) -> None:
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await anyio.lowlevel.checkpoint()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Bytes from the peer, at most ``max_bytes``; waits while none are
+        there. Cancelling the wait reads nothing.
+
+        Raises:
+            anyio.EndOfStream: The peer closed its side.
+            anyio.ClosedResourceError: This stream was closed.
+            anyio.BrokenResourceError: The connection broke.
+        """
+        sock = self.socket
+        while True:
+            self._check_open()
+            try:
+                data = sock.recv(max_bytes)
+            except BlockingIOError:
+                self._unyielded = 0
+                try:
+                    await anyio.wait_readable(sock)
+                except anyio.ClosedResourceError:
+                    raise anyio.ClosedResourceError from None
+                continue
+            except OSError as error:
+                raise anyio.BrokenResourceError from error
+            if not data:
+                raise anyio.EndOfStream
+            await self._yield_sometimes()
+            return data
+
+    def try_send(self, data: bytes | memoryview) -> int:
+        """Write what the kernel takes now, without waiting: the number of
+        bytes written (0 when its buffer is full). For a caller that knows
+        no :meth:`send` is in progress.
+
+        Raises:
+            anyio.ClosedResourceError: This stream was closed.
+            anyio.BrokenResourceError: The connection broke.
+        """
+        self._check_open()
+        try:
+            return self.socket.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as error:
+            raise anyio.BrokenResourceError from error
+
+    async def send(self, item: bytes) -> None:
+        """Write all of ``item``; waits while the kernel's buffer is full.
+        Cancelled on the way, part of ``item`` may have been written.
+
+        Raises:
+            anyio.ClosedResourceError: This stream was closed.
+            anyio.BrokenResourceError: The connection broke.
+        """
+        view = memoryview(item)
+        sent = self.try_send(view)
+        if sent == len(view):
+            await self._yield_sometimes()
+            return
+        self._unyielded = 0
+        with view:
+            while sent < len(view):
+                try:
+                    await anyio.wait_writable(self.socket)
+                except anyio.ClosedResourceError:
+                    raise anyio.ClosedResourceError from None
+                sent += self.try_send(view[sent:])
+
+    async def send_eof(self) -> None:
+        """Close the sending side; the peer reads the end of the stream."""
+        self._check_open()
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError as error:
+            raise anyio.BrokenResourceError from error
+        await anyio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        """Close the socket; a task waiting on it gets ``ClosedResourceError``."""
+        if not self._closed:
+            self._closed = True
+            anyio.notify_closing(self.socket)
+            self.socket.close()
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        sock = self.socket
+        attributes: dict[Any, Callable[[], Any]] = {
+            SocketAttribute.raw_socket: lambda: sock,
+            SocketAttribute.family: lambda: sock.family,
+            SocketAttribute.local_address: sock.getsockname,
+        }
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            attributes[SocketAttribute.remote_address] = sock.getpeername
+            attributes[SocketAttribute.local_port] = lambda: sock.getsockname()[1]
+            attributes[SocketAttribute.remote_port] = lambda: sock.getpeername()[1]
+        return attributes

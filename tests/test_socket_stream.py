@@ -1,0 +1,96 @@
+"""actors._socket.SocketStream: the byte stream the wire writes through at once."""
+
+from __future__ import annotations
+
+import socket
+
+import anyio
+import pytest
+
+from actors._socket import YIELD_EVERY, SocketStream
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_bytes_cross_both_ways_and_large_sends_wait_for_room() -> None:
+    left, right = socket.socketpair()
+    a, b = SocketStream(left), SocketStream(right)
+    big = bytes(range(256)) * 16384  # 4 MiB: more than the kernel buffers
+    received = bytearray()
+
+    async def read_all() -> None:
+        while len(received) < len(big):
+            received.extend(await b.receive())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_all)
+        await a.send(big)
+    assert received == big
+    await b.send(b"back")
+    assert await a.receive() == b"back"
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_the_end_of_the_stream_and_a_closed_stream_are_told_apart() -> None:
+    left, right = socket.socketpair()
+    a, b = SocketStream(left), SocketStream(right)
+    await a.send_eof()
+    with pytest.raises(anyio.EndOfStream):
+        await b.receive()
+    await a.aclose()
+    with pytest.raises(anyio.ClosedResourceError):
+        await a.receive()
+    with pytest.raises(anyio.ClosedResourceError):
+        a.try_send(b"x")
+    with pytest.raises(anyio.BrokenResourceError):
+        for _ in range(1000):  # the first sends may still fill the buffer
+            await b.send(b"x" * 65536)
+    await b.aclose()
+
+
+async def test_closing_wakes_a_task_waiting_to_receive() -> None:
+    left, right = socket.socketpair()
+    a = SocketStream(left)
+    outcome: list[type[BaseException]] = []
+
+    async def wait() -> None:
+        try:
+            await a.receive()
+        except anyio.ClosedResourceError:
+            outcome.append(anyio.ClosedResourceError)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        await a.aclose()
+    assert outcome == [anyio.ClosedResourceError]
+    right.close()
+
+
+async def test_a_peer_that_always_has_bytes_ready_cannot_starve_other_tasks() -> None:
+    left, right = socket.socketpair()
+    a = SocketStream(left)
+    other_ran = anyio.Event()
+
+    async def other() -> None:
+        other_ran.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        # Two checkpoints: trio may run this task first in the batch of the first.
+        for _ in range(2 * YIELD_EVERY):
+            right.send(b"x")
+            await a.receive()
+        assert other_ran.is_set()
+    await a.aclose()
+    right.close()
+
+
+async def test_it_reports_its_socket() -> None:
+    left, right = socket.socketpair()
+    a = SocketStream(left)
+    assert a.extra(anyio.abc.SocketAttribute.raw_socket) is left
+    assert a.extra(anyio.abc.SocketAttribute.family) == socket.AF_UNIX
+    await a.aclose()
+    right.close()
