@@ -95,6 +95,7 @@ class Push(Actor):
         self._inner: Actor | None = None
         self._consumer: Consumer | None = None
         self._held: dict[int, Message] = {}
+        self._failing = False  # receive raised: this incarnation takes no more
 
     @classmethod
     def check_args(cls, *args: Any, **kwargs: Any) -> None:
@@ -144,7 +145,11 @@ class Push(Actor):
         assert consumer is not None
         tell = self.ref.tell
         while True:
-            for message in await consumer.fetch(self._max_in_flight, expires=_PULL_EXPIRES):
+            got = await consumer.fetch(self._max_in_flight, expires=_PULL_EXPIRES)
+            if self._failing:  # the nak freed credit, but this incarnation is ending
+                await consumer.release(got)
+                return
+            for message in got:
                 self._held[message.seq] = message
                 await tell(_Delivery(consumer, message))  # waits for room
 
@@ -159,6 +164,7 @@ class Push(Actor):
         try:
             await inner.receive(delivery)
         except Exception as error:
+            self._failing = True
             self._held.pop(delivery.seq, None)
             with anyio.CancelScope(shield=True):
                 await delivery.nak(error=repr(error))
