@@ -164,3 +164,15 @@ async def test_a_crash_between_the_effect_and_the_ack(tmp_path: Path, mode: str)
         expected = {"at-least-once": (2, 0), "idempotent": (0, 1), "transaction": (1, 0)}
         assert (charges[0][0], charged[0][0]) == expected[mode]
         assert (await billing.info()).pending == 0
+
+
+async def test_credit_comes_back_when_an_unsettled_delivery_times_out(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=1.5, max_in_flight=1)
+        await orders.publish_many([("orders.a", 1), ("orders.a", 2)])
+        assert [m.data for m in await billing.fetch(1)] == [1]
+        start = anyio.current_time()
+        (again,) = await billing.fetch(1, expires=100)  # no credit until the ack wait ends
+        assert within(anyio.current_time() - start, 1.5)
+        assert (again.data, again.deliveries) == (1, 2)

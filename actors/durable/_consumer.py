@@ -402,8 +402,9 @@ class Consumer:
                 if next_vt is not None:
                     wake = min(wake, now() + max(0.0, next_vt - self._store.clock()))
             else:
+                # Wait for a settle, or for the first unsettled delivery to time out.
                 signal = self._settle_signal
-                wake = deadline
+                wake = min(deadline, min(self._in_flight.values()))
             t = now()
             if t >= deadline:
                 return []
