@@ -9,6 +9,8 @@ the socket it inherited as descriptor ``FD``, on an anyio event loop of
   end of stream.
 - ``echo``: reads length-prefixed pickles, unpickles each and sends it back
   pickled again, length-prefixed. Ends at end of stream.
+- ``bare_echo``: ``echo`` on ``actors._socket.SocketStream`` (the socket
+  itself and the event loop's readiness waits, no anyio stream layer).
 - ``handshake``: reads a 32-byte secret, does the actors handshake as the
   acceptor (what a process actor's child does first), then waits for the end
   of the stream.
@@ -32,6 +34,8 @@ from multiprocessing.connection import Connection
 import anyio
 import anyio.abc
 
+from actors._socket import SocketStream
+
 LENGTH = struct.Struct("!I")
 COUNT = struct.Struct("!Q")
 SECRET_SIZE = 32
@@ -45,7 +49,7 @@ def pipe_echo(conn: Connection) -> None:
     conn.close()
 
 
-async def _stream(stream: anyio.abc.SocketStream) -> None:
+async def _stream(stream: anyio.abc.ByteStream) -> None:
     buffer = bytearray()
     got = 0
     unpack_from = LENGTH.unpack_from
@@ -70,7 +74,7 @@ async def _stream(stream: anyio.abc.SocketStream) -> None:
         del buffer[:position]
 
 
-async def _echo(stream: anyio.abc.SocketStream) -> None:
+async def _echo(stream: anyio.abc.ByteStream) -> None:
     buffer = bytearray()
     unpack_from, pack = LENGTH.unpack_from, LENGTH.pack
     loads, dumps = pickle.loads, pickle.dumps
@@ -109,6 +113,10 @@ async def _main(kind: str, fd: int) -> None:
         # handshake's first bytes stay in the socket for the handshake.
         secret = sock.recv(SECRET_SIZE, socket.MSG_WAITALL)
     sock.setblocking(False)
+    if kind == "bare_echo":
+        async with SocketStream(sock) as bare:
+            await _echo(bare)
+        return
     async with await anyio.abc.SocketStream.from_socket(sock) as stream:
         if kind == "stream":
             await _stream(stream)
@@ -119,9 +127,10 @@ async def _main(kind: str, fd: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 3 or argv[0] not in ("stream", "echo", "handshake"):
+    if len(argv) != 3 or argv[0] not in ("stream", "echo", "bare_echo", "handshake"):
         raise SystemExit(
-            "usage: python -m benchmarks._process_children {stream,echo,handshake} FD BACKEND"
+            "usage: python -m benchmarks._process_children "
+            "{stream,echo,bare_echo,handshake} FD BACKEND"
         )
     kind, fd, backend = argv
     anyio.run(_main, kind, int(fd), backend=backend)

@@ -19,7 +19,10 @@ actors._child`` process, and this process holds an ordinary ``ActorRef``.
   yardstick: ``multiprocessing.Pipe`` to a ``spawn``-context child echoing
   the same message (plain blocking calls, no event loop). For scale, the
   event loop's own floor: a raw anyio socket stream to a child that
-  unpickles the message and sends it back pickled (no target).
+  unpickles the message and sends it back pickled, and the same through the
+  bare sockets on both ends (``actors._socket.SocketStream``: the event
+  loop's readiness waits and the socket calls, no anyio stream layer, as the
+  connection to a process actor has); no targets.
 - spawn: ms from ``spawn(..., placement=Subprocess())`` until it returns
   with the actor started (a plain actor spawns them, as its children, so
   that killing one later fails that child, not the system). The yardstick: ``anyio.open_process`` of
@@ -74,6 +77,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import actors
 from actors._handshake import handshake
+from actors._socket import SocketStream
 from actors._wire import YIELD_EVERY
 from supervision import ChildSpec, Supervisor
 
@@ -236,10 +240,11 @@ async def _reap(process: anyio.abc.Process) -> None:
 @asynccontextmanager
 async def _child(
     kind: str, backend: Backend
-) -> AsyncIterator[tuple[anyio.abc.Process, anyio.abc.SocketStream]]:
+) -> AsyncIterator[tuple[anyio.abc.Process, anyio.abc.ByteStream]]:
     """A ``benchmarks._process_children`` child on one end of a socketpair,
-    and a stream on the other. On exit the stream is closed (the child ends
-    at end of stream) and the child reaped, killed if it does not end."""
+    and a stream on the other (an ``actors._socket.SocketStream`` for a
+    ``bare_`` kind, else anyio's). On exit the stream is closed (the child
+    ends at end of stream) and the child reaped, killed if it does not end."""
     ours, theirs = socket.socketpair()
     try:
         try:
@@ -261,7 +266,12 @@ async def _child(
         finally:
             theirs.close()
         try:
-            async with await anyio.abc.SocketStream.from_socket(ours) as stream:
+            stream: anyio.abc.ByteStream
+            if kind.startswith("bare_"):
+                stream = SocketStream(ours)
+            else:
+                stream = await anyio.abc.SocketStream.from_socket(ours)
+            async with stream:
                 yield process, stream
         finally:
             await _reap(process)
@@ -296,11 +306,12 @@ async def _raw_stream(backend: Backend, n: int, batch: int) -> float:
     return n / elapsed
 
 
-async def _raw_round_trip(backend: Backend, n: int) -> float:
-    """µs per round trip through a raw anyio socket stream to a child that
-    unpickles each message and sends it back pickled: the event loop's floor
-    for an ask, without envelopes, MACs or actors."""
-    async with _child("echo", backend) as (_, stream):
+async def _raw_round_trip(backend: Backend, n: int, kind: str = "echo") -> float:
+    """µs per round trip through a raw anyio socket stream (``kind="bare_echo"``:
+    bare sockets) to a child that unpickles each message and sends it back
+    pickled: the event loop's floor for an ask, without envelopes, MACs or
+    actors."""
+    async with _child(kind, backend) as (_, stream):
         replies = BufferedByteReceiveStream(stream)
         data = pickle.dumps(MESSAGE, protocol=5)
         request = LENGTH.pack(len(data)) + data
@@ -435,6 +446,10 @@ def _measure_once(recorder: Recorder, backends: list[Backend], size: Size, recor
             run_on(backend, partial(_raw_stream, backend, size.messages, YIELD_EVERY)),
         )
         add((backend, "raw_rtt"), run_on(backend, partial(_raw_round_trip, backend, size.asks)))
+        add(
+            (backend, "bare_rtt"),
+            run_on(backend, partial(_raw_round_trip, backend, size.asks, "bare_echo")),
+        )
         bare, wait = run_on(backend, partial(_bare, backend, size.spawns))
         add((backend, "bare"), bare)
         add((backend, "wait"), wait)
@@ -504,6 +519,18 @@ def _verdicts(recorder: Recorder, backends: list[Backend]) -> list[Verdict]:
                 f"{backend}: ask / multiprocessing.Pipe, time",
                 get(backend, "ask").ratio(get("pipe")),
                 Target("<=", 1.5),
+                "x",
+            ),
+            Verdict(
+                f"{backend}: bare event-loop round trip / Pipe, time",
+                get(backend, "bare_rtt").ratio(get("pipe")),
+                None,
+                "x",
+            ),
+            Verdict(
+                f"{backend}: ask / bare event-loop round trip, time",
+                get(backend, "ask").ratio(get(backend, "bare_rtt")),
+                None,
                 "x",
             ),
         ]
@@ -630,6 +657,7 @@ def report(
         [
             ("ask", "actors: ask"),
             ("raw_rtt", "raw anyio socket stream, pickle both ways"),
+            ("bare_rtt", "bare sockets on the event loop, pickle both ways"),
         ],
         format_micros,
     )
