@@ -114,6 +114,7 @@ class Cell:
         "instance",
         "killed",
         "kwargs",
+        "last_failure",
         "mailbox",
         "name",
         "parent",
@@ -180,6 +181,7 @@ class Cell:
         self.processed = 0
         self.dead_letters = 0  # addressed to this incarnation
         self.restarts = 0  # shown by system.tree(); set by whoever restarts it
+        self.last_failure: str | None = None  # why the one before it failed (the same)
         self.details: dict[str, str] | None = None  # more for system.tree()
         self.stop_requested = False
         self.stop_deadline: float | None = None  # when a timed stop cancels it

@@ -99,6 +99,24 @@ class Incarnation:
         self._cell.restarts = _check_restarts(value)
 
     @property
+    def last_failure(self) -> str | None:
+        """Why the incarnation before this one failed, as the live page and
+        ``python -m actors`` show it (``"ValueError: bad input"``), or ``None``.
+
+        Like :attr:`restarts`, whoever restarts it says (supervisors do).
+
+        Raises:
+            TypeError: setting something other than a str or None.
+        """
+        return self._cell.last_failure
+
+    @last_failure.setter
+    def last_failure(self, value: str | None) -> None:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"last_failure must be a str or None, got {value!r}")
+        self._cell.last_failure = value
+
+    @property
     def details(self) -> MutableMapping[str, str]:
         """The extra ``key value`` pairs ``system.tree()`` shows for it.
 

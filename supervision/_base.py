@@ -221,6 +221,10 @@ class _SupervisorBase(Actor):
                 f"supervisor {self._path} could not start its child {child.name!r}: "
                 f"{type(cause).__name__}: {cause}",
             ) from exc
+        if restarted and child.error is not None:
+            incarnation = lowlevel.resolve(ref)
+            if incarnation is not None:
+                incarnation.last_failure = _failure_text(child.error)
         child.ref = ref
         child.state = "running"
         child.token = None
@@ -449,6 +453,11 @@ class _SupervisorBase(Actor):
 #: What a control request may be refused with (each documented by the function
 #: that makes the request); the supervisor answers it, and keeps running.
 _REFUSALS = (ChildRunning, ChildStartFailed, NameTaken, NoSuchChild, TooManyChildren)
+
+
+def _failure_text(error: BaseException) -> str:
+    shown = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return shown if len(shown) <= 300 else shown[:299] + "…"
 
 
 def _info(child: _Child) -> ChildInfo:

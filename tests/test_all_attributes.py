@@ -10,7 +10,14 @@ import types
 
 import pytest
 
-PACKAGES = ["actors", "actors.durable", "actors.lowlevel", "actors.testing", "supervision"]
+PACKAGES = [
+    "actors",
+    "actors.durable",
+    "actors.lowlevel",
+    "actors.observe",
+    "actors.testing",
+    "supervision",
+]
 
 
 def public_names(module: types.ModuleType) -> set[str]:

@@ -13,15 +13,18 @@ import pytest
 import actors
 import actors.durable
 import actors.lowlevel
+import actors.observe
 import actors.testing
 
 MODULES = [
     "actors",
     "actors.testing",
     "actors.durable",
+    "actors.observe",
     *(f"actors.{info.name}" for info in pkgutil.iter_modules(actors.__path__)),
     *(f"actors.durable.{info.name}" for info in pkgutil.iter_modules(actors.durable.__path__)),
     *(f"actors.testing.{info.name}" for info in pkgutil.iter_modules(actors.testing.__path__)),
+    *(f"actors.observe.{info.name}" for info in pkgutil.iter_modules(actors.observe.__path__)),
 ]
 
 
@@ -32,7 +35,9 @@ def test_docstring_examples(name: str) -> None:
     assert failed == 0, f"{failed} of {tried} examples in {name} failed (see the output)"
 
 
-@pytest.mark.parametrize("package", [actors, actors.durable, actors.lowlevel, actors.testing])
+@pytest.mark.parametrize(
+    "package", [actors, actors.durable, actors.lowlevel, actors.observe, actors.testing]
+)
 def test_every_public_class_and_function_has_an_example(package: object) -> None:
     for name in package.__all__:  # type: ignore[attr-defined]
         obj = getattr(package, name)

@@ -1,0 +1,214 @@
+"""``python -m actors``: a running system's tree, busiest actors and dead letters.
+
+It attaches through the system's live page (:func:`actors.observe.serve_page`):
+it reads the page's JSON endpoints over HTTP, with the page's token if it has
+one. Plain blocking code on the standard library: a terminal tool needs no
+event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, TextIO
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+USAGE_URL = (
+    "give the page's address: --url http://127.0.0.1:PORT/ (serve_page prints it as page.url), "
+    "or set ACTORS_PAGE"
+)
+
+
+class CliError(Exception):
+    """Something the user can fix; printed without a traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; its exit status (0 ok, 2 a usage or connection error)."""
+    parser = argparse.ArgumentParser(
+        prog="actors",
+        description="Look at a running actor system through its live page "
+        "(actors.observe.serve_page).",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("ACTORS_PAGE"),
+        help="the page's address, as page.url gives it (default: $ACTORS_PAGE)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("ACTORS_TOKEN"),
+        help="the page's token, if the URL does not carry it (default: $ACTORS_TOKEN)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("tree", help="the supervision tree with each actor's counters")
+    top = commands.add_parser("top", help="the busiest actors, refreshing")
+    top.add_argument("-n", type=int, default=20, help="how many actors to show (default 20)")
+    top.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between two samples (default 1)"
+    )
+    top.add_argument("--once", action="store_true", help="show one sample and exit")
+    commands.add_parser("dead-letters", help="dead-letter counts and the latest letters")
+    args = parser.parse_args(argv)
+    try:
+        page = _Page(args.url, args.token)
+        if args.command == "tree":
+            print_tree(page.get("/api/snapshot"), sys.stdout)
+        elif args.command == "top":
+            if args.n < 1 or not 0 < args.interval <= 3600:
+                raise CliError("top needs -n >= 1 and an --interval in seconds above 0")
+            return _top(page, args.n, args.interval, args.once)
+        else:
+            print_dead_letters(page.get("/api/dead-letters"), sys.stdout)
+    except CliError as error:
+        print(f"actors: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+class _Page:
+    def __init__(self, url: str | None, token: str | None) -> None:
+        if not url:
+            raise CliError(USAGE_URL)
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.netloc:
+            raise CliError(f"not a page address: {url!r}; {USAGE_URL}")
+        self.token = token or parse_qs(parts.query).get("token", [None])[0]
+        self.base = urlunsplit(("http", parts.netloc, "", "", ""))
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(self.base + path)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code == 401:
+                raise CliError(
+                    f"the page at {self.base} needs its token: --token, $ACTORS_TOKEN, or the "
+                    f"URL with ?token=..."
+                ) from None
+            raise CliError(f"the page at {self.base} answered {error.code} for {path}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise CliError(f"cannot reach the page at {self.base}: {reason}") from None
+
+
+def _number(value: int | None) -> str:
+    return "inf" if value is None else f"{value:,}"
+
+
+def print_tree(snap: dict[str, Any], out: TextIO) -> None:
+    """Print a snapshot as an indented tree."""
+    totals = snap["totals"]
+    out.write(
+        f"{snap['system']}  actors {totals['actors']:,}  dead letters {totals['dead_letters']:,}\n"
+    )
+    children: dict[str, list[dict[str, Any]]] = {}
+    for row in snap["actors"]:
+        children.setdefault(row["parent"], []).append(row)
+
+    def walk(parent: str, depth: int) -> None:
+        for row in children.get(parent, ()):
+            name = row["path"].rsplit("/", 1)[-1]
+            line = (
+                f"{'  ' * depth}{name}  {row['class']}  {row['state']}  "
+                f"mailbox {row['mailbox']:,}/{_number(row['capacity'])}  "
+                f"processed {row['processed']:,}  restarts {row['restarts']}"
+            )
+            if row["dead_letters"]:
+                line += f"  dead letters {row['dead_letters']:,}"
+            if row["names"]:
+                line += f"  registered {', '.join(row['names'])}"
+            if row["subscriptions"]:
+                line += "  subscribed " + ", ".join(
+                    p if g is None else f"{p} [{g}]" for p, g in row["subscriptions"]
+                )
+            for key, value in sorted(row["details"].items()):
+                line += f"  {key} {value}"
+            if row["last_failure"]:
+                line += f"  last failure {row['last_failure']}"
+            out.write(line + "\n")
+            walk(row["path"], depth + 1)
+            if row["hidden"]:
+                out.write(f"{'  ' * (depth + 1)}... and {row['hidden']:,} more\n")
+
+    walk("/user", 1)
+    if totals.get("hidden_top"):
+        out.write(f"  ... and {totals['hidden_top']:,} more\n")
+
+
+def busiest(
+    before: dict[str, Any], after: dict[str, Any], n: int
+) -> list[tuple[float, dict[str, Any]]]:
+    """The ``n`` actors that handled most messages per second between two
+    snapshots (then the fullest mailboxes), with their rates."""
+    seconds = max(after["time"] - before["time"], 1e-9)
+    earlier = {row["path"]: row["processed"] for row in before["actors"]}
+    rated = []
+    for row in after["actors"]:
+        done = row["processed"] - earlier.get(row["path"], row["processed"])
+        rated.append((max(done, 0) / seconds, row))
+    rated.sort(key=lambda pair: (-pair[0], -pair[1]["mailbox"], pair[1]["path"]))
+    return rated[:n]
+
+
+def print_top(snap: dict[str, Any], rated: list[tuple[float, dict[str, Any]]], out: TextIO) -> None:
+    """Print the busiest actors as a table."""
+    totals = snap["totals"]
+    out.write(
+        f"{snap['system']}  actors {totals['actors']:,}  dead letters "
+        f"{totals['dead_letters']:,}  {time.strftime('%H:%M:%S')}\n"
+    )
+    width = max([len(row["path"]) for _, row in rated] + [4])
+    out.write(
+        f"{'PATH':<{width}}  {'MSG/S':>9}  {'MAILBOX':>11}  {'PROCESSED':>11}  "
+        f"{'RESTARTS':>8}  STATE\n"
+    )
+    for rate, row in rated:
+        mailbox = f"{row['mailbox']}/{_number(row['capacity'])}"
+        out.write(
+            f"{row['path']:<{width}}  {rate:>9,.0f}  {mailbox:>11}  {row['processed']:>11,}  "
+            f"{row['restarts']:>8}  {row['state']}\n"
+        )
+
+
+def _top(page: _Page, n: int, interval: float, once: bool) -> int:
+    before = page.get("/api/snapshot")
+    while True:
+        time.sleep(interval)
+        after = page.get("/api/snapshot")
+        rated = busiest(before, after, n)
+        if not once:
+            sys.stdout.write("\x1b[H\x1b[2J")  # home, clear the screen
+        print_top(after, rated, sys.stdout)
+        sys.stdout.flush()
+        if once:
+            return 0
+        before = after
+
+
+def print_dead_letters(report: dict[str, Any], out: TextIO) -> None:
+    """Print the dead-letter counts and the latest letters."""
+    out.write(
+        f"{report['system']}  dead letters {report['total']:,}  "
+        f"(unobserved {report['unobserved']:,})\n"
+    )
+    if report["by_actor"]:
+        out.write("by actor:\n")
+        for entry in report["by_actor"]:
+            out.write(f"  {entry['path']}  {entry['dead_letters']:,}\n")
+    if report["recent"]:
+        out.write("latest (since the page started):\n")
+        for letter in report["recent"]:
+            when = time.strftime("%H:%M:%S", time.localtime(letter["time"]))
+            to = letter["recipient"] or f"topic {letter['topic']}"
+            out.write(f"  {when}  {to}  {letter['reason']}  {letter['message']}\n")

@@ -1,0 +1,427 @@
+"""Snapshots, the live page's endpoints and event stream, and the command line."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from observe_kit import get, get_json, open_events, until, until_async
+
+import actors
+import supervision
+from actors import durable
+from actors.observe import prometheus, serve_page, snapshot
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "0123456789abcdef-token"
+
+
+class Crasher(actors.Actor):
+    async def receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise ValueError("boom")
+        if message == "unhandled":
+            return self.unhandled(message)
+        return message
+
+
+class Blocked(actors.Actor):
+    def __init__(self, gate: anyio.Event) -> None:
+        self.gate = gate
+
+    async def receive(self, message: Any) -> None:
+        await self.gate.wait()
+
+
+class Parent(actors.Actor):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    async def on_start(self) -> None:
+        for i in range(self.n):
+            self.context.spawn_nowait(actors.Actor, name=f"c{i}")
+
+
+def row_of(snap: dict[str, Any], path: str) -> dict[str, Any]:
+    (row,) = [row for row in snap["actors"] if row["path"] == path]
+    assert isinstance(row, dict)
+    return row
+
+
+async def crash_and_wait(sup: actors.ActorRef, child: str) -> None:
+    """Crash the supervisor's child and wait until its next incarnation runs."""
+    ref = next(c.ref for c in await supervision.which_children(sup) if c.name == child)
+    assert ref is not None
+    await ref.tell("boom")
+    await ref.join()
+    with anyio.fail_after(10):
+        while True:
+            info = next(c for c in await supervision.which_children(sup) if c.name == child)
+            if info.state == "running" and info.ref != ref:
+                return
+            await anyio.lowlevel.checkpoint()
+
+
+# -- snapshots ------------------------------------------------------------------
+
+
+async def test_snapshot_shows_state_counters_names_topics_and_last_failure() -> None:
+    gate = anyio.Event()
+    async with actors.ActorSystem("snap") as system:
+        sup = await system.spawn(
+            supervision.Supervisor,
+            [supervision.ChildSpec(Crasher, name="c", register_as="crasher")],
+            name="sup",
+        )
+        blocked = await system.spawn(Blocked, gate, name="blocked")
+        system.registry.subscribe("jobs.*", blocked, group="workers")
+        for i in range(4):
+            await blocked.tell(i)
+        await blocked.tell(object())  # handled after the gate opens
+        await crash_and_wait(sup, "c")
+        crasher = system.registry.whereis("crasher")
+        assert crasher is not None
+        snap = snapshot(system)
+        c = row_of(snap, "/user/sup/c")
+        assert c["parent"] == "/user/sup"
+        assert c["class"] == "Crasher" and c["state"] == "running"
+        assert c["restarts"] == 1
+        assert c["last_failure"] == "ValueError: boom"
+        assert c["names"] == ["crasher"]
+        b = row_of(snap, "/user/blocked")
+        assert b["mailbox"] == 4  # one is in hand
+        assert b["capacity"] == 1000
+        assert b["subscriptions"] == [["jobs.*", "workers"]]
+        assert row_of(snap, "/user/sup")["details"] == {"strategy": "one_for_one"}
+        assert row_of(snap, "/user/sup")["children"] == 1
+        assert snap["topics"]["patterns"] == [
+            {"pattern": "jobs.*", "subscribers": 0, "groups": [{"name": "workers", "members": 1}]}
+        ]
+        assert snap["totals"]["actors"] == 3
+        gate.set()
+
+
+async def test_snapshot_counts_dead_letters_per_actor_and_unbounded_mailboxes() -> None:
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Crasher, name="a", mailbox=actors.Mailbox(math.inf))
+        await ref.tell("unhandled")
+        with anyio.fail_after(5):
+            while system.statistics().dead_letters < 1:
+                await anyio.lowlevel.checkpoint()
+        snap = snapshot(system)
+        row = row_of(snap, "/user/a")
+        assert row["dead_letters"] == 1 and row["capacity"] is None
+        assert snap["totals"]["dead_letters"] == 1
+        text = prometheus(snap)
+        assert 'actors_dead_letters_total{system="actors",path="/user/a",class="Crasher"} 1' in text
+        assert (
+            'actors_mailbox_capacity{system="actors",path="/user/a",class="Crasher"} +Inf' in text
+        )
+
+
+async def test_a_supervisor_of_ten_thousand_collapses() -> None:
+    async with actors.ActorSystem() as system:
+        await system.spawn(Parent, 10_000, name="big")
+        await until(lambda: system.statistics().actors == 10_001, timeout=30)
+        snap = snapshot(system, max_children=50)
+        big = row_of(snap, "/user/big")
+        assert big["children"] == 10_000 and big["hidden"] == 9_950
+        assert len(snap["actors"]) == 51
+        assert [r["path"] for r in snap["actors"][1:4]] == [
+            "/user/big/c0",
+            "/user/big/c1",
+            "/user/big/c2",
+        ]
+        small = snapshot(system, max_children=100, max_rows=10)
+        assert len(small["actors"]) == 10 and row_of(small, "/user/big")["hidden"] == 9_991
+        assert len(prometheus(snap).splitlines()) < 400
+
+
+async def test_snapshot_refuses_bad_limits() -> None:
+    async with actors.ActorSystem() as system:
+        with pytest.raises(ValueError, match="max_children"):
+            snapshot(system, max_children=0)
+        with pytest.raises(ValueError, match="max_rows"):
+            snapshot(system, max_rows=True)
+
+
+async def test_durable_consumers_in_the_snapshot(tmp_path: Path) -> None:
+    store = durable.SQLiteStore(tmp_path / "observe.db")
+    async with actors.ActorSystem("d", store=store) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        for i in range(5):
+            await orders.publish("orders.eu", i)
+        billing = await orders.consumer("billing", max_deliver=1)
+        (first,) = await billing.fetch(1)
+        await first.ack()
+        (second,) = await billing.fetch(1)  # in flight
+        async with serve_page(system) as page:
+            snap = await get_json(page.url, "/api/snapshot")
+            (consumer,) = snap["durable"]["consumers"]
+            assert consumer == {
+                "stream": "ORDERS",
+                "consumer": "billing",
+                "pending": 4,
+                "in_flight": 1,
+                "ack_floor": 1,
+                "last_seq": 5,
+                "dead_letters": 0,
+            }
+            _, _, body = await get(page.url, "/metrics")
+            assert (
+                b'actors_durable_consumer_pending{system="d",stream="ORDERS",consumer="billing"} 4'
+                in body
+            )
+        await second.ack()
+
+
+# -- the page -------------------------------------------------------------------
+
+
+async def test_endpoints() -> None:
+    async with actors.ActorSystem("web") as system:
+        await system.spawn(
+            supervision.Supervisor, [supervision.ChildSpec(Crasher, name="c")], name="sup"
+        )
+        async with serve_page(system) as page:
+            assert page.url == f"http://127.0.0.1:{page.port}/"
+            status, headers, body = await get(page.url, "/")
+            assert status == 200 and headers["content-type"].startswith("text/html")
+            assert b"<script>" in body and b"EventSource" in body
+            assert b"http://" not in body and b"https://" not in body  # nothing from elsewhere
+            status, headers, _ = await get(page.url, "/", method="HEAD")
+            assert status == 200 and int(headers["content-length"]) > 1000
+            snap = await get_json(page.url, "/api/snapshot")
+            assert [r["path"] for r in snap["actors"]] == ["/user/sup", "/user/sup/c"]
+            assert snap["durable"] is None
+            status, headers, body = await get(page.url, "/metrics")
+            assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+            series = (
+                b'actors_messages_processed_total{system="web",path="/user/sup/c",class="Crasher"}'
+            )
+            assert series + b" 0" in body
+            assert b"# TYPE actors_restarts_total counter" in body
+            report = await get_json(page.url, "/api/dead-letters")
+            assert report["total"] == 0 and report["recent"] == []
+            status, _, body = await get(page.url, "/nowhere")
+            assert status == 404 and b"/metrics" in body
+            status, _, _ = await get(page.url, "/", method="POST")
+            assert status == 405
+
+
+async def test_dead_letters_endpoint_keeps_the_latest() -> None:
+    async with actors.ActorSystem("dl") as system:
+        ref = await system.spawn(actors.Actor, name="a")
+        async with serve_page(system) as page:
+            await ref.stop()
+            await ref.tell({"order": 7})
+
+            async def reported() -> Any:
+                report = await get_json(page.url, "/api/dead-letters")
+                return report if report["recent"] else None
+
+            report = await until_async(reported)
+            (letter,) = report["recent"]
+            assert letter["recipient"] == "/user/a" and letter["reason"] == "stopped"
+            assert letter["message"] == "{'order': 7}"
+            assert report["total"] == 1
+
+
+async def test_token_is_required_off_loopback_and_checked() -> None:
+    async with actors.ActorSystem() as system:
+        with pytest.raises(ValueError, match=r"token=secrets\.token_urlsafe"):
+            serve_page(system, host="0.0.0.0")
+        with pytest.raises(ValueError, match=r"token=secrets\.token_urlsafe"):
+            serve_page(system, host="example.org")
+        with pytest.raises(ValueError, match="16 characters"):
+            serve_page(system, token="short")
+        with pytest.raises(TypeError, match="token must be a str"):
+            serve_page(system, token=b"0123456789abcdef0")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="port"):
+            serve_page(system, port=70000)
+        async with serve_page(system, host="0.0.0.0", token=TOKEN) as page:
+            assert page.url.endswith(f"/?token={TOKEN}")
+            url = f"http://127.0.0.1:{page.port}/"
+            for path in ("/", "/api/snapshot", "/api/events", "/metrics", "/api/dead-letters"):
+                status, _, _ = await get(url, path)
+                assert status == 401, path
+            status, _, _ = await get(url, "/?token=wrong-token-0123456789")
+            assert status == 401
+            status, _, _ = await get(url, f"/?token={TOKEN}")
+            assert status == 200
+            assert (await get_json(url, "/api/snapshot", token=TOKEN))["actors"] == []
+
+
+async def test_events_stream_a_snapshot_then_deltas_after_a_crash() -> None:
+    async with actors.ActorSystem() as system:
+        sup = await system.spawn(
+            supervision.Supervisor,
+            [supervision.ChildSpec(Crasher, name="a"), supervision.ChildSpec(Crasher, name="b")],
+            name="sup",
+        )
+        async with serve_page(system, interval=0.05) as page:
+            events = await open_events(page.url)
+            async with events.stream:
+                event, snap = await events.next()
+                assert event == "snapshot"
+                assert row_of(snap, "/user/sup/a")["restarts"] == 0
+                await crash_and_wait(sup, "a")
+                with anyio.fail_after(10):
+                    while True:
+                        event, change = await events.next()
+                        assert event == "delta"
+                        rows = {row["path"]: row for row in change["set"]}
+                        if "/user/sup/a" in rows and rows["/user/sup/a"]["restarts"] == 1:
+                            break
+                assert rows["/user/sup/a"]["last_failure"] == "ValueError: boom"
+                assert "/user/sup/b" not in rows  # only what changed
+                assert change["removed"] == [] or change["removed"] == ["/user/sup/a"]
+                assert "totals" in change
+
+
+async def test_events_stay_bounded_under_restarts_of_many_actors() -> None:
+    async with actors.ActorSystem() as system:
+        specs = [supervision.ChildSpec(Crasher, name=f"w{i}") for i in range(200)]
+        sup = await system.spawn(
+            supervision.Supervisor, specs, name="sup", max_restarts=10_000, within=1.0
+        )
+        async with serve_page(system, interval=0.05, max_children=20) as page:
+            events = await open_events(page.url)
+            async with events.stream:
+                _, snap = await events.next()
+                assert len(snap["actors"]) == 21
+                for round_ in range(5):
+                    for info in await supervision.which_children(sup):
+                        if info.ref is not None:
+                            await info.ref.tell("boom")
+                    _, change = await events.next()
+                    assert len(change["set"]) <= 21
+                    del round_
+        assert events.bytes < 200_000
+
+
+async def test_the_page_ends_with_the_system() -> None:
+    async with actors.ActorSystem() as system:
+        page = await serve_page(system)
+        url = page.url
+        events = await open_events(url)
+        assert (await events.next())[0] == "snapshot"
+    with anyio.fail_after(5):
+        while True:
+            try:
+                await events.next()
+            except (anyio.IncompleteRead, anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+    await events.stream.aclose()
+    with pytest.raises(OSError):
+        await get(url, "/")
+    with pytest.raises(actors.ActorsError, match="not running"):
+        await serve_page(system)
+
+
+async def test_close_stops_serving() -> None:
+    async with actors.ActorSystem() as system:
+        page = await serve_page(system)
+        await page.close()
+        assert "closed" in repr(page)
+        with pytest.raises(OSError):
+            await get(page.url, "/")
+        await system.spawn(actors.Actor)  # the system goes on
+
+
+# -- the command line -------------------------------------------------------------
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = await anyio.run_process(
+        [sys.executable, "-m", "actors", *args],
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=ROOT,
+    )
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+async def test_cli_tree_top_and_dead_letters() -> None:
+    async with actors.ActorSystem("cli") as system:
+        sup = await system.spawn(
+            supervision.Supervisor,
+            [supervision.ChildSpec(Crasher, name="c", register_as="crasher")],
+            name="sup",
+        )
+        await system.spawn(Parent, 120, name="big")
+        busy = await system.spawn(Crasher, name="busy")
+        await crash_and_wait(sup, "c")
+        async with serve_page(system, token=TOKEN) as page:
+            code, out, err = await run_cli("--url", page.url, "tree")
+            assert code == 0, err
+            lines = out.splitlines()
+            assert lines[0] == "cli  actors 124  dead letters 0"
+            assert re.fullmatch(
+                r"  sup  Supervisor  running  mailbox 0/1,000  processed \d+  restarts 0  "
+                r"strategy one_for_one",
+                lines[1],
+            )
+            assert lines[2] == (
+                "    c  Crasher  running  mailbox 0/1,000  processed 0  restarts 1  "
+                "registered crasher  last failure ValueError: boom"
+            )
+            assert "    ... and 70 more" in lines
+
+            async def keep_busy() -> None:
+                while True:
+                    await busy.ask("ping")
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(keep_busy)
+                code, out, err = await run_cli(
+                    "--url", page.url, "top", "--once", "--interval", "0.3", "-n", "3"
+                )
+                tasks.cancel_scope.cancel()
+            assert code == 0, err
+            lines = out.splitlines()
+            assert lines[1].split() == [
+                "PATH",
+                "MSG/S",
+                "MAILBOX",
+                "PROCESSED",
+                "RESTARTS",
+                "STATE",
+            ]
+            assert (
+                lines[2].split()[0] == "/user/busy"
+                and int(lines[2].split()[1].replace(",", "")) > 0
+            )
+            assert len(lines) == 5
+
+            await busy.stop()
+            await busy.tell("late")
+
+            async def reported() -> Any:
+                return (await get_json(page.url, "/api/dead-letters", TOKEN))["recent"]
+
+            await until_async(reported)
+            code, out, err = await run_cli("dead-letters", env={"ACTORS_PAGE": page.url})
+            assert code == 0, err
+            assert out.splitlines()[0] == "cli  dead letters 1  (unobserved 0)"
+            assert "/user/busy  stopped  'late'" in out
+
+
+async def test_cli_says_what_is_wrong() -> None:
+    code, _, err = await run_cli("tree", env={"ACTORS_PAGE": ""})
+    assert code == 2 and "--url" in err
+    async with actors.ActorSystem() as system:
+        async with serve_page(system, token=TOKEN) as page:
+            code, _, err = await run_cli("--url", f"http://127.0.0.1:{page.port}/", "tree")
+            assert code == 2 and "needs its token" in err
+        code, _, err = await run_cli("--url", page.url, "tree")
+        assert code == 2 and "cannot reach the page" in err
