@@ -1,0 +1,128 @@
+"""The live page in a real browser: Debian's chromium, driven headless by playwright.
+
+Playwright cannot download its own browsers here, so it launches the system's
+``chromium``. Without either, the tests skip with the reason; under
+``ACTORS_REQUIRE_SERVERS=1`` (CI) they fail instead. The system runs on the
+test's backend; playwright's synchronous API runs in a worker thread, and
+crashes are sent from there through ``anyio.from_thread``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import pytest
+
+import actors
+import supervision
+from actors.observe import serve_page
+
+pytestmark = pytest.mark.anyio
+
+#: Where to save the screenshot for the docs (``docs/observe.png``), if set.
+SCREENSHOT = os.environ.get("ACTORS_SCREENSHOT")
+
+
+def chromium() -> str:
+    """The browser's path, or skip (fail under ACTORS_REQUIRE_SERVERS=1)."""
+    missing = []
+    path = shutil.which("chromium")
+    if path is None:
+        missing.append("chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install playwright==1.65.2)")
+    if missing:
+        reason = f"the browser test needs {' and '.join(missing)}"
+        if os.environ.get("ACTORS_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"{reason} (ACTORS_REQUIRE_SERVERS=1: CI must not skip it)")
+        pytest.skip(reason)
+    assert path is not None
+    return path
+
+
+class Worker(actors.Actor):
+    async def receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise ValueError("boom")
+        return message
+
+
+class Shop(actors.Actor):
+    """Busy work, so the page has rates to show."""
+
+    async def on_start(self) -> None:
+        self.context.schedule_every(0.01, "tick")
+
+    async def receive(self, message: Any) -> None:
+        pass
+
+
+async def test_the_page_shows_the_tree_and_a_restart_within_a_second(tmp_path: Path) -> None:
+    browser_path = chromium()
+    from playwright.sync_api import sync_playwright
+
+    async with actors.ActorSystem("browser") as system:
+        specs = [supervision.ChildSpec(Worker, name=f"worker-{i}") for i in range(1, 4)]
+        sup = await system.spawn(supervision.Supervisor, specs, name="workers")
+        await system.spawn(Shop, name="shop")
+        system.registry.subscribe("orders.*", await system.spawn(Worker, name="audit"))
+
+        async def crash(name: str) -> None:
+            (info,) = [c for c in await supervision.which_children(sup) if c.name == name]
+            assert info.ref is not None
+            await info.ref.tell("boom")
+            await info.ref.join()
+            with anyio.fail_after(10):
+                while True:
+                    (now,) = [c for c in await supervision.which_children(sup) if c.name == name]
+                    if now.state == "running" and now.ref != info.ref:
+                        return
+                    await anyio.sleep(0.01)
+
+        async with serve_page(system) as page:
+
+            def drive() -> float:
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(
+                        executable_path=browser_path,
+                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                    )
+                    try:
+                        tab = browser.new_page(viewport={"width": 1280, "height": 560})
+                        tab.goto(page.url)
+                        worker_3 = 'tr[data-path="/user/workers/worker-3"]'
+                        tab.wait_for_selector(worker_3, timeout=10_000)
+                        for path in ("/user/workers", "/user/shop", "/user/audit"):
+                            assert tab.locator(f'tr[data-path="{path}"]').count() == 1
+                        restarts = tab.locator('tr[data-path="/user/workers/worker-2"] td.restarts')
+                        assert restarts.inner_text() == "0"
+                        anyio.from_thread.run(crash, "worker-2")
+                        restarted = time.monotonic()
+                        tab.wait_for_function(
+                            'document.querySelector(\'tr[data-path="/user/workers/worker-2"] '
+                            "td.restarts').textContent === '1'",
+                            timeout=1_000,
+                        )
+                        seen = time.monotonic() - restarted
+                        failure = tab.locator('tr[data-path="/user/workers/worker-2"] td.failure')
+                        assert failure.inner_text() == "ValueError: boom"
+                        assert tab.locator("#status").inner_text() == "live"
+                        tab.screenshot(path=str(tmp_path / "observe.png"))
+                        if SCREENSHOT:
+                            tab.wait_for_timeout(1_200)  # rates settle
+                            tab.screenshot(path=SCREENSHOT)
+                        return seen
+                    finally:
+                        browser.close()
+
+            seen = await anyio.to_thread.run_sync(drive)
+            assert seen < 1.0
+        assert (tmp_path / "observe.png").stat().st_size > 10_000
