@@ -1,7 +1,8 @@
 """A byte stream straight over a connected socket, for the wire's fast path.
 
-anyio's own socket streams cost the connection to a child process two
-event-loop turns a read and a write that the wire does not need: on asyncio
+anyio's own socket streams cost a connection (to a child process, or to
+another system over TCP) event-loop turns on reads and writes that the wire
+does not need: on asyncio
 they sit on a transport whose writes are buffered out of the caller's sight,
 and each call checkpoints even when the bytes are already there.
 :class:`SocketStream` is the plain thing: a nonblocking socket, ``recv`` and
@@ -32,6 +33,8 @@ Examples:
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -167,3 +170,55 @@ class SocketStream(anyio.abc.ByteStream):
             attributes[SocketAttribute.local_port] = lambda: sock.getsockname()[1]
             attributes[SocketAttribute.remote_port] = lambda: sock.getpeername()[1]
         return attributes
+
+
+async def connect_tcp(host: str, port: int) -> SocketStream:
+    """A :class:`SocketStream` connected to ``host:port``: each address the
+    name resolves to in turn, until one connects (``TCP_NODELAY`` set).
+    Cancelling the wait closes the socket.
+
+    Raises:
+        OSError: No address could be connected (the last one's error).
+    """
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    last: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            try:
+                sock.connect(address)
+            except BlockingIOError:
+                await anyio.wait_writable(sock)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, f"{os.strerror(code)}: {address}") from None
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as error:
+            sock.close()
+            last = error
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return SocketStream(sock)
+    raise last or OSError(errno.EADDRNOTAVAIL, f"{host!r} resolves to no address")
+
+
+async def accept(listening: socket.socket) -> SocketStream:
+    """The next connection on a nonblocking listening socket, as a
+    :class:`SocketStream` (``TCP_NODELAY`` set for TCP). Cancelling the wait
+    accepts nothing.
+
+    Raises:
+        OSError: ``accept`` failed (out of descriptors, say).
+    """
+    while True:
+        try:
+            sock, _ = listening.accept()
+        except BlockingIOError:
+            await anyio.wait_readable(listening)
+            continue
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return SocketStream(sock)

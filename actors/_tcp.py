@@ -59,6 +59,7 @@ from ._peer import Peer, Silent
 from ._remote import RemoteRef
 from ._remote_topics import UpstreamBroker, serve_topics
 from ._signal import Signal
+from ._socket import accept, connect_tcp
 from ._wire import WireConnection
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _peer_name(stream: anyio.abc.SocketStream) -> str:
+def _peer_name(stream: anyio.abc.ByteStream) -> str:
     try:
         remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
     except (anyio.TypedAttributeLookupError, OSError):
@@ -244,7 +245,7 @@ class Link:
         self.peer.close()
         self.scope.deadline = min(self.scope.deadline, anyio.current_time() + CLOSE_GRACE)
 
-    async def serve(self, stream: anyio.abc.SocketStream) -> None:
+    async def serve(self, stream: anyio.abc.ByteStream) -> None:
         """The connection's task: handshake, hello, then the peer until the end."""
         current_owner.set(None)  # unpickled refs resolve against this system
         try:
@@ -289,7 +290,7 @@ class Link:
         if self.upstream is not None and registry._broker is self.upstream:
             registry._broker = self.upstream._local
 
-    async def _serve(self, stream: anyio.abc.SocketStream) -> None:
+    async def _serve(self, stream: anyio.abc.ByteStream) -> None:
         deadline = anyio.current_time() + self.timeout
         with anyio.move_on_after(self.timeout) as waiting:
             session = await handshake(stream, self.secret, self.initiator)
@@ -519,11 +520,14 @@ class Listener:
             self._done.set()
 
     async def _accept(self, listener: anyio.abc.SocketListener) -> None:
+        # Connections as SocketStreams (asks and replies written from their
+        # sender's task), accepted from anyio's bound socket.
         network = self._network
         system = network.system
+        listening = listener.extra(anyio.abc.SocketAttribute.raw_socket)
         while True:
             try:
-                stream = await listener.accept()
+                stream = await accept(listening)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             except OSError as error:  # out of descriptors, say: try again soon
@@ -718,7 +722,7 @@ async def connect(
     host, port = parse_address(address)
     label = format_address(host, port)
     with anyio.fail_after(timeout):
-        stream = await anyio.connect_tcp(host, port)
+        stream = await connect_tcp(host, port)
     link = Link(
         network,
         initiator=True,

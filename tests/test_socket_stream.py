@@ -7,7 +7,7 @@ import socket
 import anyio
 import pytest
 
-from actors._socket import YIELD_EVERY, SocketStream
+from actors._socket import YIELD_EVERY, SocketStream, accept, connect_tcp
 
 pytestmark = pytest.mark.anyio
 
@@ -94,3 +94,32 @@ async def test_it_reports_its_socket() -> None:
     assert a.extra(anyio.abc.SocketAttribute.family) == socket.AF_UNIX
     await a.aclose()
     right.close()
+
+
+async def test_tcp_connect_and_accept_give_socket_streams_without_delay() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.setblocking(False)
+        host, port = server.getsockname()
+        async with anyio.create_task_group() as tg:
+            accepted: list[SocketStream] = []
+
+            async def take() -> None:
+                accepted.append(await accept(server))
+
+            tg.start_soon(take)
+            client = await connect_tcp(host, port)
+        (served,) = accepted
+        for end in (client, served):
+            assert end.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        await client.send(b"hello")
+        assert await served.receive() == b"hello"
+        assert served.extra(anyio.abc.SocketAttribute.remote_port) == client.socket.getsockname()[1]
+        await client.aclose()
+        await served.aclose()
+
+
+async def test_connecting_to_a_port_nobody_listens_on_raises() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError):
+        await connect_tcp("127.0.0.1", port)
