@@ -195,6 +195,7 @@ class Page:
         self._version = 0
         self._rows: dict[str, dict[str, Any]] = {}
         self._sections: dict[str, Any] = {}
+        self._snap: dict[str, Any] = {}
         self._full = b""
         self._delta = b""
         self._changed = anyio.Event()
@@ -400,9 +401,13 @@ class Page:
             if not self._sampling:
                 assert self._task_group is not None
                 self._sampling = True
-                await self._sample()  # the first snapshot, at once
+                try:
+                    await self._sample()  # the first snapshot, at once
+                except BaseException:
+                    self._sampling = False
+                    raise
                 self._task_group.start_soon(self._sampler)
-            sent = -1
+            sent = 0  # the version this stream has; 0: nothing yet
             while True:
                 version = self._version
                 if sent == version:
@@ -411,7 +416,12 @@ class Page:
                     if waited.cancelled_caught:
                         await stream.send(b": keepalive\n\n")
                     continue
-                data = self._delta if sent == version - 1 else self._full
+                if sent and sent == version - 1:
+                    data = self._delta
+                else:
+                    if not self._full:  # encoded once per version, when a stream needs it
+                        self._full = _event("snapshot", self._snap)
+                    data = self._full
                 sent = version
                 await stream.send(data)
         finally:
@@ -442,7 +452,8 @@ class Page:
         self._rows = rows
         self._sections = sections
         self._version += 1
-        self._full = _event("snapshot", snap)
+        self._snap = snap
+        self._full = b""
         self._delta = _event("delta", {**change, **sections, "time": snap["time"]})
         self._changed.set()
         self._changed = anyio.Event()
