@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -46,5 +47,5 @@ async def test_the_file_is_wal_with_the_synchronous_asked_for(
             level = {"FULL": 2, "NORMAL": 1}[synchronous]
             assert await tx.execute("PRAGMA synchronous") == [(level,)]
             assert (await tx.execute("PRAGMA busy_timeout"))[0][0] >= 1000
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # `with conn` would not close it
         assert conn.execute("SELECT name FROM durable_streams").fetchall() == [("ORDERS",)]
