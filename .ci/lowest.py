@@ -2,10 +2,10 @@
 
 Reads pyproject.toml's ``dependencies`` and the ``test`` extra (with the
 project's own extras it names, such as ``[trio]``) and prints ``name==floor``
-for every ``>=`` bound, so that CI can run the suite on the lowest versions the
-pins allow (pip has no lowest-resolution mode of its own; the dependencies of
-our dependencies stay at their newest). A direct dependency without a floor is
-an error: it would have no lowest version.
+for every ``>=`` bound (an ``==`` pin is its own floor), so that CI can run the
+suite on the lowest versions the pins allow (pip has no lowest-resolution mode
+of its own; the dependencies of our dependencies stay at their newest). A direct
+dependency without a floor is an error: it would have no lowest version.
 
 Usage: python .ci/lowest.py > constraints.txt  (Python 3.11+, for tomllib)
 """
@@ -43,9 +43,12 @@ def floors(project: dict[str, Any], extra: str) -> list[str]:
                     done.add(more)
                     todo.extend(extras[more])
             continue
-        lower = [s.strip()[2:].strip() for s in specifiers.split(",") if s.strip()[:2] == ">="]
+        # An exact pin (`==`) is its own floor.
+        lower = [
+            s.strip()[2:].strip() for s in specifiers.split(",") if s.strip()[:2] in (">=", "==")
+        ]
         if len(lower) != 1:
-            sys.exit(f"lowest.py: {requirement!r} needs exactly one '>=' floor")
+            sys.exit(f"lowest.py: {requirement!r} needs exactly one '>=' floor or '==' pin")
         pins.append(f"{name}=={lower[0]}")
     return pins
 

