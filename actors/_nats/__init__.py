@@ -1,0 +1,43 @@
+"""A private NATS client on anyio (asyncio and trio), for the cluster.
+
+Not public API: the cluster (issue #14) is built on it. See docs/cluster.md for
+what it supports.
+"""
+
+from ._client import Client as Client
+from ._client import ClientStatistics as ClientStatistics
+from ._client import connect as connect
+from ._errors import AuthorizationError as AuthorizationError
+from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import NatsConnectionLost as NatsConnectionLost
+from ._errors import NatsError as NatsError
+from ._errors import NatsTimeout as NatsTimeout
+from ._errors import NoResponders as NoResponders
+from ._errors import NoServers as NoServers
+from ._errors import NotSupported as NotSupported
+from ._errors import OutboundBufferFull as OutboundBufferFull
+from ._errors import PayloadTooLarge as PayloadTooLarge
+from ._errors import ProtocolError as ProtocolError
+from ._errors import ServerError as ServerError
+from ._protocol import Msg as Msg
+from ._subscription import Subscription as Subscription
+
+__all__ = [
+    "AuthorizationError",
+    "Client",
+    "ClientStatistics",
+    "ConnectionClosed",
+    "Msg",
+    "NatsConnectionLost",
+    "NatsError",
+    "NatsTimeout",
+    "NoResponders",
+    "NoServers",
+    "NotSupported",
+    "OutboundBufferFull",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "ServerError",
+    "Subscription",
+    "connect",
+]

@@ -1,0 +1,953 @@
+"""A NATS client on anyio streams, for asyncio and trio.
+
+One `Client` owns one connection at a time and three tasks on it: the reader
+(parses, answers PINGs, hands messages to subscriptions), the flusher (writes
+the outbound buffer in one send, so publishes batch) and the pinger (stale
+connection detection). When the connection drops, the client reconnects
+(server rotation, backoff with jitter), resubscribes, and then sends what was
+buffered meanwhile.
+
+Semantics, as promised in docs/cluster.md:
+- Core NATS is at most once: a message in flight when a connection drops may
+  be lost; publishes made while disconnected are buffered (up to
+  ``pending_size`` bytes, then `OutboundBufferFull`) and sent after the
+  resubscriptions on the next connection.
+- A request in flight when the connection drops raises `NatsConnectionLost`
+  at once (it may or may not have reached a responder); one made while
+  disconnected waits (within its timeout) for the reconnection.
+- A slow subscription gets backpressure, never drops (see `Subscription`).
+
+# Invariants:
+# - `_stream is not None` exactly while connected (status "connected"); the
+#   three connection tasks run in `_conn_scope` and end together.
+# - `_pending` holds bytes not yet handed to the socket, in order; it holds
+#   `_pings_in_pending` PINGs, whose waiters are the last ones in `_pongs`.
+#   Every other waiter in `_pongs` belongs to a PING already sent on the
+#   current connection, in order, so each PONG pops the oldest.
+# - `_subs` holds exactly the active subscriptions; the server has a SUB for
+#   each (sent on this connection, or queued in `_pending` ahead of publishes).
+# - `_requests` holds the reply slot of every request waiting for a reply; a
+#   slot leaves it when answered, failed, timed out or cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import random
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import anyio.abc
+
+from ._errors import (
+    AuthorizationError,
+    ConnectionClosed,
+    NatsConnectionLost,
+    NatsTimeout,
+    NoResponders,
+    NoServers,
+    NotSupported,
+    OutboundBufferFull,
+    PayloadTooLarge,
+    ProtocolError,
+    ServerError,
+)
+from ._protocol import (
+    CRLF,
+    ERR,
+    INFO,
+    MSG,
+    NO_RESPONDERS,
+    PING,
+    PING_LINE,
+    PONG,
+    PONG_LINE,
+    Msg,
+    Parser,
+    check_subject,
+    encode_connect,
+    encode_headers,
+)
+from ._subscription import Subscription
+
+logger = logging.getLogger("actors.nats")
+
+DEFAULT_URL: Final = "nats://127.0.0.1:4222"
+#: Above this many buffered bytes a connected publisher waits for the flusher.
+FLUSH_SIZE: Final = 64 * 1024
+_LOST_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+@dataclass(slots=True)
+class _Server:
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    discovered: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+
+def parse_server(url: str) -> _Server:
+    """``nats://[user:password@|token@]host[:port]``, or ``host[:port]``.
+
+    Raises:
+        NotSupported: A ``tls://`` or ``wss://`` URL (no TLS yet).
+        ValueError: Not a NATS URL.
+    """
+    if "://" not in url:
+        url = "nats://" + url
+    parts = urlsplit(url)
+    if parts.scheme in ("tls", "wss", "ws"):
+        raise NotSupported(f"{url!r}: this NATS client does not support TLS or websockets yet")
+    if parts.scheme != "nats" or not parts.hostname:
+        raise ValueError(f"not a NATS server URL: {url!r} (expected nats://host:port)")
+    try:
+        port = parts.port or 4222
+    except ValueError:
+        raise ValueError(f"bad port in the NATS server URL {url!r}") from None
+    server = _Server(parts.hostname, port)
+    if parts.username is not None and parts.password is not None:
+        server.user, server.password = unquote(parts.username), unquote(parts.password)
+    elif parts.username:
+        server.token = unquote(parts.username)
+    return server
+
+
+class _Waiter:
+    """A PONG or a reply awaited by one task."""
+
+    __slots__ = ("error", "event", "msg")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.msg: Msg | None = None
+        self.error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.event.set()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStatistics:
+    """Counters of a `Client` (from `Client.statistics`)."""
+
+    in_msgs: int
+    out_msgs: int
+    reconnects: int
+    pending_bytes: int
+    subscriptions: int
+    late_replies: int
+
+
+class Client:
+    """A NATS connection that reconnects by itself; an async context manager.
+
+    Args:
+        servers: A URL or a list of them (``nats://[user:pass@]host:port``);
+            tried in order, and servers the cluster announces (INFO
+            ``connect_urls``) are added.
+        user: User name, for servers whose URL has none.
+        password: Password for ``user``.
+        token: Authentication token, for servers whose URL has none.
+        name: The connection name the server shows.
+        connect_timeout: Seconds for one attempt (TCP, INFO, CONNECT, PONG).
+        ping_interval: Seconds between the client's PINGs.
+        max_outstanding_pings: PINGs left unanswered before the connection is
+            declared stale and dropped (time to detect: about
+            ``ping_interval * (max_outstanding_pings + 1)``).
+        reconnect: Whether to reconnect after losing the connection.
+        max_reconnect_attempts: Passes over the server list before giving up
+            (``None``: never give up).
+        reconnect_wait: The first pause after a failed pass; it doubles up to
+            ``reconnect_wait_max``, plus up to ``reconnect_jitter`` of itself.
+        reconnect_wait_max: The longest pause between passes.
+        reconnect_jitter: Random extra pause, as a fraction of the pause.
+        pending_size: Bytes buffered while disconnected before a publish
+            raises `OutboundBufferFull`.
+        pending_msgs: Default buffer size of a subscription, in messages.
+        on_disconnected: Called with the reason when the connection drops.
+        on_reconnected: Called with the server URL after a reconnection.
+        on_closed: Called with the reason (or ``None``) when the client closes.
+        on_error: Called with a `ServerError` the server sent that did not
+            close the connection (a permissions violation); logged if unset.
+
+    The callbacks run in the client's task; one that raises fails the client,
+    and the error comes out of ``async with``.
+
+    Example:
+        >>> async with Client("nats://127.0.0.1:4222") as nc:  # doctest: +SKIP
+        ...     await nc.publish("greet", b"hello")
+    """
+
+    def __init__(
+        self,
+        servers: str | list[str] = DEFAULT_URL,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        name: str | None = None,
+        connect_timeout: float = 2.0,
+        ping_interval: float = 120.0,
+        max_outstanding_pings: int = 2,
+        reconnect: bool = True,
+        max_reconnect_attempts: int | None = 60,
+        reconnect_wait: float = 0.05,
+        reconnect_wait_max: float = 2.0,
+        reconnect_jitter: float = 0.2,
+        pending_size: int = 8 * 1024 * 1024,
+        pending_msgs: int = 1024,
+        on_disconnected: Callable[[BaseException | None], object] | None = None,
+        on_reconnected: Callable[[str], object] | None = None,
+        on_closed: Callable[[BaseException | None], object] | None = None,
+        on_error: Callable[[ServerError], object] | None = None,
+    ) -> None:
+        urls = [servers] if isinstance(servers, str) else list(servers)
+        if not urls:
+            raise ValueError("Client needs at least one server URL")
+        self._pool = [parse_server(url) for url in urls]
+        for server in self._pool:
+            if server.user is None and server.token is None:
+                server.user, server.password, server.token = user, password, token
+        self._default_auth = (user, password, token)
+        first = self._pool[0]
+        if user is None and token is None:
+            self._default_auth = (first.user, first.password, first.token)
+        self._name = name
+        self._connect_timeout = connect_timeout
+        self._ping_interval = ping_interval
+        self._max_outstanding_pings = max_outstanding_pings
+        self._reconnect = reconnect
+        self._max_reconnect_attempts = max_reconnect_attempts
+        self._reconnect_wait = reconnect_wait
+        self._reconnect_wait_max = reconnect_wait_max
+        self._reconnect_jitter = reconnect_jitter
+        self._pending_size = pending_size
+        self._pending_msgs = pending_msgs
+        self._on_disconnected = on_disconnected
+        self._on_reconnected = on_reconnected
+        self._on_closed = on_closed
+        self._on_error = on_error
+
+        self._status = "new"
+        self._closed_reason: BaseException | None = None
+        self._stream: anyio.abc.ByteStream | None = None
+        self._server: _Server | None = None
+        self._info: dict[str, Any] = {}
+        self._max_payload = 1024 * 1024
+        # Subjects already checked, as bytes (bounded): most publishers reuse a few.
+        self._subjects: dict[str, bytes] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._run_scope = anyio.CancelScope()
+        self._conn_scope: anyio.CancelScope | None = None
+        self._lost_reason: BaseException | None = None
+        self._connected = anyio.Event()
+
+        self._pending = bytearray()
+        self._pings_in_pending = 0
+        self._wake = anyio.Event()
+        self._room = anyio.Event()
+        self._pongs: deque[_Waiter | None] = deque()
+
+        self._sids = itertools.count(1)
+        self._subs: dict[int, Subscription] = {}
+        self._blocked: tuple[Subscription, anyio.CancelScope] | None = None
+
+        self._inbox_sid = 0
+        self._inbox_prefix = ""
+        self._tokens = itertools.count(1)
+        self._requests: dict[str, _Waiter] = {}
+
+        self._in_msgs = 0
+        self._out_msgs = 0
+        self._reconnects = 0
+        self._late_replies = 0
+        self._pings_answered = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        if self._status != "new":
+            raise RuntimeError("a Client can be entered once; make a new one")
+        self._status = "connecting"
+        errors: dict[str, BaseException] = {}
+        for server in list(self._pool):
+            try:
+                stream, parser = await self._connect_to(server)
+                break
+            except (OSError, TimeoutError, ServerError, ProtocolError) as error:
+                errors[server.url] = error
+                if isinstance(error, AuthorizationError):
+                    self._status = "closed"
+                    raise
+        else:
+            self._status = "closed"
+            raise NoServers(
+                "could not connect to any NATS server: "
+                + "; ".join(f"{url}: {error!r}" for url, error in errors.items()),
+                errors,
+            )
+        self._attach(stream)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._run, stream, parser)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        await self.close()
+        assert self._tg is not None
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    async def close(self) -> None:
+        """Close: send what is buffered (up to a second while connected),
+        then drop the connection; subscriptions end, waiting requests and
+        flushes raise `ConnectionClosed`. Idempotent; shielded from
+        cancellation (it is bounded)."""
+        if self._status in ("closed", "new"):
+            return
+        with anyio.CancelScope(shield=True):
+            stream = self._stream
+            if stream is not None and self._pending:
+                data, self._pending = bytes(self._pending), bytearray()
+                with anyio.move_on_after(1.0), contextlib.suppress(*_LOST_ERRORS):
+                    await stream.send(data)
+            self._shutdown(None)
+            if stream is not None:
+                await stream.aclose()
+
+    async def drain(self, timeout: float | None = 30.0) -> None:
+        """Unsubscribe everything, wait (a PING round trip) until every
+        message sent before is in its subscription's buffer, end the
+        subscriptions (their iterators finish the buffer), then `close`.
+
+        Cancellation or a timeout leaves the client unsubscribed and closed.
+
+        Raises:
+            NatsTimeout: The round trip took longer than ``timeout``.
+        """
+        try:
+            subs = list(self._subs.values())
+            if self._stream is not None:
+                for sub in subs:
+                    self._write(b"UNSUB %d\r\n" % sub.sid)
+            await self.flush(timeout)
+        finally:
+            await self.close()
+
+    def _shutdown(self, reason: BaseException | None) -> None:
+        if self._status == "closed":
+            return
+        self._status = "closed"
+        self._closed_reason = reason
+        self._stream = None
+        error = ConnectionClosed("the NATS client is closed")
+        if reason is not None:
+            error.__cause__ = reason
+        for waiter in self._pongs:
+            if waiter is not None:
+                waiter.fail(error)
+        self._pongs.clear()
+        for slot in self._requests.values():
+            slot.fail(error)
+        self._requests.clear()
+        for sub in list(self._subs.values()):
+            sub._end()
+        self._subs.clear()
+        self._cancel_blocked(None)
+        self._connected.set()
+        self._signal_room()
+        self._run_scope.cancel()
+        if self._on_closed is not None:
+            self._on_closed(reason)
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether a connection is up now."""
+        return self._stream is not None
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the client is closed (by `close`, or after giving up reconnecting)."""
+        return self._status == "closed"
+
+    @property
+    def status(self) -> str:
+        """``"connected"``, ``"reconnecting"``, ``"closed"`` (or ``"new"``, ``"connecting"``)."""
+        return self._status
+
+    @property
+    def connected_url(self) -> str | None:
+        """The URL of the server connected to, or ``None``."""
+        return self._server.url if self._stream is not None and self._server else None
+
+    @property
+    def server_info(self) -> dict[str, Any]:
+        """The current (or last) server's INFO, with updates merged in."""
+        return dict(self._info)
+
+    @property
+    def servers(self) -> list[str]:
+        """The URLs of the known servers, given and discovered."""
+        return [server.url for server in self._pool]
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload (headers included) the server accepts."""
+        return self._max_payload
+
+    def statistics(self) -> ClientStatistics:
+        """Counters since the client was made."""
+        return ClientStatistics(
+            self._in_msgs,
+            self._out_msgs,
+            self._reconnects,
+            len(self._pending),
+            len(self._subs),
+            self._late_replies,
+        )
+
+    def new_inbox(self) -> str:
+        """A unique subject for replies (``_INBOX.<random>``)."""
+        return "_INBOX." + secrets.token_hex(11)
+
+    # -- the connection ----------------------------------------------------------------
+
+    async def _connect_to(self, server: _Server) -> tuple[anyio.abc.ByteStream, Parser]:
+        """A connected, authenticated stream (INFO, CONNECT, PING → PONG).
+
+        Raises:
+            OSError: TCP failed. TimeoutError: it took longer than
+            ``connect_timeout``. AuthorizationError, ServerError: -ERR.
+            ProtocolError, NotSupported.
+        """
+        with anyio.fail_after(self._connect_timeout):
+            stream: anyio.abc.ByteStream = await anyio.connect_tcp(server.host, server.port)
+            try:
+                parser = Parser()
+                info: dict[str, Any] | None = None
+                while info is None:
+                    for op in parser.feed(await stream.receive()):
+                        if op[0] == INFO:
+                            info = op[1]
+                        elif op[0] == ERR:
+                            raise _server_error(op[1])
+                if info.get("tls_required"):
+                    raise NotSupported(
+                        f"{server.url} requires TLS, which this NATS client does not support yet"
+                    )
+                options: dict[str, Any] = {
+                    "verbose": False,
+                    "pedantic": False,
+                    "headers": True,
+                    "no_responders": True,
+                    "protocol": 1,
+                    "lang": "python-actors",
+                    "version": _version(),
+                }
+                if self._name:
+                    options["name"] = self._name
+                if server.user is not None:
+                    options["user"] = server.user
+                    options["pass"] = server.password or ""
+                elif server.token is not None:
+                    options["auth_token"] = server.token
+                await stream.send(encode_connect(options) + PING_LINE)
+                while True:
+                    ops = parser.feed(await stream.receive())
+                    pong = False
+                    for op in ops:
+                        if op[0] == PONG:
+                            pong = True
+                        elif op[0] == ERR:
+                            raise _server_error(op[1])
+                        elif op[0] == INFO:
+                            info.update(op[1])
+                        elif op[0] == PING:
+                            await stream.send(PONG_LINE)
+                    if pong:
+                        break
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                raise
+        self._info = info
+        self._max_payload = int(info.get("max_payload", self._max_payload))
+        self._server = server
+        self._discover(info)
+        return stream, parser
+
+    def _discover(self, info: dict[str, Any]) -> None:
+        known = {(server.host, server.port) for server in self._pool}
+        for url in info.get("connect_urls") or ():
+            try:
+                server = parse_server(url)
+            except (ValueError, NotSupported):
+                continue
+            if (server.host, server.port) not in known:
+                server.discovered = True
+                server.user, server.password, server.token = self._default_auth
+                self._pool.append(server)
+                known.add((server.host, server.port))
+
+    def _attach(self, stream: anyio.abc.ByteStream) -> None:
+        """Make ``stream`` the connection: queue the resubscriptions ahead of
+        what was buffered."""
+        subs = bytearray()
+        if self._inbox_sid:
+            subs += b"SUB %s* %d\r\n" % (self._inbox_prefix.encode(), self._inbox_sid)
+        for sub in self._subs.values():
+            subs += _sub_line(sub)
+            if sub.max is not None:
+                subs += b"UNSUB %d %d\r\n" % (sub.sid, sub.max - sub.delivered)
+        self._pending[:0] = subs
+        self._stream = stream
+        self._status = "connected"
+        self._connected.set()
+        self._wake.set()
+
+    async def _run(self, stream: anyio.abc.ByteStream, parser: Parser) -> None:
+        # Its own scope: closing must not cancel the body of `async with Client()`.
+        with self._run_scope:
+            await self._connection_loop(stream, parser)
+
+    async def _connection_loop(self, stream: anyio.abc.ByteStream, parser: Parser) -> None:
+        while True:
+            self._lost_reason = None
+            async with anyio.create_task_group() as tg:
+                self._conn_scope = tg.cancel_scope
+                tg.start_soon(self._read_loop, stream, parser)
+                tg.start_soon(self._flush_loop, stream)
+                tg.start_soon(self._ping_loop)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            reason = self._lost_reason
+            self._lost()
+            if self._on_disconnected is not None:
+                self._on_disconnected(reason)
+            if not self._reconnect:
+                self._shutdown(reason)
+                return
+            try:
+                stream, parser = await self._reconnect_loop()
+            except NoServers as error:
+                self._shutdown(error)
+                return
+            self._attach(stream)
+            self._reconnects += 1
+            if self._on_reconnected is not None:
+                assert self._server is not None
+                self._on_reconnected(self._server.url)
+
+    def _lose(self, reason: BaseException) -> None:
+        """End the connection tasks (from one of them): the connection is lost."""
+        if self._lost_reason is None:
+            self._lost_reason = reason
+        assert self._conn_scope is not None
+        self._conn_scope.cancel()
+
+    def _lost(self) -> None:
+        self._stream = None
+        self._status = "reconnecting"
+        self._connected = anyio.Event()
+        error = NatsConnectionLost(
+            f"the connection to {self._server.url if self._server else 'NATS'} was lost"
+        )
+        error.__cause__ = self._lost_reason
+        # PINGs still in `_pending` will go out on the next connection; the
+        # others went out on this one and will never be answered.
+        keep = self._pings_in_pending
+        sent = len(self._pongs) - keep
+        for _ in range(sent):
+            waiter = self._pongs.popleft()
+            if waiter is not None:
+                waiter.fail(error)
+        for slot in self._requests.values():
+            slot.fail(error)
+        self._requests.clear()
+        self._signal_room()
+
+    async def _reconnect_loop(self) -> tuple[anyio.abc.ByteStream, Parser]:
+        lost = self._server
+        errors: dict[str, BaseException] = {}
+        passes = 0
+        while True:
+            # The others first, the server just lost last.
+            order = [s for s in self._pool if s is not lost] + [s for s in self._pool if s is lost]
+            for server in order:
+                try:
+                    return await self._connect_to(server)
+                except (OSError, TimeoutError, ServerError, ProtocolError, NotSupported) as error:
+                    errors[server.url] = error
+            passes += 1
+            if self._max_reconnect_attempts is not None and passes >= self._max_reconnect_attempts:
+                raise NoServers(
+                    f"gave up reconnecting after {passes} passes over {len(order)} servers",
+                    errors,
+                )
+            pause = min(self._reconnect_wait_max, self._reconnect_wait * 2 ** (passes - 1))
+            await anyio.sleep(pause * (1 + self._reconnect_jitter * random.random()))
+
+    async def _read_loop(self, stream: anyio.abc.ByteStream, parser: Parser) -> None:
+        subs = self._subs
+        try:
+            while True:
+                for op in parser.feed(await stream.receive(65536)):
+                    kind = op[0]
+                    if kind == MSG:
+                        msg: Msg = op[1]
+                        self._in_msgs += 1
+                        if msg.sid == self._inbox_sid:
+                            self._reply(msg)
+                            continue
+                        sub = subs.get(msg.sid)
+                        if sub is None:
+                            continue  # unsubscribed while this was on its way
+                        sub.delivered += 1
+                        if sub.max is not None and sub.delivered >= sub.max:
+                            del subs[sub.sid]
+                            if not sub._put_nowait(msg):
+                                await self._deliver(sub, msg)
+                            sub._end()
+                            continue
+                        if not sub._put_nowait(msg):
+                            await self._deliver(sub, msg)
+                    elif kind == PING:
+                        self._write(PONG_LINE)
+                        self._pings_answered += 1
+                    elif kind == PONG:
+                        if self._pongs:
+                            waiter = self._pongs.popleft()
+                            if waiter is not None:
+                                waiter.event.set()
+                    elif kind == ERR:
+                        self._server_error(op[1])
+                    elif kind == INFO:
+                        self._info.update(op[1])
+                        self._discover(op[1])
+        except (*_LOST_ERRORS, ProtocolError) as error:
+            self._lose(error)
+
+    async def _deliver(self, sub: Subscription, msg: Msg) -> None:
+        """Put ``msg`` in ``sub``'s buffer, waiting for room: backpressure."""
+        with anyio.CancelScope() as scope:
+            self._blocked = (sub, scope)
+            try:
+                await sub._put(msg)
+            finally:
+                self._blocked = None
+
+    def _cancel_blocked(self, sub: Subscription | None) -> None:
+        """Give up a delivery waiting for room in ``sub`` (any, if ``None``):
+        the subscription has ended."""
+        if self._blocked is not None and (sub is None or self._blocked[0] is sub):
+            self._blocked[1].cancel()
+
+    def _server_error(self, text: str) -> None:
+        error = _server_error(text)
+        if self._on_error is not None:
+            self._on_error(error)
+        else:
+            logger.warning("%s (from %s)", error, self.connected_url)
+        if self._lost_reason is None and not text.lower().startswith("permissions violation"):
+            # The server closes the connection after any other -ERR: keep the reason.
+            self._lost_reason = error
+
+    async def _flush_loop(self, stream: anyio.abc.ByteStream) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
+                data = bytes(self._pending)
+                self._pending = bytearray()
+                self._pings_in_pending = 0
+                self._signal_room()
+                await stream.send(data)
+        except _LOST_ERRORS as error:
+            self._lose(error)
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await anyio.sleep(self._ping_interval)
+            if self._blocked is not None:
+                continue  # not reading: the PONG may be waiting behind a full subscription
+            if len(self._pongs) > self._max_outstanding_pings:
+                self._lose(
+                    NatsTimeout(
+                        f"stale connection: {len(self._pongs)} PINGs unanswered "
+                        f"after {self._ping_interval} s each"
+                    )
+                )
+                return
+            self._pongs.append(None)
+            self._write(PING_LINE)
+            self._pings_in_pending += 1
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self._pending += data
+        self._wake.set()
+
+    def _signal_room(self) -> None:
+        room, self._room = self._room, anyio.Event()
+        room.set()
+
+    async def _wait_room(self, size: int) -> None:
+        while True:
+            if self._status == "closed":
+                raise ConnectionClosed("the NATS client is closed") from self._closed_reason
+            pending = len(self._pending)
+            if self._stream is not None:
+                if pending < FLUSH_SIZE:
+                    return
+            elif pending + size <= self._pending_size or not pending:
+                return
+            elif not self._reconnect:
+                raise ConnectionClosed("the NATS client is closed")
+            else:
+                raise OutboundBufferFull(
+                    f"disconnected, and {pending} bytes are buffered already "
+                    f"(pending_size={self._pending_size}): this message was not sent"
+                )
+            await self._room.wait()
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        *,
+        reply: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Publish ``payload`` on ``subject`` (with ``headers`` and a ``reply`` subject).
+
+        Queued for the flusher, which batches: `flush` waits until the server
+        has it. Waits only when the outbound buffer is full (connected:
+        backpressure from the socket). Cancellation while waiting sends nothing.
+
+        Raises:
+            ValueError: A bad subject, reply subject or header.
+            PayloadTooLarge: Bigger than the server's ``max_payload``.
+            OutboundBufferFull: Disconnected, and the buffer is full.
+            ConnectionClosed: The client is closed.
+        """
+        subject_b = self._subjects.get(subject)
+        if subject_b is None:
+            subject_b = check_subject(subject)
+            if len(self._subjects) < 1024:
+                self._subjects[subject] = subject_b
+        reply_b = check_subject(reply, "reply subject") + b" " if reply else b""
+        if headers:
+            block = encode_headers(headers)
+            total = len(block) + len(payload)
+            line = b"HPUB %s %s%d %d\r\n" % (subject_b, reply_b, len(block), total)
+        else:
+            block = b""
+            total = len(payload)
+            line = b"PUB %s %s%d\r\n" % (subject_b, reply_b, total)
+        if total > self._max_payload:
+            raise PayloadTooLarge(
+                f"a {total}-byte message on {subject!r} exceeds the server's "
+                f"max_payload of {self.max_payload} bytes"
+            )
+        if self._stream is None or len(self._pending) >= FLUSH_SIZE:
+            await self._wait_room(len(line) + total + 2)
+        pending = self._pending
+        pending += line
+        if block:
+            pending += block
+        pending += payload
+        pending += CRLF
+        self._out_msgs += 1
+        self._wake.set()
+
+    async def flush(self, timeout: float | None = 10.0) -> None:
+        """Wait until the server has everything sent before (a PING round
+        trip); while disconnected, first wait for the reconnection.
+
+        Cancellation leaves nothing behind (the PONG is still consumed).
+
+        Raises:
+            NatsTimeout: No PONG within ``timeout``.
+            NatsConnectionLost: The connection dropped before the PONG.
+            ConnectionClosed: The client is closed.
+        """
+        with anyio.move_on_after(timeout):
+            while True:
+                if self._status == "closed":
+                    raise ConnectionClosed("the NATS client is closed") from self._closed_reason
+                if self._stream is None:
+                    await self._connected.wait()
+                    continue
+                waiter = _Waiter()
+                self._pongs.append(waiter)
+                self._write(PING_LINE)
+                self._pings_in_pending += 1
+                await waiter.event.wait()
+                if waiter.error is not None:
+                    raise waiter.error
+                return
+        raise NatsTimeout(f"no PONG from the NATS server within {timeout} s")
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    async def subscribe(
+        self, subject: str, queue: str = "", *, pending_msgs: int | None = None
+    ) -> Subscription:
+        """Subscribe to ``subject`` (wildcards ``*`` and ``>``), in queue group
+        ``queue`` if given (each message goes to one member of the group).
+
+        The server has the SUB after the next `flush`. Not a checkpoint.
+
+        Args:
+            subject: The subject or pattern.
+            queue: A queue group name, or ``""``.
+            pending_msgs: Buffer size in messages (default: the client's
+                ``pending_msgs``; 0 is unbounded). A full buffer stops the
+                client reading: backpressure, never drops.
+
+        Raises:
+            ValueError: A bad subject or queue name.
+            ConnectionClosed: The client is closed.
+        """
+        check_subject(subject)
+        if queue:
+            check_subject(queue, "queue group")
+        if self._status == "closed":
+            raise ConnectionClosed("the NATS client is closed") from self._closed_reason
+        size = self._pending_msgs if pending_msgs is None else pending_msgs
+        sub = Subscription(self, next(self._sids), subject, queue, size)
+        self._subs[sub.sid] = sub
+        if self._stream is not None:
+            self._write(_sub_line(sub))
+        return sub
+
+    async def _unsubscribe(self, sub: Subscription, max: int | None) -> None:
+        if self._subs.get(sub.sid) is not sub:
+            return
+        if max is not None and max > sub.delivered:
+            sub.max = max
+            if self._stream is not None:
+                self._write(b"UNSUB %d %d\r\n" % (sub.sid, max - sub.delivered))
+            return
+        del self._subs[sub.sid]
+        sub._end()
+        self._cancel_blocked(sub)
+        if self._stream is not None:
+            self._write(b"UNSUB %d\r\n" % sub.sid)
+
+    async def _drain_subscription(self, sub: Subscription, timeout: float | None) -> None:
+        if self._subs.get(sub.sid) is not sub:
+            return
+        try:
+            if self._stream is not None:
+                self._write(b"UNSUB %d\r\n" % sub.sid)
+            await self.flush(timeout)
+        finally:
+            if self._subs.get(sub.sid) is sub:
+                del self._subs[sub.sid]
+                sub._end()
+
+    # -- request/reply -----------------------------------------------------------------
+
+    def _reply(self, msg: Msg) -> None:
+        slot = self._requests.pop(msg.subject[len(self._inbox_prefix) :], None)
+        if slot is None:
+            self._late_replies += 1  # timed out, cancelled or failed already
+            return
+        slot.msg = msg
+        slot.event.set()
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        *,
+        timeout: float | None = 1.0,
+        headers: dict[str, str] | None = None,
+    ) -> Msg:
+        """Publish with a reply subject and wait for the first reply.
+
+        Every request shares one inbox subscription (``_INBOX.<random>.*``);
+        each has its own token. A late reply finds no slot and is counted
+        (``statistics().late_replies``). Cancellation drops the slot.
+
+        Raises:
+            NoResponders: Nobody is subscribed to ``subject`` (at once).
+            NatsTimeout: No reply within ``timeout``.
+            NatsConnectionLost: The connection dropped while waiting.
+            ConnectionClosed: The client is closed.
+            ValueError, PayloadTooLarge, OutboundBufferFull: As `publish`.
+        """
+        if not self._inbox_sid:
+            self._inbox_prefix = self.new_inbox() + "."
+            self._inbox_sid = next(self._sids)
+            if self._stream is not None:
+                self._write(b"SUB %s* %d\r\n" % (self._inbox_prefix.encode(), self._inbox_sid))
+        token = format(next(self._tokens), "x")
+        slot = _Waiter()
+        self._requests[token] = slot
+        try:
+            with anyio.move_on_after(timeout):
+                await self.publish(
+                    subject, payload, reply=self._inbox_prefix + token, headers=headers
+                )
+                await slot.event.wait()
+        finally:
+            self._requests.pop(token, None)
+        if slot.error is not None:
+            raise slot.error
+        msg = slot.msg
+        if msg is None:
+            raise NatsTimeout(f"no reply to the request on {subject!r} within {timeout} s")
+        if msg.status == NO_RESPONDERS and not msg.data:
+            raise NoResponders(subject)
+        return msg
+
+
+def connect(servers: str | list[str] = DEFAULT_URL, **options: Any) -> Client:
+    """A `Client` (use it as ``async with connect(...) as nc``); the options
+    are `Client`'s."""
+    return Client(servers, **options)
+
+
+def _sub_line(sub: Subscription) -> bytes:
+    if sub.queue:
+        return b"SUB %s %s %d\r\n" % (sub.subject.encode(), sub.queue.encode(), sub.sid)
+    return b"SUB %s %d\r\n" % (sub.subject.encode(), sub.sid)
+
+
+def _server_error(text: str) -> ServerError:
+    lower = text.lower()
+    if "authorization" in lower or "authentication" in lower:
+        return AuthorizationError(text)
+    return ServerError(text)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
