@@ -83,6 +83,7 @@ class NatsServer:
         cluster_port: int | None = None,
         routes: list[int] | None = None,
         extra_config: str = "",
+        jetstream: bool = True,
     ) -> None:
         self.binary = server_binary()
         self.name = name
@@ -98,12 +99,15 @@ class NatsServer:
             f"server_name: {name}",
             f"listen: 127.0.0.1:{self.port}",
             f"http: 127.0.0.1:{self.monitor_port}",
-            "jetstream {",
-            f'  store_dir: "{directory / "store"}"',
-            "  max_memory_store: 64MB",
-            "  max_file_store: 256MB",
-            "}",
         ]
+        if jetstream:
+            lines += [
+                "jetstream {",
+                f'  store_dir: "{directory / "store"}"',
+                "  max_memory_store: 64MB",
+                "  max_file_store: 256MB",
+                "}",
+            ]
         if cluster is not None:
             assert cluster_port is not None
             routes_text = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes or [])
@@ -193,9 +197,11 @@ class NatsServer:
 
 
 @contextmanager
-def nats_server(directory: Path, *, extra_config: str = "") -> Iterator[NatsServer]:
-    """One JetStream server on a free port, stopped on exit whatever happened."""
-    server = NatsServer(directory, extra_config=extra_config)
+def nats_server(
+    directory: Path, *, extra_config: str = "", jetstream: bool = True
+) -> Iterator[NatsServer]:
+    """One server (JetStream on) on a free port, stopped on exit whatever happened."""
+    server = NatsServer(directory, extra_config=extra_config, jetstream=jetstream)
     try:
         server.start()
         yield server

@@ -19,6 +19,11 @@ from ._errors import OutboundBufferFull as OutboundBufferFull
 from ._errors import PayloadTooLarge as PayloadTooLarge
 from ._errors import ProtocolError as ProtocolError
 from ._errors import ServerError as ServerError
+from ._jetstream import JetStream as JetStream
+from ._jetstream import JetStreamError as JetStreamError
+from ._jetstream import JsMsg as JsMsg
+from ._jetstream import MsgMetadata as MsgMetadata
+from ._jetstream import PubAck as PubAck
 from ._protocol import Msg as Msg
 from ._subscription import Subscription as Subscription
 
@@ -27,7 +32,11 @@ __all__ = [
     "Client",
     "ClientStatistics",
     "ConnectionClosed",
+    "JetStream",
+    "JetStreamError",
+    "JsMsg",
     "Msg",
+    "MsgMetadata",
     "NatsConnectionLost",
     "NatsError",
     "NatsTimeout",
@@ -37,6 +46,7 @@ __all__ = [
     "OutboundBufferFull",
     "PayloadTooLarge",
     "ProtocolError",
+    "PubAck",
     "ServerError",
     "Subscription",
     "connect",

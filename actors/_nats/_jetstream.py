@@ -1,0 +1,386 @@
+"""JetStream's JSON API on the NATS client: streams, publish with acks and
+message-id dedup, pull consumers, fetch with expiry and heartbeats, and
+ack/nak(delay)/in-progress/term.
+
+Every call is a request on ``$JS.API.>`` answered with JSON; an ``error`` in
+the answer raises `JetStreamError` with the server's codes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+
+from ._client import Client
+from ._errors import NatsError, NatsTimeout, NoResponders
+from ._protocol import Msg
+
+API: Final = "$JS.API"
+MSG_ID: Final = "Nats-Msg-Id"
+EXPECTED_STREAM: Final = "Nats-Expected-Stream"
+_NS: Final = 1_000_000_000
+
+
+class JetStreamError(NatsError):
+    """The JetStream API answered with an error (or not at all).
+
+    Attributes:
+        code: The HTTP-like status (404: not found, 400: bad request, 503: no
+            JetStream or no stream for the subject).
+        err_code: JetStream's own error number (10059: stream not found,
+            10014: consumer not found), or 0.
+        description: The server's text.
+    """
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        super().__init__(f"JetStream: {description} (code {code}, err_code {err_code})")
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    """The stream's acknowledgement of a publish: it is stored (``duplicate``:
+    it had been already, within the stream's dedup window, under this
+    message id; ``seq`` is then the first copy's)."""
+
+    stream: str
+    seq: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MsgMetadata:
+    """Where a consumed message comes from, parsed from its ack subject."""
+
+    stream: str
+    consumer: str
+    num_delivered: int
+    stream_seq: int
+    consumer_seq: int
+    timestamp_ns: int
+    num_pending: int
+
+
+class JsMsg:
+    """A message fetched from a pull consumer; settle it with one of `ack`,
+    `nak`, `in_progress` (then settle later) or `term`."""
+
+    __slots__ = ("_js", "metadata", "msg")
+
+    def __init__(self, js: JetStream, msg: Msg) -> None:
+        self._js = js
+        self.msg = msg
+        self.metadata = parse_ack_subject(msg.reply)
+
+    @property
+    def subject(self) -> str:
+        return self.msg.subject
+
+    @property
+    def data(self) -> bytes:
+        return self.msg.data
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return self.msg.headers
+
+    async def ack(self) -> None:
+        """Acknowledge: the consumer will not deliver it again. Not confirmed
+        by the server (`ack_sync` is)."""
+        await self._js._nc.publish(self.msg.reply, b"+ACK")
+
+    async def ack_sync(self, timeout: float | None = None) -> None:
+        """Acknowledge and wait for the server to confirm it.
+
+        Raises:
+            NatsTimeout: No confirmation in time (the ack may still count).
+        """
+        await self._js._nc.request(
+            self.msg.reply, b"+ACK", timeout=self._js.timeout if timeout is None else timeout
+        )
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Give it back: redelivered at once, or after ``delay`` seconds."""
+        if delay is None:
+            await self._js._nc.publish(self.msg.reply, b"-NAK")
+        else:
+            body = json.dumps({"delay": int(delay * _NS)}).encode()
+            await self._js._nc.publish(self.msg.reply, b"-NAK " + body)
+
+    async def in_progress(self) -> None:
+        """Still working on it: the consumer's ack wait starts again."""
+        await self._js._nc.publish(self.msg.reply, b"+WPI")
+
+    async def term(self, reason: str = "") -> None:
+        """Never deliver it again, without processing it."""
+        body = b"+TERM " + reason.encode() if reason else b"+TERM"
+        await self._js._nc.publish(self.msg.reply, body)
+
+    def __repr__(self) -> str:
+        return f"<JsMsg {self.subject!r} {self.metadata}>"
+
+
+def parse_ack_subject(reply: str) -> MsgMetadata:
+    """The metadata in ``$JS.ACK.[domain.account.]stream.consumer.delivered.
+    stream_seq.consumer_seq.timestamp.pending[.random]``.
+
+    Raises:
+        JetStreamError: Not a JetStream ack subject.
+    """
+    tokens = reply.split(".")
+    if len(tokens) == 9 and tokens[:2] == ["$JS", "ACK"]:
+        fields = tokens[2:]
+    elif len(tokens) >= 11 and tokens[:2] == ["$JS", "ACK"]:
+        fields = tokens[4:11]
+    else:
+        raise JetStreamError(0, 0, f"not a JetStream message (reply subject {reply!r})")
+    stream, consumer, delivered, sseq, cseq, ts, pending = fields
+    return MsgMetadata(
+        stream, consumer, int(delivered), int(sseq), int(cseq), int(ts), int(pending)
+    )
+
+
+class JetStream:
+    """JetStream through a connected `Client`.
+
+    Args:
+        nc: The client.
+        timeout: Seconds each API call may take.
+        prefix: The API subject prefix (another domain's, or ``$JS.API``).
+
+    Example:
+        >>> js = JetStream(nc)  # doctest: +SKIP
+        >>> await js.add_stream("ORDERS", ["orders.>"])  # doctest: +SKIP
+        >>> ack = await js.publish("orders.1", b"{}", msg_id="order-1")  # doctest: +SKIP
+    """
+
+    def __init__(self, nc: Client, *, timeout: float = 5.0, prefix: str = API) -> None:
+        self._nc = nc
+        self.timeout = timeout
+        self.prefix = prefix
+
+    async def _api(self, what: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = json.dumps(request).encode() if request is not None else b""
+        try:
+            msg = await self._nc.request(f"{self.prefix}.{what}", payload, timeout=self.timeout)
+        except NoResponders:
+            raise JetStreamError(503, 0, "JetStream is not enabled on this server") from None
+        return _answer(msg)
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def add_stream(self, name: str, subjects: list[str], **config: Any) -> dict[str, Any]:
+        """Create the stream ``name`` on ``subjects`` (more of JetStream's
+        stream configuration as keywords: ``max_age`` in nanoseconds,
+        ``duplicate_window``, ``num_replicas``, ``storage``, ``retention``...).
+        Creating it again with the same configuration is not an error.
+
+        Returns:
+            The stream's info (``config``, ``state``...).
+
+        Raises:
+            JetStreamError: The server refused (another configuration under
+                that name, subjects overlapping another stream's...).
+        """
+        return await self._api(
+            f"STREAM.CREATE.{name}", {"name": name, "subjects": subjects, **config}
+        )
+
+    async def update_stream(self, name: str, subjects: list[str], **config: Any) -> dict[str, Any]:
+        """Change the stream's configuration (as `add_stream`)."""
+        return await self._api(
+            f"STREAM.UPDATE.{name}", {"name": name, "subjects": subjects, **config}
+        )
+
+    async def stream_info(self, name: str) -> dict[str, Any]:
+        """The stream's ``config`` and ``state`` (``messages``, ``first_seq``,
+        ``last_seq``...).
+
+        Raises:
+            JetStreamError: No such stream (code 404, err_code 10059).
+        """
+        return await self._api(f"STREAM.INFO.{name}")
+
+    async def delete_stream(self, name: str) -> None:
+        """Delete the stream and its messages and consumers.
+
+        Raises:
+            JetStreamError: No such stream.
+        """
+        await self._api(f"STREAM.DELETE.{name}")
+
+    # -- publish -----------------------------------------------------------------------
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        *,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        expected_stream: str | None = None,
+        timeout: float | None = None,
+    ) -> PubAck:
+        """Publish and wait until a stream has stored it.
+
+        ``msg_id`` (the ``Nats-Msg-Id`` header) makes a retry safe: within
+        the stream's duplicate window, a second publish with the same id is
+        acknowledged with ``duplicate=True`` and not stored again.
+
+        Raises:
+            JetStreamError: No stream takes ``subject`` (code 503), or the
+                stream refused it.
+            NatsTimeout: No acknowledgement in time: it may have been stored;
+                retry with the same ``msg_id``.
+        """
+        all_headers = dict(headers or {})
+        if msg_id is not None:
+            all_headers[MSG_ID] = msg_id
+        if expected_stream is not None:
+            all_headers[EXPECTED_STREAM] = expected_stream
+        try:
+            msg = await self._nc.request(
+                subject,
+                payload,
+                headers=all_headers or None,
+                timeout=self.timeout if timeout is None else timeout,
+            )
+        except NoResponders:
+            raise JetStreamError(503, 0, f"no stream takes the subject {subject!r}") from None
+        answer = _answer(msg)
+        return PubAck(answer["stream"], answer["seq"], bool(answer.get("duplicate", False)))
+
+    # -- consumers ---------------------------------------------------------------------
+
+    async def add_consumer(self, stream: str, name: str, **config: Any) -> dict[str, Any]:
+        """Create (or find, with the same configuration) the durable pull
+        consumer ``name`` on ``stream``. Defaults: explicit acks, deliver all.
+        More configuration as keywords: ``ack_wait`` (nanoseconds),
+        ``max_deliver``, ``filter_subject``, ``max_ack_pending``, ``backoff``...
+
+        Returns:
+            The consumer's info.
+
+        Raises:
+            JetStreamError: The server refused (no such stream...).
+        """
+        full = {"durable_name": name, "ack_policy": "explicit", "deliver_policy": "all", **config}
+        return await self._api(
+            f"CONSUMER.CREATE.{stream}.{name}", {"stream_name": stream, "config": full}
+        )
+
+    async def consumer_info(self, stream: str, name: str) -> dict[str, Any]:
+        """The consumer's ``config``, ``num_pending``, ``num_ack_pending``,
+        ``delivered`` and ``ack_floor``.
+
+        Raises:
+            JetStreamError: No such consumer (code 404, err_code 10014).
+        """
+        return await self._api(f"CONSUMER.INFO.{stream}.{name}")
+
+    async def delete_consumer(self, stream: str, name: str) -> None:
+        """Delete the consumer (its unacknowledged messages stay in the stream).
+
+        Raises:
+            JetStreamError: No such consumer.
+        """
+        await self._api(f"CONSUMER.DELETE.{stream}.{name}")
+
+    async def fetch(
+        self,
+        stream: str,
+        consumer: str,
+        batch: int = 1,
+        *,
+        expires: float = 5.0,
+        heartbeat: float | None = None,
+    ) -> list[JsMsg]:
+        """Up to ``batch`` messages from the pull consumer: returns when it has
+        ``batch``, or when ``expires`` seconds have passed with fewer (maybe
+        none: an empty list, not an error).
+
+        With ``heartbeat``, the server sends a heartbeat every ``heartbeat``
+        seconds while it has nothing; two missed in a row mean the server or
+        the link is gone. Cancellation ends the pull (the server ends it at
+        ``expires``); messages it delivered meanwhile are redelivered after
+        the consumer's ack wait.
+
+        Raises:
+            ValueError: ``batch`` < 1, or ``expires`` not above 0 (or below
+                twice ``heartbeat``).
+            NatsTimeout: Heartbeats missed, or the server never ended the pull.
+            JetStreamError: The pull was refused (no such consumer, too many
+                pulls waiting, the consumer deleted meanwhile...).
+        """
+        if batch < 1:
+            raise ValueError(f"fetch needs a batch of at least 1, not {batch}")
+        if expires <= 0 or (heartbeat is not None and expires < 2 * heartbeat):
+            raise ValueError(
+                f"fetch needs expires > 0 and at least twice the heartbeat: "
+                f"expires={expires}, heartbeat={heartbeat}"
+            )
+        nc = self._nc
+        inbox = nc.new_inbox()
+        request: dict[str, Any] = {"batch": batch, "expires": int(expires * _NS)}
+        if heartbeat is not None:
+            request["idle_heartbeat"] = int(heartbeat * _NS)
+        got: list[JsMsg] = []
+        async with await nc.subscribe(inbox, pending_msgs=batch + 16) as sub:
+            await nc.publish(
+                f"{self.prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+                json.dumps(request).encode(),
+                reply=inbox,
+            )
+            # The server ends the pull at `expires`; allow it a second more.
+            deadline = anyio.current_time() + expires + 1.0
+            while len(got) < batch:
+                wait = deadline - anyio.current_time()
+                if heartbeat is not None:
+                    wait = min(wait, 2 * heartbeat)
+                try:
+                    msg = await sub.next_msg(max(wait, 0))
+                except NatsTimeout:
+                    if anyio.current_time() < deadline:
+                        raise NatsTimeout(
+                            f"fetch from {stream}/{consumer}: two heartbeats missed "
+                            f"({heartbeat} s each)"
+                        ) from None
+                    raise NatsTimeout(
+                        f"fetch from {stream}/{consumer}: the server did not end the pull "
+                        f"{expires} s + 1 s after it"
+                    ) from None
+                if msg.status is None:
+                    got.append(JsMsg(self, msg))
+                elif msg.status == "100":
+                    continue  # an idle heartbeat
+                elif msg.status in ("404", "408"):
+                    break  # nothing (more) before the pull expired
+                elif msg.status == "409" and got:
+                    break  # e.g. the batch's byte limit: what came is good
+                else:
+                    raise JetStreamError(
+                        int(msg.status),
+                        0,
+                        f"fetch from {stream}/{consumer}: {msg.description or msg.status}",
+                    )
+        return got
+
+
+def _answer(msg: Msg) -> dict[str, Any]:
+    try:
+        answer = json.loads(msg.data)
+    except ValueError:
+        raise JetStreamError(0, 0, f"not a JetStream API answer: {msg.data[:200]!r}") from None
+    if not isinstance(answer, dict):
+        raise JetStreamError(0, 0, f"not a JetStream API answer: {msg.data[:200]!r}")
+    error = answer.get("error")
+    if error:
+        raise JetStreamError(
+            int(error.get("code", 0)), int(error.get("err_code", 0)), error.get("description", "")
+        )
+    return answer
