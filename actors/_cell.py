@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 from anyio.lowlevel import checkpoint
 
+from . import _tracing
 from ._actor import UNHANDLED, Actor
 from ._ask import STOPPED, Ask
 from ._backend import asyncio_loop
@@ -51,6 +52,8 @@ from ._reply import Reply
 from ._scope import task_scope
 from ._signal import Signal
 from ._trio import CANCELLED, trio
+
+_Traced: Final = _tracing.Traced
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
@@ -506,6 +509,8 @@ class Cell:
                             self.system._late_reply()
                 elif kind is WireAsk:
                     await self._wire_ask(message, receive)
+                elif kind is _Traced:
+                    await self._traced(message, receive)
                 elif await receive(message) is UNHANDLED:
                     self.dead_letter(message, "unhandled")
                 self.processed += 1
@@ -519,6 +524,32 @@ class Cell:
                 ask.put_failure(exc)
             return exc
         return None
+
+    async def _traced(
+        self, traced: _tracing.Traced, receive: Callable[[Any], Awaitable[Any]]
+    ) -> None:
+        # A message sent while tracing: handled as above, in a CONSUMER (tell)
+        # or SERVER (ask) span, current in this task while the handler runs.
+        message = traced.message
+        kind = type(message)
+        if kind is WireAsk:
+            with _tracing.handling(self.path, traced.context, True):
+                await self._wire_ask(message, receive)
+        elif isinstance(message, Ask):
+            with _tracing.handling(self.path, traced.context, True) as span:
+                self._current_ask = message
+                result = await receive(message.message)
+                if self._current_ask is not None:  # else: reply_later()
+                    self._current_ask = None
+                    if result is UNHANDLED:
+                        span.set_attribute("error.type", "UnhandledMessage")
+                        self.dead_letter(message, "unhandled")
+                    elif not message.put(result):
+                        self.system._late_reply()
+        else:
+            with _tracing.handling(self.path, traced.context, False):
+                if await receive(message) is UNHANDLED:
+                    self.dead_letter(message, "unhandled")
 
     async def _wire_ask(self, ask: WireAsk, receive: Callable[[Any], Awaitable[Any]]) -> None:
         # An ask from another process: as above, in a scope its asker's

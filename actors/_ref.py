@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 import anyio
 
+from . import _tracing
 from ._ask import Ask, Outcome
 from ._exceptions import ActorsError, MailboxFull, SendOnClosed
 from ._go import current_owner
@@ -129,6 +130,9 @@ class ActorRef(Generic[M, R]):
         Raises:
             MailboxFull: the mailbox is full and its policy is ``"fail"``.
         """
+        if _tracing.tracer is not None and type(message) is not _tracing.Traced:
+            await _traced_tell(self, message)
+            return
         cell = self._resolve()
         if cell is None:
             _dead_letter_unresolved(self, message)
@@ -164,6 +168,13 @@ class ActorRef(Generic[M, R]):
             ActorsError: called from a thread that is not the system's event
                 loop (use ``system.from_thread.tell``); nothing was sent.
         """
+        if _tracing.tracer is not None and type(message) is not _tracing.Traced:
+            span, context = _tracing.start_send(self._path)
+            try:
+                self.tell_nowait(_tracing.Traced(message, context))  # type: ignore[arg-type]
+            finally:
+                span.end()
+            return
         cell = self._resolve()
         if cell is None:
             _dead_letter_unresolved(self, message)
@@ -239,15 +250,20 @@ class ActorRef(Generic[M, R]):
             )
         if cell is not None and cell.remote is not None:
             return await cell.remote.ask(message, timeout)  # type: ignore[no-any-return]
-        envelope = Ask(message)
+        item: Any
+        if _tracing.tracer is None:
+            envelope = item = Ask(message)
+        else:
+            envelope = _tracing.TracedAsk(message, self._path)
+            item = _tracing.Traced(envelope, envelope.context())
         try:
-            if cell is not None and cell.mailbox._user._send_fast(envelope):
+            if cell is not None and cell.mailbox._user._send_fast(item):
                 left = math.inf if timeout is None else timeout  # queued at once
             elif cell is not None and timeout is not None and cell.mailbox.overflow == "block":
-                left = await self._tell_within(cell, envelope, timeout)
+                left = await self._tell_within(cell, item, timeout)
             else:
                 left = math.inf if timeout is None else timeout
-                await self.tell(envelope)  # type: ignore[arg-type]  # the envelope of an M
+                await self.tell(item)  # the envelope of an M (item: Any)
             if not envelope.answered and left > 0:
                 # The deadline is kept by the system's one timer for all asks.
                 deadlines = None if left == math.inf or cell is None else cell.system._deadlines
@@ -265,7 +281,7 @@ class ActorRef(Generic[M, R]):
             return answer  # type: ignore[no-any-return]  # the common case: an R
         return envelope.result(self._path, timeout)  # type: ignore[no-any-return]  # an R
 
-    async def _tell_within(self, cell: Cell, envelope: Ask, timeout: float) -> float:
+    async def _tell_within(self, cell: Cell, envelope: Any, timeout: float) -> float:
         # Backpressure counts against an ask's timeout: a full mailbox of a
         # stuck actor must not make ask() wait forever. Returns the time left
         # for the reply; 0 if the envelope could not be queued in time (a
@@ -278,7 +294,7 @@ class ActorRef(Generic[M, R]):
             return timeout
         deadline = anyio.current_time() + timeout
         with anyio.move_on_after(timeout):
-            await self.tell(envelope)  # type: ignore[arg-type]  # the envelope of an M
+            await self.tell(envelope)
             return max(deadline - anyio.current_time(), 0.0)
         return 0.0
 
@@ -401,6 +417,16 @@ class ActorRef(Generic[M, R]):
         if cell is not None and not cell.terminated.is_set():
             cell.kill()
             await cell.terminated.wait()
+
+
+async def _traced_tell(ref: ActorRef, message: Any) -> None:
+    # A tell while tracing: its PRODUCER span covers the send (and any wait
+    # for room); the message travels in a Traced wrapper.
+    span, context = _tracing.start_send(ref._path)
+    try:
+        await ref.tell(_tracing.Traced(message, context))
+    finally:
+        span.end()
 
 
 def _dead_letter_unresolved(ref: ActorRef, message: Any) -> None:

@@ -58,6 +58,7 @@ from ._tcp import (
 )
 from ._tcp import connect as _connect
 from ._tcp import listen as _listen
+from ._tracing import Traced
 from ._tree import ActorInfo, ActorTree
 from ._typevars import M, R
 from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
@@ -818,6 +819,8 @@ class ActorSystem(PubSub):
     def _dead_letter(
         self, message: Any, recipient: ActorRef | None, reason: str, *, topic: str | None = None
     ) -> None:
+        if type(message) is Traced:
+            message = message.message  # the user's message, never the wrapper
         if isinstance(message, Ask):
             message = message.undeliverable(reason)  # the asker learns why
         letter = DeadLetter(message, recipient, reason, topic)

@@ -31,6 +31,7 @@ from typing import Final
 from ._ask import Ask
 from ._backend import threadsafe_scheduler
 from ._messages import describe
+from ._tracing import unwrap
 from ._trio import LOOP_ENDED
 
 logger = logging.getLogger("actors.blocking")
@@ -115,6 +116,7 @@ def _find_actor(frame: FrameType | None, labels: dict[CodeType, str]) -> str | N
             except Exception:  # pragma: no cover - a frame torn down meanwhile
                 return "an actor"
             if label == "handling":
+                message = unwrap(message)
                 if isinstance(message, Ask):
                     message = message.message
                 return f"actor {path} handling {describe(message)}"

@@ -16,6 +16,7 @@ PACKAGES = [
     "actors.lowlevel",
     "actors.observe",
     "actors.testing",
+    "actors.tracing",
     "supervision",
 ]
 

@@ -1,0 +1,249 @@
+"""OpenTelemetry traces of tell and ask (``actors.tracing``), checked with the
+SDK's in-memory exporter. Without the SDK these tests skip; under
+``ACTORS_REQUIRE_SERVERS=1`` (CI, where the ``test`` extra installs it) they
+fail instead."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import actors
+from actors import tracing
+
+try:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+except ImportError:  # pragma: no cover - the test extra installs the SDK
+    if os.environ.get("ACTORS_REQUIRE_SERVERS") == "1":
+        raise
+    pytest.skip("opentelemetry-sdk is not installed", allow_module_level=True)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.instrument(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.uninstrument()
+        provider.shutdown()
+
+
+def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [span for span in spans if span.name == name]
+
+
+def one(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    found = by_name(spans, name)
+    assert len(found) == 1, (name, [span.name for span in spans])
+    return found[0]
+
+
+def kind(spans: tuple[ReadableSpan, ...], name: str, span_kind: trace.SpanKind) -> ReadableSpan:
+    return next(span for span in by_name(spans, name) if span.kind is span_kind)
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def span_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.span_id)
+
+
+def trace_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return int(span.context.trace_id)
+
+
+class Leaf(actors.Actor):
+    def __init__(self, told: anyio.Event | None = None) -> None:
+        self.told = told
+
+    async def receive(self, message: Any) -> Any:
+        if message == "fail":
+            raise ValueError("failed on purpose")
+        if message == "told" and self.told is not None:
+            self.told.set()
+        return message
+
+
+class Middle(actors.Actor):
+    """Asks its leaf and tells it, from inside its own handler."""
+
+    def __init__(self, leaf: actors.ActorRef) -> None:
+        self.leaf = leaf
+
+    async def receive(self, message: Any) -> Any:
+        answer = await self.leaf.ask(message)
+        await self.leaf.tell("told")
+        return answer
+
+
+async def test_an_ask_chain_is_one_trace(exporter: InMemorySpanExporter) -> None:
+    told = anyio.Event()
+    async with actors.ActorSystem() as system:
+        leaf = await system.spawn(Leaf, told, name="leaf")
+        middle = await system.spawn(Middle, leaf, name="middle")
+        assert await middle.ask("hi") == "hi"
+        await told.wait()
+        await middle.stop()
+        await leaf.stop()
+    spans = exporter.get_finished_spans()
+    client = kind(spans, "ask /user/middle", trace.SpanKind.CLIENT)
+    server = kind(spans, "ask /user/middle", trace.SpanKind.SERVER)
+    inner_client = [s for s in by_name(spans, "ask /user/leaf") if s.kind is trace.SpanKind.CLIENT]
+    inner_server = [s for s in by_name(spans, "ask /user/leaf") if s.kind is trace.SpanKind.SERVER]
+    send = one(spans, "send /user/leaf")
+    process = one(spans, "process /user/leaf")
+    assert client.parent is None
+    assert parent_of(server) == span_id(client)
+    assert parent_of(inner_client[0]) == span_id(server)
+    assert parent_of(inner_server[0]) == span_id(inner_client[0])
+    assert parent_of(send) == span_id(server)
+    assert parent_of(process) == span_id(send)
+    assert send.kind is trace.SpanKind.PRODUCER and process.kind is trace.SpanKind.CONSUMER
+    assert {trace_id(span) for span in spans} == {trace_id(client)}
+    assert client.attributes is not None
+    assert client.attributes["messaging.system"] == "actors"
+    assert client.attributes["messaging.destination.name"] == "/user/middle"
+    assert client.status.status_code is trace.StatusCode.UNSET
+
+
+async def test_ask_outcomes_are_statuses(exporter: InMemorySpanExporter) -> None:
+    class Slow(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            await anyio.sleep_forever()
+
+    class Parent(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            return await self.context.spawn(Leaf, name="leaf")
+
+        async def on_child_failed(self, child: actors.ActorRef, error: BaseException) -> None:
+            pass
+
+    async with actors.ActorSystem() as system:
+        parent = await system.spawn(Parent, name="parent")
+        leaf = await parent.ask("spawn")
+        with pytest.raises(actors.ActorFailed):
+            await leaf.ask("fail")
+        slow = await system.spawn(Slow, name="slow")
+        with pytest.raises(actors.AskTimeout):
+            await slow.ask("x", timeout=0.01)
+        await slow.stop()
+        with pytest.raises(actors.ActorStopped):
+            await slow.ask("x")
+    spans = exporter.get_finished_spans()
+    errors = {
+        (span.name, (span.attributes or {}).get("error.type"))
+        for span in spans
+        if span.kind is trace.SpanKind.CLIENT
+    }
+    assert errors == {
+        ("ask /user/parent", None),
+        ("ask /user/parent/leaf", "ActorFailed"),
+        ("ask /user/slow", "AskTimeout"),
+        ("ask /user/slow", "ActorStopped"),
+    }
+    for span in spans:
+        if span.kind is trace.SpanKind.CLIENT and span.name != "ask /user/parent":
+            assert span.status.status_code is trace.StatusCode.ERROR
+    server = kind(spans, "ask /user/parent/leaf", trace.SpanKind.SERVER)
+    assert server.status.status_code is trace.StatusCode.ERROR
+
+
+async def test_dead_letters_show_the_message(exporter: InMemorySpanExporter) -> None:
+    async with actors.ActorSystem() as system:
+        leaf = await system.spawn(Leaf, name="leaf")
+        await leaf.stop()
+        async with system.dead_letters() as letters:
+            await leaf.tell("late")
+            letter = await letters.receive()
+    assert letter.message == "late"
+
+
+async def test_concurrent_asks_with_cancellations(
+    exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,000 concurrent asks, some cancelled at random: no "Failed to detach
+    context" error, and each SERVER span's parent is its own CLIENT span."""
+
+    class Echo(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            if message % 3 == 0:
+                await anyio.lowlevel.checkpoint()  # inside the handler
+            return message
+
+    rng = random.Random(7)
+    caplog.set_level(logging.DEBUG, logger="opentelemetry.context")
+    async with actors.ActorSystem() as system:
+        echo = await system.spawn(Echo, name="echo", mailbox=actors.Mailbox(capacity=2000))
+
+        async def one_ask(n: int, scope_cancel: bool) -> None:
+            with anyio.CancelScope() as scope:
+                if scope_cancel:
+                    scope.cancel()
+                assert await echo.ask(n) == n
+
+        async with anyio.create_task_group() as group:
+            for n in range(1000):
+                group.start_soon(one_ask, n, rng.random() < 0.2)
+        await echo.stop()
+    assert not [r for r in caplog.records if "detach" in r.getMessage().lower()]
+    spans = exporter.get_finished_spans()
+    clients = {span_id(s): s for s in spans if s.kind is trace.SpanKind.CLIENT}
+    servers = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert servers
+    for server in servers:
+        client = clients[parent_of(server)]  # type: ignore[index]
+        assert trace_id(client) == trace_id(server)
+    assert len({trace_id(s) for s in clients.values()}) == len(clients)
+
+
+async def test_nothing_is_created_when_not_instrumented() -> None:
+    class Counting(TracerProvider):
+        calls = 0
+
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            Counting.calls += 1
+            return super().get_tracer(*args, **kwargs)
+
+    provider = Counting()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.instrument(provider)
+    tracing.uninstrument()
+    assert not tracing.instrumented()
+    async with actors.ActorSystem() as system:
+        leaf = await system.spawn(Leaf, name="leaf")
+        await leaf.tell("x")
+        leaf.tell_nowait("y")
+        assert await leaf.ask("z") == "z"
+    assert exporter.get_finished_spans() == ()
+    assert Counting.calls == 1  # the instrument() above, nothing since
+    provider.shutdown()
+
+
+def test_missing_api_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    with pytest.raises(ImportError, match=r"structured-actors\[otel\]"):
+        tracing.instrument()
+    assert not tracing.instrumented()
