@@ -103,7 +103,8 @@ class Incarnation:
         """Why the incarnation before this one failed, as the live page and
         ``python -m actors`` show it (``"ValueError: bad input"``), or ``None``.
 
-        Like :attr:`restarts`, whoever restarts it says (supervisors do).
+        Like :attr:`restarts`, whoever restarts it says, with :func:`spawn`'s
+        ``last_failure`` (supervisors do) or by setting this.
 
         Raises:
             TypeError: setting something other than a str or None.
@@ -112,9 +113,7 @@ class Incarnation:
 
     @last_failure.setter
     def last_failure(self, value: str | None) -> None:
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"last_failure must be a str or None, got {value!r}")
-        self._cell.last_failure = value
+        self._cell.last_failure = _check_last_failure(value)
 
     @property
     def details(self) -> MutableMapping[str, str]:
@@ -173,6 +172,7 @@ async def spawn(
     register_as: str | None = None,
     subscriptions: Iterable[str | tuple[str, str | None]] = (),
     restarts: int = 0,
+    last_failure: str | None = None,
     details: Mapping[str, str] | None = None,
     placement: Subprocess | None = None,
 ) -> ActorRef[M, R]:
@@ -201,6 +201,8 @@ async def spawn(
         subscriptions: topics it is subscribed to from before ``on_start``,
             each ``"pattern"`` or ``("pattern", group)``.
         restarts: the restart count ``system.tree()`` shows for it.
+        last_failure: why the incarnation before it failed, as the live page
+            shows it (see :attr:`Incarnation.last_failure`).
         details: extra ``key value`` pairs ``system.tree()`` shows for it
             (copied; see :attr:`Incarnation.details`).
         placement: as for ``spawn``: ``actors.Subprocess()`` runs it in a
@@ -238,7 +240,7 @@ async def spawn(
           db  Actor  running  mailbox 0/1000  processed 0  restarts 2  registered db  restart permanent  subscribed jobs
     """  # noqa: E501
     system, parent = _owner(owner, "spawn")
-    setup = _setup(system, register_as, subscriptions, restarts, details)
+    setup = _setup(system, register_as, subscriptions, restarts, details, last_failure)
     return await system._spawn(
         parent,
         factory,
@@ -264,6 +266,7 @@ def spawn_nowait(
     register_as: str | None = None,
     subscriptions: Iterable[str | tuple[str, str | None]] = (),
     restarts: int = 0,
+    last_failure: str | None = None,
     details: Mapping[str, str] | None = None,
     placement: Subprocess | None = None,
 ) -> ActorRef[M, R]:
@@ -307,7 +310,7 @@ def spawn_nowait(
         ('starting', None)
     """
     system, parent = _owner(owner, "spawn_nowait")
-    setup = _setup(system, register_as, subscriptions, restarts, details)
+    setup = _setup(system, register_as, subscriptions, restarts, details, last_failure)
     return system._spawn_nowait(
         parent,
         factory,
@@ -338,16 +341,19 @@ def _setup(
     subscriptions: Iterable[str | tuple[str, str | None]],
     restarts: int,
     details: Mapping[str, str] | None,
+    last_failure: str | None = None,
 ) -> Callable[[Cell], None]:
     """Check the spawn options (before anything exists) and return what
     applies them to the new cell before its task starts."""
     _check_restarts(restarts)
+    _check_last_failure(last_failure)
     own_details = _check_details(details)
     registry = system.registry
     checked = registry._check_spawn_options(register_as, subscriptions)
 
     def setup(cell: Cell) -> None:
         cell.restarts = restarts
+        cell.last_failure = last_failure
         cell.details = own_details
         if register_as is not None or checked:
             registry._adopt(cell, register_as, checked)
@@ -454,6 +460,12 @@ def _watcher_cell(watcher: ActorRef, what: str) -> Cell | None:
     if not isinstance(watcher, ActorRef):
         raise TypeError(f"{what}() watcher must be an ActorRef, got {watcher!r}")
     return watcher._resolve()
+
+
+def _check_last_failure(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"last_failure must be a str or None, got {value!r}")
+    return value
 
 
 def _check_restarts(value: object) -> int:

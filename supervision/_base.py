@@ -209,8 +209,10 @@ class _SupervisorBase(Actor):
             ChildStartFailed: the spawn failed; the child is left as it was.
         """
         restarts = child.restarts + 1 if restarted else child.restarts
+        # Shown with the restart count from the start (the live page, python -m actors).
+        why = _failure_text(child.error) if restarted and child.error is not None else None
         try:
-            ref = await child.spec._spawn_incarnation(self.context, child.name, restarts)
+            ref = await child.spec._spawn_incarnation(self.context, child.name, restarts, why)
         except Exception as exc:
             child.started_at = None
             child.error = exc
@@ -221,10 +223,6 @@ class _SupervisorBase(Actor):
                 f"supervisor {self._path} could not start its child {child.name!r}: "
                 f"{type(cause).__name__}: {cause}",
             ) from exc
-        if restarted and child.error is not None:
-            incarnation = lowlevel.resolve(ref)
-            if incarnation is not None:
-                incarnation.last_failure = _failure_text(child.error)
         child.ref = ref
         child.state = "running"
         child.token = None

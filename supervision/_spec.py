@@ -225,7 +225,9 @@ class ChildSpec:
         assert isinstance(shutdown, (int, float))
         return float(shutdown)
 
-    def _spawn_arguments(self, name: str, restarts: int) -> dict[str, Any]:
+    def _spawn_arguments(
+        self, name: str, restarts: int, last_failure: str | None = None
+    ) -> dict[str, Any]:
         # Through the low-level seam: the registry name and subscriptions are
         # given to every incarnation before its on_start, so they follow
         # restarts; system.tree() shows the restart count.
@@ -236,13 +238,18 @@ class ChildSpec:
             "register_as": self.register_as,
             "subscriptions": self.subscriptions,
             "restarts": restarts,
+            "last_failure": last_failure,
             "placement": self.placement,
         }
 
     async def _spawn_incarnation(
-        self, owner: ActorSystem | Context, name: str, restarts: int
+        self,
+        owner: ActorSystem | Context,
+        name: str,
+        restarts: int,
+        last_failure: str | None = None,
     ) -> ActorRef:
-        arguments = self._spawn_arguments(name, restarts)
+        arguments = self._spawn_arguments(name, restarts, last_failure)
         return await lowlevel.spawn(owner, self.factory, self.args, self.kwargs, **arguments)
 
     def _spawn_incarnation_nowait(self, owner: ActorSystem | Context, name: str) -> ActorRef:
