@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -16,7 +16,7 @@ from observe_kit import get, get_json, open_events, until, until_async
 
 import actors
 import supervision
-from actors import durable
+from actors import durable, lowlevel
 from actors.observe import prometheus, serve_page, snapshot
 
 pytestmark = pytest.mark.anyio
@@ -182,6 +182,23 @@ async def test_durable_consumers_in_the_snapshot(tmp_path: Path) -> None:
                 in body
             )
         await second.ack()
+
+
+@pytest.mark.usefixtures("no_orphans")
+async def test_process_pools_and_process_actors_in_the_snapshot() -> None:
+    async with actors.ActorSystem("pools") as system, system.process_pool("cpu", size=1) as pool:
+        ref = await system.spawn(Crasher, name="far", placement=actors.Subprocess(pool="cpu"))
+        snap = snapshot(system)
+        (entry,) = snap["pools"]
+        (pid,) = pool.pids
+        assert entry["name"] == "cpu" and entry["state"] == "open" and entry["restarts"] == 0
+        assert entry["workers"] == [{"slot": 0, "pid": pid, "state": "up", "actors": 1}]
+        row = row_of(snap, "/user/far")
+        assert row["class"] == "Crasher"
+        assert row["details"] == {"pid": str(pid), "pool": "cpu"}
+        text = prometheus(snap)
+        assert 'actors_pool_workers_up{system="pools",pool="cpu"} 1' in text
+        await ref.stop()
 
 
 # -- the page -------------------------------------------------------------------
@@ -425,3 +442,102 @@ async def test_cli_says_what_is_wrong() -> None:
             assert code == 2 and "needs its token" in err
         code, _, err = await run_cli("--url", page.url, "tree")
         assert code == 2 and "cannot reach the page" in err
+
+
+async def test_cli_browses_requeues_and_replays_a_dead_letter_queue(tmp_path: Path) -> None:
+    store = durable.SQLiteStore(tmp_path / "dlq.db")
+    async with actors.ActorSystem("q", store=store) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish("orders.eu", {"id": 1})
+        await orders.publish("orders.us", {"id": 2})
+        billing = await orders.consumer("billing", max_deliver=1)
+        for message in await billing.fetch(2):
+            await message.nak(error=f"card declined {message.data['id']}")
+        async with serve_page(system) as page:
+            code, _, err = await run_cli("--url", page.url, "requeue", "ORDERS", "billing", "1")
+            assert code == 2 and "read-only" in err and "token" in err
+        async with serve_page(system, token=TOKEN) as page:
+            code, out, err = await run_cli("--url", page.url, "dlq", "ORDERS", "billing")
+            assert code == 0, err
+            assert out.splitlines() == [
+                "ORDERS/billing  entries 2",
+                "  1  orders.eu  deliveries 1  card declined 1  {'id': 1}",
+                "  2  orders.us  deliveries 1  card declined 2  {'id': 2}",
+            ]
+            code, _, err = await run_cli("--url", page.url, "dlq", "ORDERS", "nobody")
+            assert code == 2 and "404" in err and "nobody" in err
+            code, _, err = await run_cli("--url", page.url, "dlq", "NOPE", "billing")
+            assert code == 2 and "404" in err
+            code, out, err = await run_cli(
+                "--url", page.url, "replay", "ORDERS", "billing", "--until", "1"
+            )
+            assert code == 0, err
+            assert out == "published 1: 3\n"
+            code, out, err = await run_cli(
+                "--url", page.url, "requeue", "ORDERS", "billing", "2", "9"
+            )
+            assert code == 1 and out == "requeued 1: 2\n" and "not in the queue: 9" in err
+            got = sorted(m.data["id"] for m in await billing.fetch(5))
+            assert got == [1, 2]  # the replayed copy of 1 and the requeued 2
+            status, _, _ = await get(
+                page.url, f"/api/durable/replay?stream=ORDERS&consumer=billing&token={TOKEN}"
+            )
+            assert status == 405
+
+
+async def test_a_page_with_a_token_stops_and_kills_actors() -> None:
+    async with actors.ActorSystem() as system:
+        sup = await system.spawn(
+            supervision.Supervisor, [supervision.ChildSpec(Crasher, name="c")], name="sup"
+        )
+        lone = await system.spawn(actors.Actor, name="lone")
+        query = "/api/actors/kill?path=/user/sup/c"
+        async with serve_page(system) as page:
+            status, _, body = await get(page.url, query, method="POST")
+            assert status == 403 and b"read-only" in body
+        async with serve_page(system, token=TOKEN) as page:
+            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            status, _, _ = await get(page.url, query, method="POST")
+            assert status == 401
+            status, _, _ = await get(page.url, query, bearer)
+            assert status == 405  # a change is a POST
+            status, _, body = await get(page.url, query, bearer, method="POST")
+            assert status == 200, body
+
+            async def restarted() -> bool:
+                (info,) = await supervision.which_children(sup)
+                return info.restarts == 1 and info.state == "running"
+
+            await until_async(restarted)
+            status, _, body = await get(
+                page.url, "/api/actors/stop?path=/user/lone", bearer, method="POST"
+            )
+            assert status == 200, body
+            await lone.join()
+            for path in ("/user/lone", "/user/nobody", "/elsewhere", ""):
+                status, _, body = await get(
+                    page.url, f"/api/actors/stop?path={path}", bearer, method="POST"
+                )
+                assert status in (400, 404), (path, status, body)
+
+
+class Remembers(Crasher):
+    seen: ClassVar[list[str | None]] = []
+
+    async def on_start(self) -> None:
+        incarnation = lowlevel.resolve(self.ref)
+        assert incarnation is not None
+        self.seen.append(incarnation.last_failure)
+
+
+async def test_a_restarted_child_has_its_last_failure_before_on_start() -> None:
+    # With its restart count, from the start: a snapshot never shows one without the other.
+    Remembers.seen = []
+    async with actors.ActorSystem() as system:
+        sup = await system.spawn(
+            supervision.Supervisor, [supervision.ChildSpec(Remembers, name="r")], name="sup"
+        )
+        await crash_and_wait(sup, "r")
+        assert Remembers.seen == [None, "ValueError: boom"]
+        with pytest.raises(TypeError, match="last_failure must be a str"):
+            await lowlevel.spawn(system, actors.Actor, last_failure=3)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any, TextIO
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 USAGE_URL = (
     "give the page's address: --url http://127.0.0.1:PORT/ (serve_page prints it as page.url), "
@@ -54,6 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     top.add_argument("--once", action="store_true", help="show one sample and exit")
     commands.add_parser("dead-letters", help="dead-letter counts and the latest letters")
+    dlq = commands.add_parser("dlq", help="browse a durable consumer's dead-letter queue")
+    requeue = commands.add_parser(
+        "requeue",
+        help="deliver dead-letter-queue entries to their consumer again (needs the token)",
+    )
+    replay = commands.add_parser(
+        "replay", help="publish copies of dead-letter-queue entries (needs the token)"
+    )
+    for command in (dlq, requeue, replay):
+        command.add_argument("stream")
+        command.add_argument("consumer")
+    for command in (dlq, replay):
+        command.add_argument("--since", type=int, default=1, help="the first sequence (1)")
+        command.add_argument("--until", type=int, help="the last sequence (all)")
+    requeue.add_argument("seq", type=int, nargs="+", help="the entries' sequences")
+    replay.add_argument("--to", help="the subject to publish to (default: each its own)")
     args = parser.parse_args(argv)
     try:
         page = _Page(args.url, args.token)
@@ -63,8 +79,35 @@ def main(argv: list[str] | None = None) -> int:
             if args.n < 1 or not 0 < args.interval <= 3600:
                 raise CliError("top needs -n >= 1 and an --interval in seconds above 0")
             return _top(page, args.n, args.interval, args.once)
-        else:
+        elif args.command == "dead-letters":
             print_dead_letters(page.get("/api/dead-letters"), sys.stdout)
+        elif args.command == "dlq":
+            query = _query(
+                stream=args.stream,
+                consumer=args.consumer,
+                since=args.since,
+                until=args.until,
+                limit=100_000,
+            )
+            print_queue(page.get(f"/api/durable/dead-letters?{query}"), sys.stdout)
+        elif args.command == "requeue":
+            query = _query(stream=args.stream, consumer=args.consumer, seq=args.seq)
+            done = page.post(f"/api/durable/requeue?{query}")["requeued"]
+            missing = [seq for seq in args.seq if seq not in done]
+            print(f"requeued {len(done)}: {' '.join(map(str, done)) or '-'}")
+            if missing:
+                print(f"not in the queue: {' '.join(map(str, missing))}", file=sys.stderr)
+                return 1
+        else:
+            query = _query(
+                stream=args.stream,
+                consumer=args.consumer,
+                since=args.since,
+                until=args.until,
+                to=args.to,
+            )
+            published = page.post(f"/api/durable/replay?{query}")["published"]
+            print(f"published {len(published)}: {' '.join(map(str, published)) or '-'}")
     except CliError as error:
         print(f"actors: {error}", file=sys.stderr)
         return 2
@@ -83,8 +126,11 @@ class _Page:
         self.token = token or parse_qs(parts.query).get("token", [None])[0]
         self.base = urlunsplit(("http", parts.netloc, "", "", ""))
 
-    def get(self, path: str) -> Any:
-        request = urllib.request.Request(self.base + path)
+    def post(self, path: str) -> Any:
+        return self.get(path, method="POST")
+
+    def get(self, path: str, method: str = "GET") -> Any:
+        request = urllib.request.Request(self.base + path, method=method)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
@@ -96,7 +142,8 @@ class _Page:
                     f"the page at {self.base} needs its token: --token, $ACTORS_TOKEN, or the "
                     f"URL with ?token=..."
                 ) from None
-            raise CliError(f"the page at {self.base} answered {error.code} for {path}") from None
+            why = error.read().decode(errors="replace").strip()
+            raise CliError(f"the page at {self.base} answered {error.code}: {why}") from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise CliError(f"cannot reach the page at {self.base}: {reason}") from None
@@ -212,3 +259,18 @@ def print_dead_letters(report: dict[str, Any], out: TextIO) -> None:
             when = time.strftime("%H:%M:%S", time.localtime(letter["time"]))
             to = letter["recipient"] or f"topic {letter['topic']}"
             out.write(f"  {when}  {to}  {letter['reason']}  {letter['message']}\n")
+
+
+def _query(**values: Any) -> str:
+    """The query of a request, leaving out what is None."""
+    return urlencode({k: v for k, v in values.items() if v is not None}, doseq=True)
+
+
+def print_queue(report: dict[str, Any], out: TextIO) -> None:
+    """Print a dead-letter queue's entries."""
+    out.write(f"{report['stream']}/{report['consumer']}  entries {report['count']:,}\n")
+    for entry in report["entries"]:
+        out.write(
+            f"  {entry['seq']}  {entry['subject']}  deliveries {entry['deliveries']}  "
+            f"{entry['last_error'] or '-'}  {entry['data']}\n"
+        )

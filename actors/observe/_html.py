@@ -40,6 +40,9 @@ td.name { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; }
 .more td { color:var(--dim); font-style:italic; }
 .tags { color:var(--dim); font-size:12px; }
 .empty { color:var(--dim); }
+button { font:12px system-ui, sans-serif; padding:1px 8px; border:1px solid var(--line);
+         border-radius:4px; background:#fff; cursor:pointer; }
+button:hover { border-color:var(--bad); color:var(--bad); }
 </style>
 </head>
 <body>
@@ -55,7 +58,7 @@ td.name { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; }
 <h2>Supervision tree</h2>
 <table id="tree">
 <thead><tr><th>actor</th><th>class</th><th>state</th><th>mailbox</th><th>processed</th>
-<th>msg/s</th><th>restarts</th><th>last failure</th><th>dead letters</th><th>names, topics</th></tr></thead>
+<th>msg/s</th><th>restarts</th><th>last failure</th><th>dead letters</th><th>names, topics</th><th class="control"></th></tr></thead>
 <tbody id="rows"><tr><td colspan="10" class="empty">waiting for the first snapshot</td></tr></tbody>
 </table>
 <div id="extra"></div>
@@ -114,7 +117,9 @@ function render() {
         '<td class="n restarts">' + fmt(row.restarts) + "</td>" +
         '<td class="failure" title="' + esc(row.last_failure || "") + '">' + esc(row.last_failure || "") + "</td>" +
         '<td class="n dead">' + fmt(row.dead_letters) + "</td>" +
-        '<td class="tags">' + esc(tags) + "</td></tr>");
+        '<td class="tags">' + esc(tags) + "</td>" +
+        (token ? '<td class="control"><button data-do="stop">stop</button> <button data-do="kill">kill</button></td>' : "") +
+        "</tr>");
       row.flash = false;
       walk(row.path, depth + 1);
       if (row.hidden) out.push('<tr class="more"><td colspan="10"><span class="indent" style="width:' +
@@ -187,6 +192,16 @@ function connect() {
     schedule();
   });
 }
+// With a token the page may stop and kill actors (a supervisor restarts a
+// permanent child either way).
+document.getElementById("rows").addEventListener("click", e => {
+  const button = e.target.closest("button[data-do]");
+  if (!button || !token) return;
+  const path = button.closest("tr").dataset.path;
+  fetch("/api/actors/" + button.dataset.do + "?path=" + encodeURIComponent(path), {
+    method: "POST", headers: { Authorization: "Bearer " + token } });
+});
+if (!token) for (const th of document.querySelectorAll("th.control")) th.remove();
 connect();
 // Rates fall to zero when nothing changes (no delta comes then).
 setInterval(() => {

@@ -5,7 +5,11 @@ fetched from elsewhere); ``/api/snapshot`` a snapshot as JSON;
 ``/api/events`` a server-sent-events stream (a ``snapshot`` event, then a
 ``delta`` event whenever something changed, at most one per ``interval``);
 ``/api/dead-letters`` the dead-letter counts and the latest letters;
-``/metrics`` Prometheus's text format.
+``/api/durable/dead-letters`` a durable consumer's dead-letter queue;
+``/metrics`` Prometheus's text format. Only a page with a token takes the
+requests that change something (``POST``): ``/api/actors/stop`` and
+``/api/actors/kill`` (``?path=``), ``/api/durable/requeue`` and
+``/api/durable/replay``.
 
 # Invariants:
 # - The server's task runs in the system's nursery and ends when the page is
@@ -38,6 +42,8 @@ from .._channel import Channel
 from .._exceptions import ActorsError
 from .._go import current_owner
 from .._messages import DeadLetter
+from ..durable._dlq import DeadLetters
+from ..durable._errors import ConsumerNotFound, DurableError, StreamNotFound
 from ._durable import durable_snapshot
 from ._html import PAGE
 from ._http import BadRequest, Request, head, read_request, respond
@@ -45,6 +51,7 @@ from ._metrics import prometheus
 from ._snapshot import DEFAULT_MAX_CHILDREN, DEFAULT_MAX_ROWS, delta, index, snapshot
 
 if TYPE_CHECKING:
+    from .._cell import Cell
     from .._system import ActorSystem
 
 logger = logging.getLogger("actors.observe")
@@ -81,6 +88,9 @@ def serve_page(
     Bound to loopback by default. Any other address (``"0.0.0.0"``, a host
     name) needs a ``token``; with one, every request must carry it
     (``?token=...``, as in :attr:`Page.url`, or ``Authorization: Bearer``).
+    Without a token the page is read-only; with one it also stops and kills
+    actors (its buttons) and requeues and replays durable dead letters
+    (``python -m actors requeue``, ``replay``).
 
     Args:
         system: a running actor system.
@@ -285,7 +295,6 @@ class Page:
     async def _keep_dead_letters(self, letters: Channel[DeadLetter]) -> None:
         async for letter in letters:
             message = letter.message
-            shown = repr(message)
             self._recent.append(
                 {
                     "time": time.time(),
@@ -293,7 +302,7 @@ class Page:
                     "reason": letter.reason,
                     "topic": letter.topic,
                     "type": type(message).__name__,
-                    "message": shown if len(shown) <= 200 else shown[:199] + "…",
+                    "message": _shown(message),
                 }
             )
 
@@ -328,13 +337,28 @@ class Page:
         return hmac.compare_digest(given.encode(), self._token.encode())
 
     async def _route(self, stream: anyio.abc.SocketStream, request: Request) -> None:
-        if request.method not in ("GET", "HEAD"):
+        path = request.path
+        if path in _CHANGES:
+            if request.method != "POST":
+                raise BadRequest(405, f"{path} changes the system: POST it")
+        elif request.method not in ("GET", "HEAD"):
             raise BadRequest(405, f"{request.method} is not served here: the page is read-only")
         if not self._authorized(request):
             raise BadRequest(401, "this page needs its token: ?token=... or Authorization: Bearer")
         send_body = request.method == "GET"
-        path = request.path
-        if path == "/":
+        if path in _CHANGES:
+            if self._token is None:
+                raise BadRequest(
+                    403,
+                    "this page is read-only: serve it with a token "
+                    "(serve_page(system, token=secrets.token_urlsafe())) to allow changes",
+                )
+            body = _json(await self._change(path, request))
+            await respond(stream, 200, "application/json", body)
+        elif path == "/api/durable/dead-letters":
+            body = _json(await self._browse(request))
+            await respond(stream, 200, "application/json", body, send_body=send_body)
+        elif path == "/":
             body = PAGE.encode()
             await respond(stream, 200, "text/html; charset=utf-8", body, send_body=send_body)
         elif path == "/api/snapshot":
@@ -391,6 +415,84 @@ class Page:
             "by_actor": by_actor,
             "recent": list(self._recent),
         }
+
+    # -- durable dead-letter queues ------------------------------------------------
+
+    async def _dead_letter_queue(self, request: Request) -> DeadLetters:
+        if self._system._store is None:
+            raise BadRequest(404, "this system has no store, so no durable streams")
+        name = _argument(request, "stream")
+        consumer = _argument(request, "consumer")
+        try:
+            stream = await self._system.streams.get(name)
+        except StreamNotFound as error:
+            raise BadRequest(404, str(error)) from None
+        return stream.dead_letters(consumer)
+
+    async def _browse(self, request: Request) -> dict[str, Any]:
+        queue = await self._dead_letter_queue(request)
+        since = _number(request, "since", 1)
+        until = _number(request, "until", None)
+        limit = _number(request, "limit", 100)
+        try:
+            entries = await queue.browse(since, until)
+        except ConsumerNotFound as error:
+            raise BadRequest(404, str(error)) from None
+        return {
+            "stream": queue.stream.name,
+            "consumer": queue.consumer,
+            "count": len(entries),
+            "entries": [
+                {
+                    "seq": entry.seq,
+                    "subject": entry.subject,
+                    "deliveries": entry.deliveries,
+                    "last_error": entry.last_error,
+                    "dead_at": entry.dead_at,
+                    "data": _shown(entry.data),
+                }
+                for entry in entries[:limit]
+            ],
+        }
+
+    def _actor(self, request: Request) -> Cell:
+        path = _argument(request, "path")
+        names = path.split("/")
+        cells = self._system._top
+        cell = None
+        if names[:2] == ["", "user"] and len(names) > 2:
+            for name in names[2:]:
+                cell = cells.get(name)
+                if cell is None:
+                    break
+                cells = cell.children
+        if cell is None:
+            raise BadRequest(404, f"no live actor at {path!r}")
+        return cell
+
+    async def _change(self, path: str, request: Request) -> dict[str, Any]:
+        if path in ("/api/actors/stop", "/api/actors/kill"):
+            ref = self._actor(request).ref
+            assert self._task_group is not None
+            # Not waited for here: a stop may take the actor's shutdown timeout.
+            self._task_group.start_soon(ref.stop if path.endswith("stop") else ref.kill)
+            return {"path": ref.path, "done": path.rsplit("/", 1)[1]}
+        queue = await self._dead_letter_queue(request)
+        try:
+            if path == "/api/durable/requeue":
+                seqs = [_seq(value) for value in request.query.get("seq", [])]
+                if not seqs:
+                    raise BadRequest(400, "say which entries to requeue: ?seq=N (one or more)")
+                return {"requeued": [seq for seq in seqs if await queue.requeue(seq)]}
+            to = request.query.get("to", [None])[0]
+            published = await queue.replay(
+                to, since=_number(request, "since", 1), until=_number(request, "until", None)
+            )
+            return {"published": published}
+        except (ConsumerNotFound, StreamNotFound) as error:
+            raise BadRequest(404, str(error)) from None
+        except DurableError as error:
+            raise BadRequest(400, str(error)) from None
 
     # -- the event stream -------------------------------------------------------
 
@@ -457,6 +559,39 @@ class Page:
         self._delta = _event("delta", {**change, **sections, "time": snap["time"]})
         self._changed.set()
         self._changed = anyio.Event()
+
+
+#: The requests that change something (POST, and only on a page with a token).
+_CHANGES = frozenset(
+    {"/api/actors/stop", "/api/actors/kill", "/api/durable/requeue", "/api/durable/replay"}
+)
+
+
+def _argument(request: Request, name: str) -> str:
+    values = request.query.get(name)
+    if not values or not values[0]:
+        raise BadRequest(400, f"missing ?{name}=...")
+    return values[0]
+
+
+def _seq(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(400, f"a sequence is a whole number, got {text!r}") from None
+    if value < 1:
+        raise BadRequest(400, f"a sequence is 1 or more, got {value}")
+    return value
+
+
+def _number(request: Request, name: str, default: int | None) -> Any:
+    values = request.query.get(name)
+    return default if not values else _seq(values[0])
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 200 else shown[:199] + "…"
 
 
 def _json(value: Any) -> bytes:
