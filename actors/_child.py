@@ -37,6 +37,7 @@ from ._remote_names import forward_names
 from ._remote_topics import forward_topics
 from ._socket import SocketStream
 from ._system import ActorSystem
+from ._tracing import instrument
 from ._wire import WireConnection
 from ._worker import Census, Drop, Hello, Ready, Spawn
 
@@ -165,6 +166,10 @@ async def _serve(fd: int) -> None:
     wire = WireConnection(stream, session)
     first = await wire.receive()
     hello: Hello = loads(first.body)
+    if hello.initializer is not None:
+        hello.initializer()  # an error ends this process: the parent's spawn fails
+    if hello.tracing:
+        instrument()  # with the provider the initializer set up, if any
     # Its dead letters go to the parent, which logs them.
     async with ActorSystem(hello.node, log_dead_letters=0) as system:
         peer = Peer(system, wire, hello.parent, heartbeat=hello.heartbeat, misses=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from . import _tracing
 from ._actor import Actor, Context
 from ._ref import ActorRef
 from ._registry import _check_name
@@ -507,3 +508,27 @@ def check_name(name: object) -> str:
         'orders.store'
     """
     return _check_name(name)
+
+
+def trace_event(name: str, attributes: Mapping[str, str], owner: ActorRef) -> None:
+    """Record an event of ``owner``'s in the trace (``actors.tracing``): on
+    the current span, or on a short span ``<name> <owner's path>`` when none
+    is recording (as when a supervisor handles a child's failure). Does
+    nothing when tracing is off.
+
+    Args:
+        name: the event's name, e.g. ``"restart"``.
+        attributes: string attributes of the event.
+        owner: the actor it happened to.
+
+    Examples:
+        >>> import actors
+        >>> from actors import lowlevel
+        >>> async def main():
+        ...     async with actors.ActorSystem() as system:
+        ...         ref = await system.spawn(actors.Actor, name="a")
+        ...         lowlevel.trace_event("restart", {"actors.child": "b"}, ref)
+        >>> actors.run(main)
+    """
+    if _tracing.tracer is not None:
+        _tracing.event(name, dict(attributes), owner.path)

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.abc
 
+from . import _tracing
 from ._ask import DROPPED, ERROR, FAILED, STOPPED, UNHANDLED, Ask, Outcome
 from ._codec import dumps, loads
 from ._envelope import Envelope, Kind
@@ -357,6 +358,8 @@ class Peer:
                 self._addresses.clear()
             parsed = self._addresses[to] = parse_address(to)
         uid, node, _ = parsed
+        if envelope.headers and _tracing.tracer is not None:
+            return False  # the slow path keeps its trace context
         system = self.system
         cell = system._cells.get(uid) if node == system.name else system._aliases.get((node, uid))
         if cell is None or cell.mailbox.overflow != "block":
@@ -401,6 +404,8 @@ class Peer:
         if not ok:
             self.system._dead_letter(envelope.body, ref, f"cannot unpickle: {message!r}")
             return
+        if envelope.headers:
+            message = _tracing.incoming(message, envelope.headers)
         await self._deliver(cell, ref, message)
 
     async def _on_ask(self, envelope: Envelope) -> None:
@@ -418,7 +423,7 @@ class Peer:
         if cell is None and (onward := self._onward(envelope.to)) is not None:
             ask = WireAsk(None, self, token)  # its reply goes back through here
             self._serving[token] = ask
-            await onward._forward_body(envelope.to, envelope.body, ask)
+            await onward._forward_body(envelope.to, envelope.body, ask, envelope.headers)
             return
         ok, message = self._unpickle(envelope, ref)
         ask = WireAsk(message if ok else None, self, token)
@@ -428,7 +433,7 @@ class Peer:
                 ActorsError(f"{ref.path} could not unpickle the message it was asked: {message!r}")
             )
             return
-        await self._deliver(cell, ref, ask)
+        await self._deliver(cell, ref, _tracing.incoming(ask, envelope.headers))
 
     async def _deliver(self, cell: Cell | None, ref: ActorRef, message: Any) -> None:
         if cell is None:
@@ -601,11 +606,13 @@ class Peer:
         message, recipient, reason, topic = payload
         self.system._dead_letter(message, recipient, f"{reason} (in {self.node})", topic=topic)
 
-    def tell_nowait(self, to: str, ref: ActorRef, message: Any) -> None:
+    def tell_nowait(
+        self, to: str, ref: ActorRef, message: Any, headers: dict[str, str] = _NO_HEADERS
+    ) -> None:
         body = dumps(message)
         if self.error is None:
             try:
-                self.wire.send_nowait(Envelope(Kind.TELL, to, "", 0, _NO_HEADERS, body))
+                self.wire.send_nowait(Envelope(Kind.TELL, to, "", 0, headers, body))
                 return
             except WouldBlock:
                 raise MailboxFull(
@@ -625,12 +632,15 @@ class Peer:
                 pass
         self.system._dead_letter(envelope.body, ref, "connection lost")
 
-    async def forward(self, to: str, ask: Ask) -> int:
-        """Send ``ask``'s question to ``to``; its reply answers ``ask``.
-        Returns the token; closing ``ask`` cancels the remote handler."""
-        return await self._forward_body(to, dumps(ask.message), ask)
+    async def forward(self, to: str, ask: Ask, headers: dict[str, str] = _NO_HEADERS) -> int:
+        """Send ``ask``'s question to ``to`` (with envelope ``headers``, the
+        trace context); its reply answers ``ask``. Returns the token; closing
+        ``ask`` cancels the remote handler."""
+        return await self._forward_body(to, dumps(ask.message), ask, headers)
 
-    async def _forward_body(self, to: str, body: bytes, ask: Ask) -> int:
+    async def _forward_body(
+        self, to: str, body: bytes, ask: Ask, headers: dict[str, str] = _NO_HEADERS
+    ) -> int:
         token = next(self._tokens)
         if self.error is not None:
             ask.put_error(self._lost_error())
@@ -638,7 +648,7 @@ class Peer:
         self._pending[token] = ask
         ask.on_close = lambda _ask: self._cancel(token)
         try:
-            await self.wire.send_now(Envelope(Kind.ASK, to, "", token, _NO_HEADERS, body))
+            await self.wire.send_now(Envelope(Kind.ASK, to, "", token, headers, body))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the reader answers it with ConnectionLost
         except BaseException:

@@ -55,6 +55,13 @@ class Subprocess:
         by_value: modules whose classes and functions are pickled by value
             (cloudpickle's ``register_pickle_by_value``), in this process and
             the child, for code the child cannot import.
+        initializer: a picklable callable without arguments that the child
+            runs first, before its actor starts (as ``multiprocessing.Pool``'s
+            initializer): to set up logging, or an OpenTelemetry tracer
+            provider and exporter. An error in it ends the child, so the
+            spawn fails. While the parent is traced
+            (``actors.tracing.instrument``) the child then instruments
+            itself with the global tracer provider.
 
     Examples:
         >>> Subprocess(backend="trio", heartbeat=0.5).misses
@@ -70,6 +77,7 @@ class Subprocess:
     misses: int = 3
     pool: str | None = None
     by_value: tuple[str, ...] = ()
+    initializer: Callable[[], object] | None = None
 
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in _BACKENDS:
@@ -88,7 +96,15 @@ class Subprocess:
             # The pool's workers are running already: how they run is the pool's.
             own = [
                 f"{name}={getattr(self, name)!r}"
-                for name in ("backend", "python", "env", "cwd", "heartbeat", "misses")
+                for name in (
+                    "backend",
+                    "python",
+                    "env",
+                    "cwd",
+                    "heartbeat",
+                    "misses",
+                    "initializer",
+                )
                 if getattr(self, name) != _DEFAULTS[name]
             ]
             if own:
@@ -97,6 +113,11 @@ class Subprocess:
                     f"which the pool starts: pass {', '.join(own)} to "
                     f"system.process_pool(..., placement=Subprocess(...)) instead"
                 )
+        if self.initializer is not None and not callable(self.initializer):
+            raise TypeError(
+                f"Subprocess(initializer=...) must be a callable without arguments, "
+                f"got {self.initializer!r}"
+            )
         by_value: object = self.by_value
         modules = (by_value,) if isinstance(by_value, str) else tuple(self.by_value)
         object.__setattr__(self, "by_value", modules)

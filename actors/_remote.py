@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from . import _tracing
 from ._ask import Ask
 from ._codec import dumps, loads
-from ._envelope import encode_tell
+from ._envelope import Envelope, Kind, encode, encode_tell
 from ._exceptions import RemoteError
 from ._messages import Terminated
 from ._ref import ActorRef
@@ -131,6 +132,9 @@ class RemoteRef(ActorRef[Any, Any]):
 
     async def tell(self, message: Any) -> None:
         # The one tell over a connection (a stand-in's mailbox uses it too).
+        if _tracing.tracer is not None or type(message) is _tracing.Traced:
+            await self._traced_tell(message)
+            return
         body = dumps(message)  # fails here, before anything is queued
         peer = self._peer
         if peer.error is None:
@@ -141,7 +145,33 @@ class RemoteRef(ActorRef[Any, Any]):
                 pass
         peer.system._dead_letter(message, self, "connection lost")
 
+    async def _traced_tell(self, message: Any) -> None:
+        # As above, with the trace context in the envelope's headers.
+        message, headers, span = _tracing.outgoing(self._path, message)
+        try:
+            body = dumps(message)
+            peer = self._peer
+            if peer.error is None:
+                try:
+                    envelope = Envelope(Kind.TELL, self._address, "", 0, headers, body)
+                    await peer.wire.send_encoded(encode(envelope))
+                    return
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+            peer.system._dead_letter(message, self, "connection lost")
+        finally:
+            if span is not None:
+                span.end()
+
     def tell_nowait(self, message: Any) -> None:
+        if _tracing.tracer is not None or type(message) is _tracing.Traced:
+            message, headers, span = _tracing.outgoing(self._path, message)
+            try:
+                self._peer.tell_nowait(self._address, self, message, headers)
+            finally:
+                if span is not None:
+                    span.end()
+            return
         self._peer.tell_nowait(self._address, self, message)
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
@@ -149,10 +179,15 @@ class RemoteRef(ActorRef[Any, Any]):
 
         check_timeout(timeout)
         peer = self._peer
-        envelope = Ask(message)
+        headers = _NO_HEADERS
+        if _tracing.tracer is None:
+            envelope = Ask(message)
+        else:
+            envelope = _tracing.TracedAsk(message, self._path)
+            headers = _tracing.inject(envelope.context())
         deadlines = peer.system._deadlines
         try:
-            await peer.forward(self._address, envelope)
+            await peer.forward(self._address, envelope, headers)
             if not envelope.answered:
                 left = float("inf") if timeout is None else timeout
                 try:

@@ -267,3 +267,28 @@ class _Api:
         self.trace = trace
         self.propagate = propagate
         self.context = context
+
+
+def outgoing(destination: str, message: Any) -> tuple[Any, dict[str, str], Span | None]:
+    """For a tell to another process: the message to pickle, its envelope
+    headers, and the PRODUCER span to end once sent (None if the message
+    came with its context, or tracing is off)."""
+    span = None
+    if type(message) is Traced:
+        context = message.context
+        message = message.message
+    elif tracer is not None:
+        span, context = start_send(destination)
+    else:
+        return message, {}, None
+    if tracer is None or context is None:
+        return message, {}, span
+    return message, inject(context), span
+
+
+def incoming(message: Any, headers: dict[str, str]) -> Any:
+    """A message from another process, wrapped with the context its
+    envelope's headers carry (as is, without a context or while off)."""
+    if tracer is None or "traceparent" not in headers:
+        return message
+    return Traced(message, extract(headers))

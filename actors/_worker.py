@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import _tracing
 from ._exceptions import ConnectionLost, ProcessHung
 from ._mailbox import Mailbox
 from ._peer import Peer, Silent
@@ -48,6 +49,10 @@ class Hello:
     node: str
     parent: str
     heartbeat: float
+    #: ``Subprocess(initializer=...)``, run before anything else.
+    initializer: Callable[[], object] | None = None
+    #: Whether the parent was traced (``actors.tracing.instrument``).
+    tracing: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,14 @@ class Worker:
             serve_topics(peer)  # the child's topics and names are this system's
             serve_names(peer)
             system._peers[node] = peer
-            peer.signal("hello", Hello(node, system.name, placement.heartbeat))
+            hello = Hello(
+                node,
+                system.name,
+                placement.heartbeat,
+                placement.initializer,
+                _tracing.tracer is not None,
+            )
+            peer.signal("hello", hello)
             # Not a goroutine of the owner: those end before its on_stop,
             # which still needs the connection to stop the remote actor.
             system._start(self._serve, name=f"process {child.pid}")

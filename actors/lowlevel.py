@@ -21,6 +21,7 @@ from ._lowlevel import dead_letter as dead_letter
 from ._lowlevel import resolve as resolve
 from ._lowlevel import spawn as spawn
 from ._lowlevel import spawn_nowait as spawn_nowait
+from ._lowlevel import trace_event as trace_event
 from ._lowlevel import unwatch as unwatch
 from ._lowlevel import watch as watch
 
@@ -31,6 +32,7 @@ __all__ = [
     "resolve",
     "spawn",
     "spawn_nowait",
+    "trace_event",
     "unwatch",
     "watch",
 ]

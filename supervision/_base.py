@@ -299,6 +299,16 @@ class _SupervisorBase(Actor):
                 f" in {delay:.3g} s" if delay else "",
             )
         names = tuple(c.name for c in group)
+        lowlevel.trace_event(
+            "restart",
+            {
+                "actors.child": child.name,
+                "actors.reason": "stopped" if reason is None else type(reason).__name__,
+                "actors.restarting": ", ".join(names),
+                "actors.delay": f"{delay:g}",
+            },
+            self.ref,
+        )
         if delay > 0:
             self.context.schedule_once(delay, _StartDue(names, token, retry=False))
         else:

@@ -5,10 +5,13 @@ fail instead."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,6 +30,9 @@ except ImportError:  # pragma: no cover - the test extra installs the SDK
     if os.environ.get("ACTORS_REQUIRE_SERVERS") == "1":
         raise
     pytest.skip("opentelemetry-sdk is not installed", allow_module_level=True)
+
+from tracing_kit import Front, export_to, read_spans
+from tracing_kit import Leaf as TracedLeaf
 
 pytestmark = pytest.mark.anyio
 
@@ -238,6 +244,83 @@ async def test_nothing_is_created_when_not_instrumented() -> None:
     assert exporter.get_finished_spans() == ()
     assert Counting.calls == 1  # the instrument() above, nothing since
     provider.shutdown()
+
+
+@pytest.mark.usefixtures("no_orphans")
+async def test_an_ask_through_a_process_actor_is_one_trace(
+    exporter: InMemorySpanExporter, placement: actors.Subprocess, tmp_path: Path
+) -> None:
+    """parent -> (process) front -> nested ask and tell back to a parent
+    actor: one trace, each span the child of the one that sent it; the
+    child's spans come from the exporter its initializer set up."""
+    path = str(tmp_path / "child-spans.jsonl")
+    child = dataclasses.replace(placement, initializer=functools.partial(export_to, path))
+    told = anyio.Event()
+    async with actors.ActorSystem() as system:
+        leaf = await system.spawn(TracedLeaf, told, name="leaf")
+        front = await system.spawn(Front, name="front", placement=child)
+        assert await front.ask((leaf, "hi")) == "hi"
+        await told.wait()
+        await front.stop()
+    spans = exporter.get_finished_spans()
+    remote = read_spans(path)
+
+    def remote_one(name: str, kind: str) -> dict[str, Any]:
+        found = [s for s in remote if s["name"] == name and s["kind"] == kind]
+        assert len(found) == 1, (name, kind, remote)
+        return found[0]
+
+    client = kind(spans, "ask /user/front", trace.SpanKind.CLIENT)
+    server = remote_one("ask /user/front", "SERVER")
+    inner_client = remote_one("ask /user/leaf", "CLIENT")
+    send = remote_one("send /user/leaf", "PRODUCER")
+    inner_server = kind(spans, "ask /user/leaf", trace.SpanKind.SERVER)
+    process = one(spans, "process /user/leaf")
+    assert client.parent is None
+    assert server["parent_id"] == span_id(client)
+    assert inner_client["parent_id"] == server["span_id"]
+    assert send["parent_id"] == server["span_id"]
+    assert parent_of(inner_server) == inner_client["span_id"]
+    assert parent_of(process) == send["span_id"]
+    # The spawn (an ask of the child's host) is a trace of its own.
+    trace_ids = {trace_id(span) for span in spans if "host" not in span.name}
+    trace_ids |= {span["trace_id"] for span in remote if "host" not in span["name"]}
+    assert trace_ids == {trace_id(client)}
+
+
+async def test_a_restart_is_a_span_event_of_the_supervisor(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from supervision import ChildSpec, Supervisor
+
+    class Crasher(actors.Actor):
+        def __init__(self, starts: list[actors.ActorRef], restarted: anyio.Event) -> None:
+            self.starts = starts
+            self.restarted = restarted
+
+        async def on_start(self) -> None:
+            self.starts.append(self.ref)
+            if len(self.starts) == 2:
+                self.restarted.set()
+
+        async def receive(self, message: Any) -> Any:
+            raise ValueError("crash on purpose")
+
+    starts: list[actors.ActorRef] = []
+    restarted = anyio.Event()
+    async with actors.ActorSystem() as system:
+        sup = await system.spawn(
+            Supervisor, [ChildSpec(Crasher, starts, restarted, name="c")], name="sup"
+        )
+        await starts[0].tell("crash")
+        await restarted.wait()
+        await sup.stop()
+    span = one(exporter.get_finished_spans(), "restart /user/sup")
+    (event,) = span.events
+    assert event.name == "restart"
+    assert event.attributes is not None
+    assert event.attributes["actors.child"] == "c"
+    assert event.attributes["actors.reason"] == "ValueError"
 
 
 def test_missing_api_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
