@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import ctypes
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -169,7 +170,10 @@ async def _serve(fd: int) -> None:
     if hello.initializer is not None:
         hello.initializer()  # an error ends this process: the parent's spawn fails
     if hello.tracing:
-        instrument()  # with the provider the initializer set up, if any
+        try:
+            instrument()  # with the provider the initializer set up, if any
+        except ImportError as error:
+            logging.getLogger("actors").warning("process %d is not traced: %s", os.getpid(), error)
     # Its dead letters go to the parent, which logs them.
     async with ActorSystem(hello.node, log_dead_letters=0) as system:
         peer = Peer(system, wire, hello.parent, heartbeat=hello.heartbeat, misses=None)

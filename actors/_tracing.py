@@ -170,6 +170,11 @@ def handling(destination: str, context: Context | None, ask: bool) -> Any:
     )
 
 
+def headers_of(span: Span) -> dict[str, str]:
+    """``span``'s context as envelope headers."""
+    return inject(_api.trace.set_span_in_context(span))
+
+
 def inject(context: Context) -> dict[str, str]:
     """``context`` as envelope headers (W3C ``traceparent``, ``tracestate``)."""
     headers: dict[str, str] = {}
@@ -292,3 +297,24 @@ def incoming(message: Any, headers: dict[str, str]) -> Any:
     if tracer is None or "traceparent" not in headers:
         return message
     return Traced(message, extract(headers))
+
+
+class Stored:
+    """A durable message published while tracing, as pickled into the store:
+    the message and its publish span's context as W3C headers. Kept inside
+    the stored data, so the store's schema is the same with tracing or
+    without (and files written before work as they are)."""
+
+    __slots__ = ("headers", "message")
+
+    def __init__(self, message: Any, headers: dict[str, str]) -> None:
+        self.message = message
+        self.headers = headers
+
+
+def stored(value: Any) -> tuple[Any, dict[str, str] | None]:
+    """A durable message as unpickled: the message, and the headers it was
+    published with (None if it was published without tracing)."""
+    if type(value) is Stored:
+        return value.message, value.headers
+    return value, None

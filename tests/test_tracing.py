@@ -323,6 +323,48 @@ async def test_a_restart_is_a_span_event_of_the_supervisor(
     assert event.attributes["actors.reason"] == "ValueError"
 
 
+async def test_a_durable_publish_and_its_push_consumer_are_in_the_trace(
+    exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """ask -> handler publishes to a durable stream -> a Push consumer handles
+    it: the consumer's span is a child of the publish span, stored with the
+    message."""
+    from actors import durable
+
+    got: list[Any] = []
+    handled = anyio.Event()
+
+    class Billing(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            got.append(message.data)
+            handled.set()
+
+    class Front(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            stream = await self.context.system.streams.get("ORDERS")
+            return await stream.publish("orders.a", message)
+
+    store = durable.SQLiteStore(tmp_path / "s.db")
+    async with actors.ActorSystem(store=store) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.consumer("billing")
+        await system.spawn(durable.Push, Billing, durable=("ORDERS", "billing"), name="billing")
+        front = await system.spawn(Front, name="front")
+        assert await front.ask("order 1") == 1
+        await handled.wait()
+    assert got == ["order 1"]  # the user's message, never the stored wrapper
+    spans = exporter.get_finished_spans()
+    client = kind(spans, "ask /user/front", trace.SpanKind.CLIENT)
+    server = kind(spans, "ask /user/front", trace.SpanKind.SERVER)
+    publish = one(spans, "publish orders.a")
+    process = one(spans, "process /user/billing")
+    assert publish.kind is trace.SpanKind.PRODUCER
+    assert parent_of(server) == span_id(client)
+    assert parent_of(publish) == span_id(server)
+    assert parent_of(process) == span_id(publish)
+    assert trace_id(process) == trace_id(client)
+
+
 def test_missing_api_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

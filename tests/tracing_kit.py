@@ -12,6 +12,7 @@ import anyio
 import actors
 
 
+# --8<-- [start:export-to]
 def export_to(path: str) -> None:
     """A ``Subprocess(initializer=...)`` (with ``functools.partial``): this
     process's spans go to ``path``, one JSON object a line, as each ends."""
@@ -43,6 +44,9 @@ def export_to(path: str) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(FileExporter()))
     trace.set_tracer_provider(provider)
+
+
+# --8<-- [end:export-to]
 
 
 def read_spans(path: str) -> list[dict[str, Any]]:

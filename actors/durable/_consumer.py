@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import anyio
 import anyio.lowlevel
 
+from .. import _tracing
 from .._codec import loads
 from .._deadlines import now
 from .._matcher import check_pattern, pattern_matches
@@ -181,7 +182,17 @@ class Message:
         ...         await m.ack()
     """
 
-    __slots__ = ("_consumer", "_data", "_loaded", "_value", "deliveries", "seq", "subject", "time")
+    __slots__ = (
+        "_consumer",
+        "_data",
+        "_headers",
+        "_loaded",
+        "_value",
+        "deliveries",
+        "seq",
+        "subject",
+        "time",
+    )
 
     def __init__(
         self, consumer: Consumer, seq: int, subject: str, data: bytes, time: float, deliveries: int
@@ -194,6 +205,8 @@ class Message:
         self._value: Any = None
         self.time = time
         self.deliveries = deliveries
+        #: The trace context it was published in (``actors.tracing``), once loaded.
+        self._headers: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -205,7 +218,7 @@ class Message:
     def data(self) -> Any:
         """The message as published (unpickled on first access)."""
         if not self._loaded:
-            self._value = loads(self._data)
+            self._value, self._headers = _tracing.stored(loads(self._data))
             self._loaded = True
         return self._value
 

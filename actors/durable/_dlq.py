@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._codec import loads
+from .._tracing import stored
 from ._errors import ConsumerNotFound
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class DeadLetters:
             await self._id(), since, _MAX_SEQ if until is None else until
         )
         return [
-            DeadLetterEntry(seq, subject, loads(data), time, d, error, first, last, dead)
+            DeadLetterEntry(seq, subject, stored(loads(data))[0], time, d, error, first, last, dead)
             for seq, subject, data, time, d, error, first, last, dead in rows
         ]
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from .. import _tracing
 from .._actor import Actor
 from ._consumer import Backoffish, Consumer, Message
 from ._errors import StoreNotConfigured
@@ -31,6 +32,19 @@ class _Delivery:
     def __init__(self, consumer: Consumer, message: Message) -> None:
         self.consumer = consumer
         self.message = message
+
+
+def _traced(delivery: _Delivery) -> Any:
+    # Handled in a CONSUMER span, a child of the span it was published in.
+    message = delivery.message
+    try:
+        _ = message.data  # loads it, and the context stored with it
+    except Exception:
+        return delivery  # receive says why
+    headers = message._headers
+    if not headers:
+        return delivery
+    return _tracing.Traced(delivery, _tracing.extract(headers))
 
 
 class Push(Actor):
@@ -151,7 +165,10 @@ class Push(Actor):
                 return
             for message in got:
                 self._held[message.seq] = message
-                await tell(_Delivery(consumer, message))  # waits for room
+                if _tracing.tracer is not None:
+                    await tell(_traced(_Delivery(consumer, message)))
+                else:
+                    await tell(_Delivery(consumer, message))  # waits for room
 
     async def receive(self, message: Any) -> Any:
         inner = self._inner
