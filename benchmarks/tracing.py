@@ -15,7 +15,9 @@ Each run measures each mode in a fresh interpreter (so "not imported" means
   and recorded, no exporter: the cost of the spans themselves).
 
 Workloads: tell, one actor telling another (as ``benchmarks.actors``'
-one-way row); ask, round trips to an echo actor. Target (issue 16): imported
+one-way row); ask, round trips to an echo actor. Rates are per second of the
+process's CPU time (the workloads are single-threaded and CPU-bound), so that
+other load on the machine does not decide the ratio. Target (issue 16): imported
 at least 0.97x of off (median of per-run ratios); "on" has no target.
 """
 
@@ -62,18 +64,18 @@ async def _workloads(tells: int, asks: int) -> dict[str, float]:
 
     async with ActorSystem() as system:
         sink = await system.spawn(Sink, name="sink")
-        start = time.perf_counter()
+        start = time.process_time()
         tell = sink.tell
         for i in range(tells):
             await tell(i)
         await done.wait()
-        tell_rate = tells / (time.perf_counter() - start)
+        tell_rate = tells / (time.process_time() - start)
         echo = await system.spawn(Sink, name="echo")
         ask = echo.ask
-        start = time.perf_counter()
+        start = time.process_time()
         for i in range(asks):
             await ask(i)
-        ask_rate = asks / (time.perf_counter() - start)
+        ask_rate = asks / (time.process_time() - start)
     return {"tell": tell_rate, "ask": ask_rate}
 
 
