@@ -23,6 +23,7 @@ from actors._nats import (
     NoResponders,
     NotSupported,
     PayloadTooLarge,
+    ServerError,
     connect,
 )
 
@@ -254,6 +255,33 @@ async def test_user_password_and_token_authentication(tmp_path: Path) -> None:
         with pytest.raises(AuthorizationError):
             async with connect(server.url, token="nope"):
                 pass
+
+
+async def test_a_permissions_violation_is_reported_and_the_connection_stays(
+    tmp_path: Path,
+) -> None:
+    config = """authorization { users: [
+        { user: u, password: p, permissions: { publish: { deny: ["secret.>"] } } }
+    ] }"""
+    errors: list[ServerError] = []
+    reported = anyio.Event()
+
+    def on_error(error: ServerError) -> None:
+        errors.append(error)
+        reported.set()
+
+    with nats_server(tmp_path, extra_config=config) as server:
+        url = f"nats://u:p@127.0.0.1:{server.port}"
+        async with connect(url, on_error=on_error) as nc:
+            sub = await nc.subscribe("open")
+            await nc.publish("secret.plans", b"no")
+            with anyio.fail_after(WAIT):
+                await reported.wait()
+            assert "Permissions Violation" in errors[0].message
+            assert "secret.plans" in errors[0].message
+            await nc.publish("open", b"still connected")
+            assert (await sub.next_msg(WAIT)).data == b"still connected"
+            assert nc.statistics().reconnects == 0
 
 
 async def test_what_the_client_cannot_do_is_said_clearly(nats_server: NatsServer) -> None:

@@ -42,7 +42,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.abc
@@ -73,9 +72,9 @@ from ._protocol import (
     Msg,
     Parser,
     check_subject,
-    encode_connect,
     encode_headers,
 )
+from ._servers import Server, handshake, parse_server, server_error
 from ._subscription import Subscription
 
 logger = logging.getLogger("actors.nats")
@@ -84,46 +83,6 @@ DEFAULT_URL: Final = "nats://127.0.0.1:4222"
 #: Above this many buffered bytes a connected publisher waits for the flusher.
 FLUSH_SIZE: Final = 64 * 1024
 _LOST_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-
-
-@dataclass(slots=True)
-class _Server:
-    host: str
-    port: int
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    discovered: bool = False
-
-    @property
-    def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
-
-
-def parse_server(url: str) -> _Server:
-    """``nats://[user:password@|token@]host[:port]``, or ``host[:port]``.
-
-    Raises:
-        NotSupported: A ``tls://`` or ``wss://`` URL (no TLS yet).
-        ValueError: Not a NATS URL.
-    """
-    if "://" not in url:
-        url = "nats://" + url
-    parts = urlsplit(url)
-    if parts.scheme in ("tls", "wss", "ws"):
-        raise NotSupported(f"{url!r}: this NATS client does not support TLS or websockets yet")
-    if parts.scheme != "nats" or not parts.hostname:
-        raise ValueError(f"not a NATS server URL: {url!r} (expected nats://host:port)")
-    try:
-        port = parts.port or 4222
-    except ValueError:
-        raise ValueError(f"bad port in the NATS server URL {url!r}") from None
-    server = _Server(parts.hostname, port)
-    if parts.username is not None and parts.password is not None:
-        server.user, server.password = unquote(parts.username), unquote(parts.password)
-    elif parts.username:
-        server.token = unquote(parts.username)
-    return server
 
 
 class _Waiter:
@@ -246,7 +205,7 @@ class Client:
         self._status = "new"
         self._closed_reason: BaseException | None = None
         self._stream: anyio.abc.ByteStream | None = None
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._info: dict[str, Any] = {}
         self._max_payload = 1024 * 1024
         # Subjects already checked, as bytes (bounded): most publishers reuse a few.
@@ -433,64 +392,12 @@ class Client:
 
     # -- the connection ----------------------------------------------------------------
 
-    async def _connect_to(self, server: _Server) -> tuple[anyio.abc.ByteStream, Parser]:
-        """A connected, authenticated stream (INFO, CONNECT, PING → PONG).
-
-        Raises:
-            OSError: TCP failed. TimeoutError: it took longer than
-            ``connect_timeout``. AuthorizationError, ServerError: -ERR.
-            ProtocolError, NotSupported.
-        """
-        with anyio.fail_after(self._connect_timeout):
-            stream: anyio.abc.ByteStream = await anyio.connect_tcp(server.host, server.port)
-            try:
-                parser = Parser()
-                info: dict[str, Any] | None = None
-                while info is None:
-                    for op in parser.feed(await stream.receive()):
-                        if op[0] == INFO:
-                            info = op[1]
-                        elif op[0] == ERR:
-                            raise _server_error(op[1])
-                if info.get("tls_required"):
-                    raise NotSupported(
-                        f"{server.url} requires TLS, which this NATS client does not support yet"
-                    )
-                options: dict[str, Any] = {
-                    "verbose": False,
-                    "pedantic": False,
-                    "headers": True,
-                    "no_responders": True,
-                    "protocol": 1,
-                    "lang": "python-actors",
-                    "version": _version(),
-                }
-                if self._name:
-                    options["name"] = self._name
-                if server.user is not None:
-                    options["user"] = server.user
-                    options["pass"] = server.password or ""
-                elif server.token is not None:
-                    options["auth_token"] = server.token
-                await stream.send(encode_connect(options) + PING_LINE)
-                while True:
-                    ops = parser.feed(await stream.receive())
-                    pong = False
-                    for op in ops:
-                        if op[0] == PONG:
-                            pong = True
-                        elif op[0] == ERR:
-                            raise _server_error(op[1])
-                        elif op[0] == INFO:
-                            info.update(op[1])
-                        elif op[0] == PING:
-                            await stream.send(PONG_LINE)
-                    if pong:
-                        break
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await stream.aclose()
-                raise
+    async def _connect_to(self, server: Server) -> tuple[anyio.abc.ByteStream, Parser]:
+        """A connected, authenticated stream to ``server`` (as `handshake`),
+        now the current server."""
+        stream, parser, info = await handshake(
+            server, name=self._name, timeout=self._connect_timeout
+        )
         self._info = info
         self._max_payload = int(info.get("max_payload", self._max_payload))
         self._server = server
@@ -664,7 +571,7 @@ class Client:
             self._blocked[1].cancel()
 
     def _server_error(self, text: str) -> None:
-        error = _server_error(text)
+        error = server_error(text)
         if self._on_error is not None:
             self._on_error(error)
         else:
@@ -938,16 +845,3 @@ def _sub_line(sub: Subscription) -> bytes:
     if sub.queue:
         return b"SUB %s %s %d\r\n" % (sub.subject.encode(), sub.queue.encode(), sub.sid)
     return b"SUB %s %d\r\n" % (sub.subject.encode(), sub.sid)
-
-
-def _server_error(text: str) -> ServerError:
-    lower = text.lower()
-    if "authorization" in lower or "authentication" in lower:
-        return AuthorizationError(text)
-    return ServerError(text)
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
