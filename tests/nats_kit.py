@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -233,4 +234,25 @@ def nats_cluster(directory: Path, size: int = 3) -> Iterator[list[NatsServer]]:
             server.start(wait=False)
         for server in servers:
             server.wait_healthy()
+        wait_connect_urls(servers)
         yield servers
+
+
+def info(server: NatsServer) -> dict[str, Any]:
+    """The server's INFO, the first line it sends to a client."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        line = sock.makefile("rb").readline()
+    assert line.startswith(b"INFO "), line
+    return json.loads(line[5:])  # type: ignore[no-any-return]
+
+
+def wait_connect_urls(servers: list[NatsServer], timeout: float = START_TIMEOUT) -> None:
+    """Wait until each server announces the others to its clients (INFO
+    ``connect_urls``, gossiped over the routes a little after they are up)."""
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        others = {f"127.0.0.1:{s.port}" for s in servers if s is not server}
+        while not others <= set(info(server).get("connect_urls") or ()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{server.name} does not announce {sorted(others)}")
+            time.sleep(0.02)  # polling the server's INFO, not waiting for luck

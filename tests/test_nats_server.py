@@ -9,15 +9,7 @@ import socket
 import subprocess
 import urllib.request
 
-from nats_kit import VERSION, NatsServer, server_binary
-
-
-def info(server: NatsServer) -> dict[str, object]:
-    """The server's INFO, the first line it sends to a client."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        line = sock.makefile("rb").readline()
-    assert line.startswith(b"INFO "), line
-    return json.loads(line[5:])  # type: ignore[no-any-return]
+from nats_kit import VERSION, NatsServer, info, server_binary
 
 
 def monitor(server: NatsServer, endpoint: str) -> dict[str, object]:
