@@ -126,6 +126,7 @@ class Cell:
         "reason",
         "ref",
         "remote",
+        "restarting",
         "restarts",
         "scope",
         "shutdown",
@@ -186,6 +187,9 @@ class Cell:
         self.restarts = 0  # shown by system.tree(); set by whoever restarts it
         self.last_failure: str | None = None  # why the one before it failed (the same)
         self.details: dict[str, str] | None = None  # more for system.tree()
+        # Children its owner will start again (a supervisor's backoff), by name,
+        # as (class, restarts, last failure): the live page shows them.
+        self.restarting: dict[str, tuple[str, int, str | None]] | None = None
         self.stop_requested = False
         self.stop_deadline: float | None = None  # when a timed stop cancels it
         self.start_awaited = True  # False: spawn_nowait, a start failure is a failure

@@ -129,6 +129,22 @@ class Incarnation:
             cell.details = {}
         return cell.details
 
+    @property
+    def restarting(self) -> MutableMapping[str, tuple[str, int, str | None]]:
+        """Children it will start again, which have no incarnation meanwhile
+        (a supervisor's, waiting out a backoff delay), by name.
+
+        Each is ``(class name, restarts, last failure)`` as its next
+        incarnation will show them; the live page and ``python -m actors``
+        show these children as ``"restarting"``. The same dict for the
+        incarnation's life: add a child when it ends and remove it when its
+        next incarnation starts.
+        """
+        cell = self._cell
+        if cell.restarting is None:
+            cell.restarting = {}
+        return cell.restarting
+
 
 def resolve(ref: ActorRef) -> Incarnation | None:
     """The runtime's record of the incarnation ``ref`` addresses.

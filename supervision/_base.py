@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import logging
 import weakref
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -53,7 +54,7 @@ from ._control import (
     _WhichChildren,
 )
 from ._exceptions import ChildRunning, ChildStartFailed, NoSuchChild, TooManyChildren
-from ._spec import ChildSpec
+from ._spec import ChildSpec, _unwrap
 from ._strategy import RestartIntensity
 
 logger = logging.getLogger("supervision")
@@ -63,6 +64,8 @@ class _Child:
     """The supervisor's record of one child spec and its current incarnation."""
 
     __slots__ = (
+        "_shown",
+        "_state",
         "attempt",
         "error",
         "name",
@@ -70,20 +73,41 @@ class _Child:
         "restarts",
         "spec",
         "started_at",
-        "state",
         "token",
     )
 
-    def __init__(self, spec: ChildSpec, name: str) -> None:
+    def __init__(
+        self, spec: ChildSpec, name: str, shown: MutableMapping[str, tuple[str, int, str | None]]
+    ) -> None:
         self.spec = spec
         self.name = name
         self.ref: ActorRef | None = None
-        self.state: ChildState = "terminated"
+        self._shown = shown  # the supervisor's Incarnation.restarting
         self.restarts = 0
         self.attempt = 0  # restarts in a row, for the backoff
         self.started_at: float | None = None
         self.token: int | None = None
         self.error: BaseException | None = None  # why it last exited or failed to start
+        self.state: ChildState = "terminated"
+
+    @property
+    def state(self) -> ChildState:
+        """``"running"``, ``"restarting"`` or ``"terminated"``; a restarting
+        child is shown on the live page while it has no incarnation."""
+        return self._state
+
+    @state.setter
+    def state(self, state: ChildState) -> None:
+        self._state = state
+        if state == "restarting":
+            error = self.error
+            self._shown[self.name] = (
+                _class_name(self.spec),
+                self.restarts + 1,
+                None if error is None else _failure_text(error),
+            )
+        else:
+            self._shown.pop(self.name, None)
 
     def __repr__(self) -> str:
         return f"<child {self.name} {self.state} restarts={self.restarts}>"
@@ -113,6 +137,7 @@ class _SupervisorBase(Actor):
         self._tokens = itertools.count()
         # Their failures come as Terminated notices, not as its own.
         self._started: weakref.WeakSet[ActorRef] = weakref.WeakSet()
+        self._restarting_shown: MutableMapping[str, tuple[str, int, str | None]] | None = None
 
     @classmethod
     def check_args(cls, *args: Any, **kwargs: Any) -> None:
@@ -148,6 +173,14 @@ class _SupervisorBase(Actor):
     @property
     def _path(self) -> str:
         return self.ref.path
+
+    def _new_child(self, spec: ChildSpec, name: str) -> _Child:
+        shown = self._restarting_shown
+        if shown is None:
+            incarnation = lowlevel.resolve(self.ref)
+            assert incarnation is not None  # it is running
+            shown = self._restarting_shown = incarnation.restarting
+        return _Child(spec, name, shown)
 
     def _show_in_tree(self, key: str, value: str) -> None:
         incarnation = lowlevel.resolve(self.ref)
@@ -421,7 +454,7 @@ class _SupervisorBase(Actor):
                 f"({existing.state}): {hint}"
             )
         self._check_capacity()
-        child = _Child(spec, name)
+        child = self._new_child(spec, name)
         self._children[name] = child
         try:
             return _Done(await self._start(child, restarted=False))
@@ -461,6 +494,11 @@ class _SupervisorBase(Actor):
 #: What a control request may be refused with (each documented by the function
 #: that makes the request); the supervisor answers it, and keeps running.
 _REFUSALS = (ChildRunning, ChildStartFailed, NameTaken, NoSuchChild, TooManyChildren)
+
+
+def _class_name(spec: ChildSpec) -> str:
+    factory = _unwrap(spec.factory)
+    return str(getattr(factory, "__qualname__", repr(factory)))
 
 
 def _failure_text(error: BaseException) -> str:

@@ -147,7 +147,7 @@ class Supervisor(_SupervisorBase):
         self._show_in_tree("strategy", self._strategy)
         started: list[_Child] = []
         for index, spec in enumerate(self._specs):
-            child = _Child(spec, spec.default_name)
+            child = self._new_child(spec, spec.default_name)
             self._children[child.name] = child
             try:
                 await self._start(child, restarted=False)

@@ -547,3 +547,36 @@ async def test_a_restarted_child_has_its_last_failure_before_on_start() -> None:
         assert Remembers.seen == [None, "ValueError: boom"]
         with pytest.raises(TypeError, match="last_failure must be a str"):
             await lowlevel.spawn(system, actors.Actor, last_failure=3)  # type: ignore[arg-type]
+
+
+async def test_a_child_waiting_out_its_backoff_shows_as_restarting() -> None:
+    # Before, it had no row until its next incarnation started.
+    async with actors.ActorSystem() as system:
+        backoff = supervision.Backoff(min=60.0, max=60.0, jitter=0)
+        specs = [supervision.ChildSpec(Crasher, name="a", backoff=backoff)]
+        sup = await system.spawn(supervision.Supervisor, specs, name="sup")
+        (info,) = await supervision.which_children(sup)
+        assert info.ref is not None
+        await info.ref.tell("boom")
+        await info.ref.join()
+        with anyio.fail_after(10):
+            while (await supervision.which_children(sup))[0].state != "restarting":
+                await anyio.lowlevel.checkpoint()
+        row = row_of(snapshot(system), "/user/sup/a")
+        assert row["parent"] == "/user/sup" and row["class"] == "Crasher"
+        assert row["state"] == "restarting"
+        assert row["restarts"] == 1 and row["last_failure"] == "ValueError: boom"
+        assert "/user/sup/a" in await get_cli_tree(system)
+        # Terminated while it waits: gone from the page; started again: running.
+        await supervision.terminate_child(sup, "a")
+        assert [r["path"] for r in snapshot(system)["actors"]] == ["/user/sup"]
+        await supervision.restart_child(sup, "a")
+        assert row_of(snapshot(system), "/user/sup/a")["state"] == "running"
+
+
+async def get_cli_tree(system: actors.ActorSystem) -> str:
+    """The page's snapshot as JSON text (what ``python -m actors tree`` reads)."""
+    async with serve_page(system) as page:
+        status, _, body = await get(page.url, "/api/snapshot")
+    assert status == 200
+    return body.decode()

@@ -10,7 +10,9 @@ crashes are sent from there through ``anyio.from_thread``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,9 @@ pytestmark = pytest.mark.anyio
 RESTARTS_ARE_1 = (
     "(document.querySelector('tr[data-path=\"%s\"] td.restarts') || {}).textContent === '1'"
 )
+
+#: The text of a row's state cell ('' while the row is absent).
+STATE_IS = "(document.querySelector('tr[data-path=\"%s\"] td.state') || {}).textContent === '%s'"
 
 #: Where to save the screenshot for the docs (``docs/observe.png``), if set.
 SCREENSHOT = os.environ.get("ACTORS_SCREENSHOT")
@@ -138,3 +143,68 @@ async def test_the_page_shows_the_tree_and_a_restart_within_a_second(tmp_path: P
             seen = await anyio.to_thread.run_sync(drive)
             assert seen < 1.0
         assert (tmp_path / "observe.png").stat().st_size > 10_000
+
+
+def launch(playwright: Any, browser_path: str) -> Any:
+    return playwright.chromium.launch(
+        executable_path=browser_path,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+@pytest.mark.usefixtures("no_orphans")
+async def test_a_process_actor_killed_goes_restarting_then_running() -> None:
+    browser_path = chromium()
+    from playwright.sync_api import sync_playwright
+
+    async with actors.ActorSystem("browser") as system:
+        # The backoff keeps it "restarting" long enough to see (the page updates every 0.1 s).
+        spec = supervision.ChildSpec(
+            Worker,
+            name="far",
+            placement=actors.Subprocess(),
+            backoff=supervision.Backoff(min=2.0, max=2.0, jitter=0),
+        )
+        sup = await system.spawn(supervision.Supervisor, [spec], name="sup")
+
+        async def pid_of_far() -> int:
+            (info,) = await supervision.which_children(sup)
+            assert info.ref is not None
+            incarnation = actors.lowlevel.resolve(info.ref)
+            assert incarnation is not None
+            return int(incarnation.details["pid"])
+
+        async with serve_page(system, interval=0.1) as page:
+
+            def drive() -> tuple[str, str]:
+                with sync_playwright() as playwright:
+                    browser = launch(playwright, browser_path)
+                    try:
+                        tab = browser.new_page(viewport={"width": 1280, "height": 560})
+                        tab.goto(page.url)
+                        far = 'tr[data-path="/user/sup/far"]'
+                        tab.wait_for_function(
+                            STATE_IS % ("/user/sup/far", "running"), timeout=30_000
+                        )
+                        before = tab.locator(f"{far} td.tags").inner_text()
+                        pid = anyio.from_thread.run(pid_of_far)
+                        assert f"pid {pid}" in before
+                        os.kill(pid, signal.SIGKILL)
+                        tab.wait_for_function(
+                            STATE_IS % ("/user/sup/far", "restarting"), timeout=10_000
+                        )
+                        assert tab.locator(f"{far} td.restarts").inner_text() == "1"
+                        assert "SIGKILL" in tab.locator(f"{far} td.failure").inner_text()
+                        tab.wait_for_function(
+                            STATE_IS % ("/user/sup/far", "running"), timeout=30_000
+                        )
+                        assert tab.locator(f"{far} td.restarts").inner_text() == "1"
+                        return before, tab.locator(f"{far} td.tags").inner_text()
+                    finally:
+                        browser.close()
+
+            before, after = await anyio.to_thread.run_sync(drive)
+        (old,) = re.findall(r"pid (\d+)", before)
+        (new,) = re.findall(r"pid (\d+)", after)
+        assert new != old and int(new) == await pid_of_far()
+        await sup.stop()

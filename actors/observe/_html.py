@@ -32,7 +32,8 @@ th { font-weight:600; color:var(--dim); font-size:12px; text-transform:uppercase
 td.n { text-align:right; font-variant-numeric:tabular-nums; }
 td.name { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; }
 .indent { display:inline-block; }
-.state-running { color:var(--ok); } .state-starting, .state-stopping { color:var(--warn); }
+.state-running { color:var(--ok); }
+.state-starting, .state-stopping, .state-restarting { color:var(--warn); }
 .state-failed, .state-stopped { color:var(--bad); }
 .changed { animation: flash 1s; }
 @keyframes flash { from { background:#fff3c4; } to { background:transparent; } }

@@ -46,7 +46,9 @@ def snapshot(
     The dict holds ``system`` (its name), ``time`` (Unix seconds),
     ``totals`` (live actors, spawned, dead letters, unobserved dead letters,
     late replies), ``actors`` (rows, depth first: ``path``, ``parent``,
-    ``class``, ``state``, ``mailbox``, ``capacity`` (``None`` for unbounded),
+    ``class``, ``state`` (``"restarting"`` for a child waiting out its
+    supervisor's backoff, with no incarnation meanwhile), ``mailbox``,
+    ``capacity`` (``None`` for unbounded),
     ``processed``, ``restarts``, ``last_failure``, ``dead_letters``,
     ``names``, ``subscriptions`` (``[pattern, group]`` pairs), ``details``,
     ``children`` (how many it has) and ``hidden`` (how many of those are not
@@ -101,7 +103,21 @@ def snapshot(
             children = cell.children
             if children:
                 row["hidden"] = visit(iter(children.values()), len(children), cell.path)
+            restarting = cell.restarting
+            if restarting:
+                row["hidden"] += restarting_rows(cell.path, restarting)
         return count - shown
+
+    def restarting_rows(parent: str, restarting: dict[str, tuple[str, int, str | None]]) -> int:
+        """Add rows for children waiting to restart (up to the budget); how many are hidden."""
+        shown = 0
+        for name, (cls, restarts, failure) in itertools.islice(restarting.items(), max_children):
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            shown += 1
+            rows.append(_restarting_row(f"{parent}/{name}", parent, cls, restarts, failure))
+        return len(restarting) - shown
 
     top = system._top
     hidden_top = visit(iter(top.values()), len(top), "/user")
@@ -147,6 +163,28 @@ def _row(cell: Cell, parent: str, names_of: Any, endpoints: Any, broker: Any) ->
         else [list(s) for s in broker.subscriptions(endpoint)],
         "details": dict(cell.details) if cell.details else {},
         "children": len(cell.children),
+        "hidden": 0,
+    }
+
+
+def _restarting_row(
+    path: str, parent: str, cls: str, restarts: int, failure: str | None
+) -> dict[str, Any]:
+    return {
+        "path": path,
+        "parent": parent,
+        "class": cls,
+        "state": "restarting",
+        "mailbox": 0,
+        "capacity": None,
+        "processed": 0,
+        "restarts": restarts,
+        "last_failure": failure,
+        "dead_letters": 0,
+        "names": [],
+        "subscriptions": [],
+        "details": {},
+        "children": 0,
         "hidden": 0,
     }
 
