@@ -553,9 +553,9 @@ async def test_a_child_waiting_out_its_backoff_shows_as_restarting() -> None:
     # Before, it had no row until its next incarnation started.
     async with actors.ActorSystem() as system:
         backoff = supervision.Backoff(min=60.0, max=60.0, jitter=0)
-        specs = [supervision.ChildSpec(Crasher, name="a", backoff=backoff)]
+        specs = [supervision.ChildSpec(Crasher, name=n, backoff=backoff) for n in "abc"]
         sup = await system.spawn(supervision.Supervisor, specs, name="sup")
-        (info,) = await supervision.which_children(sup)
+        info = (await supervision.which_children(sup))[0]
         assert info.ref is not None
         await info.ref.tell("boom")
         await info.ref.join()
@@ -567,9 +567,17 @@ async def test_a_child_waiting_out_its_backoff_shows_as_restarting() -> None:
         assert row["state"] == "restarting"
         assert row["restarts"] == 1 and row["last_failure"] == "ValueError: boom"
         assert "/user/sup/a" in await get_cli_tree(system)
+        # It shares its supervisor's max_children with the live ones, after them.
+        small = snapshot(system, max_children=2)
+        assert [r["path"] for r in small["actors"]] == ["/user/sup", "/user/sup/b", "/user/sup/c"]
+        assert row_of(small, "/user/sup")["hidden"] == 1
         # Terminated while it waits: gone from the page; started again: running.
         await supervision.terminate_child(sup, "a")
-        assert [r["path"] for r in snapshot(system)["actors"]] == ["/user/sup"]
+        assert [r["path"] for r in snapshot(system)["actors"]] == [
+            "/user/sup",
+            "/user/sup/b",
+            "/user/sup/c",
+        ]
         await supervision.restart_child(sup, "a")
         assert row_of(snapshot(system), "/user/sup/a")["state"] == "running"
 
@@ -580,3 +588,70 @@ async def get_cli_tree(system: actors.ActorSystem) -> str:
         status, _, body = await get(page.url, "/api/snapshot")
     assert status == 200
     return body.decode()
+
+
+#: The most one row of a snapshot takes as JSON here (short paths and class
+#: names, a failure of 16 characters; MAX_TEXT caps a failure at 300).
+ROW_BYTES = 600
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("trio", {}), id="trio")],
+)
+async def test_the_stream_stays_bounded_with_ten_thousand_actors_and_100_restarts_a_second() -> (
+    None
+):
+    # Without debug mode, as for the collapse test above. The bound: at most
+    # one delta per interval, and each carries at most the rows a snapshot
+    # shows (max_children + 1 here: 10,000 actors as rows would be ~2.5 MB).
+    interval, max_children, seconds = 0.25, 50, 3.0
+    per_delta = 2 * (max_children + 1) * ROW_BYTES + 4096  # set and removed, plus totals
+    async with actors.ActorSystem() as system:
+        specs = [
+            supervision.ChildSpec(Crasher, name=f"w{i}", register_as=f"w{i}" if i < 100 else None)
+            for i in range(10_000)
+        ]
+        await system.spawn(
+            supervision.Supervisor, specs, name="sup", max_restarts=100_000, within=1.0
+        )
+        assert system.statistics().actors == 10_001
+        async with serve_page(system, interval=interval, max_children=max_children) as page:
+            events = await open_events(page.url)
+            async with events.stream:
+                event, snap = await events.next()
+                assert event == "snapshot" and len(snap["actors"]) == max_children + 1
+                spawned = snap["totals"]["spawned"]
+                sizes: list[int] = []
+                first = events.bytes
+                start = anyio.current_time()
+
+                async def read() -> None:
+                    while True:
+                        before = events.bytes
+                        event, _ = await events.next()
+                        assert event == "delta"
+                        sizes.append(events.bytes - before)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read)
+                    # 100 restarts a second, of the first hundred children
+                    # (half shown, half collapsed), for `seconds`.
+                    for n in range(int(seconds * 100)):
+                        ref = system.registry.whereis(f"w{n % 100}")
+                        if ref is not None:  # else restarting this moment
+                            await ref.tell("boom")
+                        await anyio.sleep_until(start + (n + 1) / 100)
+                    elapsed = anyio.current_time() - start
+                    streamed = events.bytes - first
+                    tg.cancel_scope.cancel()
+        restarts = system.statistics().spawned - spawned
+    assert restarts >= 0.5 * seconds * 100, restarts  # the load was there
+    assert sizes and len(sizes) <= elapsed / interval + 1, (len(sizes), elapsed)
+    assert max(sizes) <= per_delta, (max(sizes), per_delta)
+    # At most 4 deltas a second of at most `per_delta` bytes: ~250 KB/s here.
+    assert streamed / elapsed <= per_delta / interval, (streamed, elapsed)
+    print(
+        f"{len(sizes)} deltas in {elapsed:.2f} s, {restarts} restarts, "
+        f"max {max(sizes)} B, {streamed / elapsed / 1000:.1f} KB/s"
+    )

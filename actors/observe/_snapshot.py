@@ -101,17 +101,21 @@ def snapshot(
             row = _row(cell, parent, names_of, endpoints, broker)
             rows.append(row)
             children = cell.children
-            if children:
-                row["hidden"] = visit(iter(children.values()), len(children), cell.path)
             restarting = cell.restarting
-            if restarting:
-                row["hidden"] += restarting_rows(cell.path, restarting)
+            if children or restarting:
+                hidden = visit(iter(children.values()), len(children), cell.path)
+                if restarting:  # after the live ones, in what room they left
+                    room = max_children - (len(children) - hidden)
+                    hidden += restarting_rows(cell.path, restarting, room)
+                row["hidden"] = hidden
         return count - shown
 
-    def restarting_rows(parent: str, restarting: dict[str, tuple[str, int, str | None]]) -> int:
-        """Add rows for children waiting to restart (up to the budget); how many are hidden."""
+    def restarting_rows(
+        parent: str, restarting: dict[str, tuple[str, int, str | None]], room: int
+    ) -> int:
+        """Add rows for up to ``room`` children waiting to restart; how many are hidden."""
         shown = 0
-        for name, (cls, restarts, failure) in itertools.islice(restarting.items(), max_children):
+        for name, (cls, restarts, failure) in itertools.islice(restarting.items(), max(room, 0)):
             if budget[0] <= 0:
                 break
             budget[0] -= 1
