@@ -38,8 +38,11 @@ async def _child(mode: str, path: str) -> None:
         orders = await system.streams.get("ORDERS")
         billing = await orders.consumer("billing", ack_wait=1.0)
         if mode == "consume":
+            # The clock before the claim: the claim's own time is at least
+            # this (one read after the fetch could be late by a busy moment).
+            before = system.streams.store.clock()
             (m,) = await billing.fetch(1, expires=10)
-            print("ready", m.seq, m.deliveries, system.streams.store.clock(), flush=True)
+            print("ready", m.seq, m.deliveries, before, flush=True)
         elif mode == "transaction":
             await orders.publish("orders.ok", "committed")
             (m,) = await billing.fetch(1, expires=10)
