@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Final, Generic
 
 import anyio
 
@@ -130,9 +130,6 @@ class ActorRef(Generic[M, R]):
         Raises:
             MailboxFull: the mailbox is full and its policy is ``"fail"``.
         """
-        if _tracing.tracer is not None and type(message) is not _tracing.Traced:
-            await _traced_tell(self, message)
-            return
         cell = self._resolve()
         if cell is None:
             _dead_letter_unresolved(self, message)
@@ -168,13 +165,6 @@ class ActorRef(Generic[M, R]):
             ActorsError: called from a thread that is not the system's event
                 loop (use ``system.from_thread.tell``); nothing was sent.
         """
-        if _tracing.tracer is not None and type(message) is not _tracing.Traced:
-            span, context = _tracing.start_send(self._path)
-            try:
-                self.tell_nowait(_tracing.Traced(message, context))  # type: ignore[arg-type]
-            finally:
-                span.end()
-            return
         cell = self._resolve()
         if cell is None:
             _dead_letter_unresolved(self, message)
@@ -250,20 +240,15 @@ class ActorRef(Generic[M, R]):
             )
         if cell is not None and cell.remote is not None:
             return await cell.remote.ask(message, timeout)  # type: ignore[no-any-return]
-        item: Any
-        if _tracing.tracer is None:
-            envelope = item = Ask(message)
-        else:
-            envelope = _tracing.TracedAsk(message, self._path)
-            item = _tracing.Traced(envelope, envelope.context())
+        envelope = Ask(message)
         try:
-            if cell is not None and cell.mailbox._user._send_fast(item):
+            if cell is not None and cell.mailbox._user._send_fast(envelope):
                 left = math.inf if timeout is None else timeout  # queued at once
             elif cell is not None and timeout is not None and cell.mailbox.overflow == "block":
-                left = await self._tell_within(cell, item, timeout)
+                left = await self._tell_within(cell, envelope, timeout)
             else:
                 left = math.inf if timeout is None else timeout
-                await self.tell(item)  # the envelope of an M (item: Any)
+                await self.tell(envelope)  # type: ignore[arg-type]  # the envelope of an M
             if not envelope.answered and left > 0:
                 # The deadline is kept by the system's one timer for all asks.
                 deadlines = None if left == math.inf or cell is None else cell.system._deadlines
@@ -419,14 +404,86 @@ class ActorRef(Generic[M, R]):
             await cell.terminated.wait()
 
 
+# -- while tracing --------------------------------------------------------------
+# ``actors.tracing.instrument`` puts these in place of ActorRef.tell,
+# tell_nowait and ask (and ``uninstrument`` puts the originals back), so that
+# an untraced tell or ask does not test anything: at a million tells a second
+# one test is a few percent (``python -m benchmarks.tracing``). A message
+# already wrapped (``Traced``: an ask's envelope, a delivery that came with
+# its context) goes on as it is.
+
+_tell = ActorRef.tell
+_tell_nowait = ActorRef.tell_nowait
+
+
 async def _traced_tell(ref: ActorRef, message: Any) -> None:
-    # A tell while tracing: its PRODUCER span covers the send (and any wait
-    # for room); the message travels in a Traced wrapper.
+    # Its PRODUCER span covers the send (and any wait for room); the message
+    # travels in a Traced wrapper.
+    if type(message) is _tracing.Traced:
+        await _tell(ref, message)
+        return
     span, context = _tracing.start_send(ref._path)
     try:
-        await ref.tell(_tracing.Traced(message, context))
+        await _tell(ref, _tracing.Traced(message, context))
     finally:
         span.end()
+
+
+def _traced_tell_nowait(ref: ActorRef, message: Any) -> None:
+    if type(message) is _tracing.Traced:
+        _tell_nowait(ref, message)
+        return
+    span, context = _tracing.start_send(ref._path)
+    try:
+        _tell_nowait(ref, _tracing.Traced(message, context))
+    finally:
+        span.end()
+
+
+async def _traced_ask(ref: ActorRef, message: Any, timeout: float | None = 5.0) -> Any:
+    # ActorRef.ask with a CLIENT span held by the envelope (TracedAsk), which
+    # travels wrapped with its context; keep the two in step.
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        check_timeout(timeout)
+    cell = ref._resolve()
+    if cell is not None and current_owner.get() is cell and cell.is_current():
+        raise ActorsError(
+            f"{ref._path} asked itself {describe(message)}: an actor "
+            f"handles one message at a time, so this would deadlock; call "
+            f"the handling code directly or use tell()"
+        )
+    if cell is not None and cell.remote is not None:
+        return await cell.remote.ask(message, timeout)
+    envelope = _tracing.TracedAsk(message, ref._path)
+    item = _tracing.Traced(envelope, envelope.context())
+    try:
+        if cell is not None and cell.mailbox._user._send_fast(item):
+            left = math.inf if timeout is None else timeout
+        elif cell is not None and timeout is not None and cell.mailbox.overflow == "block":
+            left = await ref._tell_within(cell, item, timeout)
+        else:
+            left = math.inf if timeout is None else timeout
+            await ref.tell(item)
+        if not envelope.answered and left > 0:
+            deadlines = None if left == math.inf or cell is None else cell.system._deadlines
+            try:
+                await envelope.park(left, deadlines)
+            finally:
+                envelope.unpark(deadlines)
+    except BaseException:
+        if envelope.answered and cell is not None:
+            cell.system._late_reply()
+        envelope.close()
+        raise
+    return envelope.result(ref._path, timeout)
+
+
+#: What ``instrument`` puts in place, by ActorRef attribute name.
+TRACED: Final = {"tell": _traced_tell, "tell_nowait": _traced_tell_nowait, "ask": _traced_ask}
+#: What ``uninstrument`` puts back.
+UNTRACED: Final = {"tell": ActorRef.tell, "tell_nowait": ActorRef.tell_nowait, "ask": ActorRef.ask}
 
 
 def _dead_letter_unresolved(ref: ActorRef, message: Any) -> None:

@@ -1,9 +1,12 @@
 """OpenTelemetry spans for tell, ask and publish (the state behind
 :mod:`actors.tracing`).
 
-The hot paths test one module-level value, :data:`tracer`, and go on when it
-is ``None``: nothing is imported from OpenTelemetry and nothing is created
-until :func:`actors.tracing.instrument` sets it. When it is set:
+Until :func:`actors.tracing.instrument` is called nothing is imported from
+OpenTelemetry and nothing is created: ``ActorRef.tell``, ``tell_nowait`` and
+``ask`` are the plain ones (instrument puts traced twins in their place, as
+OpenTelemetry's instrumentation libraries wrap what they trace), and the
+other paths (a process's peer, a durable publish, a cell loop's dispatch)
+test one module-level value, :data:`tracer`. When it is set:
 
 - a tell starts a PRODUCER span ``send <path>`` and puts a :class:`Traced`
   wrapper (the message and the span's context) in the mailbox; the actor's
@@ -231,6 +234,7 @@ def instrument(tracer_provider: Any = None) -> None:
             "actors.tracing needs the OpenTelemetry API: pip install 'structured-actors[otel]'"
         ) from None
     from . import __version__
+    from ._ref import TRACED, ActorRef
 
     api = _Api(trace, propagate, context)
     new = trace.get_tracer(
@@ -238,6 +242,8 @@ def instrument(tracer_provider: Any = None) -> None:
     )
     _api = api
     tracer = new
+    for name, method in TRACED.items():
+        setattr(ActorRef, name, method)
 
 
 def uninstrument() -> None:
@@ -251,7 +257,11 @@ def uninstrument() -> None:
         False
     """
     global tracer
+    from ._ref import UNTRACED, ActorRef
+
     tracer = None
+    for name, method in UNTRACED.items():
+        setattr(ActorRef, name, method)
 
 
 def instrumented() -> bool:

@@ -230,12 +230,16 @@ async def test_nothing_is_created_when_not_instrumented() -> None:
             Counting.calls += 1
             return super().get_tracer(*args, **kwargs)
 
+    plain = (actors.ActorRef.tell, actors.ActorRef.tell_nowait, actors.ActorRef.ask)
     provider = Counting()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracing.instrument(provider)
+    assert actors.ActorRef.tell is not plain[0]
     tracing.uninstrument()
     assert not tracing.instrumented()
+    # The plain methods are back: an untraced tell or ask tests nothing.
+    assert (actors.ActorRef.tell, actors.ActorRef.tell_nowait, actors.ActorRef.ask) == plain
     async with actors.ActorSystem() as system:
         leaf = await system.spawn(Leaf, name="leaf")
         await leaf.tell("x")
