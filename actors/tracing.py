@@ -23,8 +23,9 @@ process the trace context travels in the message's envelope (W3C
 :func:`instrument` itself, after its ``Subprocess(initializer=...)``, which
 is where it sets up its own tracer provider and exporter.
 
-While not instrumented nothing is created: each tell and ask tests one
-module-level value.
+While not instrumented nothing is created, and ``ActorRef.tell``,
+``tell_nowait`` and ``ask`` are the plain methods: :func:`instrument` puts
+traced twins in their place and :func:`uninstrument` puts them back.
 
 Examples:
     >>> from actors import tracing
