@@ -131,9 +131,11 @@ async def test_in_progress_restarts_the_ack_wait(js: JetStream) -> None:
 async def test_fetch_with_heartbeats_returns_empty_when_idle(js: JetStream) -> None:
     await js.add_stream("IDLE", ["idle"])
     await js.add_consumer("IDLE", "c")
-    assert await js.fetch("IDLE", "c", 5, expires=0.6, heartbeat=0.1) == []
+    # Heartbeats of 0.5 s: two missed (1 s of silence) is a dead server, not
+    # a loaded machine (0.1 s heartbeats were missed in CI at load 6).
+    assert await js.fetch("IDLE", "c", 5, expires=2.0, heartbeat=0.5) == []
     await js.publish("idle", b"now")
-    got = await js.fetch("IDLE", "c", 5, expires=0.6, heartbeat=0.1)
+    got = await js.fetch("IDLE", "c", 5, expires=2.0, heartbeat=0.5)
     assert [m.data for m in got] == [b"now"]
     with pytest.raises(ValueError, match="twice the heartbeat"):
         await js.fetch("IDLE", "c", expires=0.1, heartbeat=0.1)
