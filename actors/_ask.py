@@ -22,6 +22,9 @@ trip" rows of ``python -m benchmarks.actors``).
 # - Only the asker parks on the slot (``park``: ``_future`` or ``_task``),
 #   reads the answer (``result``) and closes it; a deadline only wakes it
 #   (``expire``).
+# - ``timing`` is None unless a live page serves in the process; only then
+#   does ``park`` note the time (``_parked``) and ``unpark`` report the wait
+#   of an answered ask to it, so asks do no more work without a page.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ DROPPED: Final = "dropped"  # MailboxFull
 UNHANDLED: Final = "unhandled"  # UnhandledMessage
 ERROR: Final = "error"  # the error itself (Reply.fail)
 
+#: Told the seconds each answered ask waited, while a live page serves
+#: (``actors.observe``'s ask latency histogram); else None.
+timing: Callable[[float], None] | None = None
+
 
 class Outcome:
     """A non-value answer: the actor stopped, failed, dropped or did not
@@ -61,7 +68,16 @@ class Outcome:
 class Ask:
     """An ask in a mailbox: the question, and its one-shot reply slot."""
 
-    __slots__ = ("_future", "_task", "answered", "closed", "message", "on_close", "value")
+    __slots__ = (
+        "_future",
+        "_parked",
+        "_task",
+        "answered",
+        "closed",
+        "message",
+        "on_close",
+        "value",
+    )
 
     def __init__(self, message: Any) -> None:
         self.message = message
@@ -126,6 +142,8 @@ class Ask:
         frame less per ask).
         """
         loop = asyncio_loop()
+        if timing is not None:  # a page serves: its ask latency histogram
+            self._parked = loop.time() if loop is not None else trio.current_time()
         # Deadlines.pending and .earlier inlined (see there): the
         # registration was a twentieth of an ask's instructions.
         if left != math.inf and deadlines is not None:
@@ -146,6 +164,14 @@ class Ask:
         """The wait has ended: forget the deadline."""
         if deadlines is not None and (pending := deadlines.pending) is not None:
             pending.pop(self, None)
+        if timing is not None and self.answered:
+            self._report()
+
+    def _report(self) -> None:
+        parked = getattr(self, "_parked", None)  # None: the page opened meanwhile
+        if parked is not None and timing is not None:
+            loop = asyncio_loop()
+            timing((loop.time() if loop is not None else trio.current_time()) - parked)
 
     def expire(self) -> None:
         """Wake the asker; without an answer its deadline has passed."""

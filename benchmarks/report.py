@@ -172,6 +172,8 @@ TARGETS = (
            ("pykka", "threads"), ">=", 5, invert=True),
     Target(7, "one-way ≥ 5x thespian", "one_way", "rate", "actors",
            ("thespian", "in-process"), ">=", 5),
+    Target(16, "tell with the live page open ≥ 0.9x without", "page", "rate", "page",
+           ("no_page", None), ">=", 0.9),
 )  # fmt: skip
 
 UNITS = {"rss_per_actor": " B", "us": " µs", "us_per_actor": " µs"}

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 
-from . import actors, baselines, channel, peers, supervision, topics
+from . import actors, baselines, channel, observe, peers, supervision, topics
 from ._util import BACKENDS, Backend, in_child, run_on
 from .suite import Figures, Impl, Metric, Runner, Workload
 
@@ -52,6 +52,11 @@ def _sync(key: str, fn: Callable[[int], float]) -> Runner:
 
 def _child(module: str, *args: str) -> Runner:
     return lambda n: in_child(module, *args, str(n))
+
+
+def _page(page: bool, backend: Backend) -> Runner:
+    """Tell throughput with the live page open and streaming, or without."""
+    return lambda n: {RATE: run_on(backend, partial(observe._one_way, n, page))[0]}
 
 
 def _restart(children: int, backend: Backend) -> Runner:
@@ -473,6 +478,24 @@ def workloads(quick: bool = False) -> list[Workload]:
                     )
                 ),
                 _na(f"{SUBSTRATES}, peers", "ours against ours: how the cost grows (goal: flat)"),
+            ),
+        ),
+        Workload(
+            "page",
+            f"one-way, {observe.PAIRS} pairs, {observe.IDLE} idle actors, live page",
+            "messages",
+            1_000_000,
+            100_000,
+            MSGS,
+            (
+                *_ours("no_page", "actors: no page", partial(_page, False)),
+                *_ours(
+                    "page",
+                    "actors: page open, its stream read",
+                    partial(_page, True),
+                    relative_to="no_page",
+                ),
+                _na(f"{SUBSTRATES}, peers", "ours against ours: what an open page costs"),
             ),
         ),
     ]

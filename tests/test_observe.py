@@ -655,3 +655,49 @@ async def test_the_stream_stays_bounded_with_ten_thousand_actors_and_100_restart
         f"{len(sizes)} deltas in {elapsed:.2f} s, {restarts} restarts, "
         f"max {max(sizes)} B, {streamed / elapsed / 1000:.1f} KB/s"
     )
+
+
+def ask_latency_count(text: str) -> int:
+    (line,) = [
+        line for line in text.splitlines() if line.startswith("actors_ask_latency_seconds_count")
+    ]
+    return int(line.rsplit(" ", 1)[1])
+
+
+def recording_asks() -> bool:
+    from actors import _ask
+
+    return _ask.timing is not None
+
+
+async def test_ask_latency_is_a_histogram_while_a_page_serves() -> None:
+    async with actors.ActorSystem("asks") as system:
+        ref = await system.spawn(Crasher, name="a")
+        assert not recording_asks()  # no page: asks do no more work
+        async with serve_page(system) as page:
+            assert recording_asks()
+            _, _, body = await get(page.url, "/metrics")
+            before = ask_latency_count(body.decode())
+            for i in range(10):
+                assert await ref.ask(i) == i
+            gate = anyio.Event()
+            blocked = await system.spawn(Blocked, gate, name="blocked")
+            with pytest.raises(actors.AskTimeout):  # not answered: not counted
+                await blocked.ask("wait", timeout=0.05)
+            gate.set()
+            _, _, body = await get(page.url, "/metrics")
+            text = body.decode()
+        assert not recording_asks()  # the last page closed
+        for _ in range(5):
+            await ref.ask(0)
+    assert ask_latency_count(text) == before + 10
+    assert "# TYPE actors_ask_latency_seconds histogram" in text
+    buckets = [
+        (line.split('le="')[1].split('"')[0], int(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith('actors_ask_latency_seconds_bucket{system="asks"')
+    ]
+    assert buckets[-1] == ("+Inf", before + 10)
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts)  # cumulative
+    assert 'actors_ask_latency_seconds_sum{system="asks"} ' in text

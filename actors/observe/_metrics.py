@@ -1,8 +1,92 @@
-"""Prometheus's text exposition format (version 0.0.4) of a snapshot."""
+"""Prometheus's text exposition format (version 0.0.4) of a snapshot, and the
+ask latency histogram.
+
+# Invariants:
+# - ``ASK_LATENCY`` records while at least one page serves in the process
+#   (``_serving`` counts them): ``actors._ask.timing`` is its ``observe``
+#   then, and ``None`` otherwise, so asks do no more work without a page.
+# - ``counts[i]`` counts the asks of at most ``BUCKETS[i]`` seconds and more
+#   than ``BUCKETS[i - 1]``; Prometheus's cumulative buckets are summed when
+#   the text is written.
+"""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
+
+from .. import _ask
+
+#: Upper bounds (seconds) of the ask latency histogram's buckets, then +Inf.
+BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+class Histogram:
+    """Counts of durations by bucket, their sum and count (Prometheus's histogram)."""
+
+    __slots__ = ("count", "counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        """Count one duration."""
+        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        """The ``_bucket``, ``_sum`` and ``_count`` samples."""
+        out = []
+        total = 0
+        for bound, count in zip((*BUCKETS, None), self.counts, strict=True):
+            total += count
+            le = "+Inf" if bound is None else repr(bound)
+            out.append(f'{name}_bucket{{{labels},le="{le}"}} {total}')
+        out.append(f"{name}_sum{{{labels}}} {self.sum!r}")
+        out.append(f"{name}_count{{{labels}}} {self.count}")
+        return out
+
+
+#: Seconds each ask waited for its answer, in this process, while a page serves.
+ASK_LATENCY = Histogram()
+_serving = [0]
+
+
+def serving_started() -> None:
+    """A page started serving: record ask latency."""
+    _serving[0] += 1
+    _ask.timing = ASK_LATENCY.observe
+
+
+def serving_ended() -> None:
+    """A page stopped serving; the last one stops the recording."""
+    _serving[0] -= 1
+    if not _serving[0]:
+        _ask.timing = None
+
 
 #: ``(name, type, help, row key)`` of the per-actor series.
 _ACTOR_SERIES = (
@@ -23,8 +107,12 @@ _ACTOR_SERIES = (
 )
 
 
-def prometheus(snap: dict[str, Any], durable: dict[str, Any] | None = None) -> str:
-    """A snapshot (and durable consumers' counts) as Prometheus text.
+def prometheus(
+    snap: dict[str, Any],
+    durable: dict[str, Any] | None = None,
+    asks: Histogram | None = None,
+) -> str:
+    """A snapshot (and durable consumers' counts, ask latency) as Prometheus text.
 
     Per-actor series carry ``path`` and ``class`` labels, for the actors the
     snapshot shows (large supervisors are collapsed there, so the series
@@ -33,6 +121,8 @@ def prometheus(snap: dict[str, Any], durable: dict[str, Any] | None = None) -> s
     Args:
         snap: from :func:`snapshot`.
         durable: from :func:`durable_snapshot`, or ``None``.
+        asks: the ask latency histogram (``actors_ask_latency_seconds``),
+            or ``None``.
 
     Returns:
         The exposition text, ending with a newline.
@@ -112,6 +202,13 @@ def prometheus(snap: dict[str, Any], durable: dict[str, Any] | None = None) -> s
                     f'consumer="{_label(consumer["consumer"])}"'
                 )
                 out.append(f"{name}{{{labels}}} {consumer[key]}")
+    if asks is not None:
+        family(
+            "actors_ask_latency_seconds",
+            "histogram",
+            "Seconds an ask waited for its answer (asks in this process while a page serves).",
+        )
+        out.extend(asks.lines("actors_ask_latency_seconds", f'system="{system}"'))
     return "\n".join(out) + "\n"
 
 

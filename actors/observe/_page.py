@@ -47,7 +47,7 @@ from ..durable._errors import ConsumerNotFound, DurableError, StreamNotFound
 from ._durable import durable_snapshot
 from ._html import PAGE
 from ._http import BadRequest, Request, head, read_request, respond
-from ._metrics import prometheus
+from ._metrics import ASK_LATENCY, prometheus, serving_ended, serving_started
 from ._snapshot import DEFAULT_MAX_CHILDREN, DEFAULT_MAX_ROWS, delta, index, snapshot
 
 if TYPE_CHECKING:
@@ -252,9 +252,11 @@ class Page:
         sockets = getattr(self._listener, "listeners", [self._listener])
         self.port = int(sockets[0].extra(anyio.abc.SocketAttribute.local_address)[1])
         self._started = True
+        serving_started()  # ask latency, for /metrics; ended by _serve
         try:
             system._start(self._serve, name=f"live page {self.url}")
         except BaseException:
+            serving_ended()
             await anyio.aclose_forcefully(self._listener)
             raise
         system._closing_hooks.append(self._scope.cancel)
@@ -286,6 +288,7 @@ class Page:
         except Exception:
             logger.exception("the live page of %s stopped", self._system.name)
         finally:
+            serving_ended()
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(self._listener)
             if self._scope.cancel in self._system._closing_hooks:
@@ -369,7 +372,7 @@ class Page:
             await respond(stream, 200, "application/json", body, send_body=send_body)
         elif path == "/metrics":
             snap = self._take()
-            text = prometheus(snap, await self._durable_counts(fresh=True))
+            text = prometheus(snap, await self._durable_counts(fresh=True), ASK_LATENCY)
             await respond(
                 stream,
                 200,
