@@ -194,14 +194,19 @@ function connect() {
   });
 }
 // With a token the page may stop and kill actors (a supervisor restarts a
-// permanent child either way).
-document.getElementById("rows").addEventListener("click", e => {
+// permanent child either way). On the press, not the click: rows are redrawn
+// as deltas arrive, and a redraw between press and release loses a click.
+// A click from the keyboard (detail 0) still acts.
+function act(e) {
+  if (e.type === "click" && e.detail !== 0) return;
   const button = e.target.closest("button[data-do]");
   if (!button || !token) return;
   const path = button.closest("tr").dataset.path;
   fetch("/api/actors/" + button.dataset.do + "?path=" + encodeURIComponent(path), {
     method: "POST", headers: { Authorization: "Bearer " + token } });
-});
+}
+document.getElementById("rows").addEventListener("pointerdown", act);
+document.getElementById("rows").addEventListener("click", act);
 if (!token) for (const th of document.querySelectorAll("th.control")) th.remove();
 connect();
 // Rates fall to zero when nothing changes (no delta comes then).
