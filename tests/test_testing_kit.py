@@ -157,6 +157,27 @@ def test_virtual_time_values() -> None:
         virtual_time("curio")
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_anyio_run_applies_the_virtual_clock(backend: str) -> None:
+    # anyio 4.11 to 4.13 dropped backend_options on trio (hence our floor of
+    # 4.14): the "virtual" run then slept for real.
+    name, options = virtual_time(backend)
+
+    async def main() -> float | None:
+        if backend == "trio":
+            import trio
+
+            if trio.lowlevel.current_clock() is not options["clock"]:
+                return None
+        elif not isinstance(asyncio.get_running_loop(), VirtualClockEventLoop):
+            return None
+        start = anyio.current_time()
+        await anyio.sleep(3600)
+        return anyio.current_time() - start
+
+    assert anyio.run(main, backend=name, backend_options=options) == pytest.approx(3600)
+
+
 def test_the_virtual_clock_event_loop_starts_at_zero_and_jumps() -> None:
     async def main() -> float:
         await asyncio.sleep(10)
