@@ -43,8 +43,9 @@ import anyio
 import trio
 import trio.testing
 
-from actors import Actor, ActorRef, ActorSystem
+from actors import Actor, ActorSystem
 
+from ._pairs import Sink, Source
 from ._util import (
     Backend,
     Recorder,
@@ -69,36 +70,14 @@ PAIRS = (1, 10, 100, 1000)
 # -- one-way ------------------------------------------------------------------
 
 
-class _Sink(Actor):
-    def __init__(self, n: int, done: anyio.Event) -> None:
-        self.left = n
-        self.done = done
-
-    async def receive(self, message: Any) -> None:
-        self.left -= 1
-        if not self.left:
-            self.done.set()
-
-
-class _Source(Actor):
-    def __init__(self, sink: ActorRef, n: int) -> None:
-        self.sink = sink
-        self.n = n
-
-    async def receive(self, message: Any) -> None:
-        tell = self.sink.tell
-        for i in range(self.n):
-            await tell(i)
-
-
 async def _actors_one_way(pairs: int, total: int) -> float:
     per_pair = total // pairs
     async with ActorSystem() as system:
         done = [anyio.Event() for _ in range(pairs)]
         sources = []
         for i in range(pairs):
-            sink = await system.spawn(_Sink, per_pair, done[i])
-            sources.append(await system.spawn(_Source, sink, per_pair))
+            sink = await system.spawn(Sink, per_pair, done[i])
+            sources.append(await system.spawn(Source, sink, per_pair))
         start = time.perf_counter()
         for source in sources:
             await source.tell("go")

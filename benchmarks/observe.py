@@ -30,10 +30,11 @@ from typing import Any
 
 import anyio
 
-from actors import Actor, ActorRef, ActorSystem
+from actors import Actor, ActorSystem
 from actors.observe import serve_page
 from supervision import ChildSpec, Supervisor
 
+from ._pairs import Sink, Source
 from ._util import (
     Backend,
     Recorder,
@@ -52,28 +53,6 @@ IDLE = 100
 FULL = 1_000_000
 QUICK = 200_000
 TARGET = Target(">=", 0.9)
-
-
-class _Sink(Actor):
-    def __init__(self, n: int, done: anyio.Event) -> None:
-        self.left = n
-        self.done = done
-
-    async def receive(self, message: Any) -> None:
-        self.left -= 1
-        if not self.left:
-            self.done.set()
-
-
-class _Source(Actor):
-    def __init__(self, sink: ActorRef, n: int) -> None:
-        self.sink = sink
-        self.n = n
-
-    async def receive(self, message: Any) -> None:
-        tell = self.sink.tell
-        for i in range(self.n):
-            await tell(i)
 
 
 def _read_events(port: int, stop: threading.Event, received: list[int]) -> None:
@@ -100,8 +79,8 @@ async def _one_way(total: int, page: bool) -> tuple[float, int]:
         done = [anyio.Event() for _ in range(PAIRS)]
         sources = []
         for i in range(PAIRS):
-            sink = await system.spawn(_Sink, per_pair, done[i], name=f"sink-{i}")
-            sources.append(await system.spawn(_Source, sink, per_pair, name=f"source-{i}"))
+            sink = await system.spawn(Sink, per_pair, done[i], name=f"sink-{i}")
+            sources.append(await system.spawn(Source, sink, per_pair, name=f"source-{i}"))
         stop = threading.Event()
         reader = None
         if page:
