@@ -550,6 +550,10 @@ class Cell:
                         self.dead_letter(message, "unhandled")
                     elif not message.put(result):
                         self.system._late_reply()
+        elif getattr(self.instance, "_actors_relay", False):
+            # The stand-in of an actor in another process passes the wrapper
+            # on: the remote actor's span is the sender's child.
+            await receive(traced)
         else:
             with _tracing.handling(self.path, traced.context, False):
                 if await receive(message) is UNHANDLED:

@@ -62,6 +62,10 @@ logger = logging.getLogger("actors")
 class ProcessActor(Actor):
     """The local stand-in of an actor in a child process (see the module)."""
 
+    #: While tracing, the cell loop hands ``receive`` a told message in its
+    #: ``Traced`` wrapper, which ``RemoteRef.tell`` sends with its context.
+    _actors_relay = True
+
     def __init__(
         self,
         placement: Subprocess,

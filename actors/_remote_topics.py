@@ -10,7 +10,8 @@ registry's broker is an :class:`UpstreamBroker`:
   anything queued before them, never a publish, which is awaited);
 - ``publish`` asks the authority's ``topics.publish`` service, which
   publishes there and answers how many subscribers got the message: a round
-  trip per publish;
+  trip per publish (while tracing, the publish span's context goes with the
+  message, and the deliveries over there are its children);
 - ``offer`` (dead letters to :data:`~actors._broker.DEAD_LETTERS_TOPIC`)
   offers to nobody: every subscriber is over there, and a child process
   passes its dead letters to its parent's system, which offers them there.
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from . import _tracing
 from ._broker import Endpoint, Overflow, TopicInfo
 from ._channel import Channel
 from ._exceptions import (
@@ -78,7 +80,7 @@ logger = logging.getLogger("actors.topics")
 SUBSCRIBE: Final = "topics.subscribe"  # (ref, pattern, group, capacity, overflow)
 UNSUBSCRIBE: Final = "topics.unsubscribe"  # (ref, pattern, group)
 DROP: Final = "topics.drop"  # ref: every subscription of it ends
-PUBLISH: Final = "topics.publish"  # ask (topic, message) -> delivered count
+PUBLISH: Final = "topics.publish"  # ask (topic, message[, headers]) -> delivered count
 
 
 # -- the forwarding side ------------------------------------------------------
@@ -132,8 +134,40 @@ class UpstreamBroker:
 
     async def publish(self, topic: str, message: Any) -> int:
         check_topic(topic)
+        if _tracing.tracer is not None or type(message) is _tracing.Traced:
+            return await self._traced_publish(topic, message)
         count: int = await self._publish_to.ask((topic, message), timeout=None)
         return count
+
+    async def _traced_publish(self, topic: str, message: Any) -> int:
+        # As above, with the trace context beside the message: a PRODUCER
+        # span here covers the round trip, and the deliveries over there are
+        # its children. A message that came with its context (a publish
+        # passed on from a process further down) keeps it, without a span.
+        span = None
+        if type(message) is _tracing.Traced:
+            context, message = message.context, message.message
+        else:
+            span = _tracing.start_publish(topic)
+            context = _tracing.context_of(span)
+        if _tracing.tracer is None or context is None:
+            request: tuple[Any, ...] = (topic, message)
+        else:
+            request = (topic, message, _tracing.inject(context))
+        try:
+            if span is None:
+                count: int = await self._publish_to.ask(request, timeout=None)
+                return count
+            with _tracing.use(span):  # the round trip's ask is its child
+                count = await self._publish_to.ask(request, timeout=None)
+                return count
+        except Exception as error:
+            if span is not None:
+                _tracing.failed(span, error)
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     def offer(self, topic: str, message: Any) -> int:
         return 0  # every subscriber is over there (see the module)
@@ -273,8 +307,11 @@ class _Authority:
         except Exception:
             logger.exception("%s: cannot drop the subscriptions of %r", self.peer.node, ref)
 
-    async def publish(self, request: tuple[str, Any]) -> int:
-        topic, message = request
+    async def publish(self, request: tuple[Any, ...]) -> int:
+        # (topic, message), or with the trace context's headers third.
+        topic, message = request[0], request[1]
+        if len(request) > 2:
+            message = _tracing.incoming(message, request[2])
         return await self.registry.publish(topic, message)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from . import _tracing
 from ._broker import Endpoint
 from ._channel import Channel
 from ._exceptions import ActorsError, ChannelDrained
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._registry import Registry
 
 _numbers = itertools.count(1)
+_Traced: Final = _tracing.Traced
 
 
 class _PullEndpoint(Endpoint):
@@ -142,7 +144,10 @@ class Subscription:
         Raises:
             ChannelDrained: the block was left (the subscription is closed).
         """
-        return await self._channel.receive()
+        message = await self._channel.receive()
+        if type(message) is _Traced:
+            message = self._received(message)
+        return message
 
     def receive_nowait(self) -> Any:
         """The next message if one is waiting.
@@ -151,13 +156,26 @@ class Subscription:
             WouldBlock: nothing is waiting.
             ChannelDrained: the block was left.
         """
-        return self._channel.receive_nowait()
+        message = self._channel.receive_nowait()
+        if type(message) is _Traced:
+            message = self._received(message)
+        return message
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Any:
         try:
-            return await self._channel.receive()
+            message = await self._channel.receive()
         except ChannelDrained:
             raise StopAsyncIteration from None
+        if type(message) is _Traced:
+            message = self._received(message)
+        return message
+
+    def _received(self, traced: _tracing.Traced) -> Any:
+        # Published while tracing: a CONSUMER span marks the take, a child
+        # of the publish span; the caller gets the message itself.
+        if _tracing.tracer is not None:
+            _tracing.received(self.pattern, traced.context)
+        return traced.message

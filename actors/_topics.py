@@ -35,10 +35,11 @@ from typing import Any, Final, Literal
 import anyio
 import anyio.lowlevel
 
+from . import _tracing
 from ._broker import DeadLetterSink, Endpoint, GroupInfo, TopicInfo
 from ._channel import YIELD_EVERY
 from ._exceptions import SendOnClosed, WouldBlock
-from ._matcher import DEFAULT_CACHE_SIZE, Matcher, check_pattern
+from ._matcher import DEFAULT_CACHE_SIZE, Matcher, check_pattern, check_topic
 from ._select import select
 
 
@@ -430,6 +431,40 @@ class LocalBroker:
             for member in blocking:
                 member.waits.discard(scope)
         return None
+
+
+# -- while tracing --------------------------------------------------------------
+# ``actors.tracing.instrument`` puts this in place of LocalBroker.publish (and
+# ``uninstrument`` puts the original back), as with ActorRef.tell: an untraced
+# publish tests nothing (``python -m benchmarks.topics``). Each subscriber gets
+# the message in one shared Traced wrapper holding the publish span's
+# context: an actor handles it in a CONSUMER span, the span's child (the
+# cell loop's, as for a tell), a pull subscription unwraps it, a subscriber
+# in another process gets the context in the envelope's headers, and dead
+# letters unwrap it. A message that came with its context (published in
+# another process, see actors._remote_topics) goes on as it is.
+
+_publish = LocalBroker.publish
+
+
+async def _traced_publish(broker: LocalBroker, topic: str, message: Any) -> int:
+    if type(message) is _tracing.Traced:
+        return await _publish(broker, topic, message)
+    check_topic(topic)  # a span names a valid topic
+    span = _tracing.start_publish(topic)
+    try:
+        return await _publish(broker, topic, _tracing.Traced(message, _tracing.context_of(span)))
+    except Exception as error:
+        _tracing.failed(span, error)
+        raise
+    finally:
+        span.end()
+
+
+#: What ``instrument`` puts in place, by LocalBroker attribute name.
+TRACED: Final = {"publish": _traced_publish}
+#: What ``uninstrument`` puts back.
+UNTRACED: Final = {"publish": LocalBroker.publish}
 
 
 def _overflow(endpoint: Endpoint, message: Any, topic: str) -> Outcome:

@@ -2,8 +2,9 @@
 :mod:`actors.tracing`).
 
 Until :func:`actors.tracing.instrument` is called nothing is imported from
-OpenTelemetry and nothing is created: ``ActorRef.tell``, ``tell_nowait`` and
-``ask`` are the plain ones (instrument puts traced twins in their place, as
+OpenTelemetry and nothing is created: ``ActorRef.tell``, ``tell_nowait``,
+``ask`` and ``LocalBroker.publish`` are the plain ones (instrument puts
+traced twins in their place, as
 OpenTelemetry's instrumentation libraries wrap what they trace), and the
 other paths (a process's peer, a durable publish, a cell loop's dispatch)
 test one module-level value, :data:`tracer`. When it is set:
@@ -16,15 +17,20 @@ test one module-level value, :data:`tracer`. When it is set:
 - an ask starts a CLIENT span ``ask <path>`` held by its envelope
   (:class:`TracedAsk`), ended with the outcome as status when it is
   answered or given up; the actor handles it in a SERVER span, its child;
+- a publish starts a PRODUCER span ``publish <topic>`` and delivers one
+  :class:`Traced` wrapper with its context to every subscriber: an actor
+  handles it as a told message, a pull subscription unwraps it;
 - across a process boundary the context travels as W3C trace context in
-  the envelope's headers (:func:`inject`, :func:`extract`).
+  the envelope's headers (:func:`inject`, :func:`extract`); a process
+  actor's stand-in passes a wrapper on as it is.
 
 The handler runs with its span current, so what it tells or asks is a child.
 
 # Invariants:
 # - ``tracer`` is None, or instrument() imported the API and set ``_api``.
-# - A Traced wrapper is only in a mailbox or a backlog: the cell loop
-#   unwraps it, and dead letters unwrap it (``unwrap``), so users never see it.
+# - A Traced wrapper is only in a mailbox, a backlog, a pull subscription's
+#   channel or a remote subscriber's queue: the cell loop, the subscription,
+#   a RemoteRef's tell and dead letters unwrap it, so users never see it.
 # - A TracedAsk's span is ended exactly once (``span`` is None after), by
 #   its answer or by its asker giving up.
 """
@@ -98,6 +104,30 @@ def start_publish(topic: str) -> Span:
         kind=_api.trace.SpanKind.PRODUCER,
         attributes=_attributes(topic, "publish", "send"),
     )
+
+
+def context_of(span: Span) -> Context:
+    """The context to send a message in, with ``span`` as its parent."""
+    context: Context = _api.trace.set_span_in_context(span)
+    return context
+
+
+def received(destination: str, context: Context | None) -> None:
+    """A CONSUMER span ``receive <destination>``, started and ended at once:
+    a pull subscription took a message published in ``context``."""
+    assert tracer is not None
+    tracer.start_span(
+        f"receive {destination}",
+        context=context,
+        kind=_api.trace.SpanKind.CONSUMER,
+        attributes=_attributes(destination, "receive", "receive"),
+    ).end()
+
+
+def failed(span: Span, error: BaseException) -> None:
+    """Mark ``span`` as ended by ``error`` (before it ends)."""
+    span.set_attribute("error.type", type(error).__name__)
+    span.set_status(_api.trace.Status(_api.trace.StatusCode.ERROR, repr(error)))
 
 
 def use(span: Span) -> Any:
@@ -234,7 +264,6 @@ def instrument(tracer_provider: Any = None) -> None:
             "actors.tracing needs the OpenTelemetry API: pip install 'structured-actors[otel]'"
         ) from None
     from . import __version__
-    from ._ref import TRACED, ActorRef
 
     api = _Api(trace, propagate, context)
     new = trace.get_tracer(
@@ -242,8 +271,9 @@ def instrument(tracer_provider: Any = None) -> None:
     )
     _api = api
     tracer = new
-    for name, method in TRACED.items():
-        setattr(ActorRef, name, method)
+    for cls, traced, _ in _twins():
+        for name, method in traced.items():
+            setattr(cls, name, method)
 
 
 def uninstrument() -> None:
@@ -257,11 +287,20 @@ def uninstrument() -> None:
         False
     """
     global tracer
-    from ._ref import UNTRACED, ActorRef
-
     tracer = None
-    for name, method in UNTRACED.items():
-        setattr(ActorRef, name, method)
+    for cls, _, untraced in _twins():
+        for name, method in untraced.items():
+            setattr(cls, name, method)
+
+
+def _twins() -> list[tuple[type, dict[str, Any], dict[str, Any]]]:
+    # The methods instrument() swaps, by class: (class, traced, plain).
+    from ._ref import TRACED, UNTRACED, ActorRef
+    from ._topics import TRACED as TOPICS_TRACED
+    from ._topics import UNTRACED as TOPICS_UNTRACED
+    from ._topics import LocalBroker
+
+    return [(ActorRef, TRACED, UNTRACED), (LocalBroker, TOPICS_TRACED, TOPICS_UNTRACED)]
 
 
 def instrumented() -> bool:

@@ -11,7 +11,14 @@ for every actor system of the process:
   ``AskTimeout``, ``ActorFailed``, ``ActorStopped``, ``ConnectionLost``...
   is an error, named by the ``error.type`` attribute); the actor handles it
   in a SERVER span, its child;
-- ``publish``: a PRODUCER span ``publish <topic>``, parent of each delivery;
+- ``publish`` (``system.publish``, ``context.publish``): a PRODUCER span
+  ``publish <topic>``; each subscriber actor handles the message in a
+  CONSUMER span ``process <path>``, its child (one per plain subscriber,
+  one per group), and a pull subscription that takes it makes a CONSUMER
+  span ``receive <pattern>``, its child, ended at once;
+- a durable ``stream.publish``: a PRODUCER span ``publish <subject>`` whose
+  context is stored with the message; a ``durable.Push`` actor handles each
+  delivery in a CONSUMER span ``process <path>``, its child;
 - attributes ``messaging.system = "actors"``,
   ``messaging.destination.name`` (the actor's path or the topic),
   ``messaging.operation.type`` and ``messaging.operation.name``.
@@ -24,8 +31,9 @@ process the trace context travels in the message's envelope (W3C
 is where it sets up its own tracer provider and exporter.
 
 While not instrumented nothing is created, and ``ActorRef.tell``,
-``tell_nowait`` and ``ask`` are the plain methods: :func:`instrument` puts
-traced twins in their place and :func:`uninstrument` puts them back.
+``tell_nowait``, ``ask`` and the in-process topics' publish are the plain
+methods: :func:`instrument` puts traced twins in their place and
+:func:`uninstrument` puts them back.
 
 Examples:
     >>> from actors import tracing

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - the test extra installs the SDK
         raise
     pytest.skip("opentelemetry-sdk is not installed", allow_module_level=True)
 
-from tracing_kit import Front, export_to, read_spans
+from tracing_kit import Front, Subscriber, export_to, read_spans
 from tracing_kit import Leaf as TracedLeaf
 
 pytestmark = pytest.mark.anyio
@@ -100,6 +101,16 @@ class Middle(actors.Actor):
         answer = await self.leaf.ask(message)
         await self.leaf.tell("told")
         return answer
+
+
+class Recorder(actors.Actor):
+    """Puts ``(its path, message)`` in ``inbox`` for each message."""
+
+    def __init__(self, inbox: actors.Channel[tuple[str, Any]]) -> None:
+        self.inbox = inbox
+
+    async def receive(self, message: Any) -> Any:
+        self.inbox.send_nowait((self.ref.path, message))
 
 
 async def test_an_ask_chain_is_one_trace(exporter: InMemorySpanExporter) -> None:
@@ -181,7 +192,100 @@ async def test_dead_letters_show_the_message(exporter: InMemorySpanExporter) -> 
         async with system.dead_letters() as letters:
             await leaf.tell("late")
             letter = await letters.receive()
+            assert await system.publish("nobody.listens", "unheard") == 0
+            unheard = await letters.receive()
     assert letter.message == "late"
+    assert (unheard.message, unheard.topic) == ("unheard", "nobody.listens")
+
+
+async def test_a_publish_and_its_deliveries_are_one_trace(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """ask -> its handler publishes -> two subscribers, a group of two and a
+    pull subscription: the publish span is the handler's child, and each
+    delivery is handled in a span that is the publish span's child."""
+    inbox: actors.Channel[tuple[str, Any]] = actors.Channel(math.inf)
+
+    class Front(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            return await self.context.publish("orders.eu", message)
+
+    async with actors.ActorSystem() as system:
+        refs = {name: await system.spawn(Recorder, inbox, name=name) for name in "ab12"}
+        system.subscribe("orders.*", refs["a"])
+        system.subscribe("orders.eu", refs["a"])  # still one copy
+        system.subscribe("orders.>", refs["b"])
+        system.subscribe("orders.*", refs["1"], group="workers")
+        system.subscribe("orders.*", refs["2"], group="workers")
+        front = await system.spawn(Front, name="front")
+        async with system.subscription("orders.>") as pulled:
+            assert await front.ask("order 1") == 4
+            assert await pulled.receive() == "order 1"  # the message, never the wrapper
+        got = sorted([await inbox.receive() for _ in range(3)])
+        assert got == [("/user/1", "order 1"), ("/user/a", "order 1"), ("/user/b", "order 1")]
+    spans = exporter.get_finished_spans()
+    server = kind(spans, "ask /user/front", trace.SpanKind.SERVER)
+    publish = one(spans, "publish orders.eu")
+    assert publish.kind is trace.SpanKind.PRODUCER
+    assert parent_of(publish) == span_id(server)
+    assert publish.attributes is not None
+    assert publish.attributes["messaging.destination.name"] == "orders.eu"
+    assert publish.attributes["messaging.operation.name"] == "publish"
+    for path in ("/user/a", "/user/b", "/user/1"):
+        process = one(spans, f"process {path}")
+        assert process.kind is trace.SpanKind.CONSUMER
+        assert parent_of(process) == span_id(publish)
+    assert not by_name(spans, "process /user/2")  # the group's copy went to one member
+    pull = one(spans, "receive orders.>")
+    assert pull.kind is trace.SpanKind.CONSUMER
+    assert parent_of(pull) == span_id(publish)
+    assert {trace_id(span) for span in spans} == {trace_id(server)}
+
+
+@pytest.mark.usefixtures("no_orphans")
+async def test_a_publish_to_a_process_actor_is_one_trace(
+    exporter: InMemorySpanExporter, placement: actors.Subprocess, tmp_path: Path
+) -> None:
+    """publish here -> a subscriber in a child process, which publishes back
+    to a subscriber here and tells an actor here: one trace, each span the
+    child of the one that sent it (the context crosses in the envelope's
+    headers both ways)."""
+    path = str(tmp_path / "child-spans.jsonl")
+    child = dataclasses.replace(placement, initializer=functools.partial(export_to, path))
+    inbox: actors.Channel[tuple[str, Any]] = actors.Channel(math.inf)
+    async with actors.ActorSystem() as system:
+        report = await system.spawn(Recorder, inbox, name="report")
+        back = await system.spawn(Recorder, inbox, name="back")
+        system.subscribe("back.here", back)
+        remote = await system.spawn(Subscriber, "news.*", report, name="remote", placement=child)
+        assert await inbox.receive() == ("/user/report", "started")
+        assert await system.publish("news.eu", ("publish", "back.here", "echo")) == 1
+        got = {await inbox.receive(), await inbox.receive()}
+        assert got == {("/user/back", "echo"), ("/user/report", ("publish", "back.here", "echo"))}
+        await remote.stop()
+    spans = exporter.get_finished_spans()
+    remote_spans = read_spans(path)
+
+    def remote_one(name: str, kind: str) -> dict[str, Any]:
+        found = [s for s in remote_spans if s["name"] == name and s["kind"] == kind]
+        assert len(found) == 1, (name, kind, remote_spans)
+        return found[0]
+
+    publish = one(spans, "publish news.eu")
+    process = remote_one("process /user/remote", "CONSUMER")
+    publish_back = remote_one("publish back.here", "PRODUCER")
+    processed_back = one(spans, "process /user/back")
+    assert publish.kind is trace.SpanKind.PRODUCER and publish.parent is None
+    assert process["parent_id"] == span_id(publish)  # no span of the stand-in between
+    assert publish_back["parent_id"] == process["span_id"]
+    assert parent_of(processed_back) == publish_back["span_id"]
+    sends = [s for s in remote_spans if s["name"] == "send /user/report"]
+    send = next(s for s in sends if s["parent_id"] == process["span_id"])
+    reports = by_name(spans, "process /user/report")
+    reported = [s for s in reports if parent_of(s) == send["span_id"]]
+    assert len(reported) == 1
+    assert {process["trace_id"], publish_back["trace_id"], send["trace_id"]} == {trace_id(publish)}
+    assert trace_id(processed_back) == trace_id(reported[0]) == trace_id(publish)
 
 
 async def test_concurrent_asks_with_cancellations(
@@ -230,21 +334,30 @@ async def test_nothing_is_created_when_not_instrumented() -> None:
             Counting.calls += 1
             return super().get_tracer(*args, **kwargs)
 
+    from actors._topics import LocalBroker
+
     plain = (actors.ActorRef.tell, actors.ActorRef.tell_nowait, actors.ActorRef.ask)
+    plain_publish = LocalBroker.publish
     provider = Counting()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracing.instrument(provider)
     assert actors.ActorRef.tell is not plain[0]
+    assert LocalBroker.publish is not plain_publish
     tracing.uninstrument()
     assert not tracing.instrumented()
     # The plain methods are back: an untraced tell or ask tests nothing.
     assert (actors.ActorRef.tell, actors.ActorRef.tell_nowait, actors.ActorRef.ask) == plain
+    assert LocalBroker.publish is plain_publish
     async with actors.ActorSystem() as system:
         leaf = await system.spawn(Leaf, name="leaf")
         await leaf.tell("x")
         leaf.tell_nowait("y")
         assert await leaf.ask("z") == "z"
+        system.subscribe("news.*", leaf)
+        async with system.subscription("news.>") as news:
+            assert await system.publish("news.eu", "w") == 2
+            assert await news.receive() == "w"
     assert exporter.get_finished_spans() == ()
     assert Counting.calls == 1  # the instrument() above, nothing since
     provider.shutdown()

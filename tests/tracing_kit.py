@@ -75,3 +75,22 @@ class Leaf(actors.Actor):
         if message == "told" and self.told is not None:
             self.told.set()
         return message
+
+
+class Subscriber(actors.Actor):
+    """Subscribes to ``pattern``, then tells ``report`` ``"started"``; tells
+    ``report`` each message it gets, after publishing ``value`` to ``topic``
+    if the message is ``("publish", topic, value)``."""
+
+    def __init__(self, pattern: str, report: actors.ActorRef) -> None:
+        self.pattern = pattern
+        self.report = report
+
+    async def on_start(self) -> None:
+        self.context.subscribe(self.pattern)
+        await self.report.tell("started")  # after the subscription, on one connection
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, tuple) and message[0] == "publish":
+            await self.context.publish(message[1], message[2])
+        await self.report.tell(message)
