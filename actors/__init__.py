@@ -22,6 +22,7 @@ from ._exceptions import ConnectionLost as ConnectionLost
 from ._exceptions import IncompatiblePeer as IncompatiblePeer
 from ._exceptions import MailboxFull as MailboxFull
 from ._exceptions import NameTaken as NameTaken
+from ._exceptions import NodeDown as NodeDown
 from ._exceptions import ProcessExited as ProcessExited
 from ._exceptions import ProcessHung as ProcessHung
 from ._exceptions import RemoteError as RemoteError
@@ -83,6 +84,7 @@ __all__ = [
     "Mailbox",
     "MailboxFull",
     "NameTaken",
+    "NodeDown",
     "OverflowPolicy",
     "ProcessExited",
     "ProcessHung",

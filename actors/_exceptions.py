@@ -216,6 +216,22 @@ class ConnectionLost(ActorsError):
     """
 
 
+class NodeDown(ConnectionLost):
+    """A node of the cluster is down, or cannot be reached from this one.
+
+    Its actors are out of reach: an ask in flight to one of them raises it
+    (the message may or may not have been handled), an ask or a first tell
+    to a node that is not there raises it at once, and a watcher of an actor
+    there gets ``Terminated(ref, NodeDown(...))``, as Erlang's
+    ``noconnection``. Refs to the node stay valid: the next use links again
+    once the node is back (a restarted node's old actors are gone, though).
+
+    Examples:
+        >>> issubclass(NodeDown, ConnectionLost)
+        True
+    """
+
+
 class ProcessExited(ActorsError):
     """The process an actor ran in ended: ``code`` is its exit status, the
     negative signal number if a signal killed it (``-9`` for ``kill -9``).

@@ -134,6 +134,7 @@ class Peer:
         pid: int | None = None,
         heartbeat: float | None = None,
         misses: int | None = 3,
+        lost: type[ConnectionLost] = ConnectionLost,
     ) -> None:
         self.system = system
         self.wire = wire
@@ -144,6 +145,9 @@ class Peer:
         self.misses = misses
         #: Why the connection ended; None while it is up.
         self.error: BaseException | None = None
+        #: What pending asks raise and watchers are told when it ends (a
+        #: cluster's links say ``NodeDown``).
+        self.lost = lost
         self.closed = Signal()
         self._tokens = itertools.count(1)
         self._pending: dict[int, Ask] = {}
@@ -211,7 +215,7 @@ class Peer:
             error = exc
             raise
         finally:
-            self._lose(error or ConnectionLost(f"the connection to {self.node} was closed"))
+            self._lose(error or self.lost(f"the connection to {self.node} was closed"))
 
     async def _guard(self, work: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -237,6 +241,12 @@ class Peer:
         """End the connection from this side."""
         if self._task_group is not None:
             self._task_group.cancel_scope.cancel()
+
+    def lose(self, error: BaseException) -> None:
+        """Declare the connection lost for ``error`` now (pending asks and
+        watchers are told at once), then end it."""
+        self._lose(error)
+        self.close()
 
     def start_heartbeat(self, interval: float, misses: int | None = 3) -> None:
         """Start heartbeats on a running peer (:meth:`run` started without
@@ -663,8 +673,8 @@ class Peer:
     def _lost_error(self) -> ConnectionLost:
         error = self.error
         if isinstance(error, ConnectionLost):
-            return ConnectionLost(str(error))
-        return ConnectionLost(f"the connection to {self.node} ended: {error}")
+            return self.lost(str(error))
+        return self.lost(f"the connection to {self.node} ended: {error}")
 
     # -- watching ---------------------------------------------------------------
 
@@ -789,13 +799,13 @@ class Peer:
         lost = self._lost_error()
         pending, self._pending = self._pending, {}
         for ask in pending.values():
-            ask.put_error(ConnectionLost(str(lost)))
+            ask.put_error(self.lost(str(lost)))
         for ask in self._serving.values():
             ask.closed = True
         self._serving.clear()
         watches, self._watches = self._watches, {}
         for entry in watches.values():
-            self._notify(entry, ConnectionLost(str(lost)), False)
+            self._notify(entry, self.lost(str(lost)), False)
         if self._backlog_room is not None:
             self._backlog_room.set()
         self.channels.lose(lost)

@@ -516,6 +516,12 @@ def _restore_ref(system_name: str, path: str, uid: int) -> ActorRef:
         if cell is not None:
             return cell.ref
         peer = system._route(system_name)
+        cluster = system._cluster
+        if cluster is not None:
+            # A node of the cluster: reached over a link, opened when needed.
+            ref = cluster.restore(system_name, path, uid, peer)
+            if ref is not None:
+                return ref
         if peer is not None:
             from ._remote import RemoteRef
 

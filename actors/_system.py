@@ -65,6 +65,7 @@ from ._watchdog import DEFAULT_THRESHOLD as DEFAULT_BLOCKING_THRESHOLD
 from ._watchdog import Watchdog, default_threshold
 
 if TYPE_CHECKING:
+    from ._cluster import NatsCluster, Node
     from .durable import Store, Streams
 
 logger = logging.getLogger("actors")
@@ -125,6 +126,13 @@ class ActorSystem(PubSub):
             WARNING on the ``actors.blocking`` logger); ``True`` for 0.1 s,
             ``False`` off; ``None`` (default): 0.1 s in a debug run
             (``ACTORS_DEBUG=1`` or ``python -X dev``), else off.
+        store: where durable topics keep their messages (``actors.durable``).
+        cluster: make the system a node of a cluster on NATS
+            (:class:`actors.cluster.NatsCluster`); its name is then its node
+            id, unique in the cluster. The system connects to NATS when
+            entered (raising ``NameTaken`` if a node of that name is up)
+            and disconnects when left; ``system.cluster`` is its
+            :class:`~actors.cluster.Node`.
 
     Examples:
         >>> import actors
@@ -145,6 +153,7 @@ class ActorSystem(PubSub):
         log_dead_letters_interval: float = DEFAULT_LOG_INTERVAL,
         warn_blocking: float | bool | None = None,
         store: Store | None = None,
+        cluster: NatsCluster | None = None,
     ):
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"system name must be a non-empty string without '/', got {name!r}")
@@ -194,15 +203,41 @@ class ActorSystem(PubSub):
         self.registry = Registry(self)
         self._store = store
         self._streams: Streams | None = None
+        self._cluster: Node | None = None
+        if cluster is not None:
+            from ._cluster import NatsCluster, Node
+
+            if not isinstance(cluster, NatsCluster):
+                raise TypeError(f"cluster must be an actors.cluster.NatsCluster, got {cluster!r}")
+            self._cluster = Node(self, cluster)
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {len(self._cells)} actors>"
+
+    @property
+    def cluster(self) -> Node:
+        """This node's membership of its cluster (``ActorSystem(cluster=...)``):
+        ``await system.cluster.whereis(node, name)`` finds an actor on another
+        node.
+
+        Raises:
+            ActorsError: The system is not a node of a cluster.
+        """
+        if self._cluster is None:
+            raise ActorsError(
+                f"actor system {self.name!r} is not in a cluster: create it with "
+                "ActorSystem(name, cluster=actors.cluster.NatsCluster(...))"
+            )
+        return self._cluster
 
     # -- the scope ------------------------------------------------------------
 
     async def __aenter__(self) -> ActorSystem:
         if self._open or self._closed:
             raise ActorsError(f"actor system {self.name!r} can only be entered once")
+        if self._cluster is not None:
+            # Its NATS client outlives the nursery, where the links run.
+            await self._cluster.open()
         await self._nursery.open()
         self._body_scope = anyio.CancelScope()
         self._body_scope.__enter__()
@@ -212,6 +247,8 @@ class ActorSystem(PubSub):
             self._watchdog = Watchdog(self._blocking_threshold, _ACTOR_FRAMES)
         self._thread = threading.get_ident()
         self._open = True
+        if self._cluster is not None:
+            self._cluster.start()
         self._run = current_run()
         if self._run is not None:
             self._run.systems.add(self)
@@ -254,6 +291,8 @@ class ActorSystem(PubSub):
                 leaving = leaving or error
             self._open = False
             self._closed = True
+            if self._cluster is not None:
+                await self._cluster.close()
             current_system.reset(self._token)
             self._dead_letter_log.close()
             if self._watchdog is not None:

@@ -210,6 +210,9 @@ class Link:
         misses: int,
         timeout: float,
         label: str,
+        expect: str | None = None,
+        lost: type[ConnectionLost] = ConnectionLost,
+        transport: str = "TCP",
     ) -> None:
         self.network = network
         self.system = network.system
@@ -220,6 +223,10 @@ class Link:
         self.timeout = timeout
         #: Where the other side is, until it says its name.
         self.label = label
+        #: The name the other side must say (a cluster's node), if known.
+        self.expect = expect
+        self.lost = lost
+        self.transport = transport
         self.peer: Peer | None = None
         #: Set once: joined (the hello was accepted), or ended before that.
         self.joined = Signal()
@@ -296,7 +303,9 @@ class Link:
             session = await handshake(stream, self.secret, self.initiator)
         if waiting.cancelled_caught:
             raise TimeoutError(f"no handshake with {self.label} within {self.timeout:g} s")
-        peer = self.peer = Peer(self.system, WireConnection(stream, session), self.label)
+        peer = self.peer = Peer(
+            self.system, WireConnection(stream, session), self.label, lost=self.lost
+        )
         peer.handlers["hello"] = self._on_hello
         peer.handlers["refused"] = self._on_refused
         peer.services[WHEREIS] = self._whereis
@@ -332,6 +341,8 @@ class Link:
         problem = None
         if not isinstance(name, str) or not name or "/" in name or "\0" in name:
             problem = f"its node name {name!r} is not a valid system name"
+        elif self.expect is not None and name != self.expect:
+            problem = f"it says it is {name!r}, but the link was made for {self.expect!r}"
         elif name == system.name:
             problem = (
                 f"it has the same name as this system, {name!r}: refs are told apart by "
@@ -354,8 +365,9 @@ class Link:
         peer.start_heartbeat(max(self.heartbeat, _positive(hello.heartbeat)), self.misses)
         self.joined.set()
         logger.info(
-            "%s joined %s over TCP (%s)",
+            "%s joined %s over %s (%s)",
             *((system.name, name) if self.initiator else (name, system.name)),
+            self.transport,
             self.label,
         )
         return None

@@ -243,6 +243,9 @@ class WireConnection:
         that sent them is alive, however long this side took to look."""
         if self._ready or self._buffer:
             return True
+        waiting = getattr(self._stream, "input_waiting", None)
+        if waiting is not None:  # a stream that is not a socket (a cluster's link)
+            return bool(waiting())
         sock = self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if sock is None:
             return False

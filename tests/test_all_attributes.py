@@ -12,6 +12,7 @@ import pytest
 
 PACKAGES = [
     "actors",
+    "actors.cluster",
     "actors.durable",
     "actors.lowlevel",
     "actors.observe",
