@@ -35,7 +35,6 @@ logged, so a change in anyio costs speed, never a shield. Python 3.10 (no
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 import logging
 import math
@@ -232,6 +231,8 @@ def _native_on_asyncio(task: Task[Any]) -> bool:
                 return True
     except Exception:  # anything unexpected means the same: do not rely on it
         pass
+    import importlib.metadata  # here: 20-50 ms that a child process's start need not pay
+
     logger.warning(
         "actors: anyio %s keeps its cancel scopes where this version of actors "
         "does not look; actors on asyncio use anyio.CancelScope instead (slower "
