@@ -106,6 +106,22 @@ def start_publish(topic: str) -> Span:
     )
 
 
+def start_process(destination: str, context: Context, consumer: str, seq: int) -> Span:
+    """A CONSUMER span ``process <destination>`` for a durable message that
+    the caller settles later (a pull consumer's), with the message's
+    publish span as parent; not current anywhere."""
+    assert tracer is not None
+    attributes = _attributes(destination, "process", "process")
+    attributes["messaging.consumer.group.name"] = consumer
+    attributes["messaging.message.id"] = str(seq)
+    return tracer.start_span(
+        f"process {destination}",
+        context=context,
+        kind=_api.trace.SpanKind.CONSUMER,
+        attributes=attributes,
+    )
+
+
 def context_of(span: Span) -> Context:
     """The context to send a message in, with ``span`` as its parent."""
     context: Context = _api.trace.set_span_in_context(span)
@@ -124,10 +140,13 @@ def received(destination: str, context: Context | None) -> None:
     ).end()
 
 
-def failed(span: Span, error: BaseException) -> None:
-    """Mark ``span`` as ended by ``error`` (before it ends)."""
-    span.set_attribute("error.type", type(error).__name__)
-    span.set_status(_api.trace.Status(_api.trace.StatusCode.ERROR, repr(error)))
+def failed(span: Span, error: BaseException | str, description: str = "") -> None:
+    """Mark ``span`` as ended by ``error`` (an exception, or the name of
+    what happened) before it ends."""
+    if isinstance(error, BaseException):
+        error, description = type(error).__name__, repr(error)
+    span.set_attribute("error.type", error)
+    span.set_status(_api.trace.Status(_api.trace.StatusCode.ERROR, description or error))
 
 
 def use(span: Span) -> Any:

@@ -16,9 +16,13 @@ for every actor system of the process:
   CONSUMER span ``process <path>``, its child (one per plain subscriber,
   one per group), and a pull subscription that takes it makes a CONSUMER
   span ``receive <pattern>``, its child, ended at once;
-- a durable ``stream.publish``: a PRODUCER span ``publish <subject>`` whose
-  context is stored with the message; a ``durable.Push`` actor handles each
-  delivery in a CONSUMER span ``process <path>``, its child;
+- a durable ``stream.publish`` or ``tx.publish`` (in a transaction): a
+  PRODUCER span ``publish <subject>`` whose context is stored with the
+  message (``publish_many``: one span ``publish <stream>`` for the batch); a
+  ``durable.Push`` actor handles each delivery in a CONSUMER span
+  ``process <path>``, its child; a message taken with ``consumer.fetch()``
+  or ``pull()`` has a CONSUMER span ``process <subject>``, its child, from
+  the fetch until it is settled (a ``nak`` or ``term`` is an error);
 - attributes ``messaging.system = "actors"``,
   ``messaging.destination.name`` (the actor's path or the topic),
   ``messaging.operation.type`` and ``messaging.operation.name``.

@@ -482,6 +482,60 @@ async def test_a_durable_publish_and_its_push_consumer_are_in_the_trace(
     assert trace_id(process) == trace_id(client)
 
 
+async def test_durable_fetches_join_their_publishes_traces(
+    exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """Messages published with stream.publish (from a handler), in a
+    transaction and with publish_many, then fetched by a pull consumer: each
+    is handled in a CONSUMER span, a child of its publish span, that ends
+    when it is settled (a nak is an error)."""
+    from actors import durable
+
+    class Front(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            stream = await self.context.system.streams.get("ORDERS")
+            return await stream.publish("orders.a", message)
+
+    store = durable.SQLiteStore(tmp_path / "s.db")
+    async with actors.ActorSystem(store=store) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing")
+        front = await system.spawn(Front, name="front")
+        assert await front.ask("plain") == 1
+        async with system.streams.transaction() as tx:
+            await tx.publish("orders.b", "in a transaction")
+        await orders.publish_many([("orders.c", "batch 1"), ("orders.c", "batch 2")])
+        got = await billing.fetch(10)
+        assert [m.data for m in got] == ["plain", "in a transaction", "batch 1", "batch 2"]
+        assert not [s for s in exporter.get_finished_spans() if s.name.startswith("process")]
+        await got[0].ack()
+        assert await got[1].nak(error="not now") == "nak"
+        await billing.ack(got[2:])
+    spans = exporter.get_finished_spans()
+    server = kind(spans, "ask /user/front", trace.SpanKind.SERVER)
+    plain, in_tx, batch = (
+        one(spans, f"publish {name}") for name in ("orders.a", "orders.b", "ORDERS")
+    )
+    assert parent_of(plain) == span_id(server)
+    assert in_tx.parent is None  # published outside any span
+    assert batch.attributes is not None
+    assert batch.attributes["messaging.batch.message_count"] == 2
+    for publish in (plain, in_tx, batch):
+        assert publish.kind is trace.SpanKind.PRODUCER
+    handled = one(spans, "process orders.a")
+    assert parent_of(handled) == span_id(plain)
+    assert trace_id(handled) == trace_id(server)
+    assert handled.kind is trace.SpanKind.CONSUMER
+    assert handled.status.status_code is trace.StatusCode.UNSET
+    assert handled.attributes is not None
+    assert handled.attributes["messaging.consumer.group.name"] == "billing"
+    naked = one(spans, "process orders.b")
+    assert parent_of(naked) == span_id(in_tx)
+    assert naked.status.status_code is trace.StatusCode.ERROR
+    assert (naked.attributes or {})["error.type"] == "nak"
+    assert [parent_of(s) for s in by_name(spans, "process orders.c")] == [span_id(batch)] * 2
+
+
 def test_missing_api_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

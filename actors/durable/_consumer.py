@@ -187,6 +187,7 @@ class Message:
         "_data",
         "_headers",
         "_loaded",
+        "_span",
         "_value",
         "deliveries",
         "seq",
@@ -207,6 +208,8 @@ class Message:
         self.deliveries = deliveries
         #: The trace context it was published in (``actors.tracing``), once loaded.
         self._headers: dict[str, str] | None = None
+        #: While tracing, a fetched message's CONSUMER span, until it is settled.
+        self._span: Any = None
 
     def __repr__(self) -> str:
         return (
@@ -283,7 +286,7 @@ class Message:
         ok = await consumer._store.term(
             stream.name, consumer._cid, self.token, why, stream.retention
         )
-        consumer._settled(self)
+        consumer._settled(self, "term", why)
         return ok
 
 
@@ -349,7 +352,13 @@ class Consumer:
                 del in_flight[seq]
         return self.max_in_flight - len(in_flight)
 
-    def _settled(self, message: Message) -> None:
+    def _settled(self, message: Message, error: str | None = None, why: str = "") -> None:
+        span = message._span
+        if span is not None:  # while tracing: its handling ends here
+            message._span = None
+            if error is not None:
+                _tracing.failed(span, error, why)
+            span.end()
         if self._in_flight.pop(message.seq, None) is not None:
             signal, self._settle_signal = self._settle_signal, Signal()
             signal.set()
@@ -403,6 +412,14 @@ class Consumer:
             raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
         if expires is not None and not expires >= 0:
             raise ValueError(f"expires must be seconds >= 0 or None, got {expires!r}")
+        messages = await self._fetch(batch, expires)
+        if _tracing.tracer is not None:
+            _trace(self, messages)
+        return messages
+
+    async def _fetch(self, batch: int, expires: float | None) -> list[Message]:
+        # fetch() without its checks and spans (a Push actor's: its cell
+        # loop handles each message in a span).
         deadline = now() + (expires or 0.0)
         while True:
             credit = self._credit()
@@ -499,7 +516,7 @@ class Consumer:
             self.max_deliver,
             stream.retention,
         )
-        self._settled(message)
+        self._settled(message, "nak", error or "")
         self._streams._notify(stream.name)
         return result
 
@@ -541,6 +558,22 @@ class Consumer:
             ...     c.matches("orders.eu.created")
         """
         return pattern_matches(self.filter, subject)
+
+
+def _trace(consumer: Consumer, messages: list[Message]) -> None:
+    # While tracing, a fetched message is handled in a CONSUMER span, a
+    # child of the span it was published in (stored with it), from now
+    # until this handle settles it.
+    for message in messages:
+        try:
+            _ = message.data  # loads it, and the context stored with it
+        except Exception:
+            continue  # .data says why
+        if message._headers:
+            context = _tracing.extract(message._headers)
+            message._span = _tracing.start_process(
+                message.subject, context, consumer.name, message.seq
+            )
 
 
 class _Pull:

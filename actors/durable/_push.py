@@ -159,7 +159,7 @@ class Push(Actor):
         assert consumer is not None
         tell = self.ref.tell
         while True:
-            got = await consumer.fetch(self._max_in_flight, expires=_PULL_EXPIRES)
+            got = await consumer._fetch(self._max_in_flight, _PULL_EXPIRES)
             if self._failing:  # the nak freed credit, but this incarnation is ending
                 await consumer.release(got)
                 return

@@ -403,25 +403,36 @@ class Stream:
         the same ``msg_id`` to be sure it is there once).
         """
         if _tracing.tracer is not None:
-            return await self._traced_publish(subject, message, msg_id)
+            (seq,) = await self._traced_publish(subject, [(subject, message, msg_id)])
+            return seq
         item = self._item(subject, message, msg_id)
         (seq,) = await self._streams.store.publish(self.name, [item])
         self._streams._notify(self.name)
         return seq
 
-    async def _traced_publish(self, subject: str, message: Any, msg_id: str | None) -> int:
-        # As above, in a PRODUCER span whose context is stored with the
-        # message: a Push consumer handles it in that trace.
-        span = _tracing.start_publish(subject)
+    async def _traced_publish(self, destination: str, messages: list[Any]) -> list[int]:
+        # publish() and publish_many() while tracing: one PRODUCER span,
+        # whose context is stored with each message, so its consumers
+        # handle it in that trace.
+        span = _tracing.start_publish(destination)
+        if len(messages) > 1:
+            span.set_attribute("messaging.batch.message_count", len(messages))
         try:
             headers = _tracing.headers_of(span)
-            item = self._item(subject, _tracing.Stored(message, headers), msg_id)
-            (seq,) = await self._streams.store.publish(self.name, [item])
-            span.set_attribute("messaging.message.id", str(seq))
+            items = [
+                self._item(m[0], _tracing.Stored(m[1], headers), m[2] if len(m) > 2 else None)
+                for m in messages
+            ]
+            seqs = await self._streams.store.publish(self.name, items)
+            if len(seqs) == 1:
+                span.set_attribute("messaging.message.id", str(seqs[0]))
+        except Exception as error:
+            _tracing.failed(span, error)
+            raise
         finally:
             span.end()
         self._streams._notify(self.name)
-        return seq
+        return seqs
 
     async def publish_many(
         self, messages: Iterable[tuple[str, Any] | tuple[str, Any, str | None]]
@@ -439,6 +450,9 @@ class Stream:
 
         Cancellation: all or none of them may have been stored.
         """
+        if _tracing.tracer is not None:
+            entries = list(messages)
+            return await self._traced_publish(self.name, entries) if entries else []
         items = [self._item(m[0], m[1], m[2] if len(m) > 2 else None) for m in messages]
         if not items:
             return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import _tracing
 from .._matcher import check_topic
 from ._errors import DurableError, StreamNotFound
 
@@ -75,7 +76,28 @@ class Transaction:
             raise StreamNotFound(
                 f"no stream takes subject {subject!r}: create one before the transaction"
             )
+        if _tracing.tracer is not None:
+            return await self._traced_publish(stream, subject, message, msg_id)
         (seq,) = await self._handle.publish(stream.name, [stream._item(subject, message, msg_id)])
+        self._touched.add(stream.name)
+        return seq
+
+    async def _traced_publish(
+        self, stream: Stream, subject: str, message: Any, msg_id: str | None
+    ) -> int:
+        # As above, in a PRODUCER span whose context is stored with the
+        # message, as by Stream.publish.
+        span = _tracing.start_publish(subject)
+        try:
+            stored = _tracing.Stored(message, _tracing.headers_of(span))
+            item = stream._item(subject, stored, msg_id)
+            (seq,) = await self._handle.publish(stream.name, [item])
+            span.set_attribute("messaging.message.id", str(seq))
+        except Exception as error:
+            _tracing.failed(span, error)
+            raise
+        finally:
+            span.end()
         self._touched.add(stream.name)
         return seq
 
