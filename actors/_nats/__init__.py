@@ -24,17 +24,33 @@ from ._jetstream import JetStreamError as JetStreamError
 from ._jetstream import JsMsg as JsMsg
 from ._jetstream import MsgMetadata as MsgMetadata
 from ._jetstream import PubAck as PubAck
+from ._kv import KeyValue as KeyValue
+from ._kv import bind_bucket as bind_bucket
+from ._kv import create_bucket as create_bucket
+from ._kv import delete_bucket as delete_bucket
+from ._kv_entry import BucketNotFound as BucketNotFound
+from ._kv_entry import KeyExists as KeyExists
+from ._kv_entry import KeyValueError as KeyValueError
+from ._kv_entry import KvEntry as KvEntry
+from ._kv_entry import WrongRevision as WrongRevision
+from ._kv_watch import KeyWatcher as KeyWatcher
 from ._protocol import Msg as Msg
 from ._subscription import Subscription as Subscription
 
 __all__ = [
     "AuthorizationError",
+    "BucketNotFound",
     "Client",
     "ClientStatistics",
     "ConnectionClosed",
     "JetStream",
     "JetStreamError",
     "JsMsg",
+    "KeyExists",
+    "KeyValue",
+    "KeyValueError",
+    "KeyWatcher",
+    "KvEntry",
     "Msg",
     "MsgMetadata",
     "NatsConnectionLost",
@@ -49,5 +65,9 @@ __all__ = [
     "PubAck",
     "ServerError",
     "Subscription",
+    "WrongRevision",
+    "bind_bucket",
     "connect",
+    "create_bucket",
+    "delete_bucket",
 ]

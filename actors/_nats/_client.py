@@ -236,6 +236,7 @@ class Client:
         self._reconnects = 0
         self._late_replies = 0
         self._pings_answered = 0
+        self._reconnect_listeners: list[Callable[[], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -386,6 +387,23 @@ class Client:
             self._late_replies,
         )
 
+    def add_reconnect_listener(self, listener: Callable[[], object]) -> Callable[[], None]:
+        """Call ``listener()`` after each reconnection, once the
+        subscriptions are made again (before ``on_reconnected``), in the
+        client's task: it must not block or raise. For layers that keep
+        server-side state, such as a key-value watcher's consumer.
+
+        Returns:
+            A function that removes the listener (idempotent).
+        """
+        self._reconnect_listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._reconnect_listeners.remove(listener)
+
+        return remove
+
     def new_inbox(self) -> str:
         """A unique subject for replies (``_INBOX.<random>``)."""
         return "_INBOX." + secrets.token_hex(11)
@@ -462,6 +480,8 @@ class Client:
                 return
             self._attach(stream)
             self._reconnects += 1
+            for listener in list(self._reconnect_listeners):
+                listener()
             if self._on_reconnected is not None:
                 assert self._server is not None
                 self._on_reconnected(self._server.url)
