@@ -66,6 +66,7 @@ from ._tcp import CLOSE_GRACE, WHEREIS, Link, Network
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._cluster_topics import ClusterTopics
     from ._nats import Client, Msg
     from ._peer import Peer
     from ._ref import ActorRef
@@ -211,6 +212,10 @@ class Node:
         self.node = _check_token("node name (the system's name)", system.name)
         self._prefix = f"actors.{config.name}"
         self.client: Client | None = None
+        #: Topics have a connection of their own: a slow subscriber there
+        #: must not hold up the links.
+        self.topic_client: Client | None = None
+        self.topics: ClusterTopics | None = None
         self._links: dict[str, Link] = {}
         self._streams: dict[tuple[str, str], LinkStream] = {}
         #: Links ended lately: what the other end sent before it learnt is
@@ -260,6 +265,15 @@ class Node:
         await client.__aenter__()
         self.client = client
         try:
+            topic_client = Client(
+                config.servers,
+                name=f"actors {config.name}/{self.node} topics",
+                user=config._user,
+                password=config._password,
+                token=config._token,
+            )
+            await topic_client.__aenter__()
+            self.topic_client = topic_client
             try:
                 await client.request(self._connect_subject(self.node), _PROBE, timeout=1.0)
             except NoResponders:
@@ -281,19 +295,30 @@ class Node:
             raise
 
     def start(self) -> None:
-        """Serve this node's subjects in a task of the system."""
+        """Serve this node's subjects in a task of the system, and take its topics."""
+        from ._cluster_topics import ClusterTopics
+
+        registry = self.system.registry
+        self.topics = ClusterTopics(self, registry._report)
+        registry._broker = self.topics
         self.system._closing_hooks.append(self._on_closing)
         self.system._start(self._serve, name=f"cluster node {self.node}")
 
     async def close(self) -> None:
-        """Close the NATS client (after the system's nursery has closed)."""
+        """Close the NATS clients (after the system's nursery has closed)."""
         client, self.client = self.client, None
+        topic_client, self.topic_client = self.topic_client, None
+        # Left in the order they were entered, the last first.
+        if topic_client is not None:
+            await topic_client.__aexit__(None, None, None)
         if client is not None:
             # Its task group must be left in this task's current scope.
             await client.__aexit__(None, None, None)
 
     def _on_closing(self) -> None:
         self._closing = True
+        if self.topics is not None:
+            self.topics.close()
         for link in list(self._links.values()):
             link.close()
         self._closed.set()
@@ -581,6 +606,23 @@ class Node:
         if peer is not None and peer.lost is not NodeDown:
             return None
         return ClusterRef(self, target, node, path, uid)
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until the NATS server has this node's topic subscriptions
+        (one round trip): publishes from other nodes after it reach them.
+
+        A subscription takes effect here at once, and for publishes from
+        this node; other nodes' publishes reach it once the server has it.
+        Cancellation leaves nothing behind.
+
+        Raises:
+            TimeoutError: The server did not answer within ``timeout``.
+            ActorsError: The node's NATS client is closed.
+        """
+        client = self.topic_client
+        if client is None:
+            raise ActorsError(f"node {self.node!r} is not connected to NATS")
+        await client.flush(timeout)
 
     async def whereis(
         self, node: str, name: str, *, timeout: float | None = 10.0

@@ -360,3 +360,80 @@ async def test_losing_the_nats_connection_is_node_down(server: NatsServer) -> No
         with anyio.fail_after(WAIT):
             await a.cluster.client.flush()
             assert await echo.ask("back") == ("echo", "echo", "back")
+
+
+# -- topics as subjects -------------------------------------------------------------
+
+
+async def test_publish_reaches_subscribers_on_every_node(server: NatsServer) -> None:
+    async with two_nodes(server) as (a, b):
+        here = await a.spawn(Echo, "here", name="here")
+        there = await b.spawn(Echo, "there", name="there")
+        also = await b.spawn(Echo, "also", name="also")
+        a.subscribe("orders.*", here)
+        b.subscribe("orders.*", there)
+        b.subscribe("orders.eu", also)  # overlaps: one copy still
+        await b.cluster.flush()
+        # The count is this node's subscribers.
+        assert await a.publish("orders.eu", "one") == 1
+        assert await b.publish("orders.us", "two") == 1
+        with anyio.fail_after(WAIT):
+            while len(await there.ask("seen")) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            while len(await here.ask("seen")) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            while len(await also.ask("seen")) < 1:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        # Each once; no order between two publishers.
+        assert sorted(await here.ask("seen")) == ["one", "two"]
+        assert sorted(await there.ask("seen")) == ["one", "two"]
+        assert await also.ask("seen") == ["one"]
+
+
+async def test_a_group_competes_across_nodes(server: NatsServer) -> None:
+    count = 60
+    async with two_nodes(server) as (a, b):
+        members = [await a.spawn(Echo, name="w"), await b.spawn(Echo, name="w")]
+        a.subscribe("jobs", members[0], group="workers")
+        b.subscribe("jobs", members[1], group="workers")
+        await a.cluster.flush()
+        await b.cluster.flush()
+        for i in range(count):
+            await a.publish("jobs", i)
+        with anyio.fail_after(WAIT):
+            while True:
+                seen = [await member.ask("seen") for member in members]
+                if sum(map(len, seen)) >= count:
+                    break
+                await anyio.sleep(0.01)
+        assert sorted(seen[0] + seen[1]) == list(range(count))  # each once
+        assert seen[0] and seen[1]  # both nodes took some (2**-59 to fail)
+
+
+async def test_forged_and_replayed_topic_messages_are_refused(
+    server: NatsServer, tmp_path: Path, cluster_log: ClusterLog
+) -> None:
+    canary = tmp_path / "canary"
+    async with two_nodes(server) as (a, b):
+        there = await b.spawn(Echo, name="there")
+        b.subscribe("news", there)
+        await b.cluster.flush()
+        subject = f"actors.{b.cluster.name}.topic.news"
+        async with Client(server.url) as intruder:
+            recorded = await intruder.subscribe(subject)
+            await intruder.flush()
+            await a.publish("news", "genuine")
+            genuine = await recorded.next_msg(timeout=WAIT)
+            # A pickle with no tag, one with a tag made up, and the genuine
+            # message again.
+            sender = b"\x01a" + bytes(8)
+            await intruder.publish(subject, b"AT1" + sender + bytes(16) + dumps(Canary(canary)))
+            await intruder.publish(subject, dumps(Canary(canary)))
+            await intruder.publish(subject, genuine.data)
+            await intruder.flush()
+            with anyio.fail_after(WAIT):
+                while b.cluster.statistics().rejected < 3:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+        assert unpickled(canary) == 0
+        assert await there.ask("seen") == ["genuine"]
+        assert len(cluster_log.messages) == 1, cluster_log.messages
