@@ -69,3 +69,25 @@ def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Nats
 
     with nats_cluster(tmp_path_factory.mktemp("nats-cluster")) as servers:
         yield servers
+
+
+@pytest.fixture(scope="module")
+def shared_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """One JetStream ``nats-server`` shared by a test module (tests clean up
+    what they leave, or wipe it first)."""
+    from nats_kit import nats_server
+
+    with nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "jetstream"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Opens actor systems on one durable store (tests/durable_kit.py's
+    ``Opener``): the SQLite store, then the JetStream store on a shared server."""
+    from durable_kit import Opener
+
+    if request.param == "jetstream":
+        server = request.getfixturevalue("shared_nats_server")
+        return Opener("jetstream", tmp_path / "s.db", server.url)
+    return Opener("sqlite", tmp_path / "s.db")

@@ -24,6 +24,42 @@ import actors
 from actors import durable
 
 
+class Opener:
+    """Opens an actor system on one store of a test: ``"sqlite"`` (a file in
+    the test's directory) or ``"jetstream"`` (a server the module shares; the
+    first open of a test deletes every stream the tests before left there).
+    Each open is a new system and a new store on the same data, like a
+    restart."""
+
+    def __init__(self, kind: str, path: Path, url: str | None = None) -> None:
+        self.kind = kind
+        self.path = path
+        self.url = url
+        self._wiped = False
+
+    def __repr__(self) -> str:
+        return self.kind
+
+    @property
+    def jetstream(self) -> bool:
+        return self.kind == "jetstream"
+
+    @asynccontextmanager
+    async def __call__(self, synchronous: str = "NORMAL") -> AsyncIterator[actors.ActorSystem]:
+        if not self.jetstream:
+            async with opened(self.path, synchronous) as system:
+                yield system
+            return
+        assert self.url is not None
+        async with durable.JetStreamStore(self.url, timeout=10.0) as store:
+            if not self._wiped:
+                self._wiped = True
+                for info in await store.js.stream_names():
+                    await store.js.delete_stream(info["config"]["name"])
+            async with actors.ActorSystem("durable-test", store=store) as system:
+                yield system
+
+
 @asynccontextmanager
 async def opened(
     path: Path | str, synchronous: str = "NORMAL"

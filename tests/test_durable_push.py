@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from durable_kit import opened
+from durable_kit import Opener
 
 import actors
 from actors import durable
@@ -42,8 +41,8 @@ async def setup(system: actors.ActorSystem, **options: Any) -> durable.Stream:
     return orders
 
 
-async def test_returning_acks_and_other_messages_pass_through(tmp_path: Path) -> None:
-    async with opened(tmp_path / "s.db") as system:
+async def test_returning_acks_and_other_messages_pass_through(open_store: Opener) -> None:
+    async with open_store() as system:
         orders = await setup(system)
         probe = await TestProbe.start(system)
         ref = await system.spawn(durable.Push, Billing, probe.ref, durable=("ORDERS", "billing"))
@@ -56,9 +55,9 @@ async def test_returning_acks_and_other_messages_pass_through(tmp_path: Path) ->
 
 
 async def test_a_raise_naks_crashes_and_the_poison_reaches_the_dead_letters(
-    tmp_path: Path,
+    open_store: Opener,
 ) -> None:
-    async with opened(tmp_path / "s.db") as system:
+    async with open_store() as system:
         orders = await setup(system, max_deliver=3)
         probe = await TestProbe.start(system)
         spec = ChildSpec(
@@ -82,9 +81,9 @@ async def test_a_raise_naks_crashes_and_the_poison_reaches_the_dead_letters(
 
 
 async def test_max_in_flight_is_backpressure_and_a_crash_gives_back_what_it_held(
-    tmp_path: Path,
+    open_store: Opener,
 ) -> None:
-    async with opened(tmp_path / "s.db") as system:
+    async with open_store() as system:
         orders = await setup(system, max_deliver=3)
         probe = await TestProbe.start(system)
         gate = anyio.Event()
@@ -112,8 +111,8 @@ async def test_max_in_flight_is_backpressure_and_a_crash_gives_back_what_it_held
         await probe.expect_no_message(within=0.1)
 
 
-async def test_bad_options_are_refused_at_spawn(tmp_path: Path) -> None:
-    async with opened(tmp_path / "s.db") as system:
+async def test_bad_options_are_refused_at_spawn(open_store: Opener) -> None:
+    async with open_store() as system:
         await setup(system)
         with pytest.raises(TypeError, match="durable=\\(stream name, consumer name\\)"):
             await system.spawn(durable.Push, Billing, None, durable="ORDERS")

@@ -8,7 +8,9 @@ the answer raises `JetStreamError` with the server's codes.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -16,7 +18,7 @@ import anyio
 
 from ._client import Client
 from ._errors import NatsError, NatsTimeout, NoResponders
-from ._protocol import Msg
+from ._protocol import Msg, parse_headers
 
 API: Final = "$JS.API"
 MSG_ID: Final = "Nats-Msg-Id"
@@ -51,6 +53,16 @@ class PubAck:
     stream: str
     seq: int
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMsg:
+    """A message read from a stream by sequence (`JetStream.get_msg`)."""
+
+    subject: str
+    seq: int
+    data: bytes
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +267,121 @@ class JetStream:
         answer = _answer(msg)
         return PubAck(answer["stream"], answer["seq"], bool(answer.get("duplicate", False)))
 
+    async def publish_many(
+        self,
+        items: Sequence[tuple[str, bytes, dict[str, str] | None]],
+        *,
+        timeout: float | None = None,
+    ) -> list[PubAck | JetStreamError | None]:
+        """Publish ``(subject, payload, headers)`` items pipelined: all are
+        sent, in order, before the first acknowledgement is awaited.
+
+        Returns:
+            For each item its `PubAck`, the `JetStreamError` the server
+            answered, or ``None`` if no answer came within ``timeout`` (it
+            may have been stored: publish it again with the same message id).
+
+        Cancellation: some of the items may have been stored.
+        """
+        nc = self._nc
+        inbox = nc.new_inbox()
+        results: list[PubAck | JetStreamError | None] = [None] * len(items)
+        async with await nc.subscribe(inbox + ".*", pending_msgs=0) as sub:
+            for i, (subject, payload, headers) in enumerate(items):
+                await nc.publish(subject, payload, reply=f"{inbox}.{i:x}", headers=headers)
+            left = len(items)
+            with anyio.move_on_after(self.timeout if timeout is None else timeout):
+                while left:
+                    msg = await sub.next_msg(None)
+                    i = int(msg.subject.rpartition(".")[2], 16)
+                    if results[i] is not None:
+                        continue
+                    left -= 1
+                    if msg.status == "503":
+                        subject = items[i][0]
+                        results[i] = JetStreamError(
+                            503, 0, f"no stream takes the subject {subject!r}"
+                        )
+                        continue
+                    try:
+                        answer = _answer(msg)
+                    except JetStreamError as error:
+                        results[i] = error
+                    else:
+                        results[i] = PubAck(
+                            answer["stream"], answer["seq"], bool(answer.get("duplicate", False))
+                        )
+        return results
+
+    # -- reading and removing stored messages ------------------------------------------
+
+    async def get_msg(
+        self, stream: str, seq: int, *, next_by_subject: str | None = None
+    ) -> StoredMsg | None:
+        """The stored message ``seq`` (with ``next_by_subject``: the first at
+        or after ``seq`` on that subject), or ``None`` if there is none.
+
+        Raises:
+            JetStreamError: No such stream, or another refusal.
+        """
+        request: dict[str, Any] = {"seq": seq}
+        if next_by_subject is not None:
+            request["next_by_subj"] = next_by_subject
+        try:
+            answer = await self._api(f"STREAM.MSG.GET.{stream}", request)
+        except JetStreamError as error:
+            if error.err_code == 10037:  # no message found
+                return None
+            raise
+        m = answer["message"]
+        headers: dict[str, str] = {}
+        if m.get("hdrs"):
+            headers = parse_headers(base64.b64decode(m["hdrs"]))[0]
+        data = base64.b64decode(m["data"]) if m.get("data") else b""
+        return StoredMsg(m["subject"], int(m["seq"]), data, headers)
+
+    async def delete_msg(self, stream: str, seq: int) -> bool:
+        """Remove message ``seq`` from ``stream``; False if it was not there."""
+        try:
+            answer = await self._api(f"STREAM.MSG.DELETE.{stream}", {"seq": seq, "no_erase": True})
+        except JetStreamError as error:
+            if error.err_code in (10057, 10037):  # sequence not found
+                return False
+            raise
+        return bool(answer.get("success"))
+
+    async def purge(self, stream: str, subject: str | None = None) -> int:
+        """Remove every message of ``stream`` (on ``subject`` only, if given);
+        return how many."""
+        request = {"filter": subject} if subject is not None else None
+        answer = await self._api(f"STREAM.PURGE.{stream}", request)
+        return int(answer.get("purged", 0))
+
+    async def stream_names(self) -> list[dict[str, Any]]:
+        """The info of every stream, by pages of the server's size."""
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = await self._api("STREAM.LIST", {"offset": len(found)})
+            page = answer.get("streams") or []
+            found += page
+            if not page or len(found) >= int(answer.get("total", 0)):
+                return found
+
+    async def consumers(self, stream: str) -> list[dict[str, Any]]:
+        """The info of every consumer of ``stream``, by pages."""
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = await self._api(f"CONSUMER.LIST.{stream}", {"offset": len(found)})
+            page = answer.get("consumers") or []
+            found += page
+            if not page or len(found) >= int(answer.get("total", 0)):
+                return found
+
+    async def stream_subjects(self, stream: str, subject: str) -> dict[str, int]:
+        """How many messages ``stream`` holds on each subject matching ``subject``."""
+        answer = await self._api(f"STREAM.INFO.{stream}", {"subjects_filter": subject})
+        return dict(answer["state"].get("subjects") or {})
+
     # -- consumers ---------------------------------------------------------------------
 
     async def add_consumer(self, stream: str, name: str, **config: Any) -> dict[str, Any]:
@@ -291,6 +418,44 @@ class JetStream:
         """
         await self._api(f"CONSUMER.DELETE.{stream}.{name}")
 
+    async def reset_consumer(self, stream: str, name: str, seq: int) -> dict[str, Any]:
+        """Move the consumer to deliver from stream sequence ``seq`` on, as if
+        nothing after it had been delivered (nats-server 2.14+).
+
+        Raises:
+            JetStreamError: No such consumer, or a server without the API.
+        """
+        return await self._api(f"CONSUMER.RESET.{stream}.{name}", {"seq": seq})
+
+    async def settle(
+        self, replies: Sequence[str], body: bytes, *, timeout: float | None = None
+    ) -> list[bool]:
+        """Send ``body`` (``+ACK``, ``-NAK``, ``+WPI``, ``+TERM ...``) to each
+        delivery's reply subject, pipelined, and wait for the server to
+        confirm each.
+
+        Returns:
+            For each, whether the server confirmed it within ``timeout`` (a
+            False one may still have counted: settling again is safe).
+
+        Cancellation: some of them may have been settled.
+        """
+        nc = self._nc
+        inbox = nc.new_inbox()
+        done = [False] * len(replies)
+        async with await nc.subscribe(inbox + ".*", pending_msgs=0) as sub:
+            for i, reply in enumerate(replies):
+                await nc.publish(reply, body, reply=f"{inbox}.{i:x}")
+            left = len(replies)
+            with anyio.move_on_after(self.timeout if timeout is None else timeout):
+                while left:
+                    msg = await sub.next_msg(None)
+                    i = int(msg.subject.rpartition(".")[2], 16)
+                    if not done[i] and msg.status is None:
+                        done[i] = True
+                        left -= 1
+        return done
+
     async def fetch(
         self,
         stream: str,
@@ -299,6 +464,8 @@ class JetStream:
         *,
         expires: float = 5.0,
         heartbeat: float | None = None,
+        no_wait: bool = False,
+        into: list[JsMsg] | None = None,
     ) -> list[JsMsg]:
         """Up to ``batch`` messages from the pull consumer: returns when it has
         ``batch``, or when ``expires`` seconds have passed with fewer (maybe
@@ -310,6 +477,11 @@ class JetStream:
         ``expires``); messages it delivered meanwhile are redelivered after
         the consumer's ack wait.
 
+        With ``no_wait``, the server answers at once with what it has (maybe
+        nothing). With ``into``, each message is appended to that list as it
+        arrives (and the list is returned), so a caller that is cancelled or
+        fails midway still has what came.
+
         Raises:
             ValueError: ``batch`` < 1, or ``expires`` not above 0 (or below
                 twice ``heartbeat``).
@@ -319,7 +491,7 @@ class JetStream:
         """
         if batch < 1:
             raise ValueError(f"fetch needs a batch of at least 1, not {batch}")
-        if expires <= 0 or (heartbeat is not None and expires < 2 * heartbeat):
+        if not no_wait and (expires <= 0 or (heartbeat is not None and expires < 2 * heartbeat)):
             raise ValueError(
                 f"fetch needs expires > 0 and at least twice the heartbeat: "
                 f"expires={expires}, heartbeat={heartbeat}"
@@ -327,9 +499,13 @@ class JetStream:
         nc = self._nc
         inbox = nc.new_inbox()
         request: dict[str, Any] = {"batch": batch, "expires": int(expires * _NS)}
+        if no_wait:
+            request = {"batch": batch, "no_wait": True}
+            heartbeat = None
         if heartbeat is not None:
             request["idle_heartbeat"] = int(heartbeat * _NS)
-        got: list[JsMsg] = []
+        got: list[JsMsg] = [] if into is None else into
+        wanted = len(got) + batch
         async with await nc.subscribe(inbox, pending_msgs=batch + 16) as sub:
             await nc.publish(
                 f"{self.prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
@@ -338,7 +514,7 @@ class JetStream:
             )
             # The server ends the pull at `expires`; allow it a second more.
             deadline = anyio.current_time() + expires + 1.0
-            while len(got) < batch:
+            while len(got) < wanted:
                 wait = deadline - anyio.current_time()
                 if heartbeat is not None:
                     wait = min(wait, 2 * heartbeat)
@@ -360,7 +536,7 @@ class JetStream:
                     continue  # an idle heartbeat
                 elif msg.status in ("404", "408"):
                     break  # nothing (more) before the pull expired
-                elif msg.status == "409" and got:
+                elif msg.status == "409" and len(got) + batch > wanted:
                     break  # e.g. the batch's byte limit: what came is good
                 else:
                     raise JetStreamError(

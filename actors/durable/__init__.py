@@ -31,6 +31,7 @@ from ._errors import ConsumerNotFound as ConsumerNotFound
 from ._errors import DurableError as DurableError
 from ._errors import StoreNotConfigured as StoreNotConfigured
 from ._errors import StreamNotFound as StreamNotFound
+from ._jetstream import JetStreamStore as JetStreamStore
 from ._push import Push as Push
 from ._store import SQLiteStore as SQLiteStore
 from ._store import Store as Store
@@ -46,6 +47,7 @@ __all__ = [
     "DeadLetterEntry",
     "DeadLetters",
     "DurableError",
+    "JetStreamStore",
     "Message",
     "Push",
     "SQLiteStore",

@@ -10,8 +10,8 @@ poll interval (for commits of other processes).
 # - ``_in_flight`` maps each delivery this handle gave out and has not
 #   settled to the loop time its ack wait ends; expired entries no longer
 #   count against ``max_in_flight`` (the store will deliver them again).
-# - A claim's rows reach the caller or are released (uncounted): a fetch
-#   cancelled after the store claimed gives them back.
+# - A claim's rows reach the caller or are given back by the store: a fetch
+#   cancelled while the store claims gets nothing (see ``Store.claim``).
 """
 
 from __future__ import annotations
@@ -363,9 +363,9 @@ class Consumer:
             signal, self._settle_signal = self._settle_signal, Signal()
             signal.set()
 
-    async def _claim(self, n: int) -> tuple[list[Message], float | None]:
+    async def _claim(self, n: int, wait: float) -> tuple[list[Message], float | None]:
         stream = self.stream
-        with anyio.CancelScope(shield=True):
+        try:
             rows, next_vt = await self._store.claim(
                 stream.name,
                 self._cid,
@@ -374,16 +374,13 @@ class Consumer:
                 self._delays(),
                 self.max_deliver,
                 stream.retention,
+                wait,
             )
-        messages = [Message(self, seq, subj, data, t, d) for seq, subj, data, t, d, _ in rows]
-        try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
-            if messages:
-                with anyio.CancelScope(shield=True):
-                    await self._store.release(self._cid, [m.token for m in messages])
-                self._streams._notify(stream.name)
+            # Cancelled (or failed): the store gave back what it had claimed.
+            self._streams._notify(stream.name)
             raise
+        messages = [Message(self, seq, subj, data, t, d) for seq, subj, data, t, d, _ in rows]
         deadline = now() + self.ack_wait
         for m in messages:
             self._in_flight[m.seq] = deadline
@@ -425,7 +422,7 @@ class Consumer:
             credit = self._credit()
             if credit > 0:
                 signal = self._streams._signal(self.stream.name)
-                messages, next_vt = await self._claim(min(batch, credit))
+                messages, next_vt = await self._claim(min(batch, credit), deadline - now())
                 if messages:
                     return messages
                 wake = deadline

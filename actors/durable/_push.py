@@ -110,6 +110,7 @@ class Push(Actor):
         self._consumer: Consumer | None = None
         self._held: dict[int, Message] = {}
         self._failing = False  # receive raised: this incarnation takes no more
+        self._pulling: anyio.CancelScope | None = None
 
     @classmethod
     def check_args(cls, *args: Any, **kwargs: Any) -> None:
@@ -158,13 +159,18 @@ class Push(Actor):
         consumer = self._consumer
         assert consumer is not None
         tell = self.ref.tell
+        with anyio.CancelScope() as self._pulling:
+            await self._pull_loop(consumer, tell)
+
+    async def _pull_loop(self, consumer: Consumer, tell: Any) -> None:
         while True:
             got = await consumer._fetch(self._max_in_flight, _PULL_EXPIRES)
             if self._failing:  # the nak freed credit, but this incarnation is ending
                 await consumer.release(got)
                 return
-            for message in got:
+            for message in got:  # all held first: on_stop gives back any not told
                 self._held[message.seq] = message
+            for message in got:
                 if _tracing.tracer is not None:
                     await tell(_traced(_Delivery(consumer, message)))
                 else:
@@ -182,6 +188,10 @@ class Push(Actor):
             await inner.receive(delivery)
         except Exception as error:
             self._failing = True
+            if self._pulling is not None:
+                # Before the nak frees credit: a claim now would only be
+                # given back (and on JetStream that counts as a delivery).
+                self._pulling.cancel()
             self._held.pop(delivery.seq, None)
             with anyio.CancelScope(shield=True):
                 await delivery.nak(error=repr(error))

@@ -38,6 +38,10 @@ Synchronous = Literal["FULL", "NORMAL"]
 #: A claimed delivery: (seq, subject, data, time, deliveries, first delivered at).
 Row = tuple[int, str, bytes, float, int, float]
 
+#: What a store calls a consumer: opaque to the streams layer (the SQLite
+#: store's row id, the JetStream store's ``(stream, name)``).
+ConsumerId = Any
+
 
 class StoreTransaction(Protocol):
     """The operations a store runs inside one of its transactions."""
@@ -49,7 +53,7 @@ class StoreTransaction(Protocol):
         ...
 
     async def ack(
-        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
     ) -> list[bool]:
         """Settle deliveries (see :meth:`Store.ack`)."""
         ...
@@ -61,9 +65,11 @@ class StoreTransaction(Protocol):
 
 @runtime_checkable
 class Store(Protocol):
-    """What :class:`Streams` needs from a store (the SQLite store implements it).
+    """What :class:`Streams` needs from a store (:class:`SQLiteStore` and
+    :class:`JetStreamStore` implement it).
 
     Every method that changes state returns only once the change is durable.
+    A consumer is named by the id the store gave it (``put_consumer``).
     ``tokens`` name deliveries as ``(seq, deliveries)``: a settle for an older
     delivery of the same message is dropped.
 
@@ -109,34 +115,43 @@ class Store(Protocol):
         flt: str,
         config: dict[str, Any],
         start: tuple[str, float] | None,
-    ) -> tuple[int, str, bool]:
+    ) -> tuple[ConsumerId, str, bool]:
         """Create or update a durable consumer: (id, filter, created)."""
         ...
 
-    async def consumers(self, stream: str) -> list[tuple[int, str, str, dict[str, Any]]]:
+    async def consumers(self, stream: str) -> list[tuple[ConsumerId, str, str, dict[str, Any]]]:
         """The consumers of a stream: (id, name, filter, config)."""
         ...
 
-    async def delete_consumer(self, stream: str, cid: int, retention: str) -> None:
+    async def delete_consumer(self, stream: str, cid: ConsumerId, retention: str) -> None:
         """Delete a consumer with its pending messages and dead letters."""
         ...
 
     async def claim(
         self,
         stream: str,
-        cid: int,
+        cid: ConsumerId,
         n: int,
         ack_wait: float,
         delays: Sequence[float],
         max_deliver: int,
         retention: str,
+        wait: float = 0.0,
     ) -> tuple[list[Row], float | None]:
         """Claim up to ``n`` deliverable messages, moving the exhausted ones to
-        the dead letters; also when the next one becomes deliverable."""
+        the dead letters; also when the next one becomes deliverable (None:
+        not known, or nothing pending).
+
+        A store whose server can hold a pull open (JetStream) waits up to
+        ``wait`` seconds there for the first message; one that cannot
+        (SQLite) answers at once and the streams layer waits on its signals.
+
+        Cancellation: claims nothing (what it had claimed is given back).
+        """
         ...
 
     async def ack(
-        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
     ) -> list[bool]:
         """Settle deliveries; False for each stale one."""
         ...
@@ -144,7 +159,7 @@ class Store(Protocol):
     async def nak(
         self,
         stream: str,
-        cid: int,
+        cid: ConsumerId,
         token: tuple[int, int],
         delay: float,
         error: str | None,
@@ -155,37 +170,39 @@ class Store(Protocol):
         delivery: "nak", "dead" or "stale"."""
         ...
 
-    async def release(self, cid: int, tokens: Sequence[tuple[int, int]]) -> None:
+    async def release(self, cid: ConsumerId, tokens: Sequence[tuple[int, int]]) -> None:
         """Give back claimed deliveries that never reached the user (uncounted)."""
         ...
 
-    async def progress(self, cid: int, token: tuple[int, int], ack_wait: float) -> bool:
+    async def progress(self, cid: ConsumerId, token: tuple[int, int], ack_wait: float) -> bool:
         """Push a delivery's redelivery ``ack_wait`` seconds on."""
         ...
 
     async def term(
-        self, stream: str, cid: int, token: tuple[int, int], why: str, retention: str
+        self, stream: str, cid: ConsumerId, token: tuple[int, int], why: str, retention: str
     ) -> bool:
         """Stop redelivering: move to the dead letters with ``why``."""
         ...
 
-    async def reset(self, stream: str, cid: int, flt: str, to_seq: int, retention: str) -> None:
+    async def reset(
+        self, stream: str, cid: ConsumerId, flt: str, to_seq: int, retention: str
+    ) -> None:
         """Rewind or skip: pending becomes every matching message from ``to_seq``."""
         ...
 
-    async def consumer_info(self, cid: int) -> tuple[int, int, int, int]:
+    async def consumer_info(self, cid: ConsumerId) -> tuple[int, int, int, int]:
         """(pending, in flight, lowest pending seq, dead letters)."""
         ...
 
-    async def dead_letters(self, cid: int, since: int, until: int) -> list[tuple[Any, ...]]:
+    async def dead_letters(self, cid: ConsumerId, since: int, until: int) -> list[tuple[Any, ...]]:
         """Dead-letter rows of a consumer in sequence order."""
         ...
 
-    async def requeue(self, stream: str, cid: int, seq: int) -> bool:
+    async def requeue(self, stream: str, cid: ConsumerId, seq: int) -> bool:
         """Move a dead letter back to pending with its count reset."""
         ...
 
-    async def remove_dead(self, cid: int, seq: int) -> bool:
+    async def remove_dead(self, cid: ConsumerId, seq: int) -> bool:
         """Delete a dead letter."""
         ...
 
@@ -357,40 +374,50 @@ class SQLiteStore:
         rows = await self._call(_sql.consumers_of, stream)
         return [(cid, name, flt, json.loads(cfg)) for cid, name, flt, cfg in rows]
 
-    async def delete_consumer(self, stream: str, cid: int, retention: str) -> None:
+    async def delete_consumer(self, stream: str, cid: ConsumerId, retention: str) -> None:
         await self._call(_sql.delete_consumer, stream, cid, retention)
 
     async def claim(
         self,
         stream: str,
-        cid: int,
+        cid: ConsumerId,
         n: int,
         ack_wait: float,
         delays: Sequence[float],
         max_deliver: int,
         retention: str,
+        wait: float = 0.0,
     ) -> tuple[list[Row], float | None]:
-        return await self._call(
-            _sql.claim,
-            stream,
-            cid,
-            n,
-            self.clock(),
-            ack_wait,
-            json.dumps(list(delays)),
-            max_deliver,
-            retention,
-        )
+        with anyio.CancelScope(shield=True):
+            rows, next_vt = await self._call(
+                _sql.claim,
+                stream,
+                cid,
+                n,
+                self.clock(),
+                ack_wait,
+                json.dumps(list(delays)),
+                max_deliver,
+                retention,
+            )
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            if rows:  # claimed, never seen: given back uncounted
+                with anyio.CancelScope(shield=True):
+                    await self._call(_sql.release, cid, [(r[0], r[4]) for r in rows])
+            raise
+        return rows, next_vt
 
     async def ack(
-        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
     ) -> list[bool]:
         return await self._call(_sql.ack, stream, cid, tokens, retention)
 
     async def nak(
         self,
         stream: str,
-        cid: int,
+        cid: ConsumerId,
         token: tuple[int, int],
         delay: float,
         error: str | None,
@@ -411,32 +438,34 @@ class SQLiteStore:
             retention,
         )
 
-    async def release(self, cid: int, tokens: Sequence[tuple[int, int]]) -> None:
+    async def release(self, cid: ConsumerId, tokens: Sequence[tuple[int, int]]) -> None:
         await self._call(_sql.release, cid, tokens)
 
-    async def progress(self, cid: int, token: tuple[int, int], ack_wait: float) -> bool:
+    async def progress(self, cid: ConsumerId, token: tuple[int, int], ack_wait: float) -> bool:
         return await self._call(_sql.progress, cid, token[0], token[1], self.clock() + ack_wait)
 
     async def term(
-        self, stream: str, cid: int, token: tuple[int, int], why: str, retention: str
+        self, stream: str, cid: ConsumerId, token: tuple[int, int], why: str, retention: str
     ) -> bool:
         return await self._call(
             _sql.term, stream, cid, token[0], token[1], why, self.clock(), retention
         )
 
-    async def reset(self, stream: str, cid: int, flt: str, to_seq: int, retention: str) -> None:
+    async def reset(
+        self, stream: str, cid: ConsumerId, flt: str, to_seq: int, retention: str
+    ) -> None:
         await self._call(_sql.reset, stream, cid, flt, to_seq, retention)
 
-    async def consumer_info(self, cid: int) -> tuple[int, int, int, int]:
+    async def consumer_info(self, cid: ConsumerId) -> tuple[int, int, int, int]:
         return await self._call(_sql.consumer_info, cid, self.clock())
 
-    async def dead_letters(self, cid: int, since: int, until: int) -> list[tuple[Any, ...]]:
+    async def dead_letters(self, cid: ConsumerId, since: int, until: int) -> list[tuple[Any, ...]]:
         return await self._call(_sql.dead_letters, cid, since, until)
 
-    async def requeue(self, stream: str, cid: int, seq: int) -> bool:
+    async def requeue(self, stream: str, cid: ConsumerId, seq: int) -> bool:
         return await self._call(_sql.requeue, stream, cid, seq)
 
-    async def remove_dead(self, cid: int, seq: int) -> bool:
+    async def remove_dead(self, cid: ConsumerId, seq: int) -> bool:
         return await self._call(_sql.remove_dead, cid, seq)
 
     # -- transactions ----------------------------------------------------------
@@ -506,7 +535,7 @@ class SQLiteTransaction:
             raise StreamNotFound(f"stream {stream!r} is not in {store.path!r}") from None
 
     async def ack(
-        self, stream: str, cid: int, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
     ) -> list[bool]:
         return await self._run(_sql.ack, stream, cid, tokens, retention)
 

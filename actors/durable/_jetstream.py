@@ -1,0 +1,930 @@
+"""The JetStream store: durable streams on a NATS server or cluster.
+
+Each stream is a JetStream stream (R3 in a cluster by default), each durable
+consumer a durable pull consumer on the server, so several processes share
+one consumer and its position survives them all. What JetStream does not do
+the way the streams layer promises, the store does on the client:
+
+- Backoff after a nak: JetStream's ``BackOff`` applies to ack-wait timeouts
+  only, so a nak carries the computed delay; the consumer's ``BackOff`` is
+  ``ack_wait + delay(attempt)`` for the timeouts.
+- Dead letters: the consumer writes the entry to the stream ``DLQ_<stream>``
+  (subject ``_DLQ.<stream>.<consumer>``, ``Nats-Msg-Id
+  <stream>:<seq>:<consumer>``: a retry cannot write it twice) before it
+  terminates the original; the server's ``MaxDeliver`` is one higher than
+  ours, as a backstop only (its advisories can be lost).
+- Stale settles: the server accepts an ack after the ack wait even though it
+  redelivered the message; the store drops a settle for a delivery that was
+  superseded or whose ack wait has run out.
+- Requeue: the entry's message is published to the consumer's own subject
+  ``_RQ.<stream>.<consumer>`` (a filter of that consumer only), and is
+  delivered with its original sequence and subject, its count reset.
+
+# Invariants:
+# - ``_consumers[(stream, name)].deliveries`` maps each sequence this process
+#   received and has not settled to its latest delivery; a settle is sent
+#   only for that delivery, and only before its ``deadline`` (the loop time
+#   the pull was requested plus the ack wait the server applies to it).
+# - A dead-letter entry is stored (PubAck) before the original is terminated.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import anyio
+
+from .._nats import Client, JetStream, JetStreamError, JsMsg, NatsError, connect
+from .._nats._jetstream import MSG_ID
+from ._errors import DurableError, StreamNotFound
+
+#: Nanoseconds in a second (JetStream's durations).
+_NS = 1_000_000_000
+#: The last error of a delivery whose ack wait ran out (as the SQLite store's).
+TIMEOUT_ERROR = "no ack within ack_wait"
+#: Headers of dead-letter entries and requeued copies.
+H_SEQ, H_SUBJECT, H_TIME = "Actors-Seq", "Actors-Subject", "Actors-Time"
+H_DELIVERIES, H_ERROR = "Actors-Deliveries", "Actors-Error"
+H_FIRST, H_LAST, H_DEAD = "Actors-First", "Actors-Last", "Actors-Dead"
+#: Idle heartbeats of a waiting pull (two missed: the server is gone, pull again).
+HEARTBEAT = 2.0
+#: Seconds before a delivery's ack wait ends that a settle is no longer sent
+#: (at most; 5% of the ack wait for short ones): the way to the server.
+SETTLE_MARGIN = 0.5
+#: Pauses between retries while a stream or consumer has no leader.
+RETRY_MIN, RETRY_MAX = 0.05, 0.5
+#: Errors of one message or first-delivery time remembered per consumer.
+_REMEMBER = 10_000
+
+
+def dlq_stream(stream: str) -> str:
+    """The name of the stream that keeps ``stream``'s dead letters."""
+    return f"DLQ_{stream}"
+
+
+def dlq_subject(stream: str, consumer: str) -> str:
+    """The subject of ``consumer``'s dead-letter entries."""
+    return f"_DLQ.{stream}.{consumer}"
+
+
+def requeue_subject(stream: str, consumer: str) -> str:
+    """The subject requeued messages of ``consumer`` are published to."""
+    return f"_RQ.{stream}.{consumer}"
+
+
+def _rfc3339(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+@dataclass
+class _Delivery:
+    deliveries: int
+    reply: str
+    deadline: float
+    subject: str  # the original's (a requeued copy has its own)
+    msg_subject: str
+    copy_seq: int  # the stream sequence of what was delivered (copy or original)
+    data: bytes
+    time: float
+    server_count: int  # the server's num_delivered (it also counts give-backs)
+
+
+@dataclass
+class _ConsumerState:
+    deliveries: dict[int, _Delivery] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    first: dict[int, float] = field(default_factory=dict)
+    # Deliveries given back uncounted, per sequence (the server counted them).
+    released: dict[int, int] = field(default_factory=dict)
+    backoff: list[int] | None = None
+
+
+class JetStreamStore:
+    """Durable streams on a NATS JetStream server or cluster: the same API
+    as :class:`SQLiteStore`.
+
+    Give it server URLs and enter it (it owns the connection), or give it a
+    connected ``actors._nats.Client`` of yours::
+
+        async with durable.JetStreamStore("nats://n1:4222") as store:
+            async with ActorSystem(store=store) as system:
+                ...
+
+    A ``publish`` returns once the stream's leader and a quorum of its
+    replicas have stored the message; an ack returns once the consumer's
+    leader confirmed it. Both retry, within ``timeout``, while a stream or
+    consumer elects a new leader. How durable "stored" is depends on the
+    servers' ``sync_interval`` (see docs/durable.md).
+
+    Differences from the SQLite store: no SQL transactions; a delivery given
+    back (a cancelled fetch, a crashed ``Push``) counts as a delivery; a
+    requeued message is a copy (same sequence and subject, seen only by its
+    consumer); ``max_bytes`` counts what the server stores (subject and
+    headers too).
+
+    Args:
+        servers: a URL, a list of URLs, or a connected client.
+        replicas: copies of each stream (default: 3 when the server is in a
+            cluster, else 1).
+        timeout: seconds a call may take, retries included.
+        **options: more options for the connection (``user``, ``password``,
+            ``token``, ``name``...), when it is given URLs.
+
+    Raises:
+        ValueError: ``replicas`` is not 1 to 5, or ``timeout`` not above 0.
+
+    Examples:
+        >>> store = JetStreamStore("nats://127.0.0.1:4222", replicas=1)
+        >>> store.replicas
+        1
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] | Client = "nats://127.0.0.1:4222",
+        *,
+        replicas: int | None = None,
+        timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        if replicas is not None and (
+            isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 5
+        ):
+            raise ValueError(f"replicas must be 1 to 5 (or None: 3 in a cluster), got {replicas!r}")
+        if not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+            raise ValueError(f"timeout must be seconds > 0, got {timeout!r}")
+        self._client: Client | None = None
+        self._owned: Client | None = None
+        if isinstance(servers, Client):
+            self._client = servers
+            self._urls: list[str] = []
+        else:
+            self._urls = [servers] if isinstance(servers, str) else list(servers)
+        self._options = options
+        self.replicas = replicas
+        self.timeout = float(timeout)
+        self._js: JetStream | None = None
+        self._consumers: dict[tuple[str, str], _ConsumerState] = {}
+        self._requeue_prefix = "_RQ."
+
+    def __repr__(self) -> str:
+        where = self._urls or ["<client>"]
+        return f"<JetStreamStore {', '.join(where)} replicas={self.replicas}>"
+
+    # -- connection --------------------------------------------------------------------
+
+    async def __aenter__(self) -> JetStreamStore:
+        if self._client is None:
+            client = connect(self._urls, **self._options)
+            await client.__aenter__()
+            self._client = self._owned = client
+        self._attach()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        owned, self._owned = self._owned, None
+        self._js = None
+        if owned is not None:
+            self._client = None
+            await owned.__aexit__(None, None, None)
+
+    def _attach(self) -> JetStream:
+        client = self._client
+        if client is None:
+            raise DurableError(
+                "the JetStreamStore is not connected: enter it first "
+                "(async with durable.JetStreamStore(url) as store), or give it a connected client"
+            )
+        if self.replicas is None:
+            self.replicas = 3 if client.server_info.get("cluster") else 1
+        self._js = JetStream(client, timeout=self.timeout)
+        return self._js
+
+    @property
+    def js(self) -> JetStream:
+        """The JetStream API on the store's connection."""
+        return self._js if self._js is not None else self._attach()
+
+    def clock(self) -> float:
+        """Seconds since the epoch (the servers' clock for message times)."""
+        return time.time()
+
+    async def aclose(self) -> None:
+        """Forget this process's deliveries (the connection closes with the
+        ``async with`` that opened it).
+
+        Cancellation: nothing to undo.
+        """
+        self._consumers.clear()
+
+    async def _retry(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        # Calls that may meet a leader election: retried within the timeout.
+        deadline = anyio.current_time() + self.timeout
+        pause = RETRY_MIN
+        while True:
+            try:
+                return await call(*args, **kwargs)
+            except JetStreamError as error:
+                if error.code not in (0, 408, 500, 503) or error.err_code in (10059, 10014):
+                    raise
+                last: Exception = error
+            except NatsError as error:
+                last = error
+            if anyio.current_time() + pause > deadline:
+                raise DurableError(
+                    f"JetStream: {what} failed for {self.timeout} s ({last}); it may or may "
+                    f"not have happened"
+                ) from last
+            await anyio.sleep(pause)  # a leader election takes a moment: back off
+            pause = min(pause * 2, RETRY_MAX)
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def get_stream(self, name: str) -> dict[str, Any] | None:
+        try:
+            info = await self._retry(f"info of stream {name!r}", self.js.stream_info, name)
+        except JetStreamError as error:
+            if error.err_code == 10059:
+                return None
+            raise
+        state = info["state"]
+        config = _config_of(info)
+        config["_stats"] = (state["last_seq"], state["messages"], state["bytes"])
+        return config
+
+    async def list_streams(self) -> list[dict[str, Any]]:
+        infos = await self._retry("listing streams", self.js.stream_names)
+        configs = [_config_of(info) for info in infos if not _hidden(info["config"]["name"])]
+        return sorted(configs, key=lambda c: c["name"])
+
+    async def put_stream(self, name: str, config: dict[str, Any]) -> None:
+        if _hidden(name):
+            raise ValueError(
+                f"stream names starting with 'DLQ_' hold dead letters on JetStream: "
+                f"choose another name than {name!r}"
+            )
+        js = self.js
+        options: dict[str, Any] = {
+            "retention": config["retention"],
+            "storage": "file",
+            "num_replicas": self.replicas,
+            "metadata": {"actors": json.dumps(config)},
+        }
+        if config.get("max_age"):
+            options["max_age"] = int(config["max_age"] * _NS)
+        if config.get("max_msgs"):
+            options["max_msgs"] = config["max_msgs"]
+        if config.get("max_bytes"):
+            options["max_bytes"] = config["max_bytes"]
+        window = config.get("dedup_window", 120.0)
+        # JetStream's window cannot be 0 (that means its default); 1 ns is none.
+        options["duplicate_window"] = max(1, int(window * _NS))
+        if config.get("max_age"):
+            options["duplicate_window"] = min(options["duplicate_window"], options["max_age"])
+        subjects = [*config["subjects"], f"{requeue_subject(name, '*')}"]
+        await self._put(js, name, subjects, options)
+        dead = {"retention": "limits", "storage": "file", "num_replicas": self.replicas}
+        await self._put(js, dlq_stream(name), [dlq_subject(name, "*")], dead)
+
+    async def _put(self, js: JetStream, name: str, subjects: list[str], options: Any) -> None:
+        try:
+            await self._retry(f"creating stream {name!r}", js.add_stream, name, subjects, **options)
+        except JetStreamError as error:
+            if error.err_code != 10058:  # exists with another configuration
+                _refused(error, f"stream {name!r}")
+            try:
+                await self._retry(
+                    f"updating stream {name!r}", js.update_stream, name, subjects, **options
+                )
+            except JetStreamError as error:
+                _refused(error, f"stream {name!r}")
+
+    async def delete_stream(self, name: str) -> bool:
+        found = True
+        for stream in (name, dlq_stream(name)):
+            try:
+                await self._retry(f"deleting stream {stream!r}", self.js.delete_stream, stream)
+            except JetStreamError as error:
+                if error.err_code != 10059:
+                    raise
+                found = found and stream != name
+        for key in [k for k in self._consumers if k[0] == name]:
+            del self._consumers[key]
+        return found
+
+    async def publish(
+        self, stream: str, items: Sequence[tuple[str, bytes, str | None]]
+    ) -> list[int]:
+        js = self.js
+        todo = [
+            (subject, data, {MSG_ID: msg_id} if msg_id is not None else None)
+            for subject, data, msg_id in items
+        ]
+        seqs: list[int | None] = [None] * len(items)
+        deadline = anyio.current_time() + self.timeout
+        pause = RETRY_MIN
+        while True:
+            left = [i for i, seq in enumerate(seqs) if seq is None]
+            wait = max(0.1, deadline - anyio.current_time())
+            try:
+                acks = await js.publish_many([todo[i] for i in left], timeout=wait)
+            except NatsError as error:
+                acks = [None] * len(left)
+                last: Exception = error
+            for i, ack in zip(left, acks, strict=True):
+                if isinstance(ack, JetStreamError):
+                    if ack.code == 503 and ack.err_code == 0:
+                        if await self.get_stream(stream) is None:
+                            raise StreamNotFound(
+                                f"stream {stream!r} is not on the JetStream server (deleted?): "
+                                f"create it with system.streams.create({stream!r}, subjects=[...])"
+                            )
+                    elif ack.code not in (408, 500, 503):
+                        _refused(ack, f"a publish to stream {stream!r}")
+                    last = ack
+                elif ack is not None:
+                    if ack.stream != stream:
+                        raise DurableError(
+                            f"subject {todo[i][0]!r} belongs to stream {ack.stream!r} on the "
+                            f"server, not {stream!r}"
+                        )
+                    seqs[i] = ack.seq
+                else:
+                    last = TimeoutError("no acknowledgement")
+            if all(seq is not None for seq in seqs):
+                return seqs  # type: ignore[return-value]
+            if anyio.current_time() + pause > deadline:
+                raise DurableError(
+                    f"JetStream: publish to stream {stream!r} not acknowledged within "
+                    f"{self.timeout} s ({last}); it may have been stored: publish again "
+                    f"with the same msg_id to be sure it is there once"
+                )
+            await anyio.sleep(pause)  # a leader election takes a moment: back off
+            pause = min(pause * 2, RETRY_MAX)
+
+    # -- consumers ---------------------------------------------------------------------
+
+    async def put_consumer(
+        self,
+        stream: str,
+        name: str,
+        flt: str,
+        config: dict[str, Any],
+        start: tuple[str, float] | None,
+    ) -> tuple[tuple[str, str], str, bool]:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(
+                f"a consumer name on JetStream is letters, digits, '-' and '_', got {name!r}"
+            )
+        js = self.js
+        cid = (stream, name)
+        try:
+            info = await self._retry(f"info of consumer {name!r}", js.consumer_info, stream, name)
+        except JetStreamError as error:
+            if error.err_code != 10014:
+                raise
+            info = None
+        if info is not None:
+            mine = json.loads(info["config"].get("metadata", {}).get("actors", "{}"))
+            existing = mine.get("filter", ">")
+            if mine.get("ack_wait") != config["ack_wait"] or mine.get("max_deliver") != config.get(
+                "max_deliver"
+            ):
+                server = dict(info["config"])
+                server.update(_consumer_options(existing, config))
+                server["backoff"] = None
+                server.pop("name", None)
+                server.pop("durable_name", None)
+                await self._retry(
+                    f"updating consumer {name!r}", js.add_consumer, stream, name, **server
+                )
+                self._state(cid).backoff = None
+            return cid, existing, False
+        options = _consumer_options(flt, config)
+        stream_config = await self.get_stream(stream)
+        if stream_config is None:
+            raise StreamNotFound(f"stream {stream!r} is not on the JetStream server")
+        subjects = list(stream_config["subjects"]) if flt == ">" else [flt]
+        options["filter_subjects"] = [*subjects, requeue_subject(stream, name)]
+        if start is None:
+            options["deliver_policy"] = "new"
+        elif start[0] == "seq":
+            if start[1] > 1:
+                options["deliver_policy"] = "by_start_sequence"
+                options["opt_start_seq"] = int(start[1])
+        else:
+            options["deliver_policy"] = "by_start_time"
+            options["opt_start_time"] = _rfc3339(start[1])
+        try:
+            await self._retry(
+                f"creating consumer {name!r}", js.add_consumer, stream, name, **options
+            )
+        except JetStreamError as error:
+            _refused(error, f"consumer {name!r} of stream {stream!r}")
+        self._consumers.pop(cid, None)
+        return cid, flt, True
+
+    async def consumers(
+        self, stream: str
+    ) -> list[tuple[tuple[str, str], str, str, dict[str, Any]]]:
+        try:
+            infos = await self._retry(f"listing consumers of {stream!r}", self.js.consumers, stream)
+        except JetStreamError as error:
+            if error.err_code == 10059:
+                return []
+            raise
+        found = []
+        for info in infos:
+            mine = info["config"].get("metadata", {}).get("actors")
+            if mine is None:
+                continue
+            config = json.loads(mine)
+            flt = config.pop("filter", ">")
+            found.append(((stream, info["name"]), info["name"], flt, config))
+        return sorted(found, key=lambda row: row[1])
+
+    async def delete_consumer(self, stream: str, cid: tuple[str, str], retention: str) -> None:
+        try:
+            await self._retry(f"deleting consumer {cid[1]!r}", self.js.delete_consumer, *cid)
+        except JetStreamError as error:
+            if error.err_code != 10014:
+                raise
+        try:
+            await self._retry(
+                "purging dead letters", self.js.purge, dlq_stream(stream), dlq_subject(*cid)
+            )
+        except JetStreamError as error:
+            if error.err_code != 10059:
+                raise
+        self._consumers.pop(cid, None)
+
+    def _state(self, cid: tuple[str, str]) -> _ConsumerState:
+        state = self._consumers.get(cid)
+        if state is None:
+            state = self._consumers[cid] = _ConsumerState()
+        return state
+
+    async def _apply_backoff(
+        self, cid: tuple[str, str], ack_wait: float, delays: Sequence[float]
+    ) -> None:
+        # The server's BackOff is the ack wait of each delivery: ack_wait plus
+        # our delay for it (the same deadline the SQLite store computes).
+        state = self._state(cid)
+        wanted = [int((ack_wait + d) * _NS) for d in delays] if any(delays) else []
+        if state.backoff == wanted:
+            return
+        info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
+        server = dict(info["config"])
+        if (server.get("backoff") or []) != wanted:
+            server["backoff"] = wanted or None
+            server["ack_wait"] = wanted[0] if wanted else int(ack_wait * _NS)
+            server.pop("name", None)
+            server.pop("durable_name", None)
+            await self._retry(
+                f"updating consumer {cid[1]!r}", self.js.add_consumer, cid[0], cid[1], **server
+            )
+        state.backoff = wanted
+
+    async def claim(
+        self,
+        stream: str,
+        cid: tuple[str, str],
+        n: int,
+        ack_wait: float,
+        delays: Sequence[float],
+        max_deliver: int,
+        retention: str,
+        wait: float = 0.0,
+    ) -> tuple[list[tuple[int, str, bytes, float, int, float]], float | None]:
+        await self._apply_backoff(cid, ack_wait, delays)
+        js = self.js
+        got: list[JsMsg] = []
+        marks: list[tuple[int, float]] = []  # (messages so far, when that pull ended)
+        done = False
+        try:
+            try:
+                await js.fetch(*cid, n, no_wait=True, into=got)
+                marks.append((len(got), anyio.current_time()))
+                if not got and wait > 0:
+                    # Hold a pull open for the first one only (a pull for
+                    # more would wait for all of them), then take what else
+                    # is there.
+                    heartbeat = HEARTBEAT if wait >= 4 * HEARTBEAT else None
+                    await js.fetch(*cid, 1, expires=wait, heartbeat=heartbeat, into=got)
+                    marks.append((len(got), anyio.current_time()))
+                    if got and n > 1:
+                        await js.fetch(*cid, n - 1, no_wait=True, into=got)
+                        marks.append((len(got), anyio.current_time()))
+            except JetStreamError as error:
+                if error.err_code in (10014, 10059) or error.code == 404:
+                    raise
+                # The consumer's leader moved (or is being elected): what came
+                # is good; the caller pulls again.
+                marks.append((len(got), anyio.current_time()))
+                await anyio.sleep(RETRY_MAX)
+            except NatsError:
+                marks.append((len(got), anyio.current_time()))
+                await anyio.sleep(RETRY_MAX)
+            done = True
+        finally:
+            if not done and got:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeout):
+                    await js.settle([m.msg.reply for m in got], b"-NAK")
+        state = self._state(cid)
+        rows = []
+        with anyio.CancelScope(shield=True):
+            for i, m in enumerate(got):
+                # It arrived in the pull that ended at `arrived`, or before.
+                arrived = next(t for count, t in marks if count > i)
+                row = await self._received(state, cid, m, arrived, ack_wait, delays, max_deliver)
+                if row is not None:
+                    rows.append(row)
+        return rows, None
+
+    async def _received(
+        self,
+        state: _ConsumerState,
+        cid: tuple[str, str],
+        m: JsMsg,
+        arrived: float,
+        ack_wait: float,
+        delays: Sequence[float],
+        max_deliver: int,
+    ) -> tuple[int, str, bytes, float, int, float] | None:
+        meta = m.metadata
+        seq, subject, t = meta.stream_seq, m.subject, meta.timestamp_ns / _NS
+        if subject.startswith(self._requeue_prefix) and m.headers:
+            seq = int(m.headers[H_SEQ])
+            subject = m.headers[H_SUBJECT]
+            t = float(m.headers[H_TIME])
+        deliveries = meta.num_delivered - state.released.get(seq, 0)
+        now = self.clock()
+        if len(state.first) >= _REMEMBER:
+            state.first.clear()
+        first = state.first.setdefault(seq, now) if deliveries == 1 else state.first.get(seq, now)
+        delivery = _Delivery(
+            deliveries,
+            m.msg.reply,
+            _deadline(arrived, ack_wait, delays, meta.num_delivered),
+            subject,
+            m.subject,
+            meta.stream_seq,
+            m.data,
+            t,
+            meta.num_delivered,
+        )
+        if deliveries > max_deliver:
+            # Its last delivery's ack wait ran out: to the dead letters.
+            error = state.errors.pop(seq, TIMEOUT_ERROR)
+            await self._bury(cid, seq, delivery, deliveries - 1, error, first)
+            return None
+        state.deliveries[seq] = delivery
+        return (seq, subject, m.data, t, deliveries, first)
+
+    def _live(self, cid: tuple[str, str], token: tuple[int, int]) -> _Delivery | None:
+        state = self._consumers.get(cid)
+        if state is None:
+            return None
+        delivery = state.deliveries.get(token[0])
+        if delivery is None or delivery.deliveries != token[1]:
+            return None
+        if anyio.current_time() >= delivery.deadline:
+            del state.deliveries[token[0]]  # the server may have delivered it again
+            return None
+        return delivery
+
+    async def _settle(self, what: str, replies: list[str], body: bytes) -> None:
+        left = replies
+        deadline = anyio.current_time() + self.timeout
+        while left:
+            wait = max(0.1, deadline - anyio.current_time())
+            try:
+                done = await self.js.settle(left, body, timeout=wait)
+            except NatsError:
+                done = [False] * len(left)
+            left = [r for r, ok in zip(left, done, strict=True) if not ok]
+            if left and anyio.current_time() >= deadline:
+                raise DurableError(
+                    f"JetStream: {what} not confirmed within {self.timeout} s; the message may "
+                    f"be delivered again"
+                )
+            if left:
+                await anyio.sleep(RETRY_MIN)  # a leader election takes a moment: back off
+
+    async def ack(
+        self, stream: str, cid: tuple[str, str], tokens: Sequence[tuple[int, int]], retention: str
+    ) -> list[bool]:
+        live = [self._live(cid, token) for token in tokens]
+        replies = [d.reply for d in live if d is not None]
+        if replies:
+            await self._settle("an ack", replies, b"+ACK")
+        state = self._consumers.get(cid)
+        if state is not None:
+            for token, d in zip(tokens, live, strict=True):
+                if d is not None:
+                    state.deliveries.pop(token[0], None)
+                    state.errors.pop(token[0], None)
+                    state.released.pop(token[0], None)
+        return [d is not None for d in live]
+
+    async def nak(
+        self,
+        stream: str,
+        cid: tuple[str, str],
+        token: tuple[int, int],
+        delay: float,
+        error: str | None,
+        max_deliver: int,
+        retention: str,
+    ) -> str:
+        delivery = self._live(cid, token)
+        if delivery is None:
+            return "stale"
+        state = self._state(cid)
+        seq = token[0]
+        if token[1] >= max_deliver:
+            first = state.first.get(seq, self.clock())
+            await self._bury(cid, seq, delivery, token[1], error, first)
+            state.deliveries.pop(seq, None)
+            state.errors.pop(seq, None)
+            return "dead"
+        if error is not None:
+            if len(state.errors) >= _REMEMBER:
+                state.errors.clear()
+            state.errors[seq] = error
+        body = b"-NAK"
+        backoff = state.backoff
+        if backoff:
+            # With a BackOff the server redelivers a nak'ed message at
+            # now - BackOff[0] + delay + BackOff[count - 1]: correct for it
+            # (and send a delay even for 0: a bare nak skips the BackOff).
+            now_index = min(delivery.server_count, len(backoff)) - 1
+            delay += (backoff[0] - backoff[now_index]) / _NS
+            body += b" " + json.dumps({"delay": max(1, int(delay * _NS))}).encode()
+        elif delay > 0:
+            body += b" " + json.dumps({"delay": int(delay * _NS)}).encode()
+        await self._settle("a nak", [delivery.reply], body)
+        state.deliveries.pop(seq, None)
+        return "nak"
+
+    async def release(self, cid: tuple[str, str], tokens: Sequence[tuple[int, int]]) -> None:
+        live = [(t, d) for t in tokens if (d := self._live(cid, t)) is not None]
+        if not live:
+            return
+        await self._settle("a release", [d.reply for _, d in live], b"-NAK")
+        state = self._state(cid)
+        if len(state.released) >= _REMEMBER:
+            state.released.clear()
+        for token, _ in live:
+            state.deliveries.pop(token[0], None)
+            # The server counted this delivery; the next one has the same count.
+            state.released[token[0]] = state.released.get(token[0], 0) + 1
+
+    async def progress(self, cid: tuple[str, str], token: tuple[int, int], ack_wait: float) -> bool:
+        delivery = self._live(cid, token)
+        if delivery is None:
+            return False
+        await self._settle("an in-progress", [delivery.reply], b"+WPI")
+        delivery.deadline = _deadline(anyio.current_time(), ack_wait, (), 1)
+        return True
+
+    async def term(
+        self, stream: str, cid: tuple[str, str], token: tuple[int, int], why: str, retention: str
+    ) -> bool:
+        delivery = self._live(cid, token)
+        if delivery is None:
+            return False
+        state = self._state(cid)
+        seq = token[0]
+        first = state.first.get(seq, self.clock())
+        await self._bury(cid, seq, delivery, token[1], why, first)
+        state.deliveries.pop(seq, None)
+        state.errors.pop(seq, None)
+        return True
+
+    async def _bury(
+        self,
+        cid: tuple[str, str],
+        seq: int,
+        delivery: _Delivery,
+        deliveries: int,
+        error: str | None,
+        first: float,
+    ) -> None:
+        # The dead-letter entry first (deduplicated by its id), then the term:
+        # a crash between them leaves the message to come back and be buried
+        # again, under the same id.
+        stream, consumer = cid
+        msg_id = f"{stream}:{seq}:{consumer}"
+        if delivery.msg_subject != delivery.subject:  # a requeued copy
+            msg_id += f":{delivery.copy_seq}"
+        now = self.clock()
+        headers = {
+            MSG_ID: msg_id,
+            H_SEQ: str(seq),
+            H_SUBJECT: delivery.subject,
+            H_TIME: repr(delivery.time),
+            H_DELIVERIES: str(deliveries),
+            H_FIRST: repr(first),
+            H_LAST: repr(now),
+            H_DEAD: repr(now),
+        }
+        if error is not None:
+            headers[H_ERROR] = _one_line(error)
+        ack = await self._retry(
+            "writing a dead letter",
+            self.js.publish,
+            dlq_subject(stream, consumer),
+            delivery.data,
+            headers=headers,
+        )
+        if ack.stream != dlq_stream(stream):
+            raise DurableError(f"dead letters of {stream!r} went to stream {ack.stream!r}")
+        body = b"+TERM " + _one_line(error or "dead").encode()
+        await self._settle("a term", [delivery.reply], body)
+        self._state(cid).released.pop(seq, None)
+
+    async def reset(
+        self, stream: str, cid: tuple[str, str], flt: str, to_seq: int, retention: str
+    ) -> None:
+        await self._retry(f"resetting consumer {cid[1]!r}", self.js.reset_consumer, *cid, to_seq)
+        state = self._consumers.get(cid)
+        if state is not None:
+            state.deliveries.clear()
+
+    async def consumer_info(self, cid: tuple[str, str]) -> tuple[int, int, int, int]:
+        info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
+        in_flight = int(info.get("num_ack_pending", 0))
+        pending = int(info.get("num_pending", 0)) + in_flight
+        floor = int(info["ack_floor"]["stream_seq"])
+        dead = await self._dead_count(cid)
+        return pending, in_flight, floor + 1 if pending else 0, dead
+
+    async def _dead_count(self, cid: tuple[str, str]) -> int:
+        try:
+            subjects = await self._retry(
+                "counting dead letters",
+                self.js.stream_subjects,
+                dlq_stream(cid[0]),
+                dlq_subject(*cid),
+            )
+        except JetStreamError as error:
+            if error.err_code == 10059:
+                return 0
+            raise
+        return sum(subjects.values())
+
+    async def _entries(self, cid: tuple[str, str]) -> dict[int, tuple[int, Any]]:
+        # The dead-letter entries of a consumer: original seq -> (entry seq, message).
+        js = self.js
+        subject = dlq_subject(*cid)
+        found: dict[int, tuple[int, Any]] = {}
+        at = 1
+        while True:
+            stored = await self._retry(
+                "reading dead letters", js.get_msg, dlq_stream(cid[0]), at, next_by_subject=subject
+            )
+            if stored is None:
+                return found
+            found[int(stored.headers[H_SEQ])] = (stored.seq, stored)
+            at = stored.seq + 1
+
+    async def dead_letters(
+        self, cid: tuple[str, str], since: int, until: int
+    ) -> list[tuple[Any, ...]]:
+        rows = []
+        for seq, (_at, stored) in sorted((await self._entries(cid)).items()):
+            if not since <= seq <= until:
+                continue
+            h = stored.headers
+            rows.append(
+                (
+                    seq,
+                    h[H_SUBJECT],
+                    stored.data,
+                    float(h[H_TIME]),
+                    int(h[H_DELIVERIES]),
+                    h.get(H_ERROR),
+                    float(h[H_FIRST]),
+                    float(h[H_LAST]),
+                    float(h[H_DEAD]),
+                )
+            )
+        return rows
+
+    async def requeue(self, stream: str, cid: tuple[str, str], seq: int) -> bool:
+        entry = (await self._entries(cid)).get(seq)
+        if entry is None:
+            return False
+        at, stored = entry
+        h = stored.headers
+        headers = {
+            MSG_ID: f"requeue:{stream}:{seq}:{cid[1]}:{at}",
+            H_SEQ: h[H_SEQ],
+            H_SUBJECT: h[H_SUBJECT],
+            H_TIME: h[H_TIME],
+        }
+        await self._retry(
+            "requeueing a dead letter",
+            self.js.publish,
+            requeue_subject(stream, cid[1]),
+            stored.data,
+            headers=headers,
+        )
+        await self._remove(cid, seq)
+        return True
+
+    async def remove_dead(self, cid: tuple[str, str], seq: int) -> bool:
+        return await self._remove(cid, seq)
+
+    async def _remove(self, cid: tuple[str, str], seq: int) -> bool:
+        removed = False
+        subject = dlq_subject(*cid)
+        at = 1
+        js = self.js
+        while True:
+            stored = await self._retry(
+                "reading dead letters", js.get_msg, dlq_stream(cid[0]), at, next_by_subject=subject
+            )
+            if stored is None:
+                return removed
+            if int(stored.headers[H_SEQ]) == seq:
+                removed = await js.delete_msg(dlq_stream(cid[0]), stored.seq) or removed
+            at = stored.seq + 1
+
+    # -- transactions ------------------------------------------------------------------
+
+    def transaction(self) -> _NoTransaction:
+        """Not on JetStream: entering it raises :class:`DurableError` (see
+        docs/durable.md)."""
+        return _NoTransaction()
+
+
+class _NoTransaction:
+    async def __aenter__(self) -> NoReturn:
+        raise DurableError(
+            "streams.transaction() needs the SQLite store: JetStream has no transactions "
+            "over your data; publish_many() is pipelined, and a msg_id makes a retried "
+            "publish exact"
+        )
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _deadline(arrived: float, ack_wait: float, delays: Sequence[float], count: int) -> float:
+    # The loop time after which the server may deliver again: its ack wait
+    # for this delivery from when it sent it (before it arrived here), less
+    # a margin for the way there and the settle's way back.
+    wait = ack_wait + (delays[min(count, len(delays)) - 1] if delays else 0.0)
+    return arrived + wait - min(0.05 * wait, SETTLE_MARGIN)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith("DLQ_")
+
+
+def _config_of(info: dict[str, Any]) -> dict[str, Any]:
+    server = info["config"]
+    mine = server.get("metadata", {}).get("actors")
+    if mine is not None:
+        config: dict[str, Any] = json.loads(mine)
+        return config
+    # A stream made by other tools: described as well as it translates.
+    return {
+        "name": server["name"],
+        "subjects": list(server.get("subjects") or []),
+        "retention": server.get("retention", "limits"),
+        "max_age": (server.get("max_age") or 0) / _NS or None,
+        "max_msgs": None if server.get("max_msgs", -1) < 0 else server["max_msgs"],
+        "max_bytes": None if server.get("max_bytes", -1) < 0 else server["max_bytes"],
+        "dedup_window": (server.get("duplicate_window") or 0) / _NS,
+    }
+
+
+def _consumer_options(flt: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ack_wait": int(config["ack_wait"] * _NS),
+        # Above ours: the store buries the message itself; the server's
+        # limit is a backstop if it cannot. Twice ours plus one, since the
+        # server also counts deliveries given back (which we do not).
+        "max_deliver": 2 * int(config["max_deliver"]) + 1,
+        "max_ack_pending": -1,
+        "metadata": {"actors": json.dumps({"filter": flt, **config})},
+    }
+
+
+def _refused(error: JetStreamError, what: str) -> NoReturn:
+    if error.code == 400:
+        raise ValueError(f"JetStream refused {what}: {error.description}") from error
+    raise DurableError(f"JetStream refused {what}: {error.description}") from error

@@ -1,0 +1,133 @@
+"""What the JetStream store does beyond the shared behaviour tests
+(test_durable.py and test_durable_push.py run on both stores): what it
+configures on the server, redelivery timing in real time, stale settles and
+dead letters written before the term under a dedup id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from nats_kit import NatsServer
+
+import actors
+from actors import durable
+from actors._codec import dumps
+from actors._nats._jetstream import MSG_ID
+from actors.durable._jetstream import H_SEQ, dlq_stream, dlq_subject
+
+pytestmark = pytest.mark.anyio
+
+
+def within(elapsed: float, delay: float) -> bool:
+    """The promise: no earlier than the delay, at most 20% later."""
+    return delay <= elapsed <= delay * 1.2
+
+
+@pytest.fixture
+async def system(shared_nats_server: NatsServer) -> AsyncIterator[actors.ActorSystem]:
+    async with durable.JetStreamStore(shared_nats_server.url) as store:
+        for info in await store.js.stream_names():
+            await store.js.delete_stream(info["config"]["name"])
+        async with actors.ActorSystem("jetstream-test", store=store) as system:
+            yield system
+
+
+def store_of(system: actors.ActorSystem) -> durable.JetStreamStore:
+    store = system.streams.store
+    assert isinstance(store, durable.JetStreamStore)
+    return store
+
+
+async def test_the_server_holds_the_streams_consumers_and_dead_letters(
+    system: actors.ActorSystem,
+) -> None:
+    store = store_of(system)
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"], dedup_window=30)
+    await orders.consumer("billing", ack_wait=2, max_deliver=3, backoff=[1.0, 4.0])
+    info = await store.js.stream_info("ORDERS")
+    config = info["config"]
+    assert store.replicas == 1 and config["num_replicas"] == 1  # one server: R1
+    assert config["subjects"] == ["orders.>", "_RQ.ORDERS.*"]
+    assert config["duplicate_window"] == 30 * 10**9
+    assert (await store.js.stream_info(dlq_stream("ORDERS")))["config"]["subjects"] == [
+        "_DLQ.ORDERS.*"
+    ]
+    billing = await orders.open_consumer("billing", backoff=[1.0, 4.0])
+    await billing.fetch(1)  # the first claim applies the backoff
+    consumer = (await store.js.consumer_info("ORDERS", "billing"))["config"]
+    assert consumer["max_deliver"] == 7  # a backstop above ours
+    assert consumer["backoff"] == [3 * 10**9, 6 * 10**9, 6 * 10**9]  # ack_wait + delay
+    assert consumer["filter_subjects"] == ["orders.>", "_RQ.ORDERS.billing"]
+    assert await system.streams.names() == ["ORDERS"]  # the dead letters' stream is hidden
+    with pytest.raises(ValueError, match="DLQ_"):
+        await system.streams.create("DLQ_X", subjects=["x"])
+    with pytest.raises(ValueError, match="letters, digits"):
+        await orders.consumer("billing.eu")
+
+
+async def test_backoff_applies_to_naks_and_to_timeouts_in_real_time(
+    system: actors.ActorSystem,
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", ack_wait=1, max_deliver=4, backoff=[1.0, 2.0])
+    await orders.publish("orders.a", "x")
+    (m,) = await billing.fetch(1)
+    waited = []
+    for delay in (None, 1.5):  # the backoff's 1 s, then an explicit delay
+        start = anyio.current_time()
+        await m.nak(delay)
+        (m,) = await billing.fetch(1, expires=10)
+        waited.append(anyio.current_time() - start)
+    start = anyio.current_time()  # a timeout: the ack wait, then 2 s
+    (m,) = await billing.fetch(1, expires=10)
+    waited.append(anyio.current_time() - start)
+    assert m.deliveries == 4
+    for elapsed, expected in zip(waited, [1.0, 1.5, 3.0], strict=True):
+        assert within(elapsed, expected), waited
+    assert await m.nak(error="still failing") == "dead"
+    (entry,) = await orders.dead_letters("billing").browse()
+    assert (entry.deliveries, entry.last_error) == (4, "still failing")
+
+
+async def test_timeouts_alone_reach_the_dead_letters_and_late_acks_are_dropped(
+    system: actors.ActorSystem,
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", ack_wait=1, max_deliver=2)
+    await orders.publish("orders.a", "x")
+    (first,) = await billing.fetch(1)
+    (second,) = await billing.fetch(1, expires=10)
+    assert second.deliveries == 2
+    assert await first.ack() is False  # the server would take it: dropped here
+    assert await billing.fetch(1, expires=2) == []  # the third delivery is buried
+    (entry,) = await orders.dead_letters("billing").browse()
+    assert (entry.deliveries, entry.last_error) == (2, "no ack within ack_wait")
+    assert await second.ack() is False  # its ack wait ran out too
+    assert (await billing.info()).pending == 0
+
+
+async def test_a_dead_letter_written_twice_is_kept_once(system: actors.ActorSystem) -> None:
+    # A crash after the entry was stored and before the term: the message
+    # comes back, dies again and is written again under the same id.
+    store = store_of(system)
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", max_deliver=1)
+    await orders.publish("orders.a", "poison")
+    (m,) = await billing.fetch(1)
+    headers: dict[str, Any] = {MSG_ID: "ORDERS:1:billing", H_SEQ: "1"}
+    headers |= {
+        "Actors-Subject": "orders.a",
+        "Actors-Time": "0.0",
+        "Actors-Deliveries": "1",
+        "Actors-Error": "first write",
+        "Actors-First": "0.0",
+        "Actors-Last": "0.0",
+        "Actors-Dead": "0.0",
+    }
+    await store.js.publish(dlq_subject("ORDERS", "billing"), dumps("poison"), headers=headers)
+    assert await m.nak(error="second write") == "dead"
+    assert await orders.dead_letters("billing").count() == 1
+    assert (await billing.info()).pending == 0
