@@ -57,6 +57,9 @@ HEARTBEAT = 2.0
 #: Seconds before a delivery's ack wait ends that a settle is no longer sent
 #: (at most; 5% of the ack wait for short ones): the way to the server.
 SETTLE_MARGIN = 0.5
+#: Seconds one attempt of a call may take before it is tried again (a
+#: server that died does not answer; its peers do once they have a leader).
+ATTEMPT = 3.0
 #: Pauses between retries while a stream or consumer has no leader.
 RETRY_MIN, RETRY_MAX = 0.05, 0.5
 #: Errors of one message or first-delivery time remembered per consumer.
@@ -207,7 +210,7 @@ class JetStreamStore:
             )
         if self.replicas is None:
             self.replicas = 3 if client.server_info.get("cluster") else 1
-        self._js = JetStream(client, timeout=self.timeout)
+        self._js = JetStream(client, timeout=min(self.timeout, ATTEMPT))
         return self._js
 
     @property
@@ -335,7 +338,7 @@ class JetStreamStore:
         pause = RETRY_MIN
         while True:
             left = [i for i, seq in enumerate(seqs) if seq is None]
-            wait = max(0.1, deadline - anyio.current_time())
+            wait = min(ATTEMPT, max(0.1, deadline - anyio.current_time()))
             try:
                 acks = await js.publish_many([todo[i] for i in left], timeout=wait)
             except NatsError as error:
@@ -607,7 +610,7 @@ class JetStreamStore:
         left = replies
         deadline = anyio.current_time() + self.timeout
         while left:
-            wait = max(0.1, deadline - anyio.current_time())
+            wait = min(ATTEMPT, max(0.1, deadline - anyio.current_time()))
             try:
                 done = await self.js.settle(left, body, timeout=wait)
             except NatsError:
