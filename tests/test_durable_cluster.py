@@ -48,7 +48,6 @@ async def test_kill_9_of_the_stream_leader_loses_and_repeats_nothing(
                     published.add(i)
                     if i == TOTAL // 3:
                         half.set()
-                        await anyio.sleep(0)
                 done_publishing.set()
 
             async def consume() -> None:
