@@ -20,6 +20,7 @@ import itertools
 import logging
 import math
 import os
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -204,12 +205,17 @@ class ActorSystem(PubSub):
         self._store = store
         self._streams: Streams | None = None
         self._cluster: Node | None = None
+        # Incarnation ids of a node start at a random offset: a node that
+        # restarts under the same name spawns the same actors in the same
+        # order, and a ref to the old incarnation must not reach the new one.
+        self._uid_base = 0
         if cluster is not None:
             from ._cluster import NatsCluster, Node
 
             if not isinstance(cluster, NatsCluster):
                 raise TypeError(f"cluster must be an actors.cluster.NatsCluster, got {cluster!r}")
             self._cluster = Node(self, cluster)
+            self._uid_base = secrets.randbits(48) << 16
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name!r} {len(self._cells)} actors>"
@@ -581,7 +587,7 @@ class ActorSystem(PubSub):
                 return name
 
     def _next_uid(self) -> int:
-        return next(_UIDS)
+        return self._uid_base + next(_UIDS)
 
     def _cell_by_uid(self, uid: int) -> Cell | None:
         return self._cells.get(uid)

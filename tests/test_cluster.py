@@ -437,3 +437,29 @@ async def test_forged_and_replayed_topic_messages_are_refused(
         assert unpickled(canary) == 0
         assert await there.ask("seen") == ["genuine"]
         assert len(cluster_log.messages) == 1, cluster_log.messages
+
+
+async def test_a_ref_to_a_node_that_restarted_does_not_reach_the_new_actors(
+    server: NatsServer, tmp_path: Path, anyio_backend: tuple[str, object]
+) -> None:
+    # The restarted node spawns the same actors in the same order: a ref to
+    # the old incarnation must not reach the new one (it ends as ActorStopped).
+    cookie = tmp_path / "cookie"
+    actors.create_cookie(cookie)
+    cluster = cluster_of(server, secret=None, secret_file=cookie, heartbeat=0.5)
+    backend = anyio_backend[0]
+    async with actors.ActorSystem("near", cluster=cluster) as near:
+        async with node_process(server, cluster.name, "far", cookie, backend, 0.5) as first:
+            old = await near.cluster.whereis("far", "echo")
+            assert old is not None and await old.ask("pid") == first.pid
+            probe = await TestProbe.start(near)
+            probe.watch(old)
+            first.kill()
+            notice = await probe.receive(timeout=WAIT)
+            assert isinstance(notice.reason, NodeDown)
+        async with node_process(server, cluster.name, "far", cookie, backend, 0.5) as second:
+            new = await near.cluster.whereis("far", "echo")
+            assert new is not None and new != old
+            assert await new.ask("pid") == second.pid
+            with anyio.fail_after(WAIT), pytest.raises(ActorStopped):
+                await old.ask("pid")
