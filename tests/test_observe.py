@@ -152,6 +152,40 @@ async def test_a_supervisor_of_ten_thousand_collapses() -> None:
         assert len(prometheus(snap).splitlines()) < 400
 
 
+async def test_children_of_a_plain_actor_are_its_subtree() -> None:
+    """Not only supervisors: what any actor spawns is shown under it, depth
+    first, and collapses past ``max_children`` the same way."""
+
+    class Nest(actors.Actor):
+        def __init__(self, depth: int, width: int) -> None:
+            self.depth = depth
+            self.width = width
+
+        async def on_start(self) -> None:
+            if self.depth:
+                for i in range(self.width):
+                    await self.context.spawn(Nest, self.depth - 1, self.width, name=f"n{i}")
+
+    async with actors.ActorSystem() as system:
+        await system.spawn(Nest, 2, 2, name="top")  # returns once the whole nest started
+        snap = snapshot(system)
+        assert [(r["path"], r["parent"], r["children"]) for r in snap["actors"]] == [
+            ("/user/top", "/user", 2),
+            ("/user/top/n0", "/user/top", 2),
+            ("/user/top/n0/n0", "/user/top/n0", 0),
+            ("/user/top/n0/n1", "/user/top/n0", 0),
+            ("/user/top/n1", "/user/top", 2),
+            ("/user/top/n1/n0", "/user/top/n1", 0),
+            ("/user/top/n1/n1", "/user/top/n1", 0),
+        ]
+        small = snapshot(system, max_children=1)
+        assert [(r["path"], r["hidden"]) for r in small["actors"]] == [
+            ("/user/top", 1),
+            ("/user/top/n0", 1),
+            ("/user/top/n0/n0", 0),
+        ]
+
+
 async def test_snapshot_refuses_bad_limits() -> None:
     async with actors.ActorSystem() as system:
         with pytest.raises(ValueError, match="max_children"):
