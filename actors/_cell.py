@@ -536,7 +536,14 @@ class Cell:
         # or SERVER (ask) span, current in this task while the handler runs.
         message = traced.message
         kind = type(message)
-        if kind is WireAsk:
+        if kind is not WireAsk and getattr(self.instance, "_actors_relay", False):
+            # The stand-in of an actor in another process passes the wrapper
+            # on (and a question in it): the remote actor's span is the
+            # sender's child, as when the sender sends there directly.
+            if isinstance(message, Ask):
+                self._current_ask = message
+            await receive(traced)
+        elif kind is WireAsk:
             with _tracing.handling(self.path, traced.context, True):
                 await self._wire_ask(message, receive)
         elif isinstance(message, Ask):
@@ -550,10 +557,6 @@ class Cell:
                         self.dead_letter(message, "unhandled")
                     elif not message.put(result):
                         self.system._late_reply()
-        elif getattr(self.instance, "_actors_relay", False):
-            # The stand-in of an actor in another process passes the wrapper
-            # on: the remote actor's span is the sender's child.
-            await receive(traced)
         else:
             with _tracing.handling(self.path, traced.context, False):
                 if await receive(message) is UNHANDLED:

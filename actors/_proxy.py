@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import sniffio
 
+from . import _tracing
 from ._actor import Actor
 from ._codec import dumps_spec
 from ._exceptions import ConnectionLost, UnpicklableMessage
@@ -62,8 +63,8 @@ logger = logging.getLogger("actors")
 class ProcessActor(Actor):
     """The local stand-in of an actor in a child process (see the module)."""
 
-    #: While tracing, the cell loop hands ``receive`` a told message in its
-    #: ``Traced`` wrapper, which ``RemoteRef.tell`` sends with its context.
+    #: While tracing, the cell loop hands ``receive`` a message (or a
+    #: question) in its ``Traced`` wrapper, sent on with its context.
     _actors_relay = True
 
     def __init__(
@@ -206,7 +207,7 @@ class ProcessActor(Actor):
         if ask is not None:
             cell._current_ask = None  # the remote reply answers it
             try:
-                await peer.forward(self._address, ask)
+                await peer.forward(self._address, ask, _tracing.onward(message))
             except UnpicklableMessage as error:
                 ask.put_error(error)  # the asker learns why; the actor lives on
         else:

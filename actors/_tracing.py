@@ -234,6 +234,17 @@ def inject(context: Context) -> dict[str, str]:
     return headers
 
 
+def onward(message: Any) -> dict[str, str]:
+    """Envelope headers for passing ``message`` on to another process: the
+    context it came with in a :class:`Traced` wrapper, else the current
+    one while tracing, else none."""
+    if type(message) is Traced:
+        return inject(message.context) if tracer is not None and message.context else {}
+    if tracer is None:
+        return {}
+    return inject(_api.context.get_current())
+
+
 def extract(headers: dict[str, str]) -> Context:
     """The context that :func:`inject` put in ``headers``."""
     return _api.propagate.extract(headers)  # type: ignore[no-any-return]

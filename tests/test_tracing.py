@@ -405,6 +405,29 @@ async def test_an_ask_through_a_process_actor_is_one_trace(
     assert trace_ids == {trace_id(client)}
 
 
+@pytest.mark.usefixtures("no_orphans")
+async def test_an_ask_queued_while_a_process_actor_starts_keeps_its_trace(
+    exporter: InMemorySpanExporter, placement: actors.Subprocess, tmp_path: Path
+) -> None:
+    """An ask that waited in the stand-in's mailbox (sent before the child
+    was up) is handled over there in its asker's trace, as a direct ask."""
+    path = str(tmp_path / "child-spans.jsonl")
+    child = dataclasses.replace(placement, initializer=functools.partial(export_to, path))
+    async with actors.ActorSystem() as system:
+        leaf = await system.spawn(TracedLeaf, name="leaf")
+        front = system.spawn_nowait(Front, name="front", placement=child)
+        assert await front.ask((leaf, "early"), timeout=30) == "early"
+        await front.stop()
+    spans = exporter.get_finished_spans()
+    remote = read_spans(path)
+    client = kind(spans, "ask /user/front", trace.SpanKind.CLIENT)
+    (server,) = [s for s in remote if s["name"] == "ask /user/front" and s["kind"] == "SERVER"]
+    assert server["parent_id"] == span_id(client)
+    assert server["trace_id"] == trace_id(client)
+    inner = kind(spans, "ask /user/leaf", trace.SpanKind.SERVER)
+    assert trace_id(inner) == trace_id(client)
+
+
 async def test_a_restart_is_a_span_event_of_the_supervisor(
     exporter: InMemorySpanExporter,
 ) -> None:
