@@ -21,6 +21,7 @@ from ._exceptions import ChannelDrained as ChannelDrained
 from ._exceptions import ConnectionLost as ConnectionLost
 from ._exceptions import IncompatiblePeer as IncompatiblePeer
 from ._exceptions import MailboxFull as MailboxFull
+from ._exceptions import NameLost as NameLost
 from ._exceptions import NameTaken as NameTaken
 from ._exceptions import NodeDown as NodeDown
 from ._exceptions import ProcessExited as ProcessExited
@@ -83,6 +84,7 @@ __all__ = [
     "Listener",
     "Mailbox",
     "MailboxFull",
+    "NameLost",
     "NameTaken",
     "NodeDown",
     "OverflowPolicy",

@@ -156,6 +156,23 @@ class NameTaken(ActorsError):
     """
 
 
+class NameLost(ActorsError):
+    """A cluster-wide name's lease could not be renewed in time, so its
+    node let it go: the ``reason`` of the named actor's end.
+
+    A node that holds a name in a cluster renews its lease every third of
+    the lease; one that has not renewed it by two thirds of the lease (cut
+    off from NATS, or the name was taken over) fences itself: it stops
+    answering for the name and ends the actor with this failure before the
+    lease can expire and another node claim the name. A supervisor restarts
+    the actor as for any failure (its ``register_as`` claims the name again).
+
+    Examples:
+        >>> issubclass(NameLost, ActorsError)
+        True
+    """
+
+
 class SupervisorGaveUp(ActorsError):
     """A supervisor exceeded its restart intensity and stopped itself.
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _tracing
 from ._actor import Actor, Context
+from ._exceptions import ActorsError
 from ._ref import ActorRef
 from ._registry import _check_name
 from ._system import ActorSystem
@@ -214,7 +215,8 @@ async def spawn(
         shutdown: as for ``spawn``: seconds it gets to stop before it is
             cancelled (``None``: the system's default, ``math.inf``: no limit).
         register_as: a registry name the actor holds from before
-            ``on_start`` until it ends.
+            ``on_start`` until it ends; in a cluster, cluster-wide
+            (claimed before the actor is made: see ``Registry.claim``).
         subscriptions: topics it is subscribed to from before ``on_start``,
             each ``"pattern"`` or ``("pattern", group)``.
         restarts: the restart count ``system.tree()`` shows for it.
@@ -258,17 +260,35 @@ async def spawn(
     """  # noqa: E501
     system, parent = _owner(owner, "spawn")
     setup = _setup(system, register_as, subscriptions, restarts, details, last_failure)
-    return await system._spawn(
-        parent,
-        factory,
-        tuple(args),
-        dict(kwargs or {}),
-        name,
-        mailbox,
-        shutdown,
-        setup,
-        placement=placement,
-    )
+    names = system.registry._cluster
+    if register_as is None or names is None:
+        return await system._spawn(
+            parent,
+            factory,
+            tuple(args),
+            dict(kwargs or {}),
+            name,
+            mailbox,
+            shutdown,
+            setup,
+            placement=placement,
+        )
+    # In a cluster the name is claimed cluster-wide before the actor exists.
+    await names.reserve(register_as)
+    try:
+        return await system._spawn(
+            parent,
+            factory,
+            tuple(args),
+            dict(kwargs or {}),
+            name,
+            mailbox,
+            shutdown,
+            setup,
+            placement=placement,
+        )
+    finally:
+        names.unreserve(register_as)  # nothing if the actor took it
 
 
 def spawn_nowait(
@@ -327,6 +347,11 @@ def spawn_nowait(
         ('starting', None)
     """
     system, parent = _owner(owner, "spawn_nowait")
+    if register_as is not None and system.registry._cluster is not None:
+        raise ActorsError(
+            f"spawn_nowait cannot give register_as={register_as!r} in a cluster: the "
+            "name is claimed cluster-wide, which takes a round trip; use spawn()"
+        )
     setup = _setup(system, register_as, subscriptions, restarts, details, last_failure)
     return system._spawn_nowait(
         parent,

@@ -30,6 +30,7 @@ from ._topics import LocalBroker, check_group
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._cluster_names import ClusterNames
     from ._messages import DeadLetter
     from ._system import ActorSystem
 
@@ -96,7 +97,15 @@ class Registry:
         (True, 1)
     """
 
-    __slots__ = ("_broker", "_endpoints", "_name_hooks", "_names", "_names_of", "_system")
+    __slots__ = (
+        "_broker",
+        "_cluster",
+        "_endpoints",
+        "_name_hooks",
+        "_names",
+        "_names_of",
+        "_system",
+    )
 
     def __init__(self, system: ActorSystem, broker: Broker | None = None) -> None:
         self._system = system
@@ -108,6 +117,8 @@ class Registry:
         self._name_hooks: list[Callable[[str, ActorRef | None, ActorRef | None, bool], None]] = []
         self._endpoints: dict[Cell, _ActorEndpoint] = {}
         self._broker: Broker = LocalBroker(self._report) if broker is None else broker
+        #: The cluster-wide names, when the system is a node of a cluster.
+        self._cluster: ClusterNames | None = None
         system._gone_hooks.append(self._on_gone)
 
     def __repr__(self) -> str:
@@ -177,7 +188,55 @@ class Registry:
         """
         if not isinstance(name, str):
             raise TypeError(f"a registered name must be a str, got {name!r}")
-        return self._names.get(name)
+        ref = self._names.get(name)
+        if ref is None and self._cluster is not None:
+            return self._cluster.whereis(name)
+        return ref
+
+    async def claim(self, name: str, ref: ActorRef) -> None:
+        """Give the live actor ``ref`` the unique ``name`` in the whole cluster.
+
+        In a system that is a node of a cluster (``ActorSystem(name,
+        cluster=...)``) the name is claimed in the cluster's key-value bucket
+        with a compare-and-set, so of any number of claimers on any nodes
+        exactly one wins; ``whereis(name)`` on every node then finds the
+        actor (on other nodes from a cache kept by a watch of the bucket,
+        stale by at most one lease). The node renews the name's lease while
+        the actor lives, and releases the name when it stops. A node that
+        cannot renew in time ends the actor with :class:`NameLost` before
+        another node can claim the name (see the cluster page of the guide).
+        Outside a cluster it is :meth:`register`.
+
+        Blocks for one round trip to the bucket (two if the name is taken).
+        Cancellation: the name may have been claimed; if so it is released
+        when the actor stops, or expires after a lease.
+
+        Args:
+            name: letters, digits and ``- / _ = .`` (not first or last).
+            ref: a live actor of this system.
+
+        Raises:
+            NameTaken: another actor, here or on another node, has the name
+                (the message names its node and path).
+            ActorStopped: the actor has stopped, or stopped meanwhile.
+            TypeError: ``name`` is not a str, or ``ref`` not an ActorRef.
+            ValueError: ``name`` has other characters.
+
+        Examples:
+            >>> import actors
+            >>> async def main():
+            ...     async with actors.ActorSystem() as system:
+            ...         ref = await system.spawn(actors.Actor)
+            ...         await system.registry.claim("billing", ref)
+            ...         return system.registry.whereis("billing") == ref
+            >>> actors.run(main)
+            True
+        """
+        check_thread(self._system, "registry.claim")
+        if self._cluster is None:
+            self.register(name, ref)
+        else:
+            await self._cluster.claim(name, ref)
 
     def unregister(self, name: str) -> ActorRef | None:
         """Release ``name``; return the actor that had it, or ``None``.

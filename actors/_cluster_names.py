@@ -1,0 +1,680 @@
+"""Names and members of a cluster, kept in the key-value bucket ``ACTORS_<cluster>``.
+
+Each key is a lease: a node writes it with ``create`` (a compare-and-set, so
+of many claimers one wins), renews it every third of the lease with
+``update(last=revision)``, and gives it a per-key TTL of the lease, so a key
+whose node stops renewing (dead, cut off) expires, and the server's expiry
+marker tells every watcher::
+
+    names.<name>   {"node": ..., "path": ..., "uid": ...}   a cluster-wide name
+    nodes.<node>   {"node": ...}                            a node that is up
+
+Fencing: a node that has not renewed a key by ``lease - lease/3`` after it
+sent the last write the server stored gives the key up at once: it stops
+answering for the name (the local name goes) and ends the named actor with
+:class:`NameLost`. The server started the key's TTL no earlier than that
+send, so the node has let go a third of a lease before anyone else can
+create the key again. Losing its own ``nodes.<node>`` key fences all of a
+node's names. A renewal refused with another revision (the key was taken
+over) fences at once.
+
+Every node watches the bucket: ``whereis`` of a name held elsewhere is
+answered from that watch's cache, stale by at most the watch's delay (a
+holder that lost its name is gone from the cache when its key's expiry
+marker arrives: within one lease).
+
+# Invariants:
+# - ``_held[key]`` is a key this node wrote and believes it holds at
+#   ``revision``; it answers for it only until ``fence_at`` (send time of the
+#   last stored write + lease - margin), when ``_keep`` fences it, whatever
+#   the NATS connection is doing.
+# - A held name with an actor is in the local registry for that actor exactly
+#   while it is in ``_held``; releasing either releases the other (a fenced
+#   name leaves ``_held`` first, so its local release deletes nothing).
+# - ``_cache`` holds the last value the watcher gave of each ``names.*`` key
+#   that holds a value; ``_members`` the same for ``nodes.*``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._exceptions import ActorsError, ActorStopped, NameLost, NameTaken
+from ._signal import Signal
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._nats import Client, KeyValue, KeyWatcher, KvEntry
+    from ._ref import ActorRef
+    from ._system import ActorSystem
+
+logger = logging.getLogger("actors.cluster")
+
+#: The default lease, in seconds.
+DEFAULT_LEASE: Final = 10.0
+#: Seconds a release or a fenced key's best-effort delete may take when
+#: the system closes.
+_RELEASE_GRACE: Final = 2.0
+
+
+def check_lease(lease: object) -> float:
+    """A valid lease in seconds (the server keeps whole seconds, at least 1)."""
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)):
+        raise TypeError(f"lease must be a number of seconds, got {type(lease).__name__}")
+    if not 1.0 <= lease < math.inf:
+        raise ValueError(
+            f"lease must be at least 1 second (the server keeps whole seconds), got {lease!r}"
+        )
+    return float(lease)
+
+
+@dataclass(frozen=True)
+class MemberUp:
+    """A node joined the cluster (or was up when the iteration began).
+
+    Examples:
+        >>> MemberUp("api-1").node
+        'api-1'
+    """
+
+    node: str
+
+
+@dataclass(frozen=True)
+class MemberDown:
+    """A node left the cluster: it stopped, or its lease expired (dead or
+    cut off from NATS). ``reason`` is the ``NodeDown`` its actors' watchers get.
+
+    Examples:
+        >>> MemberDown("api-1", None).node
+        'api-1'
+    """
+
+    node: str
+    reason: BaseException | None
+
+
+class _Lease:
+    """A key this node holds (see the module's invariants)."""
+
+    __slots__ = (
+        "cell",
+        "changed",
+        "fence_at",
+        "key",
+        "name",
+        "ref",
+        "released",
+        "revision",
+        "scope",
+        "sent",
+        "value",
+        "writing",
+    )
+
+    def __init__(self, key: str, name: str | None, value: bytes, revision: int, sent: float):
+        self.key = key
+        self.name = name
+        self.value = value
+        self.revision = revision
+        self.sent = sent
+        self.fence_at = math.inf
+        self.ref: ActorRef | None = None
+        self.cell: Cell | None = None
+        #: The value changed since it was last written: write it at once.
+        self.changed = False
+        #: A renewal is in flight; ``released``: given up meanwhile.
+        self.writing = False
+        self.released = False
+        self.scope = anyio.CancelScope()
+
+
+def _holder(entry_value: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(entry_value)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class ClusterNames:
+    """A node's cluster-wide names and membership (see the module's notes).
+
+    Made and run by the node: ``open()`` before the system's actors start,
+    ``start()`` in the system, ``close()`` at its end.
+    """
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        client: Client,
+        cluster: str,
+        *,
+        lease: float = DEFAULT_LEASE,
+        replicas: int | None = None,
+        resolve: Callable[[str, str, int], ActorRef | None] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.system = system
+        self.client = client
+        self.node = system.name
+        self.bucket = f"ACTORS_{cluster}"
+        self.lease = check_lease(lease)
+        #: Fencing happens this long before the key can expire.
+        self.margin = self.lease / 3
+        self._replicas = replicas
+        #: Seconds a claim may wait for the bucket to answer.
+        self.timeout = timeout
+        self._resolve = resolve
+        self.kv: KeyValue | None = None
+        self._watcher: KeyWatcher | None = None
+        self._held: dict[str, _Lease] = {}
+        self._claiming: set[str] = set()
+        self._cache: dict[str, tuple[str, str, int, int]] = {}
+        self._refs: dict[str, tuple[int, ActorRef | None]] = {}
+        self._members: dict[str, int] = {}
+        self._listeners: list[MemoryObjectSendStream[MemberUp | MemberDown]] = []
+        self._on_member_down: list[Callable[[str, BaseException], None]] = []
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._closing = False
+        self._closed = Signal()
+        self._releases: list[tuple[str, int]] = []
+        self._release_wanted = Signal()
+
+    def __repr__(self) -> str:
+        return f"<ClusterNames {self.node!r} in {self.bucket}: {len(self._held)} held>"
+
+    # -- lifetime -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create (or bind) the bucket, claim ``nodes.<node>`` and read the
+        names and members there are.
+
+        Raises:
+            NameTaken: A node of this name is up.
+        """
+        from ._nats import JetStream, KeyValueError, bind_bucket, create_bucket
+
+        js = JetStream(self.client)
+        replicas = self._replicas
+        if replicas is None:
+            # R3 when the servers are a cluster (the others announce
+            # themselves), else the one server keeps the only copy.
+            others = self.client.server_info.get("connect_urls") or ()
+            replicas = min(3, 1 + len(others))
+        ttl = math.ceil(self.lease)
+        try:
+            self.kv = await create_bucket(
+                js,
+                self.bucket,
+                history=1,
+                marker_ttl=ttl,
+                allow_msg_ttl=True,
+                replicas=replicas,
+                description="actors: cluster-wide names and nodes",
+            )
+        except KeyValueError:
+            self.kv = await bind_bucket(js, self.bucket)
+        self._watcher = self.kv.watch(["names.>", "nodes.>"])
+        await self._watcher.__aenter__()
+        for entry in await self._watcher.initial():
+            self._seen(entry)
+        value = json.dumps({"node": self.node}).encode()
+        try:
+            await self._create(f"nodes.{self.node}", None, value)
+        except NameTaken:
+            await self._watcher.aclose()
+            raise NameTaken(
+                f"a node named {self.node!r} is up in bucket {self.bucket}: give each "
+                "node (its ActorSystem) a unique name"
+            ) from None
+        self.system.registry._name_hooks.append(self._name_changed)
+
+    def start(self) -> None:
+        """Run the leases and the watch in a task of the system."""
+        self.system._closing_hooks.append(self._on_closing)
+        self.system._start(self._serve, name=f"cluster names {self.node}")
+
+    def _on_closing(self) -> None:
+        self._closing = True
+        self._closed.set()
+
+    async def close(self) -> None:
+        """Stop watching (after the system's tasks have ended)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_GRACE):
+                await watcher.aclose()
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+
+    async def _serve(self) -> None:
+        async with anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            for lease in list(self._held.values()):
+                task_group.start_soon(self._keep, lease)
+            task_group.start_soon(self._watch)
+            task_group.start_soon(self._release_loop)
+            await self._closed.wait()
+            # Every actor has stopped: their names are queued for release.
+            for lease in list(self._held.values()):
+                if lease.name is None:
+                    self._release(lease)
+            with anyio.move_on_after(_RELEASE_GRACE):
+                await self._release_all()
+            task_group.cancel_scope.cancel()
+
+    # -- claims ---------------------------------------------------------------------
+
+    async def _create(self, key: str, name: str | None, value: bytes) -> _Lease:
+        from ._nats import BucketNotFound, KeyExists, NatsTimeout
+
+        assert self.kv is not None
+        sent = anyio.current_time()
+        retried = False
+        # A bucket being made, or a server cluster electing a leader (4 to 9
+        # s), answers nothing or 503 for a while: the claim waits for it.
+        with anyio.fail_after(self.timeout):
+            while True:
+                try:
+                    revision = await self.kv.create(key, value, ttl=math.ceil(self.lease))
+                    break
+                except KeyExists:
+                    entry = await self.kv.get(key)
+                    if retried and entry is not None and entry.value == value:
+                        revision = entry.revision  # our earlier try was stored
+                        break
+                    holder = _holder(entry.value) if entry is not None else {}
+                    where = holder.get("node", "another node")
+                    path = holder.get("path")
+                    raise NameTaken(
+                        f"{key.split('.', 1)[1]!r} is held by {where}"
+                        + (f" ({path})" if path else "")
+                        + " in the cluster: pick another name, or wait until its actor "
+                        f"stops (or its node's lease of {self.lease:g} s expires)"
+                    ) from None
+                except (BucketNotFound, NatsTimeout) as error:
+                    logger.debug("%s: claiming %s: %r; trying again", self.node, key, error)
+                    retried = True
+                    await anyio.sleep(0.1)
+        lease = _Lease(key, name, value, revision, sent)
+        lease.fence_at = sent + self.lease - self.margin
+        self._held[key] = lease
+        if self._task_group is not None:
+            self._task_group.start_soon(self._keep, lease)
+        return lease
+
+    async def claim(self, name: str, ref: ActorRef) -> None:
+        """Claim ``name`` for ``ref`` cluster-wide (see ``Registry.claim``)."""
+        from ._registry import _check_name
+
+        registry = self.system.registry
+        _check_name(name)
+        cell = registry._live_cell(ref, "claim", f"claim {name!r} for")
+        key = f"names.{name}"
+        held = self._held.get(key)
+        if held is not None and held.ref == ref:
+            return
+        local = registry._names.get(name)
+        if local is not None and local != ref:
+            raise NameTaken(
+                f"the name {name!r} is registered to {local.path} on this node: pick "
+                "another name, or unregister it first"
+            )
+        if held is not None or name in self._claiming:
+            raise NameTaken(f"the name {name!r} is held or being claimed on {self.node}")
+        self._claiming.add(name)
+        try:
+            lease = await self._create(key, name, self._value(cell))
+        finally:
+            self._claiming.discard(name)
+        if not cell.alive:
+            self._release(lease)
+            raise ActorStopped(f"{ref.path} stopped while claiming {name!r}; the name is released")
+        self._bind(lease, cell)
+        try:
+            registry.register(name, cell.ref)
+        except BaseException:
+            self._release(lease)
+            raise
+
+    async def reserve(self, name: str) -> None:
+        """Claim ``name`` for an actor about to be spawned with ``register_as``:
+        the spawn's registration binds it (see `_name_changed`); `unreserve`
+        gives it up if the spawn failed.
+
+        Raises:
+            NameTaken: another node, or actor here, holds it.
+        """
+        key = f"names.{name}"
+        local = self.system.registry._names.get(name)
+        if local is not None or key in self._held or name in self._claiming:
+            where = local.path if local is not None else "an actor being spawned"
+            raise NameTaken(
+                f"spawn option register_as={name!r}: the name is held by {where} on "
+                f"{self.node}; stop that actor or unregister the name first"
+            )
+        self._claiming.add(name)
+        try:
+            value = json.dumps({"node": self.node, "path": None, "uid": None}).encode()
+            await self._create(key, name, value)
+        finally:
+            self._claiming.discard(name)
+
+    def unreserve(self, name: str) -> None:
+        """Give up a reservation no actor took."""
+        lease = self._held.get(f"names.{name}")
+        if lease is not None and lease.ref is None:
+            self._release(lease)
+
+    def _value(self, cell: Cell) -> bytes:
+        return json.dumps({"node": self.node, "path": cell.path, "uid": cell.uid}).encode()
+
+    def _bind(self, lease: _Lease, cell: Cell) -> None:
+        lease.ref = cell.ref
+        lease.cell = cell
+        assert lease.name is not None
+        self._cache[lease.name] = (self.node, cell.path, cell.uid, lease.revision)
+
+    def _name_changed(
+        self, name: str, ref: ActorRef | None, previous: ActorRef | None, here: bool
+    ) -> None:
+        lease = self._held.get(f"names.{name}")
+        if lease is None or not here:
+            return
+        if ref is not None and lease.ref is None:
+            # A spawn with register_as took its reservation: say who holds it.
+            cell = ref._cell
+            if cell is not None:
+                self._bind(lease, cell)
+                lease.value = self._value(cell)
+                lease.changed = True
+                lease.scope.cancel()  # write the value now (``_keep`` goes on)
+        elif ref is None and previous is not None and previous == lease.ref:
+            self._release(lease)
+
+    def _release(self, lease: _Lease) -> None:
+        """Give ``lease`` up and delete its key (at its revision only); after
+        the write in flight, if there is one, which changes the revision."""
+        self._forget_lease(lease)
+        lease.released = True
+        if not lease.writing:
+            self._releases.append((lease.key, lease.revision))
+            self._release_wanted.set()
+
+    def _forget_lease(self, lease: _Lease) -> None:
+        if self._held.get(lease.key) is lease:
+            del self._held[lease.key]
+        lease.fence_at = math.inf
+        lease.scope.cancel()
+        if lease.name is not None:
+            cached = self._cache.get(lease.name)
+            if cached is not None and cached[0] == self.node:
+                del self._cache[lease.name]
+                self._refs.pop(lease.name, None)
+
+    # -- renewing and fencing ----------------------------------------------------------
+
+    async def _keep(self, lease: _Lease) -> None:
+        from ._nats import NatsError, WrongRevision
+
+        renew_every = self.lease / 3
+        retry = min(0.1, self.lease / 20)
+        while self._held.get(lease.key) is lease:
+            lease.scope = anyio.CancelScope(deadline=lease.sent + renew_every)
+            if not lease.changed:
+                with lease.scope:
+                    await anyio.sleep_forever()
+            lease.changed = False
+            if self._held.get(lease.key) is not lease:
+                return
+            while True:
+                sent = anyio.current_time()
+                if sent >= lease.fence_at:
+                    self._fence(lease, f"its lease was not renewed within {self.lease:g} s")
+                    return
+                assert self.kv is not None
+                failed: NatsError | None = None
+                revision = 0
+                with anyio.move_on_after(lease.fence_at - sent):
+                    lease.writing = True
+                    try:
+                        revision = await self.kv.update(
+                            lease.key, lease.value, last=lease.revision, ttl=math.ceil(self.lease)
+                        )
+                    except NatsError as error:
+                        failed = error
+                    finally:
+                        lease.writing = False
+                if lease.released:
+                    # Given up during the write: delete what it stored.
+                    if revision:
+                        lease.revision = revision
+                    self._release(lease)
+                    return
+                if self._held.get(lease.key) is not lease:
+                    return  # fenced meanwhile
+                if not revision and failed is None:
+                    continue  # the fence is due: see the top of the loop
+                if isinstance(failed, WrongRevision):
+                    if await self._stored_anyway(lease, failed.revision):
+                        break
+                    self._fence(lease, f"its key changed (revision {failed.revision})")
+                    return
+                if failed is not None:
+                    logger.debug("%s: renewing %s failed: %r", self.node, lease.key, failed)
+                    await anyio.sleep(retry)
+                    continue
+                lease.revision = revision
+                lease.sent = sent
+                lease.fence_at = sent + self.lease - self.margin
+                if lease.name is not None and lease.ref is not None:
+                    cached = self._cache.get(lease.name)
+                    if cached is not None and cached[0] == self.node:
+                        self._cache[lease.name] = (*cached[:3], revision)
+                break
+
+    async def _stored_anyway(self, lease: _Lease, revision: int) -> bool:
+        """Whether the key's current revision is a renewal of ours that was
+        stored though its answer was lost (a cancelled or timed-out write)."""
+        from ._nats import NatsError
+
+        if revision <= lease.revision:
+            return False
+        assert self.kv is not None
+        entry = None
+        with anyio.move_on_after(lease.fence_at - anyio.current_time()):
+            try:
+                entry = await self.kv.get(lease.key)
+            except NatsError:
+                return False
+        if entry is None or entry.revision != revision or entry.value != lease.value:
+            return False
+        # It was sent after the last one stored: the lease runs from then at
+        # the earliest, and ``sent`` stays that conservative bound.
+        lease.revision = revision
+        return True
+
+    def _fence(self, lease: _Lease, why: str) -> None:
+        """Give ``lease`` up at once: no more answers for it from this node."""
+        if self._held.get(lease.key) is not lease:
+            return
+        self._forget_lease(lease)
+        logger.warning("%s fenced %s: %s", self.node, lease.key, why)
+        if lease.name is None:
+            # This node's own key: without it the node is not a member, and
+            # none of its names may outlive it.
+            for other in list(self._held.values()):
+                self._fence(other, f"the node's lease {lease.key} was lost ({why})")
+            return
+        registry = self.system.registry
+        if lease.ref is not None and registry._names.get(lease.name) == lease.ref:
+            registry.unregister(lease.name)
+        # The key is left to expire: deleting it could free the name while
+        # the actor is still being cancelled.
+        cell = lease.cell
+        if cell is not None and cell.alive and cell.failure is None:
+            cell.failure = NameLost(
+                f"{cell.path} lost the cluster-wide name {lease.name!r}: {why}; it was "
+                f"stopped before the name could be claimed elsewhere"
+            )
+            cell.scope.cancel()
+
+    # -- releasing -----------------------------------------------------------------------
+
+    async def _release_loop(self) -> None:
+        while True:
+            await self._release_wanted.wait()
+            self._release_wanted = Signal()
+            await self._release_all()
+
+    async def _release_all(self) -> None:
+        from ._nats import NatsError
+
+        while self._releases:
+            key, revision = self._releases.pop(0)
+            assert self.kv is not None
+            try:
+                with anyio.fail_after(self.lease):
+                    await self.kv.delete(key, last=revision)
+            except (NatsError, TimeoutError) as error:
+                # Another write came first, or NATS is out of reach: the key
+                # expires by itself within a lease.
+                logger.debug("%s: releasing %s: %r", self.node, key, error)
+
+    # -- the watch ------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        from ._nats import NatsError
+
+        watcher = self._watcher
+        assert watcher is not None
+        try:
+            async for entry in watcher:
+                self._seen(entry)
+        except NatsError as error:
+            if not self._closing:
+                raise ActorsError(
+                    f"{self.node}: the watch on bucket {self.bucket} ended: {error!r}"
+                ) from error
+
+    def _seen(self, entry: KvEntry) -> None:
+        kind, _, name = entry.key.partition(".")
+        holder = None if entry.deleted else _holder(entry.value)
+        if kind == "names":
+            lease = self._held.get(entry.key)
+            if (
+                lease is not None
+                and entry.revision > lease.revision
+                and (holder is None or entry.value != lease.value)
+            ):
+                self._fence(lease, f"its key was {entry.operation} by another")
+            if holder is None:
+                self._cache.pop(name, None)
+                self._refs.pop(name, None)
+            else:
+                path, uid = holder.get("path"), holder.get("uid")
+                node = holder.get("node")
+                if isinstance(node, str) and isinstance(path, str) and isinstance(uid, int):
+                    self._cache[name] = (node, path, uid, entry.revision)
+                else:
+                    self._cache.pop(name, None)  # reserved, not bound yet
+        elif kind == "nodes":
+            if name == self.node:
+                lease = self._held.get(entry.key)
+                if lease is not None and holder is None:
+                    self._fence(lease, f"its key was {entry.operation}")
+                return
+            if holder is None:
+                if self._members.pop(name, None) is not None:
+                    self._member_down(name, entry.operation)
+            elif name not in self._members:
+                self._members[name] = entry.revision
+                self._tell_listeners(MemberUp(name))
+            else:
+                self._members[name] = entry.revision
+
+    def _member_down(self, node: str, operation: str) -> None:
+        from . import _exceptions
+
+        why = "left the cluster" if operation == "DEL" else "its lease expired"
+        down_type: type[Exception] = getattr(_exceptions, "NodeDown", _exceptions.ConnectionLost)
+        reason = down_type(f"node {node!r} is down: {why}")
+        for name, (holder, *_rest) in list(self._cache.items()):
+            if holder == node:
+                del self._cache[name]
+                self._refs.pop(name, None)
+        for hook in list(self._on_member_down):
+            hook(node, reason)
+        self._tell_listeners(MemberDown(node, reason))
+
+    def _tell_listeners(self, event: MemberUp | MemberDown) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener.send_nowait(event)
+            except anyio.WouldBlock:
+                pass  # unbounded: never
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._listeners.remove(listener)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def whereis(self, name: str) -> ActorRef | None:
+        """The holder of ``name`` on another node, from the watch's cache."""
+        cached = self._cache.get(name)
+        if cached is None:
+            return None
+        node, path, uid, revision = cached
+        if node == self.node:
+            return None  # ours are in the local registry while we hold them
+        made = self._refs.get(name)
+        if made is not None and made[0] == revision:
+            return made[1]
+        ref = self._ref(node, path, uid)
+        self._refs[name] = (revision, ref)
+        return ref
+
+    def _ref(self, node: str, path: str, uid: int) -> ActorRef | None:
+        if self._resolve is not None:
+            return self._resolve(node, path, uid)
+        restore = getattr(getattr(self.system, "_cluster", None), "restore", None)
+        if restore is None:
+            return None
+        ref: ActorRef | None = restore(node, path, uid, None)
+        return ref
+
+    def names(self) -> dict[str, str]:
+        """Every cluster-wide name this node knows of, with its node."""
+        return {name: cached[0] for name, cached in sorted(self._cache.items())}
+
+    def members(self) -> list[str]:
+        """The nodes up now, by this node's watch (itself included)."""
+        return sorted({*self._members, self.node})
+
+    async def membership(self) -> AsyncIterator[MemberUp | MemberDown]:
+        """``MemberUp`` for each other node up now, then each change."""
+        send, receive = anyio.create_memory_object_stream[MemberUp | MemberDown](math.inf)
+        for node in sorted(self._members):
+            send.send_nowait(MemberUp(node))
+        self._listeners.append(send)
+        try:
+            async with receive:
+                async for event in receive:
+                    yield event
+        finally:
+            if send in self._listeners:
+                self._listeners.remove(send)
+            send.close()
+
+
+__all__ = ["DEFAULT_LEASE", "ClusterNames", "MemberDown", "MemberUp", "check_lease"]

@@ -1,0 +1,274 @@
+"""Cluster-wide names on a real nats-server: unique claims, leases renewed,
+released when the actor stops, fencing before anyone else can claim, and
+expiry after a node dies."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import anyio
+import pytest
+from cluster_names_kit import Nodes, PausableProxy, cluster_name, far_node, names_of, until
+from nats_kit import NatsServer
+
+import actors
+
+pytestmark = pytest.mark.anyio
+
+
+class Echo(actors.Actor):
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+
+    async def receive(self, message: Any) -> Any:
+        return (self.tag, message)
+
+
+class Tolerant(actors.Actor):
+    """A parent that outlives its children's failures (a NameLost here)."""
+
+    async def receive(self, message: Any) -> Any:
+        return await self.context.spawn(Echo, message)
+
+    async def on_child_failed(self, child: actors.ActorRef, error: BaseException) -> None:
+        pass
+
+
+async def test_claim_is_seen_everywhere_and_released_on_stop(nats_server: NatsServer) -> None:
+    nodes = Nodes(cluster_name())
+    async with (
+        nodes.node("a", nats_server.url) as a,
+        nodes.node("b", nats_server.url) as b,
+    ):
+        ref = await a.spawn(Echo, "a")
+        await a.registry.claim("billing", ref)
+        assert a.registry.whereis("billing") == ref
+        await until(lambda: b.registry.whereis("billing") is not None, 5)
+        assert b.registry.whereis("billing") == ref
+        assert await b.registry.whereis("billing").ask(1) == ("a", 1)  # type: ignore[union-attr]
+        assert names_of(b).names() == {"billing": "a"}
+        with pytest.raises(actors.NameTaken, match=r"'billing' is held by a \(/user/"):
+            await b.registry.claim("billing", await b.spawn(Echo))
+        await a.registry.claim("billing", ref)  # again, for the same actor: nothing
+        await ref.stop()
+        assert a.registry.whereis("billing") is None
+        await until(lambda: b.registry.whereis("billing") is None, 5)
+        other = await b.spawn(Echo, "b")
+        await b.registry.claim("billing", other)
+        await until(lambda: a.registry.whereis("billing") == other, 5)
+
+
+async def test_claim_outside_a_cluster_registers() -> None:
+    async with actors.ActorSystem() as system:
+        ref = await system.spawn(Echo)
+        await system.registry.claim("solo", ref)
+        assert system.registry.whereis("solo") == ref
+        with pytest.raises(actors.NameTaken):
+            await system.registry.claim("solo", await system.spawn(Echo))
+
+
+async def test_ten_nodes_claim_one_name_one_wins(nats_server: NatsServer) -> None:
+    nodes = Nodes(cluster_name())
+    outcomes: dict[str, object] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        systems = [
+            await stack.enter_async_context(nodes.node(f"n{i}", nats_server.url)) for i in range(10)
+        ]
+        refs = [await system.spawn(Echo, system.name) for system in systems]
+
+        async def claim(system: actors.ActorSystem, ref: actors.ActorRef) -> None:
+            try:
+                await system.registry.claim("leader", ref)
+            except actors.NameTaken as error:
+                outcomes[system.name] = error
+            else:
+                outcomes[system.name] = "won"
+
+        async with anyio.create_task_group() as task_group:
+            for system, ref in zip(systems, refs, strict=True):
+                task_group.start_soon(claim, system, ref)
+        winners = [name for name, outcome in outcomes.items() if outcome == "won"]
+        assert len(winners) == 1, outcomes
+        for name, outcome in outcomes.items():
+            if name != winners[0]:
+                assert isinstance(outcome, actors.NameTaken)
+                assert f"held by {winners[0]} (/user/" in str(outcome)
+        for system in systems:
+            await until(lambda s=system: s.registry.whereis("leader") is not None, 5)  # type: ignore[misc]
+            assert await system.registry.whereis("leader").ask("who") == (winners[0], "who")  # type: ignore[union-attr]
+
+
+async def test_spawn_register_as_claims_cluster_wide(nats_server: NatsServer) -> None:
+    from actors import lowlevel
+
+    nodes = Nodes(cluster_name())
+    async with (
+        nodes.node("a", nats_server.url) as a,
+        nodes.node("b", nats_server.url) as b,
+    ):
+        ref = await lowlevel.spawn(a, Echo, ("a",), register_as="db")
+        await until(lambda: b.registry.whereis("db") == ref, 5)
+        with pytest.raises(actors.NameTaken, match="'db' is held by a"):
+            await lowlevel.spawn(b, Echo, register_as="db")
+        assert b.registry.whereis("db") == ref  # the failed spawn left nothing
+        with pytest.raises(actors.ActorsError, match="use spawn"):
+            lowlevel.spawn_nowait(b, Echo, register_as="db2")
+
+        class Broken(actors.Actor):
+            async def on_start(self) -> None:
+                raise RuntimeError("no")
+
+        with pytest.raises(actors.ActorFailed):
+            await lowlevel.spawn(b, Broken, register_as="broken")
+        # Its reservation was released: the name is free again.
+        kv = names_of(b).kv
+        assert kv is not None
+        with anyio.fail_after(5):
+            while await kv.get("names.broken") is not None:
+                await anyio.sleep(0.01)
+        again = await lowlevel.spawn(a, Echo, register_as="broken")
+        await until(lambda: b.registry.whereis("broken") == again, 5)
+
+
+async def test_lease_is_renewed_past_several_leases(nats_server: NatsServer) -> None:
+    nodes = Nodes(cluster_name())
+    async with (
+        nodes.node("a", nats_server.url, lease=1.0) as a,
+        nodes.node("b", nats_server.url, lease=1.0) as b,
+    ):
+        ref = await a.spawn(Echo, "a")
+        await a.registry.claim("kept", ref)
+        first = names_of(a)._held["names.kept"].revision
+        # Four leases of real time: only renewals keep the key.
+        await anyio.sleep(4.0)
+        assert names_of(a)._held["names.kept"].revision > first
+        assert ref.alive
+        with pytest.raises(actors.NameTaken):
+            await b.registry.claim("kept", await b.spawn(Echo))
+        assert b.registry.whereis("kept") == ref
+
+
+@pytest.mark.chaos
+async def test_a_node_cut_off_fences_itself_before_another_claims(
+    nats_server: NatsServer,
+) -> None:
+    lease = 2.0
+    nodes = Nodes(cluster_name())
+    answers: list[tuple[float, str]] = []
+    async with (
+        PausableProxy(nats_server.port).serving() as proxy,
+        nodes.node("a", proxy.url, lease=lease) as a,
+        nodes.node("b", nats_server.url, lease=lease) as b,
+    ):
+        parent = await a.spawn(Tolerant)
+        held = await parent.ask("a")
+        await a.registry.claim("one", held)
+        await until(lambda: b.registry.whereis("one") is not None, 5)
+        stop_sampling = anyio.Event()
+
+        async def sample(system: actors.ActorSystem) -> None:
+            # Each node asks whoever it believes holds the name, as its
+            # users would; only a node's own actor counts as it answering.
+            while not stop_sampling.is_set():
+                ref = system.registry.whereis("one")
+                if ref is not None and ref._cell is not None and ref._cell.system is system:
+                    try:
+                        tag, _ = await ref.ask("?", timeout=0.5)
+                    except (actors.ActorStopped, actors.AskTimeout):
+                        pass
+                    else:
+                        answers.append((anyio.current_time(), tag))
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(sample, a)
+            task_group.start_soon(sample, b)
+            proxy.pause()
+            cut = anyio.current_time()
+            ended = await held.join()
+            fenced = anyio.current_time()
+            assert isinstance(ended.reason, actors.NameLost), ended
+            assert fenced - cut <= lease  # by lease - lease/3 after the last renewal
+            taker = await b.spawn(Echo, "b")
+            while True:
+                try:
+                    await b.registry.claim("one", taker)
+                    break
+                except actors.NameTaken:
+                    await anyio.sleep(0.02)
+            claimed = anyio.current_time()
+            assert claimed > fenced
+            assert claimed - cut <= lease + 2.0  # the TTL (whole seconds) and its timer
+            await until(lambda: any(tag == "b" for _, tag in answers), 5)
+            stop_sampling.set()
+        last_a = max(t for t, tag in answers if tag == "a")
+        first_b = min(t for t, tag in answers if tag == "b")
+        assert last_a < fenced <= claimed <= first_b
+        proxy.resume()
+
+
+@pytest.mark.chaos
+async def test_kill_9_of_a_node_frees_its_names_within_a_lease(
+    nats_server: NatsServer, anyio_backend: tuple[str, object]
+) -> None:
+    from actors._cluster_names import MemberDown, MemberUp
+
+    lease = 2.0
+    nodes = Nodes(cluster_name())
+    async with nodes.node("b", nats_server.url, lease=lease) as b:
+        events = names_of(b).membership()
+        async with far_node(nats_server.url, nodes.cluster, lease, "svc", anyio_backend[0]) as far:
+            with anyio.fail_after(5):
+                assert await events.__anext__() == MemberUp("far")
+            await until(lambda: names_of(b).names() == {"svc": "far"}, 5)
+            taker = await b.spawn(Echo, "b")
+            with pytest.raises(actors.NameTaken, match="held by far"):
+                await b.registry.claim("svc", taker)
+            far.kill()
+            killed = anyio.current_time()
+            with anyio.fail_after(lease + 1.5):
+                down = await events.__anext__()
+            assert isinstance(down, MemberDown) and down.node == "far"
+            assert isinstance(down.reason, actors.ConnectionLost)
+            while True:
+                try:
+                    await b.registry.claim("svc", taker)
+                    break
+                except actors.NameTaken:
+                    await anyio.sleep(0.02)
+            took = anyio.current_time() - killed
+            assert took <= lease + 1.5, took
+            assert b.registry.whereis("svc") == taker
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+def test_lease_is_checked() -> None:
+    from actors._cluster_names import check_lease
+
+    with pytest.raises(ValueError, match="at least 1 second"):
+        check_lease(0.5)
+    with pytest.raises(TypeError):
+        check_lease("10")
+    assert check_lease(2) == 2.0
+    assert math.isfinite(check_lease(10.0))
+
+
+async def test_names_on_a_server_cluster_are_kept_on_three(
+    nats_cluster: list[NatsServer],
+) -> None:
+    nodes = Nodes(cluster_name())
+    async with (
+        nodes.node("a", nats_cluster[0].url) as a,
+        nodes.node("b", nats_cluster[2].url) as b,
+    ):
+        kv = names_of(a).kv
+        assert kv is not None
+        info = await kv.js.stream_info(kv.stream)
+        assert info["config"]["num_replicas"] == 3
+        ref = await a.spawn(Echo, "a")
+        await a.registry.claim("replicated", ref)
+        await until(lambda: b.registry.whereis("replicated") == ref, 10)
+        with pytest.raises(actors.NameTaken, match="held by a"):
+            await b.registry.claim("replicated", await b.spawn(Echo))
