@@ -181,6 +181,10 @@ class ClusterNames:
         self._claiming: set[str] = set()
         self._cache: dict[str, tuple[str, str, int, int]] = {}
         self._refs: dict[str, tuple[int, ActorRef | None]] = {}
+        #: The names whose keys hold a value (a reservation too), and a
+        #: signal set (and replaced) whenever one goes.
+        self._taken: set[str] = set()
+        self._freed = Signal()
         self._members: dict[str, int] = {}
         self._listeners: list[MemoryObjectSendStream[MemberUp | MemberDown]] = []
         self._on_member_down: list[Callable[[str, BaseException], None]] = []
@@ -582,7 +586,11 @@ class ClusterNames:
             if holder is None:
                 self._cache.pop(name, None)
                 self._refs.pop(name, None)
+                self._taken.discard(name)
+                self._freed.set()
+                self._freed = Signal()
             else:
+                self._taken.add(name)
                 path, uid = holder.get("path"), holder.get("uid")
                 node = holder.get("node")
                 if isinstance(node, str) and isinstance(path, str) and isinstance(uid, int):
@@ -652,6 +660,12 @@ class ClusterNames:
             return None
         ref: ActorRef | None = restore(node, path, uid, None)
         return ref
+
+    async def wait_free(self, name: str) -> None:
+        """Return once the watch has seen ``name``'s key hold no value (at
+        once if it holds none now). Cancellation leaves nothing behind."""
+        while name in self._taken or f"names.{name}" in self._held:
+            await self._freed.wait()
 
     def names(self) -> dict[str, str]:
         """Every cluster-wide name this node knows of, with its node."""

@@ -15,6 +15,7 @@ These names are public and follow the same compatibility rules as the rest of
 ``actors``; the guide's "Low-level API" page shows how they fit together.
 """
 
+from ._cluster_singleton import Singleton as Singleton
 from ._lowlevel import Incarnation as Incarnation
 from ._lowlevel import check_name as check_name
 from ._lowlevel import dead_letter as dead_letter
@@ -27,6 +28,7 @@ from ._lowlevel import watch as watch
 
 __all__ = [
     "Incarnation",
+    "Singleton",
     "check_name",
     "dead_letter",
     "resolve",

@@ -59,6 +59,12 @@ class ChildSpec:
         subscriptions: topics the child holds, each ``"topic"`` or
             ``("topic", group)``; every incarnation is spawned subscribed, so
             they are restored on restart.
+        singleton: with ``register_as``, a cluster singleton: on every node
+            whose supervisor has this spec a keeper
+            (``actors.lowlevel.Singleton``) runs in the child's place, and
+            the child runs only on the node whose cluster-wide claim of the
+            name succeeded; another node's keeper starts it when the name
+            is free again (its node died or was cut off).
         placement: ``actors.Subprocess()`` runs every incarnation in a fresh
             child process, ``actors.Subprocess(pool="name")`` on a worker of
             that process pool; the death of the process is a crash like any
@@ -93,6 +99,7 @@ class ChildSpec:
     register_as: str | None
     subscriptions: tuple[tuple[str, str | None], ...]
     placement: Subprocess | None
+    singleton: bool
 
     def __init__(
         self,
@@ -108,6 +115,7 @@ class ChildSpec:
         register_as: str | None = None,
         subscriptions: Iterable[str | tuple[str, str | None]] = (),
         placement: Subprocess | None = None,
+        singleton: bool = False,
         **kwargs: Any,
     ) -> None:
         if not callable(factory):
@@ -159,6 +167,14 @@ class ChildSpec:
                 f"ChildSpec placement must be an actors.Subprocess or None, got {placement!r}"
             )
         set_(self, "placement", placement)
+        if not isinstance(singleton, bool):
+            raise TypeError(f"ChildSpec singleton must be True or False, got {singleton!r}")
+        if singleton and register_as is None:
+            raise ValueError(
+                "ChildSpec singleton=True needs register_as=: the cluster-wide name "
+                "that makes it one"
+            )
+        set_(self, "singleton", singleton)
 
     def __repr__(self) -> str:
         parts = [getattr(self.factory, "__qualname__", repr(self.factory))]
@@ -171,9 +187,10 @@ class ChildSpec:
             "backoff",
             "register_as",
             "placement",
+            "singleton",
         ):
             value = getattr(self, field)
-            default = {"restart": "permanent", "significant": False}.get(field)
+            default = {"restart": "permanent", "significant": False, "singleton": False}.get(field)
             if value is not None and value != default:
                 parts.append(f"{field}={value!r}")
         if self.subscriptions:
@@ -250,6 +267,17 @@ class ChildSpec:
         last_failure: str | None = None,
     ) -> ActorRef:
         arguments = self._spawn_arguments(name, restarts, last_failure)
+        if self.singleton:
+            # Its keeper runs here; the child, where the claim succeeds.
+            options = {
+                key: arguments.pop(key)
+                for key in ("mailbox", "shutdown", "subscriptions", "placement")
+            }
+            arguments["register_as"] = None
+            arguments["subscriptions"] = ()
+            arguments["shutdown"] = options["shutdown"]
+            keeper = (self.factory, self.register_as, self.args, self.kwargs, options)
+            return await lowlevel.spawn(owner, lowlevel.Singleton, keeper, {}, **arguments)
         return await lowlevel.spawn(owner, self.factory, self.args, self.kwargs, **arguments)
 
     def _spawn_incarnation_nowait(self, owner: ActorSystem | Context, name: str) -> ActorRef:

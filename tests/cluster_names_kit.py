@@ -32,8 +32,15 @@ async def main():
             await names.open()
             system.registry._cluster = names
             names.start()
-            ref = await system.spawn(actors.Actor, name="holder")
-            await system.registry.claim(name, ref)
+            if sys.argv[6] == "singleton":
+                from supervision import ChildSpec, Supervisor
+
+                spec = ChildSpec(actors.Actor, register_as=name, singleton=True)
+                await system.spawn(Supervisor, [spec], name="sup")
+                assert system.registry.whereis(name) is not None
+            else:
+                ref = await system.spawn(actors.Actor, name="holder")
+                await system.registry.claim(name, ref)
             print("ready", flush=True)
             await anyio.sleep_forever()
 
@@ -150,11 +157,13 @@ class PausableProxy:
 
 @asynccontextmanager
 async def far_node(
-    url: str, cluster: str, lease: float, name: str, backend: str
+    url: str, cluster: str, lease: float, name: str, backend: str, *, singleton: bool = False
 ) -> AsyncIterator[anyio.abc.Process]:
-    """A node in a subprocess holding ``name``, once it says so."""
+    """A node ``far`` in a subprocess holding ``name`` (claimed, or as a
+    supervised singleton's), once it says so."""
+    how = "singleton" if singleton else "claim"
     process = await anyio.open_process(
-        [sys.executable, "-c", NODE_SCRIPT, url, cluster, str(lease), name, backend]
+        [sys.executable, "-c", NODE_SCRIPT, url, cluster, str(lease), name, backend, how]
     )
     try:
         assert process.stdout is not None
