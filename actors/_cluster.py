@@ -42,12 +42,13 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from ._cluster_names import DEFAULT_LEASE, ClusterNames, MemberDown, MemberUp, check_lease
 from ._cluster_stream import DEFAULT_WINDOW, LinkStream
 from ._exceptions import (
     ActorsError,
@@ -122,6 +123,10 @@ class NatsCluster:
         misses: A link silent for this many heartbeats is down (the node
             is reported down within ``heartbeat * (misses + 1)`` seconds).
         timeout: Seconds to link with a node (request, handshake, names).
+        lease: Seconds a node's cluster-wide names and membership last
+            without renewal (at least 1): a node that dies or is cut off is
+            down, and its names free, within it (see the guide's cluster
+            page). Names need JetStream on the servers.
         window: Bytes a link accepts unread from the other node before that
             node's sends wait (backpressure, never drops).
         user: NATS user name (when the URLs carry none).
@@ -155,6 +160,7 @@ class NatsCluster:
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.servers = [servers] if isinstance(servers, str) else list(servers)
         if not self.servers or not all(isinstance(url, str) for url in self.servers):
@@ -178,6 +184,7 @@ class NatsCluster:
                 f"window must be a whole number of bytes >= {_MIN_WINDOW}, got {window!r}"
             )
         self.window = window
+        self.lease = check_lease(lease)
         self._user, self._password, self._token = user, password, token
 
     def __repr__(self) -> str:
@@ -228,6 +235,8 @@ class Node:
         self._closing = False
         self._closed = Signal()
         self._scope = anyio.CancelScope()
+        #: Cluster-wide names and membership (None without JetStream).
+        self.names: ClusterNames | None = None
 
     def __repr__(self) -> str:
         return f"<Node {self.node!r} of cluster {self.config.name!r}>"
@@ -290,6 +299,7 @@ class Node:
             )
             self._connect_sub = await client.subscribe(self._connect_subject(self.node))
             await client.flush(config.timeout)
+            await self._open_names(client)
         except BaseException:
             await self.close()
             raise
@@ -303,9 +313,14 @@ class Node:
         registry._broker = self.topics
         self.system._closing_hooks.append(self._on_closing)
         self.system._start(self._serve, name=f"cluster node {self.node}")
+        if self.names is not None:
+            self.names.start()
 
     async def close(self) -> None:
         """Close the NATS clients (after the system's nursery has closed)."""
+        names, self.names = self.names, None
+        if names is not None:
+            await names.close()
         client, self.client = self.client, None
         topic_client, self.topic_client = self.topic_client, None
         # Left in the order they were entered, the last first.
@@ -334,6 +349,58 @@ class Node:
                     for link in list(self._links.values()):
                         await link.ended.wait()
                 task_group.cancel_scope.cancel()
+
+    # -- names and membership (actors._cluster_names) ----------------------------------
+
+    async def _open_names(self, client: Client) -> None:
+        if not client.server_info.get("jetstream"):
+            return  # names stay local to each node; claim() says why
+        names = ClusterNames(
+            self.system,
+            client,
+            self.config.name,
+            lease=self.config.lease,
+            timeout=self.config.timeout,
+        )
+        # No node of this name answered the probe: a key left by a dead
+        # incarnation of it is taken over, not waited out.
+        await names.open(take_over=True)
+        names._on_member_down.append(self._member_down)
+        self.system.registry._cluster = self.names = names
+
+    def _member_down(self, node: str, reason: BaseException) -> None:
+        # Its lease expired: its links are dead even if no heartbeat has
+        # missed yet; watchers of its actors learn NodeDown now.
+        link = self._links.get(node)
+        if link is not None:
+            if link.peer is not None and isinstance(reason, NodeDown):
+                link.peer.lose(reason)
+            link.close()
+
+    def membership(self) -> AsyncGenerator[MemberUp | MemberDown, None]:
+        """The cluster's nodes coming and going: a ``MemberUp`` for each
+        other node up now, then ``MemberUp`` and ``MemberDown`` events as they
+        happen (a node that dies or is cut off is down within its lease plus
+        about a second).
+
+        Iterating blocks between events; cancellation leaves the iterator
+        usable (``aclose()`` it when done).
+
+        Raises:
+            ActorsError: The NATS servers have no JetStream, which keeps
+                the membership.
+
+        Examples:
+            >>> from actors._cluster import Node
+            >>> Node.membership.__name__
+            'membership'
+        """
+        if self.names is None:
+            raise ActorsError(
+                f"node {self.node!r}: membership needs JetStream on the NATS servers "
+                "(nats-server -js)"
+            )
+        return self.names.membership()
 
     # -- subjects -------------------------------------------------------------------
 

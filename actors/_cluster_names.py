@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,7 +48,7 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._exceptions import ActorsError, ActorStopped, NameLost, NameTaken
+from ._exceptions import ActorsError, ActorStopped, NameLost, NameTaken, NodeDown
 from ._signal import Signal
 
 if TYPE_CHECKING:
@@ -199,9 +199,15 @@ class ClusterNames:
 
     # -- lifetime -------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, take_over: bool = False) -> None:
         """Create (or bind) the bucket, claim ``nodes.<node>`` and read the
         names and members there are.
+
+        Args:
+            take_over: the caller knows no node of this name is up: take
+                over a ``nodes.<node>`` key left by a dead one (an
+                incarnation that is only cut off will fence itself when its
+                renewal is refused).
 
         Raises:
             NameTaken: A node of this name is up.
@@ -234,7 +240,7 @@ class ClusterNames:
             self._seen(entry)
         value = json.dumps({"node": self.node}).encode()
         try:
-            await self._create(f"nodes.{self.node}", None, value)
+            await self._create(f"nodes.{self.node}", None, value, take_over=take_over)
         except NameTaken:
             await self._watcher.aclose()
             raise NameTaken(
@@ -280,7 +286,9 @@ class ClusterNames:
 
     # -- claims ---------------------------------------------------------------------
 
-    async def _create(self, key: str, name: str | None, value: bytes) -> _Lease:
+    async def _create(
+        self, key: str, name: str | None, value: bytes, *, take_over: bool = False
+    ) -> _Lease:
         from ._nats import BucketNotFound, KeyExists, NatsTimeout
 
         assert self.kv is not None
@@ -297,6 +305,11 @@ class ClusterNames:
                     entry = await self.kv.get(key)
                     if retried and entry is not None and entry.value == value:
                         revision = entry.revision  # our earlier try was stored
+                        break
+                    if take_over and entry is not None:
+                        revision = await self.kv.update(
+                            key, value, last=entry.revision, ttl=math.ceil(self.lease)
+                        )
                         break
                     holder = _holder(entry.value) if entry is not None else {}
                     where = holder.get("node", "another node")
@@ -613,11 +626,8 @@ class ClusterNames:
                 self._members[name] = entry.revision
 
     def _member_down(self, node: str, operation: str) -> None:
-        from . import _exceptions
-
-        why = "left the cluster" if operation == "DEL" else "its lease expired"
-        down_type: type[Exception] = getattr(_exceptions, "NodeDown", _exceptions.ConnectionLost)
-        reason = down_type(f"node {node!r} is down: {why}")
+        why = "it left the cluster" if operation == "DEL" else "its lease expired"
+        reason = NodeDown(f"node {node!r} is down: {why}")
         for name, (holder, *_rest) in list(self._cache.items()):
             if holder == node:
                 del self._cache[name]
@@ -675,7 +685,7 @@ class ClusterNames:
         """The nodes up now, by this node's watch (itself included)."""
         return sorted({*self._members, self.node})
 
-    async def membership(self) -> AsyncIterator[MemberUp | MemberDown]:
+    async def membership(self) -> AsyncGenerator[MemberUp | MemberDown, None]:
         """``MemberUp`` for each other node up now, then each change."""
         send, receive = anyio.create_memory_object_stream[MemberUp | MemberDown](math.inf)
         for node in sorted(self._members):

@@ -221,6 +221,8 @@ class Registry:
             ActorStopped: the actor has stopped, or stopped meanwhile.
             TypeError: ``name`` is not a str, or ``ref`` not an ActorRef.
             ValueError: ``name`` has other characters.
+            ActorsError: the system is a node of a cluster whose NATS servers
+                have no JetStream.
 
         Examples:
             >>> import actors
@@ -234,6 +236,12 @@ class Registry:
         """
         check_thread(self._system, "registry.claim")
         if self._cluster is None:
+            if getattr(self._system, "_cluster", None) is not None:
+                raise ActorsError(
+                    f"cannot claim {name!r} cluster-wide: the cluster's names live in a "
+                    "JetStream key-value bucket, and its NATS servers have no JetStream "
+                    "(start them with -js); register() gives a name on this node only"
+                )
             self.register(name, ref)
         else:
             await self._cluster.claim(name, ref)

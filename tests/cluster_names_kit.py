@@ -48,6 +48,29 @@ anyio.run(main, backend=sys.argv[5])
 """
 
 
+CLUSTER_NODE_SCRIPT = """
+import sys, anyio, actors
+from actors.cluster import NatsCluster
+
+class Echo(actors.Actor):
+    async def receive(self, message):
+        return ("far", message)
+
+async def main():
+    url, cluster, lease, name, secret = sys.argv[1:6]
+    config = NatsCluster(
+        [url], name=cluster, secret=bytes.fromhex(secret), lease=float(lease), heartbeat=30.0
+    )
+    async with actors.ActorSystem("far", cluster=config) as system:
+        ref = await system.spawn(Echo, name="holder")
+        await system.registry.claim(name, ref)
+        print("ready", flush=True)
+        await anyio.sleep_forever()
+
+anyio.run(main, backend=sys.argv[6])
+"""
+
+
 def cluster_name() -> str:
     """A cluster (bucket) of a test's own, on a server shared by a module."""
     return "t" + secrets.token_hex(4)
@@ -157,14 +180,25 @@ class PausableProxy:
 
 @asynccontextmanager
 async def far_node(
-    url: str, cluster: str, lease: float, name: str, backend: str, *, singleton: bool = False
+    url: str,
+    cluster: str,
+    lease: float,
+    name: str,
+    backend: str,
+    *,
+    singleton: bool = False,
+    secret: bytes | None = None,
 ) -> AsyncIterator[anyio.abc.Process]:
     """A node ``far`` in a subprocess holding ``name`` (claimed, or as a
-    supervised singleton's), once it says so."""
+    supervised singleton's), once it says so; with ``secret``, a system of
+    an ``actors.cluster.NatsCluster`` (links with a 30 s heartbeat, so that
+    its death is seen by its lease)."""
     how = "singleton" if singleton else "claim"
-    process = await anyio.open_process(
-        [sys.executable, "-c", NODE_SCRIPT, url, cluster, str(lease), name, backend, how]
-    )
+    argv = [sys.executable, "-c", NODE_SCRIPT, url, cluster, str(lease), name, backend, how]
+    if secret is not None:
+        argv = [sys.executable, "-c", CLUSTER_NODE_SCRIPT, url, cluster, str(lease), name]
+        argv += [secret.hex(), backend]
+    process = await anyio.open_process(argv)
     try:
         assert process.stdout is not None
         with anyio.fail_after(20):

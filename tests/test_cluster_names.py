@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from cluster_names_kit import Nodes, PausableProxy, cluster_name, far_node, names_of, until
 from nats_kit import NatsServer
+from tcp_kit import SECRET
 
 import actors
 
@@ -126,7 +128,7 @@ async def test_spawn_register_as_claims_cluster_wide(nats_server: NatsServer) ->
         kv = names_of(b).kv
         assert kv is not None
         with anyio.fail_after(5):
-            while await kv.get("names.broken") is not None:
+            while await kv.get("names.broken") is not None:  # noqa: ASYNC110 - the server's
                 await anyio.sleep(0.01)
         again = await lowlevel.spawn(a, Echo, register_as="broken")
         await until(lambda: b.registry.whereis("broken") == again, 5)
@@ -241,7 +243,7 @@ async def test_kill_9_of_a_node_frees_its_names_within_a_lease(
             took = anyio.current_time() - killed
             assert took <= lease + 1.5, took
             assert b.registry.whereis("svc") == taker
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 def test_lease_is_checked() -> None:
@@ -272,3 +274,80 @@ async def test_names_on_a_server_cluster_are_kept_on_three(
         await until(lambda: b.registry.whereis("replicated") == ref, 10)
         with pytest.raises(actors.NameTaken, match="held by a"):
             await b.registry.claim("replicated", await b.spawn(Echo))
+
+
+async def test_names_and_membership_of_cluster_nodes(nats_server: NatsServer) -> None:
+    from actors._cluster_names import MemberDown, MemberUp
+    from actors.cluster import NatsCluster
+
+    cluster = NatsCluster([nats_server.url], name=cluster_name(), secret=SECRET, lease=2.0)
+    async with actors.ActorSystem("b", cluster=cluster) as b:
+        events = b.cluster.membership()
+        async with actors.ActorSystem("a", cluster=cluster) as a:
+            with anyio.fail_after(5):
+                assert await events.__anext__() == MemberUp("a")
+            ref = await a.spawn(Echo, "a")
+            await a.registry.claim("svc", ref)
+            await until(lambda: b.registry.whereis("svc") is not None, 5)
+            there = b.registry.whereis("svc")
+            assert there == ref and there is not ref  # a ref to a's actor, from b
+            assert await there.ask(1) == ("a", 1)
+            with pytest.raises(actors.NameTaken, match="held by a"):
+                await b.registry.claim("svc", await b.spawn(Echo))
+        with anyio.fail_after(5):
+            down = await events.__anext__()
+        assert isinstance(down, MemberDown) and down.node == "a"
+        assert isinstance(down.reason, actors.NodeDown) and "left" in str(down.reason)
+        assert b.registry.whereis("svc") is None
+        await events.aclose()
+
+
+async def test_claim_needs_jetstream_in_a_cluster(tmp_path: Path) -> None:
+    from nats_kit import nats_server
+
+    from actors.cluster import NatsCluster
+
+    with nats_server(tmp_path / "nats", jetstream=False) as server:
+        cluster = NatsCluster([server.url], name=cluster_name(), secret=SECRET)
+        async with actors.ActorSystem("a", cluster=cluster) as a:
+            ref = await a.spawn(Echo)
+            with pytest.raises(actors.ActorsError, match="no JetStream"):
+                await a.registry.claim("svc", ref)
+
+
+@pytest.mark.chaos
+async def test_kill_9_of_a_cluster_node_is_node_down_for_watchers_within_a_lease(
+    nats_server: NatsServer, anyio_backend: tuple[str, object]
+) -> None:
+    from actors.cluster import NatsCluster
+    from actors.testing import TestProbe
+
+    lease = 2.0
+    name = cluster_name()
+    # Heartbeats of 30 s: only the lease can tell that the node died.
+    cluster = NatsCluster([nats_server.url], name=name, secret=SECRET, lease=lease, heartbeat=30.0)
+    async with (
+        actors.ActorSystem("near", cluster=cluster) as near,
+        far_node(nats_server.url, name, lease, "svc", anyio_backend[0], secret=SECRET) as far,
+    ):
+        await until(lambda: near.registry.whereis("svc") is not None, 5)
+        remote = near.registry.whereis("svc")
+        assert remote is not None
+        assert await remote.ask("hi") == ("far", "hi")
+        probe = await TestProbe.start(near)
+        probe.watch(remote)
+        far.kill()
+        killed = anyio.current_time()
+        notice = await probe.receive(timeout=lease + 1.5)
+        assert isinstance(notice, actors.Terminated) and notice.ref == remote
+        assert isinstance(notice.reason, actors.NodeDown), notice.reason
+        assert anyio.current_time() - killed <= lease + 1.5
+        taker = await near.spawn(Echo, "near")
+        with anyio.fail_after(lease + 1.5 - (anyio.current_time() - killed)):
+            while True:  # its key expires by itself, about when the node's does
+                try:
+                    await near.registry.claim("svc", taker)
+                    break
+                except actors.NameTaken:
+                    await anyio.sleep(0.02)
+        assert near.registry.whereis("svc") == taker

@@ -102,4 +102,4 @@ async def test_kill_9_of_the_singletons_node_restarts_it_on_another(
             assert isinstance(down, MemberDown) and down.node == "far"
             assert anyio.current_time() - killed <= lease + 1.5
         assert await b.registry.whereis("billing").ask("who") == "b"  # type: ignore[union-attr]
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
