@@ -82,6 +82,7 @@ class MemberUp:
     """A node joined the cluster (or was up when the iteration began).
 
     Examples:
+        >>> from actors.cluster import MemberUp
         >>> MemberUp("api-1").node
         'api-1'
     """
@@ -95,6 +96,7 @@ class MemberDown:
     cut off from NATS). ``reason`` is the ``NodeDown`` its actors' watchers get.
 
     Examples:
+        >>> from actors.cluster import MemberDown
         >>> MemberDown("api-1", None).node
         'api-1'
     """
@@ -234,19 +236,23 @@ class ClusterNames:
             )
         except KeyValueError:
             self.kv = await bind_bucket(js, self.bucket)
-        self._watcher = self.kv.watch(["names.>", "nodes.>"])
-        await self._watcher.__aenter__()
-        for entry in await self._watcher.initial():
-            self._seen(entry)
-        value = json.dumps({"node": self.node}).encode()
+        watcher = self.kv.watch(["names.>", "nodes.>"])
+        await watcher.__aenter__()
+        self._watcher = watcher
         try:
-            await self._create(f"nodes.{self.node}", None, value, take_over=take_over)
-        except NameTaken:
-            await self._watcher.aclose()
-            raise NameTaken(
-                f"a node named {self.node!r} is up in bucket {self.bucket}: give each "
-                "node (its ActorSystem) a unique name"
-            ) from None
+            for entry in await watcher.initial():
+                self._seen(entry)
+            value = json.dumps({"node": self.node}).encode()
+            try:
+                await self._create(f"nodes.{self.node}", None, value, take_over=take_over)
+            except NameTaken:
+                raise NameTaken(
+                    f"a node named {self.node!r} is up in bucket {self.bucket}: give each "
+                    "node (its ActorSystem) a unique name"
+                ) from None
+        except BaseException:
+            await self.close()  # its consumer goes with it
+            raise
         self.system.registry._name_hooks.append(self._name_changed)
 
     def start(self) -> None:

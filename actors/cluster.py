@@ -16,8 +16,10 @@ Examples:
 from ._cluster import ClusterStatistics as ClusterStatistics
 from ._cluster import NatsCluster as NatsCluster
 from ._cluster import Node as Node
+from ._cluster_names import MemberDown as MemberDown
+from ._cluster_names import MemberUp as MemberUp
 
-__all__ = ["ClusterStatistics", "NatsCluster", "Node"]
+__all__ = ["ClusterStatistics", "MemberDown", "MemberUp", "NatsCluster", "Node"]
 
 
 def _fix_modules() -> None:

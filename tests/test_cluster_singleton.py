@@ -22,8 +22,14 @@ class Billing(actors.Actor):
         return self.context.system.name
 
 
+# --8<-- [start:singleton]
 def spec() -> ChildSpec:
+    """Billing, once in the whole cluster: every node that may run it
+    spawns ``Supervisor([spec()])``."""
     return ChildSpec(Billing, register_as="billing", singleton=True)
+
+
+# --8<-- [end:singleton]
 
 
 def runs_here(system: actors.ActorSystem) -> bool:
