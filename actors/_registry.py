@@ -190,7 +190,7 @@ class Registry:
             raise TypeError(f"a registered name must be a str, got {name!r}")
         ref = self._names.get(name)
         if ref is None and self._cluster is not None:
-            return self._cluster.whereis(name)
+            return self._cluster._found.get(name) or self._cluster.whereis(name)
         return ref
 
     async def claim(self, name: str, ref: ActorRef) -> None:
