@@ -208,7 +208,11 @@ async def test_a_node_cut_off_fences_itself_before_another_claims(
         last_a = max(t for t, tag in answers if tag == "a")
         first_b = min(t for t, tag in answers if tag == "b")
         assert last_a < fenced <= claimed <= first_b
+        # Back in touch, a is a member again; the name stays b's.
+        await until(lambda: "a" not in names_of(b).members(), lease + 1.5)
         proxy.resume()
+        await until(lambda: "a" in names_of(b).members(), 3 * lease)
+        assert a.registry.whereis("one") == taker
 
 
 @pytest.mark.chaos
