@@ -7,6 +7,9 @@ installed beside the running Python. Without it a test that needs a server is
 skipped with the reason, unless ``ACTORS_REQUIRE_SERVERS=1`` (set by CI), in
 which case it fails.
 
+A server takes more configuration as text (``extra_config``: authorization,
+``tls {}`` from `tls_files`, which makes a throwaway CA and certificate).
+
 A test may ``stop()``, ``kill()`` (SIGKILL) and ``start()`` a server again on
 the same ports and store; ``astart()`` does the start in a worker thread so
 that the event loop (and the clients on it) keep running while it waits.
@@ -19,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,6 +30,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +241,41 @@ def nats_cluster(directory: Path, size: int = 3) -> Iterator[list[NatsServer]]:
             server.wait_healthy()
         wait_connect_urls(servers)
         yield servers
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost
+    (made with ``trustme``), as files a server config names."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def server_config(self, *, handshake_first: bool = False) -> str:
+        """The server's ``tls {}`` block (TLS required of every client)."""
+        first = "\n  handshake_first: true" if handshake_first else ""
+        return (
+            f'tls {{\n  cert_file: "{self.cert}"\n  key_file: "{self.key}"\n  timeout: 5{first}\n}}'
+        )
+
+    def client_context(self) -> ssl.SSLContext:
+        """An SSL context that trusts the CA."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def tls_files(directory: Path) -> TlsFiles:
+    """A CA and a certificate for 127.0.0.1/localhost, written to ``directory``."""
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    ca.cert_pem.write_to_path(str(files.ca))
+    issued.cert_chain_pems[0].write_to_path(str(files.cert))
+    issued.private_key_pem.write_to_path(str(files.key))
+    return files
 
 
 def info(server: NatsServer) -> dict[str, Any]:

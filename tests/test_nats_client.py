@@ -285,8 +285,10 @@ async def test_a_permissions_violation_is_reported_and_the_connection_stays(
 
 
 async def test_what_the_client_cannot_do_is_said_clearly(nats_server: NatsServer) -> None:
-    with pytest.raises(NotSupported, match="TLS"):
-        connect("tls://127.0.0.1:4222")
+    with pytest.raises(NotSupported, match="websockets"):
+        connect("wss://127.0.0.1:4222")
+    with pytest.raises(NotSupported, match="JWT credentials"):
+        connect(nats_server.url, user_credentials="user.creds")
     async with connect(nats_server.url) as nc:
         with pytest.raises(PayloadTooLarge, match="max_payload"):
             await nc.publish("big", b"x" * (nc.max_payload + 1))

@@ -35,8 +35,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import random
 import secrets
+import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,7 +76,7 @@ from ._protocol import (
     check_subject,
     encode_headers,
 )
-from ._servers import Server, handshake, parse_server, server_error
+from ._servers import NkeySigner, Security, Server, handshake, parse_server, server_error
 from ._subscription import Subscription
 
 logger = logging.getLogger("actors.nats")
@@ -122,6 +124,20 @@ class Client:
         user: User name, for servers whose URL has none.
         password: Password for ``user``.
         token: Authentication token, for servers whose URL has none.
+        nkey_seed: An nkey user seed (``"SU..."``): the client signs the
+            server's nonce with it (needs the ``nkeys`` extra).
+        nkey_seed_file: A file holding the seed instead (as ``nk -gen user``
+            writes it).
+        user_credentials: A JWT credentials file: not supported
+            (`NotSupported`); use an nkey seed or a user and password.
+        tls: The SSL context for encrypted connections (CA, client
+            certificate); given, every connection is encrypted. Without it,
+            a ``tls://`` URL or a server that requires TLS gets
+            ``ssl.create_default_context()`` (the system's CAs).
+        tls_hostname: The name to check the server's certificate against
+            (default: the URL's host).
+        tls_handshake_first: Start TLS before the server's INFO (a server
+            configured with ``handshake_first``).
         name: The connection name the server shows.
         connect_timeout: Seconds for one attempt (TCP, INFO, CONNECT, PONG).
         ping_interval: Seconds between the client's PINGs.
@@ -159,6 +175,12 @@ class Client:
         user: str | None = None,
         password: str | None = None,
         token: str | None = None,
+        nkey_seed: str | bytes | None = None,
+        nkey_seed_file: str | os.PathLike[str] | None = None,
+        user_credentials: str | os.PathLike[str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_hostname: str | None = None,
+        tls_handshake_first: bool = False,
         name: str | None = None,
         connect_timeout: float = 2.0,
         ping_interval: float = 120.0,
@@ -178,7 +200,21 @@ class Client:
         urls = [servers] if isinstance(servers, str) else list(servers)
         if not urls:
             raise ValueError("Client needs at least one server URL")
+        if user_credentials is not None:
+            raise NotSupported(
+                "JWT credentials files (user_credentials) are not supported by this "
+                "NATS client: use nkey_seed/nkey_seed_file, a user and password, or a token"
+            )
+        if nkey_seed is not None and nkey_seed_file is not None:
+            raise ValueError("give nkey_seed or nkey_seed_file, not both")
+        nkey: NkeySigner | None = None
+        if nkey_seed is not None:
+            nkey = NkeySigner(nkey_seed)
+        elif nkey_seed_file is not None:
+            nkey = NkeySigner.from_file(nkey_seed_file)
+        self._security = Security(nkey, tls, tls_hostname, tls_handshake_first)
         self._pool = [parse_server(url) for url in urls]
+        self._tls = any(server.tls for server in self._pool)
         for server in self._pool:
             if server.user is None and server.token is None:
                 server.user, server.password, server.token = user, password, token
@@ -414,7 +450,7 @@ class Client:
         """A connected, authenticated stream to ``server`` (as `handshake`),
         now the current server."""
         stream, parser, info = await handshake(
-            server, name=self._name, timeout=self._connect_timeout
+            server, name=self._name, timeout=self._connect_timeout, security=self._security
         )
         self._info = info
         self._max_payload = int(info.get("max_payload", self._max_payload))
@@ -431,6 +467,7 @@ class Client:
                 continue
             if (server.host, server.port) not in known:
                 server.discovered = True
+                server.tls = self._tls
                 server.user, server.password, server.token = self._default_auth
                 self._pool.append(server)
                 known.add((server.host, server.port))

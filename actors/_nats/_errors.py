@@ -51,7 +51,14 @@ class ServerError(NatsError):
 
 
 class AuthorizationError(ServerError):
-    """The server refused the credentials (user/password or token)."""
+    """The server refused the credentials (user/password, token or nkey);
+    ``detail`` says what was offered (never a secret)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+        if detail:
+            self.args = (f"nats-server: {message}: {detail}",)
 
 
 class ProtocolError(NatsError):
@@ -68,4 +75,4 @@ class PayloadTooLarge(NatsError, ValueError):
 
 
 class NotSupported(NatsError):
-    """This client does not do that yet (TLS, nkeys, JWT credentials)."""
+    """This client does not do that (yet): JWT credentials, websockets."""
