@@ -206,6 +206,7 @@ class Client(Connection):
 
         self._pending = bytearray()
         self._pings_in_pending = 0
+        self._sending = False
         self._wake = anyio.Event()
         self._room = anyio.Event()
         self._pongs = deque()
@@ -562,6 +563,7 @@ class Client(Connection):
                 await self.publish(
                     subject, payload, reply=self._inbox_prefix + token, headers=headers
                 )
+                self._write_now()
                 await slot.event.wait()
         finally:
             self._requests.pop(token, None)

@@ -11,6 +11,8 @@ buffered meanwhile. `Client` (in ``_client``) adds the public API on top.
 #   three connection tasks run in `_conn_scope` and end together.
 # - `_pending` holds bytes not yet handed to the socket, in order; it holds
 #   `_pings_in_pending` PINGs, whose waiters are the last ones in `_pongs`.
+#   Bytes go to the socket from the flusher, or from `_write_now` while the
+#   flusher is not in a send (`_sending`): in order either way.
 #   Every other waiter in `_pongs` belongs to a PING already sent on the
 #   current connection, in order, so each PONG pops the oldest.
 # - `_subs` holds exactly the active subscriptions; the server has a SUB for
@@ -30,6 +32,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
+from .._socket import SocketStream
 from ._errors import (
     ConnectionClosed,
     NatsConnectionLost,
@@ -105,6 +108,7 @@ class Connection:
     # Writing.
     _pending: bytearray
     _pings_in_pending: int
+    _sending: bool
     _wake: anyio.Event
     _room: anyio.Event
     _pongs: deque[_Waiter | None]
@@ -344,11 +348,15 @@ class Connection:
                     await self._wake.wait()
                     self._wake = anyio.Event()
                     continue
-                data = bytes(self._pending)
-                self._pending = bytearray()
-                self._pings_in_pending = 0
-                self._signal_room()
-                await stream.send(data)
+                self._sending = True
+                try:
+                    data = bytes(self._pending)
+                    self._pending = bytearray()
+                    self._pings_in_pending = 0
+                    self._signal_room()
+                    await stream.send(data)
+                finally:
+                    self._sending = False
         except _LOST_ERRORS as error:
             self._lose(error)
 
@@ -374,6 +382,27 @@ class Connection:
     def _write(self, data: bytes) -> None:
         self._pending += data
         self._wake.set()
+
+    def _write_now(self) -> None:
+        """Hand `_pending` to the socket from the caller's task, when that
+        can be done at once: connected over a `SocketStream`, the flusher
+        not in a send (so every byte before is in the kernel already), no
+        PING waiting in it. What the kernel does not take stays for the
+        flusher. Saves the switch to the flusher on the latency path
+        (`Client.request`; ``benchmarks.nats``, request row)."""
+        stream = self._stream
+        pending = self._pending
+        if self._sending or self._pings_in_pending or not pending:
+            return
+        if not isinstance(stream, SocketStream):
+            return
+        try:
+            sent = stream.try_send(memoryview(pending))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return  # the reader or the flusher finds out, and reconnects
+        if sent:
+            del pending[:sent]
+            self._signal_room()
 
     def _signal_room(self) -> None:
         room, self._room = self._room, anyio.Event()

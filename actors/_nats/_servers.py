@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from .._socket import connect_tcp
 from ._errors import AuthorizationError, NotSupported, ServerError
 from ._protocol import ERR, INFO, PING, PING_LINE, PONG, PONG_LINE, Parser, encode_connect
 
@@ -148,7 +149,7 @@ async def handshake(
     """
     want_tls = server.tls or security.tls is not None or security.tls_handshake_first
     with anyio.fail_after(timeout):
-        stream: anyio.abc.ByteStream = await anyio.connect_tcp(server.host, server.port)
+        stream: anyio.abc.ByteStream = await connect_tcp(server.host, server.port)
         try:
             encrypted = False
             if security.tls_handshake_first:
