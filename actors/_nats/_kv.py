@@ -310,7 +310,11 @@ class KeyValue:
                 return await self._write(key, value, last=last, ttl=ttl)
             except WrongRevision as wrong:
                 current = wrong.revision
-            if current <= 0:
+            if current < 0:  # the server's text did not say: look
+                marker = await self.get(key, include_deleted=True)
+                current = marker.revision if marker is not None else 0
+            if current == 0:
+                last = 0
                 continue  # the marker just expired: try again as new
             entry = await self.get(key, revision=current)
             if entry is not None and entry.key == key and not entry.deleted:

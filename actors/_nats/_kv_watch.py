@@ -182,8 +182,16 @@ class KeyWatcher:
     async def _make(self) -> None:
         """Make the consumer (again, after deleting the old one), starting
         after `_last_seq` if a message was taken already."""
+        try:
+            await self._make_now()
+        except BaseException:
+            self._stale = True  # cancelled or failed half-way: made again next time
+            raise
+
+    async def _make_now(self) -> None:
         kv = self._kv
         nc = self._nc
+        # Cleared first: a reconnection while this runs marks it again.
         self._stale = False
         self._pull_left = 0
         if self._sub is not None:
