@@ -638,6 +638,20 @@ class Node:
             del self._dialing[node]
             done.set()
 
+    async def onward(self, node: str) -> Peer | None:
+        """The link to the node of ``node`` (a node, or a process of one),
+        for a message passed on from a process of this node; None if it is
+        not another node's, or cannot be reached (the message is then not
+        delivered)."""
+        target = node.split(":", 1)[0]
+        if target == self.node or not _TOKEN.fullmatch(target) or self._closing:
+            return None
+        try:
+            return await self.link(target)
+        except NodeDown as error:
+            logger.info("%s", error)
+            return None
+
     async def _dial_quietly(self, node: str) -> None:
         try:
             await self.link(node)

@@ -358,6 +358,15 @@ class Peer:
         peer = self.system._route(node)
         return None if peer is self else peer
 
+    async def _onward_linked(self, to: str) -> Peer | None:
+        # As _onward; in a cluster, the link to another node is opened if
+        # there is none (the reader waits: what follows keeps its order).
+        onward = self._onward(to)
+        cluster = self.system._cluster
+        if onward is not None or cluster is None:
+            return onward
+        return await cluster.onward(to.split("\0", 2)[1])
+
     def _tell_now(self, envelope: Envelope) -> bool:
         # The fast path, without an await: a live local actor with room in a
         # blocking mailbox. False: take the slow path (nothing was done).
@@ -407,7 +416,7 @@ class Peer:
             if ok:
                 self._serve(ref._path, message, None)
             return
-        if cell is None and (onward := self._onward(envelope.to)) is not None:
+        if cell is None and (onward := await self._onward_linked(envelope.to)) is not None:
             await onward._send_raw(envelope, ref)  # not unpickled here
             return
         ok, message = self._unpickle(envelope, ref)
@@ -430,7 +439,7 @@ class Peer:
             else:
                 ask.put_error(ActorsError(f"could not unpickle a request: {message!r}"))
             return
-        if cell is None and (onward := self._onward(envelope.to)) is not None:
+        if cell is None and (onward := await self._onward_linked(envelope.to)) is not None:
             ask = WireAsk(None, self, token)  # its reply goes back through here
             self._serving[token] = ask
             await onward._forward_body(envelope.to, envelope.body, ask, envelope.headers)
@@ -730,6 +739,13 @@ class Peer:
             assert self._task_group is not None
             self._task_group.start_soon(self._relay_watch, onward, ref, to, relay)
             return
+        node = ref._system_name
+        if cell is None and self.system._cluster is not None and node and node != self.system.name:
+            relay = anyio.CancelScope()  # another node's actor: linked first
+            self._watched[to] = relay
+            assert self._task_group is not None
+            self._task_group.start_soon(self._relay_watch_linked, ref, to, relay)
+            return
         if cell is None or cell.terminated.is_set():
             reason = None if cell is None else cell.reason
             killed = False if cell is None else cell.killed
@@ -745,6 +761,17 @@ class Peer:
             await cell.terminated.wait()
             self._watched.pop(to, None)
             self._terminated(to, cell.reason, cell.killed)
+
+    async def _relay_watch_linked(self, ref: ActorRef, to: str, scope: anyio.CancelScope) -> None:
+        with scope:
+            onward = await self._onward_linked(to)
+            if onward is None:
+                self._watched.pop(to, None)
+                self._terminated(to, ConnectionLost(f"{ref._system_name} cannot be reached"), False)
+                return
+            notice = await onward.join(ref, to)
+            self._watched.pop(to, None)
+            self._terminated(to, notice.reason, notice.killed)
 
     async def _relay_watch(
         self, onward: Peer, ref: ActorRef, to: str, scope: anyio.CancelScope

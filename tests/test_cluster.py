@@ -463,3 +463,16 @@ async def test_a_ref_to_a_node_that_restarted_does_not_reach_the_new_actors(
             assert await new.ask("pid") == second.pid
             with anyio.fail_after(WAIT), pytest.raises(ActorStopped):
                 await old.ask("pid")
+
+
+async def test_a_process_actor_of_a_node_reaches_another_node(server: NatsServer) -> None:
+    async with two_nodes(server) as (a, _):
+        echo = await a.cluster.whereis("b", "echo")
+        assert echo is not None
+        worker = await a.spawn(Echo, "worker", name="worker", placement=actors.Subprocess())
+        # No link to b when the process actor asks: its node opens one.
+        link = a.cluster._links["b"]
+        a._peers["b"].close()
+        with anyio.fail_after(WAIT):
+            await link.ended.wait()
+            assert await worker.ask(("ask", echo, "via a")) == ("echo", "echo", "via a")
