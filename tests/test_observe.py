@@ -735,3 +735,28 @@ async def test_ask_latency_is_a_histogram_while_a_page_serves() -> None:
     counts = [count for _, count in buckets]
     assert counts == sorted(counts)  # cumulative
     assert 'actors_ask_latency_seconds_sum{system="asks"} ' in text
+
+
+async def test_the_nodes_of_a_cluster_are_on_the_page(nats_server: Any) -> None:
+    """A cluster's linked nodes show as connected, its other members as members."""
+    from tcp_kit import SECRET
+
+    from actors.cluster import NatsCluster
+
+    cluster = NatsCluster([nats_server.url], name=f"page{os.getpid()}", secret=SECRET)
+    async with (
+        actors.ActorSystem("a", cluster=cluster) as a,
+        actors.ActorSystem("b", cluster=cluster) as b,
+        actors.ActorSystem("c", cluster=cluster),
+    ):
+        b.registry.register("echo", await b.spawn(actors.Actor, name="echo"))
+        assert await a.cluster.whereis("b", "echo") is not None  # links a and b
+        expected = [
+            {"node": "b", "link": "connected", "error": None},
+            {"node": "c", "link": "member", "error": None},
+        ]
+
+        async def shown() -> bool:
+            return bool(snapshot(a)["nodes"] == expected)
+
+        await until_async(shown, 20)

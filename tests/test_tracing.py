@@ -566,3 +566,88 @@ def test_missing_api_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImportError, match=r"structured-actors\[otel\]"):
         tracing.instrument()
     assert not tracing.instrumented()
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from nats_kit import nats_server
+
+    with nats_server(tmp_path_factory.mktemp("nats"), jetstream=False) as server:
+        yield server
+
+
+@pytest.mark.usefixtures("no_orphans")
+async def test_one_trace_through_a_process_actor_a_cluster_node_and_a_durable_topic(
+    exporter: InMemorySpanExporter, nats: Any, tmp_path: Path
+) -> None:
+    """An ask of a process actor of node a, which asks an actor of node b,
+    which publishes to b's durable stream, handled by a Push consumer: one
+    trace, each span below the one that caused it."""
+    from tcp_kit import SECRET
+
+    from actors import durable
+    from actors.cluster import NatsCluster
+
+    handled = anyio.Event()
+
+    class Billing(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            handled.set()
+
+    class Publisher(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            if message != "told":  # Front tells after its ask
+                stream = await self.context.system.streams.get("ORDERS")
+                return await stream.publish("orders.a", message)
+            return None
+
+    path = str(tmp_path / "child-spans.jsonl")
+    child = actors.Subprocess(initializer=functools.partial(export_to, path))
+    cluster = NatsCluster([nats.url], name="traced", secret=SECRET)
+    store = durable.SQLiteStore(tmp_path / "s.db")
+    async with (
+        actors.ActorSystem("a", cluster=cluster) as a,
+        actors.ActorSystem("b", cluster=cluster, store=store) as b,
+    ):
+        orders = await b.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.consumer("billing")
+        await b.spawn(durable.Push, Billing, durable=("ORDERS", "billing"), name="billing")
+        b.registry.register("publisher", await b.spawn(Publisher, name="publisher"))
+        publisher = await a.cluster.whereis("b", "publisher")
+        assert publisher is not None
+        front = await a.spawn(Front, name="front", placement=child)
+        with anyio.fail_after(30):
+            assert await front.ask((publisher, "order 1")) == 1
+            await handled.wait()
+        await front.stop()
+    spans = exporter.get_finished_spans()
+    remote = read_spans(path)
+    parents = {span_id(s): parent_of(s) for s in spans}
+    parents |= {s["span_id"]: s["parent_id"] for s in remote}
+
+    def below(span: int, ancestor: int) -> bool:
+        current: int | None = span
+        while current is not None:
+            if current == ancestor:
+                return True
+            current = parents.get(current)
+        return False
+
+    def remote_one(name: str, kind: str) -> dict[str, Any]:
+        found = [s for s in remote if s["name"] == name and s["kind"] == kind]
+        assert len(found) == 1, (name, kind, remote)
+        return found[0]
+
+    client = kind(spans, "ask /user/front", trace.SpanKind.CLIENT)
+    server = remote_one("ask /user/front", "SERVER")
+    inner_client = remote_one("ask /user/publisher", "CLIENT")
+    inner_server = kind(spans, "ask /user/publisher", trace.SpanKind.SERVER)
+    publish = one(spans, "publish orders.a")
+    process = one(spans, "process /user/billing")
+    assert client.parent is None
+    assert server["parent_id"] == span_id(client)
+    assert inner_client["parent_id"] == server["span_id"]
+    assert below(span_id(inner_server), inner_client["span_id"])  # across node a to b
+    assert parent_of(publish) == span_id(inner_server)
+    assert parent_of(process) == span_id(publish)
+    assert {trace_id(s) for s in (inner_server, publish, process)} == {trace_id(client)}

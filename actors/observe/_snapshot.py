@@ -54,7 +54,9 @@ def snapshot(
     ``children`` (how many it has) and ``hidden`` (how many of those are not
     shown)), ``topics`` (each pattern with its subscriber count and groups),
     ``pools`` (process pools and their workers) and ``nodes`` (systems
-    connected over TCP or as a parent).
+    connected over TCP, a cluster's links or as a parent: ``link`` is
+    ``"connected"`` or ``"parent"``; the other members of a cluster with no
+    link yet: ``"member"``).
 
     Args:
         system: a running actor system.
@@ -245,6 +247,15 @@ def _nodes(system: ActorSystem) -> list[dict[str, Any]]:
     upstream = system._upstream
     if upstream is not None:
         nodes.append({"node": upstream.node, "link": "parent", "error": None})
+    cluster = system._cluster
+    if cluster is not None and cluster.names is not None:
+        # Members of the cluster this node has no link to (yet).
+        linked = set(system._peers)
+        nodes.extend(
+            {"node": member, "link": "member", "error": None}
+            for member in sorted(cluster.names._members)
+            if member != system.name and member not in linked
+        )
     return nodes
 
 
