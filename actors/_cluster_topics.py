@@ -181,8 +181,26 @@ class ClusterTopics:
 
     async def publish(self, topic: str, message: Any) -> int:
         check_topic(topic)
-        # The trace context does not cross to other nodes yet: the message does.
-        plain = message.message if type(message) is _tracing.Traced else message
+        if _tracing.tracer is not None and type(message) is not _tracing.Traced:
+            # One PRODUCER span for the publish on every node (as
+            # actors._topics._traced_publish does for one system's).
+            span = _tracing.start_publish(topic)
+            try:
+                traced = _tracing.Traced(message, _tracing.context_of(span))
+                return await self.publish(topic, traced)
+            except Exception as error:
+                _tracing.failed(span, error)
+                raise
+            finally:
+                span.end()
+        # A traced message crosses with its context, inside the tagged body.
+        if type(message) is _tracing.Traced:
+            context = message.context
+            plain: Any = message.message
+            if context is not None and _tracing.tracer is not None:
+                plain = _tracing.Stored(plain, _tracing.inject(context))
+        else:
+            plain = message
         body = dumps(plain)  # fails here, before anything is delivered
         delivered = 0
         if not self._plain._matcher.lookup(topic).empty:
@@ -218,6 +236,8 @@ class ClusterTopics:
             except Exception as error:
                 logger.error("a message on topic %r could not be unpickled: %r", topic, error)
                 continue
+            if type(message) is _tracing.Stored:  # published while tracing
+                message = _tracing.incoming(message.message, message.headers)
             if group is None:
                 await self._plain.publish(topic, message)
             else:

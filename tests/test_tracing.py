@@ -651,3 +651,36 @@ async def test_one_trace_through_a_process_actor_a_cluster_node_and_a_durable_to
     assert parent_of(publish) == span_id(inner_server)
     assert parent_of(process) == span_id(publish)
     assert {trace_id(s) for s in (inner_server, publish, process)} == {trace_id(client)}
+
+
+async def test_a_publish_reaching_another_node_is_one_trace(
+    exporter: InMemorySpanExporter, nats: Any
+) -> None:
+    """A publish on node a, to a subscriber and a group member on node b (a
+    NATS subject and queue group): each delivery on b is handled in a span
+    whose parent is the publish span on a."""
+    from tcp_kit import SECRET
+
+    from actors.cluster import NatsCluster
+
+    inbox: actors.Channel[tuple[str, Any]] = actors.Channel(math.inf)
+    cluster = NatsCluster([nats.url], name="traced-topics", secret=SECRET)
+    async with (
+        actors.ActorSystem("a", cluster=cluster) as a,
+        actors.ActorSystem("b", cluster=cluster) as b,
+    ):
+        plain = await b.spawn(Recorder, inbox, name="plain")
+        member = await b.spawn(Recorder, inbox, name="member")
+        b.subscribe("orders.*", plain)
+        b.subscribe("orders.*", member, group="workers")
+        await b.cluster.flush()
+        with anyio.fail_after(30):
+            assert await a.publish("orders.eu", "order 1") == 0  # none on a itself
+            got = sorted([await inbox.receive() for _ in range(2)])
+        assert got == [("/user/member", "order 1"), ("/user/plain", "order 1")]
+    spans = exporter.get_finished_spans()
+    publish = one(spans, "publish orders.eu")
+    for path in ("/user/plain", "/user/member"):
+        process = one(spans, f"process {path}")
+        assert parent_of(process) == span_id(publish)
+        assert trace_id(process) == trace_id(publish)
