@@ -109,3 +109,33 @@ async def test_kill_9_of_the_singletons_node_restarts_it_on_another(
             assert anyio.current_time() - killed <= lease + 1.5
         assert await b.registry.whereis("billing").ask("who") == "b"  # type: ignore[union-attr]
         await events.aclose()
+
+
+@pytest.mark.chaos
+async def test_a_singletons_node_cut_off_ends_it_before_another_starts_it(
+    nats_server: NatsServer,
+) -> None:
+    from cluster_names_kit import PausableProxy
+
+    lease = 2.0
+    nodes = Nodes(cluster_name())
+    async with (
+        PausableProxy(nats_server.port).serving() as proxy,
+        nodes.node("a", proxy.url, lease=lease) as a,
+        nodes.node("b", nats_server.url, lease=lease) as b,
+    ):
+        await a.spawn(Supervisor, [spec()], name="sup")
+        await b.spawn(Supervisor, [spec()], name="sup")
+        assert runs_here(a)
+        child = a.registry.whereis("billing")
+        assert child is not None
+        proxy.pause()
+        ended = await child.join()
+        assert isinstance(ended.reason, actors.NameLost)
+        assert not runs_here(a)
+        await until(lambda: runs_here(b), lease + 2.0)
+        assert not runs_here(a)  # its keeper waits; its supervisor is untouched
+        proxy.resume()
+        await until(lambda: a.registry.whereis("billing") is not None, 3 * lease)
+        assert not runs_here(a)
+        assert await a.registry.whereis("billing").ask("who") == "b"  # type: ignore[union-attr]
