@@ -72,7 +72,7 @@ async def test_backoff_applies_to_naks_and_to_timeouts_in_real_time(
     system: actors.ActorSystem,
 ) -> None:
     orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-    billing = await orders.consumer("billing", ack_wait=1, max_deliver=4, backoff=[1.0, 2.0])
+    billing = await orders.consumer("billing", ack_wait=1, max_deliver=5, backoff=[1.0, 2.0])
     await orders.publish("orders.a", "x")
     (m,) = await billing.fetch(1)
     waited = []
@@ -81,15 +81,19 @@ async def test_backoff_applies_to_naks_and_to_timeouts_in_real_time(
         await m.nak(delay)
         (m,) = await billing.fetch(1, expires=10)
         waited.append(anyio.current_time() - start)
-    start = anyio.current_time()  # a timeout: the ack wait, then 2 s
+    await m.nak(0)  # at once: so the next delivery is there when fetch asks
+    # The server times a redelivery from its delivery, which lies between
+    # the fetch's call and its return: measured from the call, as a nak is.
+    start = anyio.current_time()
     (m,) = await billing.fetch(1, expires=10)
+    (m,) = await billing.fetch(1, expires=10)  # after a timeout: the ack wait, then 2 s
     waited.append(anyio.current_time() - start)
-    assert m.deliveries == 4
+    assert m.deliveries == 5
     for elapsed, expected in zip(waited, [1.0, 1.5, 3.0], strict=True):
         assert within(elapsed, expected), waited
     assert await m.nak(error="still failing") == "dead"
     (entry,) = await orders.dead_letters("billing").browse()
-    assert (entry.deliveries, entry.last_error) == (4, "still failing")
+    assert (entry.deliveries, entry.last_error) == (5, "still failing")
 
 
 async def test_timeouts_alone_reach_the_dead_letters_and_late_acks_are_dropped(

@@ -30,7 +30,6 @@ the way the streams layer promises, the store does on the client:
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import time
@@ -42,16 +41,30 @@ import anyio
 
 from .._nats import Client, JetStream, JetStreamError, JsMsg, NatsError, connect
 from .._nats._jetstream import MSG_ID
+from . import _jsdead
 from ._errors import DurableError, StreamNotFound
+from ._jsconfig import (
+    NS,
+    config_of,
+    consumer_options,
+    hidden,
+    refused,
+    start_options,
+    stream_options,
+)
+from ._jsdead import (
+    H_SEQ,
+    H_SUBJECT,
+    H_TIME,
+    TIMEOUT_ERROR,
+    dlq_stream,
+    dlq_subject,
+    requeue_subject,
+)
 
-#: Nanoseconds in a second (JetStream's durations).
-_NS = 1_000_000_000
-#: The last error of a delivery whose ack wait ran out (as the SQLite store's).
-TIMEOUT_ERROR = "no ack within ack_wait"
-#: Headers of dead-letter entries and requeued copies.
-H_SEQ, H_SUBJECT, H_TIME = "Actors-Seq", "Actors-Subject", "Actors-Time"
-H_DELIVERIES, H_ERROR = "Actors-Deliveries", "Actors-Error"
-H_FIRST, H_LAST, H_DEAD = "Actors-First", "Actors-Last", "Actors-Dead"
+#: Seconds a pull stays open on the server at most (a pull whose caller went
+#: away is dropped by the server when it sees no interest, or then).
+PULL_MAX = 10.0
 #: Idle heartbeats of a waiting pull (two missed: the server is gone, pull again).
 HEARTBEAT = 2.0
 #: Seconds before a delivery's ack wait ends that a settle is no longer sent
@@ -64,29 +77,6 @@ ATTEMPT = 3.0
 RETRY_MIN, RETRY_MAX = 0.05, 0.5
 #: Errors of one message or first-delivery time remembered per consumer.
 _REMEMBER = 10_000
-
-
-def dlq_stream(stream: str) -> str:
-    """The name of the stream that keeps ``stream``'s dead letters."""
-    return f"DLQ_{stream}"
-
-
-def dlq_subject(stream: str, consumer: str) -> str:
-    """The subject of ``consumer``'s dead-letter entries."""
-    return f"_DLQ.{stream}.{consumer}"
-
-
-def requeue_subject(stream: str, consumer: str) -> str:
-    """The subject requeued messages of ``consumer`` are published to."""
-    return f"_RQ.{stream}.{consumer}"
-
-
-def _rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat()
-
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 @dataclass
@@ -261,39 +251,23 @@ class JetStreamStore:
                 return None
             raise
         state = info["state"]
-        config = _config_of(info)
+        config = config_of(info)
         config["_stats"] = (state["last_seq"], state["messages"], state["bytes"])
         return config
 
     async def list_streams(self) -> list[dict[str, Any]]:
         infos = await self._retry("listing streams", self.js.stream_names)
-        configs = [_config_of(info) for info in infos if not _hidden(info["config"]["name"])]
+        configs = [config_of(info) for info in infos if not hidden(info["config"]["name"])]
         return sorted(configs, key=lambda c: c["name"])
 
     async def put_stream(self, name: str, config: dict[str, Any]) -> None:
-        if _hidden(name):
+        if hidden(name):
             raise ValueError(
                 f"stream names starting with 'DLQ_' hold dead letters on JetStream: "
                 f"choose another name than {name!r}"
             )
         js = self.js
-        options: dict[str, Any] = {
-            "retention": config["retention"],
-            "storage": "file",
-            "num_replicas": self.replicas,
-            "metadata": {"actors": json.dumps(config)},
-        }
-        if config.get("max_age"):
-            options["max_age"] = int(config["max_age"] * _NS)
-        if config.get("max_msgs"):
-            options["max_msgs"] = config["max_msgs"]
-        if config.get("max_bytes"):
-            options["max_bytes"] = config["max_bytes"]
-        window = config.get("dedup_window", 120.0)
-        # JetStream's window cannot be 0 (that means its default); 1 ns is none.
-        options["duplicate_window"] = max(1, int(window * _NS))
-        if config.get("max_age"):
-            options["duplicate_window"] = min(options["duplicate_window"], options["max_age"])
+        options = stream_options(config, self.replicas or 1)
         subjects = [*config["subjects"], f"{requeue_subject(name, '*')}"]
         await self._put(js, name, subjects, options)
         dead = {"retention": "limits", "storage": "file", "num_replicas": self.replicas}
@@ -304,13 +278,13 @@ class JetStreamStore:
             await self._retry(f"creating stream {name!r}", js.add_stream, name, subjects, **options)
         except JetStreamError as error:
             if error.err_code != 10058:  # exists with another configuration
-                _refused(error, f"stream {name!r}")
+                refused(error, f"stream {name!r}")
             try:
                 await self._retry(
                     f"updating stream {name!r}", js.update_stream, name, subjects, **options
                 )
             except JetStreamError as error:
-                _refused(error, f"stream {name!r}")
+                refused(error, f"stream {name!r}")
 
     async def delete_stream(self, name: str) -> bool:
         found = True
@@ -353,7 +327,7 @@ class JetStreamStore:
                                 f"create it with system.streams.create({stream!r}, subjects=[...])"
                             )
                     elif ack.code not in (408, 500, 503):
-                        _refused(ack, f"a publish to stream {stream!r}")
+                        refused(ack, f"a publish to stream {stream!r}")
                     last = ack
                 elif ack is not None:
                     if ack.stream != stream:
@@ -404,7 +378,7 @@ class JetStreamStore:
                 "max_deliver"
             ):
                 server = dict(info["config"])
-                server.update(_consumer_options(existing, config))
+                server.update(consumer_options(existing, config))
                 server["backoff"] = None
                 server.pop("name", None)
                 server.pop("durable_name", None)
@@ -413,27 +387,19 @@ class JetStreamStore:
                 )
                 self._state(cid).backoff = None
             return cid, existing, False
-        options = _consumer_options(flt, config)
+        options = consumer_options(flt, config)
         stream_config = await self.get_stream(stream)
         if stream_config is None:
             raise StreamNotFound(f"stream {stream!r} is not on the JetStream server")
         subjects = list(stream_config["subjects"]) if flt == ">" else [flt]
         options["filter_subjects"] = [*subjects, requeue_subject(stream, name)]
-        if start is None:
-            options["deliver_policy"] = "new"
-        elif start[0] == "seq":
-            if start[1] > 1:
-                options["deliver_policy"] = "by_start_sequence"
-                options["opt_start_seq"] = int(start[1])
-        else:
-            options["deliver_policy"] = "by_start_time"
-            options["opt_start_time"] = _rfc3339(start[1])
+        options.update(start_options(start))
         try:
             await self._retry(
                 f"creating consumer {name!r}", js.add_consumer, stream, name, **options
             )
         except JetStreamError as error:
-            _refused(error, f"consumer {name!r} of stream {stream!r}")
+            refused(error, f"consumer {name!r} of stream {stream!r}")
         self._consumers.pop(cid, None)
         return cid, flt, True
 
@@ -483,14 +449,14 @@ class JetStreamStore:
         # The server's BackOff is the ack wait of each delivery: ack_wait plus
         # our delay for it (the same deadline the SQLite store computes).
         state = self._state(cid)
-        wanted = [int((ack_wait + d) * _NS) for d in delays] if any(delays) else []
+        wanted = [int((ack_wait + d) * NS) for d in delays] if any(delays) else []
         if state.backoff == wanted:
             return
         info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
         server = dict(info["config"])
         if (server.get("backoff") or []) != wanted:
             server["backoff"] = wanted or None
-            server["ack_wait"] = wanted[0] if wanted else int(ack_wait * _NS)
+            server["ack_wait"] = wanted[0] if wanted else int(ack_wait * NS)
             server.pop("name", None)
             server.pop("durable_name", None)
             await self._retry(
@@ -521,7 +487,8 @@ class JetStreamStore:
                 if not got and wait > 0:
                     # Hold a pull open for the first one only (a pull for
                     # more would wait for all of them), then take what else
-                    # is there.
+                    # is there. At most PULL_MAX: the caller pulls again.
+                    wait = min(wait, PULL_MAX)
                     heartbeat = HEARTBEAT if wait >= 4 * HEARTBEAT else None
                     await js.fetch(*cid, 1, expires=wait, heartbeat=heartbeat, into=got)
                     marks.append((len(got), anyio.current_time()))
@@ -552,7 +519,8 @@ class JetStreamStore:
                 row = await self._received(state, cid, m, arrived, ack_wait, delays, max_deliver)
                 if row is not None:
                     rows.append(row)
-        return rows, None
+        # Nothing yet after a wait: the caller may pull again at once.
+        return rows, self.clock() if not rows and wait > 0 else None
 
     async def _received(
         self,
@@ -565,7 +533,7 @@ class JetStreamStore:
         max_deliver: int,
     ) -> tuple[int, str, bytes, float, int, float] | None:
         meta = m.metadata
-        seq, subject, t = meta.stream_seq, m.subject, meta.timestamp_ns / _NS
+        seq, subject, t = meta.stream_seq, m.subject, meta.timestamp_ns / NS
         if subject.startswith(self._requeue_prefix) and m.headers:
             seq = int(m.headers[H_SEQ])
             subject = m.headers[H_SUBJECT]
@@ -589,7 +557,7 @@ class JetStreamStore:
         if deliveries > max_deliver:
             # Its last delivery's ack wait ran out: to the dead letters.
             error = state.errors.pop(seq, TIMEOUT_ERROR)
-            await self._bury(cid, seq, delivery, deliveries - 1, error, first)
+            await _jsdead.bury(self, cid, seq, delivery, deliveries - 1, error, first)
             return None
         state.deliveries[seq] = delivery
         return (seq, subject, m.data, t, deliveries, first)
@@ -657,7 +625,7 @@ class JetStreamStore:
         seq = token[0]
         if token[1] >= max_deliver:
             first = state.first.get(seq, self.clock())
-            await self._bury(cid, seq, delivery, token[1], error, first)
+            await _jsdead.bury(self, cid, seq, delivery, token[1], error, first)
             state.deliveries.pop(seq, None)
             state.errors.pop(seq, None)
             return "dead"
@@ -667,15 +635,16 @@ class JetStreamStore:
             state.errors[seq] = error
         body = b"-NAK"
         backoff = state.backoff
-        if backoff:
+        if backoff and delay > 0:
             # With a BackOff the server redelivers a nak'ed message at
             # now - BackOff[0] + delay + BackOff[count - 1]: correct for it
-            # (and send a delay even for 0: a bare nak skips the BackOff).
+            # (a delay shorter than BackOff[count - 1] - BackOff[0] cannot
+            # be asked for: it is rounded up). A bare nak is at once.
             now_index = min(delivery.server_count, len(backoff)) - 1
-            delay += (backoff[0] - backoff[now_index]) / _NS
-            body += b" " + json.dumps({"delay": max(1, int(delay * _NS))}).encode()
+            delay += (backoff[0] - backoff[now_index]) / NS
+            body += b" " + json.dumps({"delay": max(1, int(delay * NS))}).encode()
         elif delay > 0:
-            body += b" " + json.dumps({"delay": int(delay * _NS)}).encode()
+            body += b" " + json.dumps({"delay": int(delay * NS)}).encode()
         await self._settle("a nak", [delivery.reply], body)
         state.deliveries.pop(seq, None)
         return "nak"
@@ -710,52 +679,10 @@ class JetStreamStore:
         state = self._state(cid)
         seq = token[0]
         first = state.first.get(seq, self.clock())
-        await self._bury(cid, seq, delivery, token[1], why, first)
+        await _jsdead.bury(self, cid, seq, delivery, token[1], why, first)
         state.deliveries.pop(seq, None)
         state.errors.pop(seq, None)
         return True
-
-    async def _bury(
-        self,
-        cid: tuple[str, str],
-        seq: int,
-        delivery: _Delivery,
-        deliveries: int,
-        error: str | None,
-        first: float,
-    ) -> None:
-        # The dead-letter entry first (deduplicated by its id), then the term:
-        # a crash between them leaves the message to come back and be buried
-        # again, under the same id.
-        stream, consumer = cid
-        msg_id = f"{stream}:{seq}:{consumer}"
-        if delivery.msg_subject != delivery.subject:  # a requeued copy
-            msg_id += f":{delivery.copy_seq}"
-        now = self.clock()
-        headers = {
-            MSG_ID: msg_id,
-            H_SEQ: str(seq),
-            H_SUBJECT: delivery.subject,
-            H_TIME: repr(delivery.time),
-            H_DELIVERIES: str(deliveries),
-            H_FIRST: repr(first),
-            H_LAST: repr(now),
-            H_DEAD: repr(now),
-        }
-        if error is not None:
-            headers[H_ERROR] = _one_line(error)
-        ack = await self._retry(
-            "writing a dead letter",
-            self.js.publish,
-            dlq_subject(stream, consumer),
-            delivery.data,
-            headers=headers,
-        )
-        if ack.stream != dlq_stream(stream):
-            raise DurableError(f"dead letters of {stream!r} went to stream {ack.stream!r}")
-        body = b"+TERM " + _one_line(error or "dead").encode()
-        await self._settle("a term", [delivery.reply], body)
-        self._state(cid).released.pop(seq, None)
 
     async def reset(
         self, stream: str, cid: tuple[str, str], flt: str, to_seq: int, retention: str
@@ -770,102 +697,19 @@ class JetStreamStore:
         in_flight = int(info.get("num_ack_pending", 0))
         pending = int(info.get("num_pending", 0)) + in_flight
         floor = int(info["ack_floor"]["stream_seq"])
-        dead = await self._dead_count(cid)
+        dead = await _jsdead.count(self, cid)
         return pending, in_flight, floor + 1 if pending else 0, dead
-
-    async def _dead_count(self, cid: tuple[str, str]) -> int:
-        try:
-            subjects = await self._retry(
-                "counting dead letters",
-                self.js.stream_subjects,
-                dlq_stream(cid[0]),
-                dlq_subject(*cid),
-            )
-        except JetStreamError as error:
-            if error.err_code == 10059:
-                return 0
-            raise
-        return sum(subjects.values())
-
-    async def _entries(self, cid: tuple[str, str]) -> dict[int, tuple[int, Any]]:
-        # The dead-letter entries of a consumer: original seq -> (entry seq, message).
-        js = self.js
-        subject = dlq_subject(*cid)
-        found: dict[int, tuple[int, Any]] = {}
-        at = 1
-        while True:
-            stored = await self._retry(
-                "reading dead letters", js.get_msg, dlq_stream(cid[0]), at, next_by_subject=subject
-            )
-            if stored is None:
-                return found
-            found[int(stored.headers[H_SEQ])] = (stored.seq, stored)
-            at = stored.seq + 1
 
     async def dead_letters(
         self, cid: tuple[str, str], since: int, until: int
     ) -> list[tuple[Any, ...]]:
-        rows = []
-        for seq, (_at, stored) in sorted((await self._entries(cid)).items()):
-            if not since <= seq <= until:
-                continue
-            h = stored.headers
-            rows.append(
-                (
-                    seq,
-                    h[H_SUBJECT],
-                    stored.data,
-                    float(h[H_TIME]),
-                    int(h[H_DELIVERIES]),
-                    h.get(H_ERROR),
-                    float(h[H_FIRST]),
-                    float(h[H_LAST]),
-                    float(h[H_DEAD]),
-                )
-            )
-        return rows
+        return await _jsdead.browse(self, cid, since, until)
 
     async def requeue(self, stream: str, cid: tuple[str, str], seq: int) -> bool:
-        entry = (await self._entries(cid)).get(seq)
-        if entry is None:
-            return False
-        at, stored = entry
-        h = stored.headers
-        headers = {
-            MSG_ID: f"requeue:{stream}:{seq}:{cid[1]}:{at}",
-            H_SEQ: h[H_SEQ],
-            H_SUBJECT: h[H_SUBJECT],
-            H_TIME: h[H_TIME],
-        }
-        await self._retry(
-            "requeueing a dead letter",
-            self.js.publish,
-            requeue_subject(stream, cid[1]),
-            stored.data,
-            headers=headers,
-        )
-        await self._remove(cid, seq)
-        return True
+        return await _jsdead.requeue(self, stream, cid, seq)
 
     async def remove_dead(self, cid: tuple[str, str], seq: int) -> bool:
-        return await self._remove(cid, seq)
-
-    async def _remove(self, cid: tuple[str, str], seq: int) -> bool:
-        removed = False
-        subject = dlq_subject(*cid)
-        at = 1
-        js = self.js
-        while True:
-            stored = await self._retry(
-                "reading dead letters", js.get_msg, dlq_stream(cid[0]), at, next_by_subject=subject
-            )
-            if stored is None:
-                return removed
-            if int(stored.headers[H_SEQ]) == seq:
-                removed = await js.delete_msg(dlq_stream(cid[0]), stored.seq) or removed
-            at = stored.seq + 1
-
-    # -- transactions ------------------------------------------------------------------
+        return await _jsdead.remove(self, cid, seq)
 
     def transaction(self) -> _NoTransaction:
         """Not on JetStream: entering it raises :class:`DurableError` (see
@@ -891,43 +735,3 @@ def _deadline(arrived: float, ack_wait: float, delays: Sequence[float], count: i
     # a margin for the way there and the settle's way back.
     wait = ack_wait + (delays[min(count, len(delays)) - 1] if delays else 0.0)
     return arrived + wait - min(0.05 * wait, SETTLE_MARGIN)
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith("DLQ_")
-
-
-def _config_of(info: dict[str, Any]) -> dict[str, Any]:
-    server = info["config"]
-    mine = server.get("metadata", {}).get("actors")
-    if mine is not None:
-        config: dict[str, Any] = json.loads(mine)
-        return config
-    # A stream made by other tools: described as well as it translates.
-    return {
-        "name": server["name"],
-        "subjects": list(server.get("subjects") or []),
-        "retention": server.get("retention", "limits"),
-        "max_age": (server.get("max_age") or 0) / _NS or None,
-        "max_msgs": None if server.get("max_msgs", -1) < 0 else server["max_msgs"],
-        "max_bytes": None if server.get("max_bytes", -1) < 0 else server["max_bytes"],
-        "dedup_window": (server.get("duplicate_window") or 0) / _NS,
-    }
-
-
-def _consumer_options(flt: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ack_wait": int(config["ack_wait"] * _NS),
-        # Above ours: the store buries the message itself; the server's
-        # limit is a backstop if it cannot. Twice ours plus one, since the
-        # server also counts deliveries given back (which we do not).
-        "max_deliver": 2 * int(config["max_deliver"]) + 1,
-        "max_ack_pending": -1,
-        "metadata": {"actors": json.dumps({"filter": flt, **config})},
-    }
-
-
-def _refused(error: JetStreamError, what: str) -> NoReturn:
-    if error.code == 400:
-        raise ValueError(f"JetStream refused {what}: {error.description}") from error
-    raise DurableError(f"JetStream refused {what}: {error.description}") from error
