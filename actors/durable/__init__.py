@@ -32,6 +32,7 @@ from ._errors import DurableError as DurableError
 from ._errors import StoreNotConfigured as StoreNotConfigured
 from ._errors import StreamNotFound as StreamNotFound
 from ._jetstream import JetStreamStore as JetStreamStore
+from ._outbox import relay as relay
 from ._push import Push as Push
 from ._store import SQLiteStore as SQLiteStore
 from ._store import Store as Store
@@ -58,6 +59,7 @@ __all__ = [
     "StreamNotFound",
     "Streams",
     "Transaction",
+    "relay",
 ]
 
 
