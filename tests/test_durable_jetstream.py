@@ -135,3 +135,27 @@ async def test_a_dead_letter_written_twice_is_kept_once(system: actors.ActorSyst
     assert await m.nak(error="second write") == "dead"
     assert await orders.dead_letters("billing").count() == 1
     assert (await billing.info()).pending == 0
+
+
+async def test_the_live_page_reads_consumers_on_jetstream(system: actors.ActorSystem) -> None:
+    from actors.observe import durable_snapshot
+
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", max_deliver=1)
+    await orders.publish_many([("orders.a", i) for i in range(4)])
+    first, second = await billing.fetch(2)
+    await first.ack()
+    await second.term("bad")
+    await billing.fetch(1)  # in flight
+    snapshot = await durable_snapshot(system)
+    assert snapshot is not None and snapshot["error"] is None
+    (row,) = snapshot["consumers"]
+    assert row == {
+        "stream": "ORDERS",
+        "consumer": "billing",
+        "pending": 2,
+        "in_flight": 1,
+        "ack_floor": 2,
+        "last_seq": 4,
+        "dead_letters": 1,
+    }
