@@ -16,7 +16,7 @@ import actors
 from actors import durable
 from actors._codec import dumps
 from actors._nats._jetstream import MSG_ID
-from actors.durable._jetstream import H_SEQ, dlq_stream, dlq_subject
+from actors.durable._jsdead import H_SEQ, dlq_stream, dlq_subject
 
 pytestmark = pytest.mark.anyio
 
