@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import trio
@@ -230,3 +230,32 @@ def parse_args(
         parser.error("--runs must be at least 1")
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     return args, backends
+
+
+def print_verdicts(verdicts: list[tuple[str, Spread, Target]]) -> None:
+    """Print same-run ratios with their targets, PASS or MISS (never failing)."""
+    print("\n== ratios (same run) ==\n")
+    print(
+        format_table(
+            ["ratio", "median", "spread", "target", ""],
+            [
+                [
+                    label,
+                    *format_spread(value, format_ratio, "x"),
+                    str(target),
+                    "PASS" if target.met(value) else "MISS",
+                ]
+                for label, value, target in verdicts
+            ],
+            right=(1, 2),
+        )
+    )
+
+
+def spreads_json(recorder: Recorder) -> dict[str, Any]:
+    """Each recorded figure's spread, keyed by its key's parts joined with '/'."""
+    return {
+        "/".join(key): recorder.spread(key).as_json()
+        for key in recorder.samples
+        if isinstance(key, tuple)
+    }

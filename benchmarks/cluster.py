@@ -37,13 +37,8 @@ import os
 import pickle
 import secrets
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,15 +59,16 @@ from ._util import (
     Target,
     format_micros,
     format_rate,
-    format_ratio,
     format_spread,
     format_table,
     machine,
     parse_args,
+    print_verdicts,
     run_on,
+    spreads_json,
     write_json,
 )
-from .nats import _binary
+from .nats import nats_server
 
 #: The message of every tell and ask, and its pickle for the raw rows.
 MESSAGE = ("order", 42, "x" * 32)
@@ -95,44 +91,6 @@ class Size:
 
 FULL_SIZE = Size(50_000, 5_000, 200_000, 300)
 QUICK = Size(5_000, 500, 50_000, 50)
-
-
-# -- the server -------------------------------------------------------------------------
-
-
-@contextmanager
-def nats_server() -> Iterator[str]:
-    """A server with JetStream on a free loopback port for the whole run; its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as directory:
-        log = open(Path(directory) / "server.log", "wb")  # noqa: SIM115 (closed below)
-        process = subprocess.Popen(
-            [_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", directory],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("nats-server did not start") from None
-                    time.sleep(0.02)  # polling the port the server opens
-            yield f"nats://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
 
 
 # -- the actors --------------------------------------------------------------------------
@@ -401,31 +359,12 @@ def report(
                 Target("<=", 2.0),
             ),
         ]
-    print("\n== ratios (same run) ==\n")
-    print(
-        format_table(
-            ["ratio", "median", "spread", "target", ""],
-            [
-                [
-                    label,
-                    *format_spread(value, format_ratio, "x"),
-                    str(target),
-                    "PASS" if target.met(value) else "MISS",
-                ]
-                for label, value, target in verdicts
-            ],
-            right=(1, 2),
-        )
-    )
+    print_verdicts(verdicts)
     return {
         "machine": info,
         "lease": LEASE,
         "heartbeat": HEARTBEAT,
-        "figures": {
-            "/".join(key): recorder.spread(key).as_json()
-            for key in recorder.samples
-            if isinstance(key, tuple)
-        },
+        "figures": spreads_json(recorder),
         "ratios": {label: value.as_json() for label, value, _ in verdicts},
     }
 
@@ -436,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     size = QUICK if args.quick else FULL_SIZE
     info = machine()
-    with nats_server() as url:
+    with nats_server(jetstream=True) as url:
         recorder = measure(url, backends, args.runs, size)
     data = report(recorder, backends, args.runs, info)
     if args.json:

@@ -57,12 +57,13 @@ from ._util import (
     Spread,
     Target,
     format_rate,
-    format_ratio,
     format_spread,
     format_table,
     machine,
     parse_args,
+    print_verdicts,
     run_on,
+    spreads_json,
     write_json,
 )
 
@@ -329,29 +330,10 @@ def report(
                                 Target(">=", 1.0),
                             )
                         )
-    print("\n== ratios (same run) ==\n")
-    print(
-        format_table(
-            ["ratio", "median", "spread", "target", ""],
-            [
-                [
-                    label,
-                    *format_spread(value, format_ratio, "x"),
-                    str(target),
-                    "PASS" if target.met(value) else "MISS",
-                ]
-                for label, value, target in verdicts
-            ],
-            right=(1, 2),
-        )
-    )
+    print_verdicts(verdicts)
     return {
         "machine": info,
-        "rates": {
-            "/".join(key): recorder.spread(key).as_json()
-            for key in recorder.samples
-            if isinstance(key, tuple)
-        },
+        "rates": spreads_json(recorder),
         "ratios": {label: value.as_json() for label, value, _ in verdicts},
     }
 

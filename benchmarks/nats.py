@@ -47,12 +47,13 @@ from ._util import (
     Target,
     format_micros,
     format_rate,
-    format_ratio,
     format_spread,
     format_table,
     machine,
     parse_args,
+    print_verdicts,
     run_on,
+    spreads_json,
     write_json,
 )
 
@@ -84,15 +85,17 @@ def _binary() -> str:
 
 
 @contextmanager
-def nats_server() -> Iterator[str]:
-    """A plain server on a free loopback port for the whole run; its URL."""
+def nats_server(*, jetstream: bool = False) -> Iterator[str]:
+    """A server on a free loopback port for the whole run (with JetStream,
+    stored in a temporary directory, if asked); its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as directory:
         log = open(Path(directory) / "server.log", "wb")  # noqa: SIM115 (closed below)
+        options = ["-js", "-sd", directory] if jetstream else []
         process = subprocess.Popen(
-            [_binary(), "-a", "127.0.0.1", "-p", str(port)],
+            [_binary(), "-a", "127.0.0.1", "-p", str(port), *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -322,29 +325,10 @@ def report(
                 Target("<=", 1.2),
             )
         )
-    print("\n== ratios (same run) ==\n")
-    print(
-        format_table(
-            ["ratio", "median", "spread", "target", ""],
-            [
-                [
-                    label,
-                    *format_spread(value, format_ratio, "x"),
-                    str(target),
-                    "PASS" if target.met(value) else "MISS",
-                ]
-                for label, value, target in verdicts
-            ],
-            right=(1, 2),
-        )
-    )
+    print_verdicts(verdicts)
     return {
         "machine": info,
-        "figures": {
-            "/".join(key): recorder.spread(key).as_json()
-            for key in recorder.samples
-            if isinstance(key, tuple)
-        },
+        "figures": spreads_json(recorder),
         "ratios": {label: value.as_json() for label, value, _ in verdicts},
     }
 
