@@ -262,19 +262,10 @@ async def spawn(
     setup = _setup(system, register_as, subscriptions, restarts, details, last_failure)
     names = system.registry._cluster
     if register_as is None or names is None:
-        return await system._spawn(
-            parent,
-            factory,
-            tuple(args),
-            dict(kwargs or {}),
-            name,
-            mailbox,
-            shutdown,
-            setup,
-            placement=placement,
-        )
-    # In a cluster the name is claimed cluster-wide before the actor exists.
-    await names.reserve(register_as)
+        names = None
+    else:
+        # In a cluster the name is claimed cluster-wide before the actor exists.
+        await names.reserve(register_as)
     try:
         return await system._spawn(
             parent,
@@ -288,7 +279,8 @@ async def spawn(
             placement=placement,
         )
     finally:
-        names.unreserve(register_as)  # nothing if the actor took it
+        if names is not None and register_as is not None:
+            names.unreserve(register_as)  # nothing if the actor took it
 
 
 def spawn_nowait(
