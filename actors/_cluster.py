@@ -126,7 +126,9 @@ class NatsCluster:
         lease: Seconds a node's cluster-wide names and membership last
             without renewal (at least 1): a node that dies or is cut off is
             down, and its names free, within it (see the guide's cluster
-            page). Names need JetStream on the servers.
+            page). A third of it must outlast a NATS server cluster's
+            leader election (4 to 9 s), or the names are fenced by one.
+            Names need JetStream on the servers.
         window: Bytes a link accepts unread from the other node before that
             node's sends wait (backpressure, never drops).
         user: NATS user name (when the URLs carry none).

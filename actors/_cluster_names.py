@@ -61,8 +61,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("actors.cluster")
 
-#: The default lease, in seconds.
-DEFAULT_LEASE: Final = 10.0
+#: The default lease, in seconds. A node fences a key two thirds of a lease
+#: after its last stored renewal, which may be a third of a lease old when a
+#: server dies: a third of the lease (10 s) must outlast the stream leader's
+#: election in a server cluster (4 to 9 s), or every name is lost to it.
+DEFAULT_LEASE: Final = 30.0
 #: Seconds a release or a fenced key's best-effort delete may take when
 #: the system closes.
 _RELEASE_GRACE: Final = 2.0

@@ -240,6 +240,7 @@ def nats_cluster(directory: Path, size: int = 3) -> Iterator[list[NatsServer]]:
         for server in servers:
             server.wait_healthy()
         wait_connect_urls(servers)
+        wait_meta_current(servers)
         yield servers
 
 
@@ -296,3 +297,28 @@ def wait_connect_urls(servers: list[NatsServer], timeout: float = START_TIMEOUT)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{server.name} does not announce {sorted(others)}")
             time.sleep(0.02)  # polling the server's INFO, not waiting for luck
+
+
+def wait_meta_current(servers: list[NatsServer], timeout: float = START_TIMEOUT) -> None:
+    """Wait until the JetStream meta leader sees every other server online
+    and current (``/jsz``): before that an R3 stream may be refused, "no
+    suitable peers for placement, peer offline"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for server in servers:
+            url = f"http://127.0.0.1:{server.monitor_port}/jsz"
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    meta = json.load(response).get("meta_cluster") or {}
+            except (OSError, ValueError, urllib.error.URLError):
+                continue
+            if meta.get("leader") != server.name:
+                continue
+            replicas = meta.get("replicas") or []
+            if len(replicas) == len(servers) - 1 and all(
+                r.get("current") and not r.get("offline") for r in replicas
+            ):
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the JetStream meta leader does not see all of {servers}")
+        time.sleep(0.05)  # polling the servers' state, not waiting for luck
