@@ -1,21 +1,23 @@
 """What the JetStream store does beyond the shared behaviour tests
 (test_durable.py and test_durable_push.py run on both stores): what it
 configures on the server, redelivery timing in real time, stale settles and
-dead letters written before the term under a dedup id."""
+dead letters written before the term under a dedup id, atomic batches."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
+from durable_kit import Opener
 from nats_kit import NatsServer
 
 import actors
 from actors import durable
 from actors._codec import dumps
-from actors._nats._jetstream import MSG_ID
+from actors._nats._jetstream import BATCH_COMMIT, MSG_ID
 from actors.durable._jsdead import H_SEQ, dlq_stream, dlq_subject
 
 pytestmark = pytest.mark.anyio
@@ -159,3 +161,105 @@ async def test_the_live_page_reads_consumers_on_jetstream(system: actors.ActorSy
         "last_seq": 4,
         "dead_letters": 1,
     }
+
+
+async def messages_in(store: durable.JetStreamStore, stream: str) -> int:
+    return int((await store.js.stream_info(stream))["state"]["messages"])
+
+
+async def test_an_atomic_batch_gets_consecutive_sequences_on_both_stores(
+    open_store: Opener,
+) -> None:
+    async with open_store() as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish("orders.a", 0)
+        batch: list[tuple[str, Any] | tuple[str, Any, str | None]] = [
+            ("orders.a", 1, "o-1"),
+            ("orders.b", 2),
+            ("orders.a", 3),
+        ]
+        assert await orders.publish_many(batch, atomic=True) == [2, 3, 4]
+        billing = await orders.consumer("billing")
+        got = await billing.fetch(10)
+        assert [(m.seq, m.subject, m.data) for m in got] == [
+            (1, "orders.a", 0),
+            (2, "orders.a", 1),
+            (3, "orders.b", 2),
+            (4, "orders.a", 3),
+        ]
+
+
+async def test_an_atomic_batch_with_a_refused_message_stores_none(
+    system: actors.ActorSystem,
+) -> None:
+    store = store_of(system)
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    config = dict((await store.js.stream_info("ORDERS"))["config"])
+    assert config["allow_atomic"] is True
+    # A stream made before atomic batches (or by another tool), whose
+    # messages may be 1000 bytes at most: the store allows atomic batches.
+    config |= {"allow_atomic": False, "max_msg_size": 1000}
+    await store.js.update_stream(config.pop("name"), config.pop("subjects"), **config)
+    batch = [("orders.a", "small"), ("orders.b", "x" * 2000), ("orders.c", "small")]
+    with pytest.raises(durable.DurableError, match="a message of it was refused"):
+        await orders.publish_many(batch, atomic=True)
+    assert await messages_in(store, "ORDERS") == 0
+    # Pipelined, the others are stored each by itself.
+    with pytest.raises(ValueError, match="maximum"):
+        await orders.publish_many(batch)
+    assert await messages_in(store, "ORDERS") == 2
+    # A msg_id stored before refuses the whole batch; its other ids are free.
+    await orders.publish("orders.a", "first", msg_id="a-1")
+    with pytest.raises(durable.DurableError, match="msg_ids was published before"):
+        await orders.publish_many([("orders.b", 1, "b-1"), ("orders.a", 2, "a-1")], atomic=True)
+    assert await messages_in(store, "ORDERS") == 3
+    assert await orders.publish_many([("orders.b", 1, "b-1")], atomic=True) == [4]
+
+
+async def test_an_atomic_batch_cut_before_its_commit_stores_none(
+    system: actors.ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_of(system)
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    client = store.js._nc
+    real = client.publish
+    at_commit = anyio.Event()
+    sent = 0
+
+    async def publish(subject: str, payload: bytes = b"", **options: Any) -> None:
+        nonlocal sent
+        if BATCH_COMMIT in (options.get("headers") or {}):
+            at_commit.set()
+            await anyio.sleep_forever()  # the connection hangs: cancelled here
+        sent += 1
+        await real(subject, payload, **options)
+
+    monkeypatch.setattr(client, "publish", publish)
+    batch = [("orders.a", i) for i in range(5)]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(orders.publish_many, batch, atomic=True))
+        await at_commit.wait()
+        tg.cancel_scope.cancel()
+    monkeypatch.undo()
+    assert sent == 4  # on the server, staged
+    # The stream handles its messages in order: once this one is stored,
+    # the four before it were handled.
+    assert await orders.publish("orders.z", "after") == 1
+    assert await messages_in(store, "ORDERS") == 1
+    assert await orders.publish_many(batch, atomic=True) == [2, 3, 4, 5, 6]
+
+
+async def test_what_an_atomic_batch_cannot_do_is_refused_before_sending(
+    system: actors.ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_of(system)
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    with pytest.raises(ValueError, match="at most 1000 messages"):
+        await orders.publish_many([("orders.a", i) for i in range(1001)], atomic=True)
+    assert len(await orders.publish_many([("orders.a", i) for i in range(1000)], atomic=True)) == (
+        1000
+    )
+    monkeypatch.setitem(store.js._nc._info, "version", "2.11.9")
+    with pytest.raises(durable.DurableError, match="needs nats-server 2\\.12 or later"):
+        await orders.publish_many([("orders.a", 1)], atomic=True)
+    assert await messages_in(store, "ORDERS") == 1000

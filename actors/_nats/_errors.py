@@ -75,4 +75,5 @@ class PayloadTooLarge(NatsError, ValueError):
 
 
 class NotSupported(NatsError):
-    """This client does not do that (yet): JWT credentials, websockets."""
+    """This client does not do that (yet): JWT credentials, websockets; or the
+    server does not (atomic batch publish before nats-server 2.12)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,12 +18,21 @@ from typing import Any, Final
 import anyio
 
 from ._client import Client
-from ._errors import NatsError, NatsTimeout, NoResponders
+from ._errors import NatsError, NatsTimeout, NoResponders, NotSupported
 from ._protocol import Msg, parse_headers
 
 API: Final = "$JS.API"
 MSG_ID: Final = "Nats-Msg-Id"
 EXPECTED_STREAM: Final = "Nats-Expected-Stream"
+#: The headers of an atomic batch publish (nats-server 2.12+, ADR-50).
+BATCH_ID: Final = "Nats-Batch-Id"
+BATCH_SEQ: Final = "Nats-Batch-Sequence"
+BATCH_COMMIT: Final = "Nats-Batch-Commit"
+#: The most messages nats-server takes in one atomic batch (its default
+#: ``max_batch_size``; a server may be configured lower).
+MAX_BATCH: Final = 1000
+#: The first nats-server version with atomic batch publish.
+ATOMIC_SINCE: Final = (2, 12)
 _NS: Final = 1_000_000_000
 
 
@@ -313,6 +323,93 @@ class JetStream:
                         )
         return results
 
+    async def publish_batch(
+        self,
+        items: Sequence[tuple[str, bytes, dict[str, str] | None]],
+        *,
+        timeout: float | None = None,
+    ) -> list[PubAck]:
+        """Publish ``(subject, payload, headers)`` items as one atomic batch:
+        the stream stores all of them, at consecutive sequences, or none.
+
+        The items go out pipelined with the batch headers (``Nats-Batch-Id``,
+        ``Nats-Batch-Sequence``, ``Nats-Batch-Commit`` on the last); only the
+        commit is answered. All items must go to one stream, created with
+        ``allow_atomic=True``, on nats-server 2.12 or later. A ``Nats-Msg-Id``
+        is allowed in an item, but one the stream has seen within its
+        duplicate window (or twice in the batch) refuses the whole batch
+        (err_code 10201), where a lone publish would be acknowledged as a
+        duplicate.
+
+        Returns:
+            Each item's `PubAck`, in order.
+
+        Raises:
+            ValueError: No items, more than `MAX_BATCH`, or a header the
+                batch cannot carry (``Nats-Expected-Last-Msg-Id``).
+            NotSupported: The server is older than 2.12.
+            JetStreamError: The stream refused the batch (nothing of it is
+                stored): 10174 atomic publish disabled on the stream, 10176
+                incomplete (an item was refused, e.g. too large), 10199 too
+                many items for this server, 10201 a duplicate message id,
+                10210 too many batches in flight (try again), 503 no stream.
+            NatsTimeout: No answer to the commit in time: the batch may or
+                may not have been stored (all of it, or none).
+
+        Cancellation: before the commit is sent nothing is stored (the
+        server drops the open batch after 10 s); after, all or none.
+        """
+        if not items:
+            raise ValueError("an atomic batch needs at least one message")
+        if len(items) > MAX_BATCH:
+            raise ValueError(
+                f"an atomic batch holds at most {MAX_BATCH} messages on nats-server, "
+                f"got {len(items)}: split it, or publish it without atomic"
+            )
+        version = str(self._nc.server_info.get("version", "0"))
+        if _version(version) < ATOMIC_SINCE:
+            raise NotSupported(
+                f"atomic batch publish needs nats-server 2.12 or later; this server is {version}"
+            )
+        for _, _, headers in items:
+            if headers and "Nats-Expected-Last-Msg-Id" in headers:
+                raise ValueError(
+                    "an atomic batch cannot carry Nats-Expected-Last-Msg-Id "
+                    "(the server refuses it inside a batch)"
+                )
+        nc = self._nc
+        batch = secrets.token_hex(16)
+        inbox = nc.new_inbox()
+        last = len(items)
+        async with await nc.subscribe(inbox, pending_msgs=0) as sub:
+            for i, (subject, payload, headers) in enumerate(items, 1):
+                all_headers = {**(headers or {}), BATCH_ID: batch, BATCH_SEQ: str(i)}
+                if i == last:
+                    all_headers[BATCH_COMMIT] = "1"
+                    await nc.publish(subject, payload, reply=inbox, headers=all_headers)
+                else:
+                    await nc.publish(subject, payload, headers=all_headers)
+            wait = self.timeout if timeout is None else timeout
+            try:
+                msg = await sub.next_msg(wait)
+            except NatsTimeout:
+                raise NatsTimeout(
+                    f"no answer to the commit of an atomic batch of {last} within {wait} s: "
+                    f"all or none of it may have been stored"
+                ) from None
+        if msg.status == "503":
+            raise JetStreamError(503, 0, f"no stream takes the subject {items[-1][0]!r}")
+        answer = _answer(msg)
+        if answer.get("batch") != batch or int(answer.get("count", 0)) != last:
+            raise JetStreamError(
+                0,
+                0,
+                f"the server did not publish the batch atomically (answer {answer}): "
+                f"its messages may have been stored one by one",
+            )
+        first = int(answer["seq"]) - last + 1
+        return [PubAck(answer["stream"], first + i) for i in range(last)]
+
     # -- reading and removing stored messages ------------------------------------------
 
     async def get_msg(
@@ -545,6 +642,15 @@ class JetStream:
                         f"fetch from {stream}/{consumer}: {msg.description or msg.status}",
                     )
         return got
+
+
+def _version(version: str) -> tuple[int, int]:
+    # "2.15.1" (or "2.15.0-dev") -> (2, 15); unparsable -> (0, 0).
+    try:
+        major, minor = version.split("-")[0].split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return (0, 0)
 
 
 def _answer(msg: Msg) -> dict[str, Any]:

@@ -39,7 +39,15 @@ from typing import Any, NoReturn
 
 import anyio
 
-from .._nats import Client, JetStream, JetStreamError, JsMsg, NatsError, connect
+from .._nats import (
+    Client,
+    JetStream,
+    JetStreamError,
+    JsMsg,
+    NatsError,
+    NotSupported,
+    connect,
+)
 from .._nats._jetstream import MSG_ID
 from . import _jsdead
 from ._errors import DurableError, StreamNotFound
@@ -118,6 +126,9 @@ class JetStreamStore:
     leader confirmed it. Both retry, within ``timeout``, while a stream or
     consumer elects a new leader. How durable "stored" is depends on the
     servers' ``sync_interval`` (see docs/durable.md).
+
+    ``publish_many(..., atomic=True)`` sends one atomic batch (all stored
+    or none; at most 1000 messages); without it the messages are pipelined.
 
     Differences from the SQLite store: no SQL transactions; a delivery given
     back (a cancelled fetch, a crashed ``Push``) counts as a delivery; a
@@ -348,6 +359,95 @@ class JetStreamStore:
                 )
             await anyio.sleep(pause)  # a leader election takes a moment: back off
             pause = min(pause * 2, RETRY_MAX)
+
+    async def publish_atomic(
+        self, stream: str, items: Sequence[tuple[str, bytes, str | None]]
+    ) -> list[int]:
+        """Publish ``items`` as one atomic batch: all stored, at consecutive
+        sequences, or none (``publish_many(..., atomic=True)``).
+
+        A batch the server answered with an error stored nothing, so it is
+        sent again (as a new batch) while a leader is elected, within
+        ``timeout``; one whose commit went unanswered raises.
+
+        Raises:
+            ValueError: more than 1000 items (the server's limit for a batch).
+            DurableError: the server is older than 2.12, refused the batch,
+                or did not answer its commit (then all or none of it may
+                have been stored).
+            StreamNotFound: the stream is not on the server.
+
+        Cancellation: all or none of them may have been stored.
+        """
+        js = self.js
+        todo = [
+            (subject, data, {MSG_ID: msg_id} if msg_id is not None else None)
+            for subject, data, msg_id in items
+        ]
+        deadline = anyio.current_time() + self.timeout
+        pause = RETRY_MIN
+        enabled = False
+        while True:
+            wait = min(ATTEMPT, max(0.1, deadline - anyio.current_time()))
+            try:
+                acks = await js.publish_batch(todo, timeout=wait)
+            except NotSupported as error:
+                raise DurableError(f"publish_many(atomic=True): {error}") from error
+            except JetStreamError as error:
+                if error.err_code == 10174 and not enabled:
+                    # A stream made before atomic batches: allow them, once.
+                    await self._allow_atomic(stream)
+                    enabled = True
+                    continue
+                if error.code == 503 and error.err_code == 0:
+                    if await self.get_stream(stream) is None:
+                        raise StreamNotFound(
+                            f"stream {stream!r} is not on the JetStream server (deleted?): "
+                            f"create it with system.streams.create({stream!r}, subjects=[...])"
+                        ) from error
+                elif error.err_code == 10201:
+                    raise DurableError(
+                        f"JetStream refused the atomic batch to stream {stream!r}: one of its "
+                        f"msg_ids was published before, within the dedup window, or is in it "
+                        f"twice; nothing of it was stored"
+                    ) from error
+                elif error.err_code == 10176:
+                    raise DurableError(
+                        f"JetStream refused the atomic batch to stream {stream!r}: a message "
+                        f"of it was refused (too large for the stream?); nothing of it was "
+                        f"stored"
+                    ) from error
+                elif error.code not in (408, 429, 500, 503):
+                    refused(error, f"an atomic batch to stream {stream!r}")
+                last: Exception = error
+            except NatsError as error:  # a timeout, or the connection lost
+                raise DurableError(
+                    f"JetStream: the atomic batch of {len(todo)} to stream {stream!r} was not "
+                    f"acknowledged ({error}): all or none of it may have been stored"
+                ) from error
+            else:
+                if acks[0].stream != stream:
+                    raise DurableError(
+                        f"the atomic batch went to stream {acks[0].stream!r} on the server, "
+                        f"not {stream!r}: its subjects are that stream's"
+                    )
+                return [ack.seq for ack in acks]
+            if anyio.current_time() + pause > deadline:
+                raise DurableError(
+                    f"JetStream: atomic batch to stream {stream!r} refused for {self.timeout} s "
+                    f"({last}); nothing of it was stored"
+                )
+            await anyio.sleep(pause)  # a leader election takes a moment: back off
+            pause = min(pause * 2, RETRY_MAX)
+
+    async def _allow_atomic(self, stream: str) -> None:
+        info = await self._retry(f"info of stream {stream!r}", self.js.stream_info, stream)
+        config = dict(info["config"])
+        config["allow_atomic"] = True
+        name, subjects = config.pop("name"), config.pop("subjects", [])
+        await self._retry(
+            f"updating stream {stream!r}", self.js.update_stream, name, subjects, **config
+        )
 
     # -- consumers ---------------------------------------------------------------------
 
@@ -721,8 +821,8 @@ class _NoTransaction:
     async def __aenter__(self) -> NoReturn:
         raise DurableError(
             "streams.transaction() needs the SQLite store: JetStream has no transactions "
-            "over your data; publish_many() is pipelined, and a msg_id makes a retried "
-            "publish exact"
+            "over your data; publish_many(..., atomic=True) stores a batch all or none, "
+            "and a msg_id makes a retried publish exact"
         )
 
     async def __aexit__(self, *exc: object) -> None:

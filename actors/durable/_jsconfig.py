@@ -21,6 +21,8 @@ def stream_options(config: dict[str, Any], replicas: int) -> dict[str, Any]:
         "storage": "file",
         "num_replicas": replicas,
         "metadata": {"actors": json.dumps(config)},
+        # publish_many(..., atomic=True): a batch stored all or none.
+        "allow_atomic": True,
     }
     if config.get("max_age"):
         options["max_age"] = int(config["max_age"] * NS)

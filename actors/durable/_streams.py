@@ -410,7 +410,9 @@ class Stream:
         self._streams._notify(self.name)
         return seq
 
-    async def _traced_publish(self, destination: str, messages: list[Any]) -> list[int]:
+    async def _traced_publish(
+        self, destination: str, messages: list[Any], atomic: bool = False
+    ) -> list[int]:
         # publish() and publish_many() while tracing: one PRODUCER span,
         # whose context is stored with each message, so its consumers
         # handle it in that trace.
@@ -423,7 +425,7 @@ class Stream:
                 self._item(m[0], _tracing.Stored(m[1], headers), m[2] if len(m) > 2 else None)
                 for m in messages
             ]
-            seqs = await self._streams.store.publish(self.name, items)
+            seqs = await self._store_publish(items, atomic)
             if len(seqs) == 1:
                 span.set_attribute("messaging.message.id", str(seqs[0]))
         except Exception as error:
@@ -434,29 +436,55 @@ class Stream:
         self._streams._notify(self.name)
         return seqs
 
+    async def _store_publish(
+        self, items: list[tuple[str, bytes, str | None]], atomic: bool
+    ) -> list[int]:
+        store = self._streams.store
+        # A store whose publish is not one transaction has publish_atomic
+        # (JetStream); the SQLite store's publish is one.
+        atomically = getattr(store, "publish_atomic", None) if atomic else None
+        if atomically is not None:
+            seqs: list[int] = await atomically(self.name, items)
+            return seqs
+        return await store.publish(self.name, items)
+
     async def publish_many(
-        self, messages: Iterable[tuple[str, Any] | tuple[str, Any, str | None]]
+        self,
+        messages: Iterable[tuple[str, Any] | tuple[str, Any, str | None]],
+        *,
+        atomic: bool = False,
     ) -> list[int]:
         """Append many messages in one transaction (one commit: much faster).
 
+        On the SQLite store they are always stored all or none. On the
+        JetStream store they are pipelined (each stored or not by itself)
+        unless ``atomic``: then they are one atomic batch, stored all or
+        none at consecutive sequences (at most 1000 messages; a ``msg_id``
+        published before refuses the whole batch).
+
         Args:
             messages: ``(subject, message)`` or ``(subject, message, msg_id)``.
+            atomic: store all of them or none, on every store.
 
         Returns:
             Their sequences, in order.
 
         Raises:
-            ValueError: a subject is not one of the stream's.
+            ValueError: a subject is not one of the stream's, or (``atomic``
+                on JetStream) more than 1000 messages.
+            DurableError: (``atomic`` on JetStream) the server refused the
+                batch (nothing of it stored), or is older than 2.12.
 
-        Cancellation: all or none of them may have been stored.
+        Cancellation: all or none of them may have been stored (without
+        ``atomic`` on JetStream: any of them).
         """
         if _tracing.tracer is not None:
             entries = list(messages)
-            return await self._traced_publish(self.name, entries) if entries else []
+            return await self._traced_publish(self.name, entries, atomic) if entries else []
         items = [self._item(m[0], m[1], m[2] if len(m) > 2 else None) for m in messages]
         if not items:
             return []
-        seqs = await self._streams.store.publish(self.name, items)
+        seqs = await self._store_publish(items, atomic)
         self._streams._notify(self.name)
         return seqs
 
