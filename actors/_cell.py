@@ -566,7 +566,9 @@ class Cell:
         # An ask from another process: as above, in a scope its asker's
         # cancel cancels (the handler stops at its next checkpoint).
         self._current_ask = ask
-        with anyio.CancelScope() as scope:
+        # task_scope(): on asyncio a TaskScope, a fraction of an anyio
+        # scope's cost to enter and leave (benchmarks.process, ask row).
+        with task_scope() as scope:
             ask.scope = scope
             if ask.closed:
                 scope.cancel()

@@ -153,6 +153,27 @@ def encode_tell(to: bytes, body: bytes) -> bytes:
     return b"".join((_TELL_HEAD(0, 0, len(to), 0, 0, len(body)), to, body))
 
 
+def encode_reply(reply_token: int, body: bytes) -> bytes:
+    """``encode(Envelope(Kind.REPLY, "", "", reply_token, {}, body))``, for
+    the hot path of an answer to an ask.
+
+    Raises:
+        ValueError: As :func:`encode`.
+
+    Examples:
+        >>> reply = Envelope(Kind.REPLY, "", "", 7, {}, b"body")
+        >>> encode_reply(7, b"body") == encode(reply)
+        True
+    """
+    try:
+        return b"".join((HEAD.pack(Kind.REPLY, reply_token, 0, 0, 0, len(body)), body))
+    except struct.error as error:
+        raise ValueError(
+            f"cannot encode a reply: the reply token {reply_token!r} must be a whole "
+            f"number from 0 to 2**64 - 1, the body at most {_MAX_BODY:,} bytes ({error})"
+        ) from None
+
+
 def _decode_headers(data: bytes) -> dict[str, str]:
     parts = data.decode().split("\0")
     if len(parts) % 2:

@@ -12,6 +12,14 @@ can write synchronously from any task while no :meth:`~SocketStream.send`
 is in progress: the wire writes an ask or a reply from the task that made
 it, saving the switch to its writer task (``benchmarks.process``, ask row).
 
+On asyncio, reads wait on a reader callback that stays registered with the
+loop's selector while the stream is read, and that reads the bytes itself:
+``anyio.wait_readable`` registers and unregisters the socket (two
+``epoll_ctl`` calls and their bookkeeping) on every wait, which a round trip
+pays on each side. The callback reads at most one chunk while nobody waits,
+then stops watching until the next wait: what it holds is bounded, and a
+reader that stops reading still pushes back on the peer.
+
 Examples:
     >>> import anyio, socket
     >>> async def main():
@@ -28,14 +36,21 @@ Examples:
 # Invariants:
 # - The socket is nonblocking from the constructor on, and closed once, by
 #   aclose; waiters on it are woken first (anyio.notify_closing).
-# - Nothing is buffered here: a byte that send accepted, or that try_send
-#   counted, is in the kernel.
+# - Nothing sent is buffered here: a byte that send accepted, or that
+#   try_send counted, is in the kernel.
+# - Bytes read by the reader callback wait in ``_received``, in order, and
+#   are returned before the socket is read again; the callback reads only
+#   while ``_watching`` (asyncio), and stops after a chunk nobody waited for,
+#   at the end of the stream or at an error (kept in ``_read_error``).
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
+from asyncio import AbstractEventLoop, Future
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -44,9 +59,13 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
+from ._backend import asyncio_loop
+
 #: Calls that complete at once checkpoint once every this many, so that a
 #: peer that always has bytes ready cannot starve the other tasks.
 YIELD_EVERY: Final = 64
+#: Bytes the asyncio reader callback reads at once.
+_CHUNK: Final = 1 << 16
 
 
 class SocketStream(anyio.abc.ByteStream):
@@ -60,8 +79,15 @@ class SocketStream(anyio.abc.ByteStream):
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.socket = sock
+        self._fd = sock.fileno()
         self._closed = False
         self._unyielded = 0
+        #: asyncio: the loop whose selector calls _on_readable, while it does.
+        self._watching: AbstractEventLoop | None = None
+        #: asyncio: the receive waiting for _on_readable, if one is.
+        self._waiter: Future[None] | None = None
+        self._received: deque[bytes] = deque()
+        self._read_error: OSError | None = None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -75,31 +101,99 @@ class SocketStream(anyio.abc.ByteStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Bytes from the peer, at most ``max_bytes``; waits while none are
-        there. Cancelling the wait reads nothing.
+        there. Cancelling the wait loses nothing: bytes read meanwhile are
+        the next call's.
 
         Raises:
             anyio.EndOfStream: The peer closed its side.
             anyio.ClosedResourceError: This stream was closed.
             anyio.BrokenResourceError: The connection broke.
+            anyio.BusyResourceError: Another task is receiving.
         """
         sock = self.socket
         while True:
             self._check_open()
-            try:
-                data = sock.recv(max_bytes)
-            except BlockingIOError:
-                self._unyielded = 0
+            received = self._received
+            if received:
+                data = received[0]
+                if len(data) <= max_bytes:
+                    received.popleft()
+                else:
+                    received[0] = data[max_bytes:]
+                    data = data[:max_bytes]
+            elif self._read_error is not None:
+                raise anyio.BrokenResourceError from self._read_error
+            else:
                 try:
-                    await anyio.wait_readable(sock)
-                except anyio.ClosedResourceError:
-                    raise anyio.ClosedResourceError from None
-                continue
-            except OSError as error:
-                raise anyio.BrokenResourceError from error
-            if not data:
-                raise anyio.EndOfStream
+                    data = sock.recv(max_bytes)
+                except BlockingIOError:
+                    self._unyielded = 0
+                    await self._wait_readable()
+                    continue
+                except OSError as error:
+                    raise anyio.BrokenResourceError from error
+                if not data:
+                    raise anyio.EndOfStream
             await self._yield_sometimes()
             return data
+
+    async def _wait_readable(self) -> None:
+        loop = asyncio_loop()
+        if loop is None or (self._watching is not None and self._watching is not loop):
+            try:
+                await anyio.wait_readable(self.socket)
+            except anyio.ClosedResourceError:
+                raise anyio.ClosedResourceError from None
+            return
+        if self._waiter is not None:
+            raise anyio.BusyResourceError("reading from")
+        if self._watching is None:
+            loop.add_reader(self._fd, self._on_readable)
+            self._watching = loop
+        waiter = self._waiter = loop.create_future()
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def _on_readable(self) -> None:
+        # asyncio's selector found the socket readable: read here, so that
+        # the socket is not readable still at the next select (which would
+        # call this again for nothing), and wake the receive waiting.
+        try:
+            data = self.socket.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._read_error = error
+            data = b""
+        if data:
+            self._received.append(data)
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is None or not data:
+            self._unwatch()  # nobody waits (the chunk is held), or nothing more comes
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _unwatch(self) -> None:
+        loop = self._watching
+        if loop is not None:
+            self._watching = None
+            loop.remove_reader(self._fd)
+
+    def input_waiting(self) -> bool:
+        """Whether bytes from the peer wait to be read (here or in the kernel)."""
+        if self._received or self._read_error is not None:
+            return True
+        if self._closed:
+            return False
+        try:
+            readable, _, _ = select.select([self.socket], [], [], 0)
+        except (OSError, ValueError):  # closed meanwhile
+            return False
+        return bool(readable)
 
     def try_send(self, data: bytes | memoryview) -> int:
         """Write what the kernel takes now, without waiting: the number of
@@ -153,6 +247,10 @@ class SocketStream(anyio.abc.ByteStream):
         """Close the socket; a task waiting on it gets ``ClosedResourceError``."""
         if not self._closed:
             self._closed = True
+            self._unwatch()
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(anyio.ClosedResourceError())
             anyio.notify_closing(self.socket)
             self.socket.close()
         await anyio.lowlevel.checkpoint()

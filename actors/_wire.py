@@ -412,6 +412,18 @@ class WireConnection:
         self._append(data)
         self.write_now()
 
+    def send_urgent_encoded(self, data: bytes) -> None:
+        """:meth:`send_urgent` for an envelope already encoded
+        (``_envelope.encode_reply``)."""
+        if len(data) > self._max_frame:
+            raise ValueError(
+                f"a reply of {len(data):,} bytes encoded is more than a frame holds "
+                f"({self._max_frame:,}): answer with less"
+            )
+        self._check_sendable()
+        self._append(data)
+        self.write_now()
+
     async def send_now(self, envelope: Envelope) -> None:
         """:meth:`send`, then :meth:`write_now`: for an ask, whose sender
         waits for the answer anyway."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from actors._socket import YIELD_EVERY, SocketStream, accept, connect_tcp
@@ -85,6 +86,89 @@ async def test_a_peer_that_always_has_bytes_ready_cannot_starve_other_tasks() ->
         assert other_ran.is_set()
     await a.aclose()
     right.close()
+
+
+async def test_a_cancelled_receive_loses_nothing() -> None:
+    left, right = socket.socketpair()
+    a = SocketStream(left)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_once_waiting() -> None:
+                await anyio.wait_all_tasks_blocked()
+                scope.cancel()
+
+            tg.start_soon(cancel_once_waiting)
+            await a.receive()
+    assert scope.cancelled_caught
+    right.send(b"after")
+    assert await a.receive() == b"after"
+    await a.aclose()
+    right.close()
+
+
+async def test_on_asyncio_round_trips_register_the_socket_with_the_loop_once(
+    anyio_backend: tuple[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # anyio.wait_readable registers and unregisters the socket on every wait
+    # (two epoll_ctl calls a read); the stream keeps its reader registered.
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("the reader callback is asyncio's")
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    added: list[int] = []
+    add_reader = loop.add_reader
+
+    def counting_add_reader(fd: object, *args: object) -> None:
+        added.append(1)
+        add_reader(fd, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "add_reader", counting_add_reader)
+    left, right = socket.socketpair()
+    a, b = SocketStream(left), SocketStream(right)
+
+    async def echo() -> None:
+        for _ in range(50):
+            await b.send(await b.receive())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(echo)
+        for number in range(50):
+            await a.send(b"%d" % number)
+            assert await a.receive() == b"%d" % number
+    assert len(added) <= 4  # once per stream, again only after a chunk nobody waited for
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_a_stream_nobody_reads_holds_at_most_one_chunk_and_pushes_back() -> None:
+    left, right = socket.socketpair()
+    a = SocketStream(left)
+    right.setblocking(False)
+    assert await _fill(right) > 0
+    await a.receive(1)  # reads once, then nobody reads for a while
+    for _ in range(10):
+        await anyio.lowlevel.checkpoint()
+    assert a.input_waiting()
+    assert sum(map(len, a._received)) <= 1 << 16
+    assert await _fill(right) == 0  # the kernel's buffers are still full: pushed back
+    got = 1
+    while got < (1 << 16):
+        got += len(await a.receive())
+    assert a.input_waiting()
+    await a.aclose()
+    assert not a.input_waiting()
+    right.close()
+
+
+async def _fill(sock: socket.socket) -> int:
+    sent = 0
+    while True:
+        try:
+            sent += sock.send(b"x" * 65536)
+        except BlockingIOError:
+            return sent
 
 
 async def test_it_reports_its_socket() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors._envelope import HEAD, Envelope, Kind, decode_batch, encode
+from actors._envelope import HEAD, Envelope, Kind, decode_batch, encode, encode_reply
 
 
 def test_every_field_round_trips() -> None:
@@ -79,3 +79,17 @@ def test_out_of_range_fields_are_refused(envelope: Envelope) -> None:
 def test_a_malformed_batch_is_refused(payload: bytes) -> None:
     with pytest.raises(ValueError, match="malformed envelope batch"):
         decode_batch(payload)
+
+
+def test_a_reply_encoded_on_the_fast_path_is_the_envelope_encoded() -> None:
+    for token, body in ((1, b""), (2**64 - 1, b"x" * 5000)):
+        assert encode_reply(token, body) == encode(Envelope(Kind.REPLY, "", "", token, {}, body))
+        [envelope] = decode_batch(encode_reply(token, body))
+        assert (envelope.kind, envelope.reply_token, envelope.headers, envelope.body) == (
+            Kind.REPLY,
+            token,
+            {},
+            body,
+        )
+    with pytest.raises(ValueError, match="reply token"):
+        encode_reply(-1, b"")
