@@ -131,6 +131,23 @@ async def test_nak_redelivers_at_once_and_stale_settles_are_dropped(open_store: 
         assert (await billing.info()).pending == 0
 
 
+async def test_acking_many_settles_the_current_ones_and_drops_the_stale(
+    open_store: Opener,
+) -> None:
+    async with open_store() as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing")
+        await orders.publish_many([("orders.a", i) for i in range(4)])
+        first, *others = await billing.fetch(4)
+        assert await first.nak() == "nak"
+        (again,) = await billing.fetch(1)
+        assert await billing.ack([*others, first]) == [True, True, True, False]
+        assert (await billing.info()).pending == 1  # the redelivered one
+        assert await billing.ack(others) == [False, False, False]  # settled already
+        assert await billing.ack([again]) == [True]
+        assert (await billing.info()).pending == 0
+
+
 async def test_fetch_waits_for_a_publish_and_expires(open_store: Opener) -> None:
     async with open_store() as system:
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])

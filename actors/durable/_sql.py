@@ -117,6 +117,7 @@ WHERE cid = ? AND seq IN (
 )
 RETURNING seq, deliveries, first_at, last_error
 """
+ACK = "DELETE FROM durable_pending WHERE cid = ? AND seq = ? AND deliveries = ? AND state = 1"
 CLAIM_SELECT = "SELECT seq FROM durable_pending WHERE cid = ? AND vt <= ? ORDER BY seq LIMIT ?"
 
 
@@ -210,31 +211,10 @@ def publish(
     entry = cache.entries.get(stream)
     if entry is None:
         entry = _load(conn, cache, stream)
-    window = entry[1]["dedup_window"]
-    fresh: list[tuple[str, bytes, str | None]] = []
+    fresh: Sequence[tuple[str, bytes, str | None]] = items
     dup: dict[int, int] = {}  # index in items -> the original's sequence
-    seen_here: dict[str, int] = {}  # msg_id -> index in fresh, within this batch
-    pruned = False
-    for index, item in enumerate(items):
-        msg_id = item[2]
-        if msg_id is not None:
-            if not pruned:
-                conn.execute(
-                    "DELETE FROM durable_dedup WHERE stream = ? AND time < ?",
-                    (stream, now - window),
-                )
-                pruned = True
-            if msg_id in seen_here:
-                dup[index] = -1 - seen_here[msg_id]  # resolved below
-                continue
-            seen = conn.execute(
-                "SELECT seq FROM durable_dedup WHERE stream = ? AND msg_id = ?", (stream, msg_id)
-            ).fetchone()
-            if seen is not None:
-                dup[index] = seen[0]
-                continue
-            seen_here[msg_id] = len(fresh)
-        fresh.append(item)
+    if any(item[2] is not None for item in items):
+        fresh = _dedup(conn, stream, items, now - entry[1]["dedup_window"], dup)
     nbytes = sum(len(item[1]) for item in fresh)
     row = conn.execute(
         "UPDATE durable_streams SET last_seq = last_seq + ?, msgs = msgs + ?, "
@@ -248,6 +228,71 @@ def publish(
         entry = _load(conn, cache, stream)
     _gen, cfg, targets = entry
     first = last_seq - len(fresh) + 1
+    if not targets and not dup and len(fresh) == 1 and fresh[0][2] is None:
+        # One message, no consumer, no msg_id (benchmarks.durable's publish 1/txn).
+        subject, data, _ = fresh[0]
+        if cfg["retention"] != "interest":
+            conn.execute(INSERT_MESSAGE, (stream, first, subject, data, now, 0))
+            if _over_limits(cfg, msgs, total) or cfg["max_age"] is not None:
+                _check_age_and_limits(conn, stream, cfg, msgs, total, now, [])
+            return [first]
+    return _publish_rows(conn, stream, items, fresh, dup, now, first, msgs, total, cfg, targets)
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _dedup(
+    conn: sqlite3.Connection,
+    stream: str,
+    items: Sequence[tuple[str, bytes, str | None]],
+    since: float,
+    dup: dict[int, int],
+) -> list[tuple[str, bytes, str | None]]:
+    # The items not seen within the dedup window (``since`` on); ``dup`` gets
+    # the others' original sequences (negative: -1 - an index in the result).
+    fresh: list[tuple[str, bytes, str | None]] = []
+    seen_here: dict[str, int] = {}  # msg_id -> index in fresh, within this batch
+    pruned = False
+    for index, item in enumerate(items):
+        msg_id = item[2]
+        if msg_id is not None:
+            if not pruned:
+                conn.execute(
+                    "DELETE FROM durable_dedup WHERE stream = ? AND time < ?", (stream, since)
+                )
+                pruned = True
+            if msg_id in seen_here:
+                dup[index] = -1 - seen_here[msg_id]  # resolved below
+                continue
+            seen = conn.execute(
+                "SELECT seq FROM durable_dedup WHERE stream = ? AND msg_id = ?", (stream, msg_id)
+            ).fetchone()
+            if seen is not None:
+                dup[index] = seen[0]
+                continue
+            seen_here[msg_id] = len(fresh)
+        fresh.append(item)
+    return fresh
+
+
+def _publish_rows(
+    conn: sqlite3.Connection,
+    stream: str,
+    items: Sequence[tuple[str, bytes, str | None]],
+    fresh: Sequence[tuple[str, bytes, str | None]],
+    dup: dict[int, int],
+    now: float,
+    first: int,
+    msgs: int,
+    total: int,
+    cfg: dict[str, Any],
+    targets: list[tuple[int, str]],
+) -> list[int]:
+    # publish() past the counters: the rows, pending entries, dedup ids, limits.
     rows: list[tuple[str, int, str, bytes, float, int]] = []
     pending: list[tuple[int, int]] = []
     dedup: list[tuple[str, str, int, float]] = []
@@ -268,17 +313,9 @@ def publish(
             continue
         rows.append((stream, seq, subject, data, now, refs))
     if len(rows) == 1:
-        conn.execute(
-            "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows[0],
-        )
+        conn.execute(INSERT_MESSAGE, rows[0])
     elif rows:
-        conn.executemany(
-            "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        conn.executemany(INSERT_MESSAGE, rows)
     if pending:
         conn.executemany("INSERT INTO durable_pending (cid, seq) VALUES (?, ?)", pending)
     if dedup:
@@ -291,11 +328,8 @@ def publish(
         conn.execute(
             "UPDATE durable_streams SET msgs = ?, bytes = ? WHERE name = ?", (msgs, total, stream)
         )
-    if rows and (
-        _over_limits(cfg, msgs, total)
-        or (cfg["max_age"] is not None and _oldest(conn, stream) < now - cfg["max_age"])
-    ):
-        _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
+    if rows:
+        _check_age_and_limits(conn, stream, cfg, msgs, total, now, targets)
     seqs = [first + i for i in range(len(fresh))]
     if dup:
         out = []
@@ -324,6 +358,21 @@ def _load(
     entry = (row[0], json.loads(row[1]), targets)
     cache.entries[stream] = entry
     return entry
+
+
+def _check_age_and_limits(
+    conn: sqlite3.Connection,
+    stream: str,
+    cfg: dict[str, Any],
+    msgs: int,
+    total: int,
+    now: float,
+    targets: list[tuple[int, str]],
+) -> None:
+    if _over_limits(cfg, msgs, total) or (
+        cfg["max_age"] is not None and _oldest(conn, stream) < now - cfg["max_age"]
+    ):
+        _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
 
 
 def _oldest(conn: sqlite3.Connection, stream: str) -> float:
@@ -511,17 +560,21 @@ def ack(
     retention: str,
 ) -> list[bool]:
     """Settle ``(seq, deliveries)`` pairs; an ack for an older delivery is dropped."""
+    if len(tokens) > 1:
+        # The common case, every ack current, in one executemany (the
+        # benchmark's fetch+ack 100); a stale one in the batch: one at a time.
+        conn.execute("SAVEPOINT durable_ack")
+        changed = conn.executemany(ACK, [(cid, seq, deliveries) for seq, deliveries in tokens])
+        if changed.rowcount == len(tokens):
+            conn.execute("RELEASE durable_ack")
+            _settled(conn, stream, [seq for seq, _ in tokens], retention)
+            return [True] * len(tokens)
+        conn.execute("ROLLBACK TO durable_ack")
+        conn.execute("RELEASE durable_ack")
     done: list[bool] = []
     settled: list[int] = []
     for seq, deliveries in tokens:
-        ok = (
-            conn.execute(
-                "DELETE FROM durable_pending WHERE cid = ? AND seq = ? AND deliveries = ? "
-                "AND state = 1",
-                (cid, seq, deliveries),
-            ).rowcount
-            > 0
-        )
+        ok = conn.execute(ACK, (cid, seq, deliveries)).rowcount > 0
         done.append(ok)
         if ok:
             settled.append(seq)
