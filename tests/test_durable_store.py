@@ -178,3 +178,37 @@ async def test_a_call_made_during_a_transaction_runs_after_it_not_in_it(
         assert seqs == [2]  # the rolled-back "inside" took no sequence
         consumer = await orders.consumer("c")
         assert [m.data for m in await consumer.fetch(10)] == [0, "outside"]
+
+
+async def test_a_cancelled_call_waits_for_the_worker_then_raises_the_cancellation(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish("orders.a", 0)
+        store = system.streams.store
+        assert isinstance(store, durable.SQLiteStore)
+        scope = anyio.CancelScope()
+        ended = anyio.Event()
+        outcome: list[str] = []
+
+        async def publish() -> None:
+            with scope:
+                await orders.publish("orders.a", 1)
+                outcome.append("returned")
+            outcome.append("cancelled" if scope.cancelled_caught else "not cancelled")
+            ended.set()
+
+        async with anyio.create_task_group() as tg:
+            gate = await _hold(store, tg)
+            tg.start_soon(publish)
+            await _queued(store, 1)
+            scope.cancel()
+            for _ in range(20):  # room to end, if it did not wait for the worker
+                await anyio.lowlevel.checkpoint()
+            assert not ended.is_set()
+            gate.set()
+            await ended.wait()
+        assert outcome == ["cancelled"]
+        consumer = await orders.consumer("c")
+        assert [m.data for m in await consumer.fetch(10)] == [0, 1]  # it committed
