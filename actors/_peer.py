@@ -579,7 +579,7 @@ class Peer:
                 # no "o" as an answer), encoded without the general encoder.
                 data = encode_reply(ask.token, body)
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self.wire.send_urgent_encoded(data)
+                    self.wire.send_urgent_encoded(data)  # else the reader ends the peer
                 return
         self._send_urgent(Envelope(Kind.REPLY, "", "", ask.token, {"o": code}, body))
 

@@ -69,6 +69,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._cluster_stream import LinkStream
 from ._envelope import Envelope, decode_batch, encode
 from ._exceptions import AuthenticationError, IncompatiblePeer, WouldBlock
 from ._mac import TAG_SIZE, Tagger
@@ -163,7 +164,7 @@ class WireConnection:
             raise ValueError(f"max_frame must fit the 32-bit length field, got {max_frame}")
         self._stream = stream
         #: Set when frames can be written synchronously, from the sender's task.
-        self._direct = stream if isinstance(stream, SocketStream) else None
+        self._direct = stream if isinstance(stream, (SocketStream, LinkStream)) else None
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._max_frame = max_frame
@@ -438,7 +439,8 @@ class WireConnection:
 
     def write_now(self) -> None:
         """Write what is queued from the calling task when the writer is
-        idle and the stream allows it (a :class:`~actors._socket.SocketStream`),
+        idle and the stream allows it (a :class:`~actors._socket.SocketStream`,
+        or a cluster link's :class:`~actors._cluster_stream.LinkStream`),
         else wake the writer. Saves an ask or a reply the switch to the
         writer task; a burst of tells is left to the writer, which batches."""
         direct = self._direct

@@ -24,6 +24,7 @@ from tcp_kit import SECRET, Canary, Keeper, unpickled
 
 import actors
 from actors import ActorFailed, ActorStopped, AskTimeout, NodeDown, Terminated
+from actors._cluster_stream import LinkStream
 from actors._codec import dumps
 from actors._nats import Client
 from actors.cluster import NatsCluster
@@ -112,6 +113,30 @@ async def test_tell_and_ask_across_nodes(server: NatsServer) -> None:
 
 
 # --8<-- [end:two-nodes]
+
+
+async def test_asks_between_nodes_are_written_by_the_asking_and_answering_tasks(
+    server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ask and its reply go to NATS from the task that makes them
+    # (LinkStream.try_send), not through the wire's writer task (which
+    # calls LinkStream.send) and the client's flusher.
+    sent: list[int] = []
+    send = LinkStream.send
+
+    async def counted_send(self: LinkStream, item: bytes) -> None:
+        sent.append(len(item))
+        await send(self, item)
+
+    async with two_nodes(server) as (a, _b):
+        echo = await a.cluster.whereis("b", "echo")
+        assert echo is not None
+        with anyio.fail_after(WAIT):
+            assert await echo.ask("warm") == ("echo", "echo", "warm")
+            monkeypatch.setattr(LinkStream, "send", counted_send)
+            for number in range(20):
+                assert await echo.ask(number) == ("echo", "echo", number)
+        assert sent == []
 
 
 async def test_node_that_is_not_up_is_down_at_once(server: NatsServer) -> None:

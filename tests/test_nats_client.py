@@ -68,6 +68,45 @@ async def test_publish_and_subscribe_with_and_without_headers(nats_server: NatsS
         assert nc.statistics().out_msgs == 4
 
 
+async def test_try_publish_hands_a_message_to_the_socket_without_waiting(
+    nats_server: NatsServer,
+) -> None:
+    async with connect(nats_server.url) as nc:
+        sub = await nc.subscribe("direct")
+        await nc.flush()
+        assert nc.try_publish("direct", b"one")
+        assert nc._pending == bytearray()  # in the kernel already: no flusher needed
+        await nc.publish("direct", b"two")
+        assert nc.try_publish("direct", b"three")  # after a queued one: in order
+        with anyio.fail_after(WAIT):
+            assert [(await sub.next_msg()).data for _ in range(3)] == [b"one", b"two", b"three"]
+        with pytest.raises(PayloadTooLarge):
+            nc.try_publish("direct", bytes(nc.max_payload + 1))
+        with pytest.raises(ValueError):
+            nc.try_publish("bad subject", b"")
+    assert not nc.try_publish("direct", b"closed")  # disconnected: queues nothing
+
+
+async def test_a_subscription_can_hand_its_messages_to_a_callback(
+    nats_server: NatsServer,
+) -> None:
+    async with connect(nats_server.url) as nc:
+        sub = await nc.subscribe("routed.*")
+        await nc.flush()
+        await nc.publish("routed.a", b"1")
+        await nc.flush()
+        await until(lambda: sub.pending == 1)
+        got: list[bytes] = []
+        sub._deliver_to(lambda msg: got.append(msg.data))
+        assert got == [b"1"]  # what was buffered goes first
+        for data in (b"2", b"3"):
+            await nc.publish("routed.b", data)
+        await nc.flush()
+        await until(lambda: len(got) == 3)
+        assert got == [b"1", b"2", b"3"]
+        assert sub.pending == 0
+
+
 async def test_two_clients_and_a_large_payload(nats_server: NatsServer) -> None:
     payload = bytes(range(256)) * 2048  # 512 KiB, split over many reads
     async with connect(nats_server.url) as a, connect(nats_server.url) as b:

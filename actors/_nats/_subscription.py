@@ -22,10 +22,12 @@ the client without a trace. Give a subscription that may lag a larger
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
+from .._signal import Signal
 from ._errors import NatsTimeout
 from ._protocol import Msg
 
@@ -57,9 +59,11 @@ class Subscription:
         self.delivered = 0
         self._limit = pending_msgs if pending_msgs > 0 else 1 << 62
         self._buffer: deque[Msg] = deque()
+        #: Set by _deliver_to: takes each message instead of the buffer.
+        self._callback: Callable[[Msg], None] | None = None
         self._ended = False
-        self._readable = anyio.Event()
-        self._room = anyio.Event()
+        self._readable = Signal()  # not anyio.Event: a fresh one per wait, cheaper
+        self._room = Signal()
 
     @property
     def pending(self) -> int:
@@ -80,7 +84,7 @@ class Subscription:
             if self._ended:
                 raise StopAsyncIteration
             if self._readable.is_set():
-                self._readable = anyio.Event()
+                self._readable = Signal()
             await self._readable.wait()
         msg = buffer.popleft()
         self._room.set()
@@ -128,7 +132,20 @@ class Subscription:
 
     # -- the client's side ---------------------------------------------------------------
 
+    def _deliver_to(self, callback: Callable[[Msg], None]) -> None:
+        """Hand every message to ``callback``, called in the client's reader,
+        instead of buffering it for the iterator: for a consumer that never
+        waits (a cluster's links), one switch to its task less a message.
+        Messages buffered already go first. ``callback`` must not raise."""
+        while self._buffer:
+            callback(self._buffer.popleft())
+        self._callback = callback
+
     def _put_nowait(self, msg: Msg) -> bool:
+        callback = self._callback
+        if callback is not None:
+            callback(msg)
+            return True
         if len(self._buffer) >= self._limit:
             return False
         self._buffer.append(msg)
@@ -140,7 +157,7 @@ class Subscription:
         Cancellation (the subscription ended) drops it."""
         while len(self._buffer) >= self._limit:
             if self._room.is_set():
-                self._room = anyio.Event()
+                self._room = Signal()
             await self._room.wait()
         self._buffer.append(msg)
         self._readable.set()
