@@ -14,6 +14,7 @@ import anyio.to_thread
 import pytest
 from durable_kit import opened
 
+import actors
 from actors import durable
 from actors.durable import _sql
 
@@ -57,6 +58,17 @@ async def test_the_file_is_wal_with_the_synchronous_asked_for(
         assert conn.execute("SELECT name FROM durable_streams").fetchall() == [("ORDERS",)]
 
 
+async def _orders(system: actors.ActorSystem) -> tuple[durable.Stream, durable.SQLiteStore]:
+    # Stream ORDERS with message 0 published (the file is open), and the store.
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    assert await orders.publish("orders.a", 0) == 1
+    store = system.streams.store
+    assert isinstance(store, durable.SQLiteStore)
+    assert store._thread is not None and store._committer is not None
+    assert store._lock is not None
+    return orders, store
+
+
 async def _queued(store: durable.SQLiteStore, n: int) -> None:
     # Until n calls wait in the worker's queue (each task queues its call
     # before its first checkpoint).
@@ -82,11 +94,8 @@ async def _hold(store: durable.SQLiteStore, tg: anyio.abc.TaskGroup) -> threadin
 async def test_publishes_queued_together_commit_in_one_transaction(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     async with opened(path) as system:
-        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-        assert await orders.publish("orders.a", 0) == 1
-        store = system.streams.store
-        assert isinstance(store, durable.SQLiteStore)
-        assert store._thread is not None and store._committer is not None
+        orders, store = await _orders(system)
+        assert store._committer is not None
         committer = store._committer
         batches, calls = committer.batches, committer.calls
         seqs: dict[int, int] = {}
@@ -110,12 +119,9 @@ async def test_publishes_queued_together_commit_in_one_transaction(tmp_path: Pat
 
 async def test_a_failing_call_in_a_batch_fails_alone(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db") as system:
-        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-        billing = await orders.consumer("billing")
-        await orders.publish("orders.a", 0)
-        store = system.streams.store
-        assert isinstance(store, durable.SQLiteStore)
-        assert store._thread is not None and store._committer is not None
+        orders, store = await _orders(system)
+        billing = await orders.consumer("billing", deliver="all")
+        assert store._committer is not None
         committer = store._committer
         outcomes: dict[int, object] = {}
 
@@ -152,10 +158,8 @@ async def test_a_call_made_during_a_transaction_runs_after_it_not_in_it(
     tmp_path: Path,
 ) -> None:
     async with opened(tmp_path / "s.db") as system:
-        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-        await orders.publish("orders.a", 0)
-        store = system.streams.store
-        assert isinstance(store, durable.SQLiteStore) and store._lock is not None
+        orders, store = await _orders(system)
+        assert store._lock is not None
         published = anyio.Event()
         seqs: list[int] = []
 
@@ -184,10 +188,7 @@ async def test_a_cancelled_call_waits_for_the_worker_then_raises_the_cancellatio
     tmp_path: Path,
 ) -> None:
     async with opened(tmp_path / "s.db") as system:
-        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-        await orders.publish("orders.a", 0)
-        store = system.streams.store
-        assert isinstance(store, durable.SQLiteStore)
+        orders, store = await _orders(system)
         scope = anyio.CancelScope()
         ended = anyio.Event()
         outcome: list[str] = []
