@@ -98,6 +98,13 @@ class Subscription:
             NatsTimeout: None came in time.
             anyio.EndOfStream: The subscription has ended and its buffer is empty.
         """
+        if self._buffer or timeout is None:
+            # No wait to bound: no cancel scope (one per message is most of
+            # the cost of reading a burst of replies, on trio).
+            try:
+                return await self.__anext__()
+            except StopAsyncIteration:
+                raise anyio.EndOfStream from None
         with anyio.move_on_after(timeout):
             try:
                 return await self.__anext__()
