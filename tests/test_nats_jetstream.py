@@ -61,6 +61,30 @@ async def test_publish_is_acknowledged_and_deduplicated_by_message_id(js: JetStr
         await js.publish("events.c", b"", expected_stream="OTHER")
 
 
+async def test_an_atomic_batch_is_stored_whole_or_not_at_all(js: JetStream) -> None:
+    await js.add_stream("EVENTS", ["events.*"], allow_atomic=True, max_msg_size=300)
+    await js.publish("events.a", b"before")
+    items = [("events.a", b"1", {"Nats-Msg-Id": "m-1"}), ("events.b", b"2", None)]
+    assert await js.publish_batch(items) == [PubAck("EVENTS", 2), PubAck("EVENTS", 3)]
+    # One message too large: none of them is stored (10054 if it is the commit).
+    big, small = ("events.a", b"x" * 400, None), ("events.a", b"3", None)
+    for batch, err_code in (([small, big, small], 10176), ([small, big], 10054)):
+        with pytest.raises(JetStreamError) as refused:
+            await js.publish_batch(batch)
+        assert refused.value.err_code == err_code
+    # A message id seen before refuses the batch (a lone publish would be a duplicate).
+    with pytest.raises(JetStreamError) as duplicate:
+        await js.publish_batch(
+            [("events.c", b"4", None), ("events.a", b"5", {"Nats-Msg-Id": "m-1"})]
+        )
+    assert duplicate.value.err_code == 10201
+    assert (await js.stream_info("EVENTS"))["state"]["messages"] == 3
+    await js.add_stream("PLAIN", ["plain.*"])
+    with pytest.raises(JetStreamError) as disabled:
+        await js.publish_batch([("plain.a", b"1", None)])
+    assert disabled.value.err_code == 10174
+
+
 async def test_a_pull_consumer_fetches_in_batches_and_acks(js: JetStream) -> None:
     await js.add_stream("JOBS", ["jobs.>"])
     for i in range(5):
