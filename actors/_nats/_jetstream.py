@@ -378,7 +378,7 @@ class JetStream:
                     "(the server refuses it inside a batch)"
                 )
         nc = self._nc
-        batch = secrets.token_hex(16)
+        batch = secrets.token_hex(8)  # unique among the stream's open batches (50 at most)
         inbox = nc.new_inbox()
         last = len(items)
         async with await nc.subscribe(inbox, pending_msgs=0) as sub:
