@@ -51,7 +51,7 @@ from ._ref import ActorRef
 from ._reply import Reply
 from ._scope import task_scope
 from ._signal import Signal
-from ._trio import CANCELLED, trio
+from ._trio import trio
 
 _Traced: Final = _tracing.Traced
 
@@ -352,7 +352,7 @@ class Cell:
                 await fn(*args)
         except BaseException as exc:
             if not _fails(exc, scope):
-                if isinstance(exc, _CANCELLED):
+                if _cancellation(exc):
                     raise
                 self.system._nursery.crashed(exc, self.path)  # see run()
                 return
@@ -433,7 +433,7 @@ class Cell:
         # KeyboardInterrupt or SystemExit ends the system: escaping the task
         # would, on asyncio, also escape the event loop, past every cleanup.
         error = sys.exc_info()[1]
-        if isinstance(error, _CANCELLED):
+        if _cancellation(error):
             raise
         assert error is not None
         self.system._nursery.crashed(error, self.path)
@@ -715,7 +715,12 @@ class Cell:
             self.deliver_system(_ChildFailed(ref, error))
 
 
-_CANCELLED: tuple[type[BaseException], ...] = (CancelledError, *CANCELLED)
+def _cancellation(error: BaseException | None) -> bool:
+    """Whether ``error`` is the running backend's cancellation (trio's is
+    looked up on trio only, so that asyncio never imports it)."""
+    if isinstance(error, CancelledError):
+        return True
+    return asyncio_loop() is None and isinstance(error, trio.Cancelled)
 
 
 def _fails(error: BaseException, scope: Any) -> bool:
@@ -725,7 +730,7 @@ def _fails(error: BaseException, scope: Any) -> bool:
     through, from a future or scope that someone else cancelled)."""
     if isinstance(error, Exception):
         return True
-    if not isinstance(error, _CANCELLED) or scope.cancel_called:
+    if not _cancellation(error) or scope.cancel_called:
         return False
     return asyncio_loop() is not None or trio.current_effective_deadline() != -math.inf
 

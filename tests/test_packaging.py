@@ -70,3 +70,39 @@ def test_asyncio_alone_needs_no_trio() -> None:
         "the trio backend needs trio, which is not installed: "
         "pip install 'structured-actors[trio]'",
     ]
+
+
+ASYNCIO_LOADS_NO_TRIO = r"""
+import sys
+import actors
+from actors import Actor, ActorSystem
+
+
+class Loaded(Actor):
+    async def receive(self, message):
+        return "trio._core" in sys.modules
+
+
+async def main():
+    async with ActorSystem() as system:
+        here = await system.spawn(Loaded)
+        there = await system.spawn(Loaded, placement=actors.Subprocess())
+        return await here.ask(None), await there.ask(None)
+
+
+print(actors.run(main), "trio._core" in sys.modules)
+"""
+
+
+def test_an_asyncio_process_and_its_children_never_load_trio() -> None:
+    # trio is installed but costs 0.1-0.3 s to import: asyncio systems, their
+    # child processes included, run without loading it.
+    done = subprocess.run(
+        [sys.executable, "-c", ASYNCIO_LOADS_NO_TRIO],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["(False, False) False"]
