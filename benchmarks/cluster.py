@@ -23,7 +23,9 @@ its own connection) and measures, against the same server:
 - node down: a third node in a subprocess, killed with SIGKILL; the time
   until a watcher on ``a`` of one of its actors gets ``Terminated`` with
   ``NodeDown``. The nodes have a 2 s lease and 30 s link heartbeats, so
-  that the lease is what finds the death. Seconds.
+  that the lease is what finds the death. Seconds. Again with the defaults
+  (a 30 s lease, heartbeats every second, down after 3 missed): the link's
+  heartbeats find it.
 
 Targets (issue #14): remote tell at least 0.5x the raw publish; remote ask at
 most 1.2x the raw request; a cached lookup at most 2x a local one; a claim
@@ -219,13 +221,15 @@ async def _raw(url: str, size: Size) -> dict[str, float]:
     return {"raw publish": publish, "raw request": request}
 
 
-async def _node_down(url: str, backend: str) -> float:
+async def _node_down(
+    url: str, backend: str, lease: float = LEASE, heartbeat: float = HEARTBEAT
+) -> float:
     """Seconds from SIGKILL of a node in a subprocess to a watcher's NodeDown."""
     config = NatsCluster(
-        [url], name="d" + secrets.token_hex(4), secret=SECRET, lease=LEASE, heartbeat=HEARTBEAT
+        [url], name="d" + secrets.token_hex(4), secret=SECRET, lease=lease, heartbeat=heartbeat
     )
     argv = [sys.executable, "-c", FAR_NODE, url, config.name, SECRET.hex()]
-    argv += [str(LEASE), str(HEARTBEAT), backend]
+    argv += [str(lease), str(heartbeat), backend]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -277,6 +281,11 @@ async def _ours(url: str, size: Size, backend: str) -> dict[str, float]:
     }
     figures.update(await _raw(url, size))
     figures["node down"] = await _node_down(url, backend)
+    # The defaults: the link's heartbeats find the death first.
+    defaults = NatsCluster([url], secret=SECRET)
+    figures["node down, heartbeats"] = await _node_down(
+        url, backend, defaults.lease, defaults.heartbeat
+    )
     return figures
 
 
@@ -311,6 +320,12 @@ WORKLOADS = [
     ("local lookup", "whereis, registered locally", "ns", format_micros),
     ("claim", "claim", "µs", format_micros),
     ("node down", f"node down, kill -9 (lease {LEASE:g} s)", "s", lambda v: f"{v:.2f}"),
+    (
+        "node down, heartbeats",
+        "node down, kill -9 (defaults: heartbeat 1 s, 3 misses)",
+        "s",
+        lambda v: f"{v:.2f}",
+    ),
 ]
 
 
