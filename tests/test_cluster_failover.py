@@ -21,10 +21,10 @@ Every wait is bounded; the killed server is started again.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
@@ -33,10 +33,12 @@ from nats_kit import NatsServer, wait_meta_current
 from tcp_kit import SECRET
 
 import actors
-from actors._nats import Client, JetStream, NatsError
+from actors._nats import Client, JetStream, JetStreamError, NatsError, NatsTimeout
 from actors.cluster import NatsCluster
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
+
+T = TypeVar("T")
 
 #: The promise: acknowledged publishing resumes this soon after the kill.
 RESUME = 10.0
@@ -80,30 +82,36 @@ async def leader_of(js: JetStream, stream: str) -> str:
             await anyio.sleep(0.1)  # polling the server for an election
 
 
-async def consumer_count(js: JetStream, stream: str) -> int:
-    """The consumers of ``stream``, by CONSUMER.LIST (checked against
-    STREAM.INFO's ``state.consumer_count``)."""
-    listed = len(await js.consumers(stream))
-    counted = int((await js.stream_info(stream))["state"]["consumer_count"])
-    assert listed == counted, (listed, counted)
-    return listed
-
-
-async def settled_consumer_count(js: JetStream, stream: str, expected: int) -> int:
-    """The consumer count once it is ``expected``, or the last one seen
-    after a bound (a watcher makes its consumer again after a failover:
-    the count may be short while it does)."""
-    count = -1
-    with anyio.move_on_after(WAIT):
+async def api(call: Callable[[], Awaitable[T]]) -> T:
+    """A JetStream API call, made again while the servers answer that they
+    are busy (503) or not at all, as they may just after a failover."""
+    with anyio.fail_after(WAIT):
         while True:
             try:
-                count = await consumer_count(js, stream)
-            except NatsError:
-                count = -1
-            if count == expected:
+                return await call()
+            except NatsTimeout:
+                pass
+            except JetStreamError as error:
+                if error.code != 503:
+                    raise
+            await anyio.sleep(0.1)  # polling the servers until they answer
+
+
+async def settled_consumer_count(js: JetStream, stream: str, expected: int) -> tuple[int, int]:
+    """The consumers of ``stream`` by CONSUMER.LIST and by STREAM.INFO's
+    ``state.consumer_count``, once both are ``expected``, or the last seen
+    after a bound (a watcher makes its consumer again after a failover, and
+    the two answers may differ while it does)."""
+    counts = (-1, -1)
+    with anyio.move_on_after(WAIT):
+        while True:
+            listed = len(await api(lambda: js.consumers(stream)))
+            info = await api(lambda: js.stream_info(stream))
+            counts = (listed, int(info["state"]["consumer_count"]))
+            if counts == (expected, expected):
                 break
             await anyio.sleep(0.1)  # polling the server for the watchers' consumers
-    return count
+    return counts
 
 
 @asynccontextmanager
@@ -202,8 +210,8 @@ async def failover(servers: list[NatsServer], target: str) -> dict[str, float]:
         admin = await stack.enter_async_context(Client(urls))
         js = JetStream(admin, timeout=2.0)
         b = await stack.enter_async_context(node("b", urls, cluster))
-        await js.add_stream(data, [f"{data}.>"], num_replicas=3)
-        stack.push_async_callback(js.delete_stream, data)
+        await api(lambda: js.add_stream(data, [f"{data}.>"], num_replicas=3))
+        stack.push_async_callback(api, lambda: js.delete_stream(data))
         stream = bucket if target == "kv" else data
         leader_name = await leader_of(js, stream)
         (leader,) = [s for s in servers if s.name == leader_name]
@@ -223,8 +231,9 @@ async def failover(servers: list[NatsServer], target: str) -> dict[str, float]:
                 claimed[name] = ref
         for system in (a, b):
             await until(lambda s=system: set(names_of(s).names()) == set(claimed), WAIT)  # type: ignore[misc]
-        consumers_before = await consumer_count(js, bucket)
-        assert consumers_before == 2  # the two nodes' watchers
+        # The two nodes' watchers.
+        consumers_before, _ = await settled_consumer_count(js, bucket, 2)
+        assert consumers_before == 2
 
         load = Load()
         subject = f"$KV.ACTORS_{cluster}.load" if target == "kv" else f"{data}.m"
@@ -267,7 +276,7 @@ async def failover(servers: list[NatsServer], target: str) -> dict[str, float]:
 
             # Every acknowledged publish is stored.
             for i, seq in load.acked.items():
-                stored = await js.get_msg(stream, seq)
+                stored = await api(lambda seq=seq: js.get_msg(stream, seq))  # type: ignore[misc]
                 assert stored is not None and stored.data == str(i).encode(), (i, seq, stored)
 
             # a and the publisher reconnected by themselves, to live servers.
@@ -287,30 +296,33 @@ async def failover(servers: list[NatsServer], target: str) -> dict[str, float]:
                     assert there == ref, (system.name, name, there)
                     assert await there.ask("after", timeout=5.0) == (name, "after")
 
-            # The watches deliver what changes after the failover.
+            # The watches deliver what changes after the failover; a's made
+            # its consumer again after reconnecting.
+            watcher = names_of(a)._watcher
+            assert watcher is not None and watcher.recreations >= 1
             late = await b.spawn(Echo, "late")
             await b.registry.claim("late", late)
             await until(lambda: a.registry.whereis("late") == late, WAIT)
 
             # No watch consumer leaked.
             consumers_after = await settled_consumer_count(js, bucket, consumers_before)
-            assert consumers_after == consumers_before
+            assert consumers_after == (consumers_before, consumers_before)
         finally:
             if not leader.running:
                 await leader.astart()
         # With the dead server back, and its old state with it: still none.
         await anyio.to_thread.run_sync(wait_meta_current, servers)
         consumers_back = await settled_consumer_count(js, bucket, consumers_before)
-        assert consumers_back == consumers_before
+        assert consumers_back == (consumers_before, consumers_before)
         gaps["consumers before"] = consumers_before
-        gaps["consumers after"] = consumers_after
-        gaps["consumers back"] = consumers_back
+        gaps["consumers after"] = consumers_after[0]
+        gaps["consumers back"] = consumers_back[0]
         print(f"failover of {target} ({stream} on {leader_name}): {gaps}")
     # The nodes are gone: their watchers' consumers with them.
     async with Client(urls) as admin:
         js = JetStream(admin, timeout=2.0)
-        assert await settled_consumer_count(js, bucket, 0) == 0
-        await js.delete_stream(bucket)
+        assert await settled_consumer_count(js, bucket, 0) == (0, 0)
+        await api(lambda: js.delete_stream(bucket))
     assert nats_children() == {s.process.pid for s in servers if s.process is not None}
     return gaps
 
