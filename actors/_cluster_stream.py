@@ -90,7 +90,8 @@ class LinkStream(anyio.abc.ByteStream):
         self._end = False
         self._closed = False
         self._error: BaseException | None = None
-        #: Called once with the reason when the stream breaks (the cluster counts it).
+        #: Called once with the reason when what came from the other end breaks
+        #: the stream (the cluster counts it as refused); not by ``fail``.
         self.on_broken: Callable[[LinkStream, str], None] | None = None
 
     # -- what arrives --------------------------------------------------------------
@@ -125,14 +126,14 @@ class LinkStream(anyio.abc.ByteStream):
         else:
             self._break(f"a malformed message came on the link from {self.label}")
 
-    def _break(self, why: str) -> None:
+    def _break(self, why: str, *, refused: bool = True) -> None:
         if self._error is not None:
             return
         self._error = anyio.BrokenResourceError(why)
         self._buffer.clear()
         self._readable.set()
         self._room.set()
-        if self.on_broken is not None:
+        if refused and self.on_broken is not None:
             self.on_broken(self, why)
 
     def grant(self, credit: int) -> None:
@@ -141,8 +142,9 @@ class LinkStream(anyio.abc.ByteStream):
         self._room.set()
 
     def fail(self, why: str) -> None:
-        """Break the stream from outside (the NATS connection was lost)."""
-        self._break(why)
+        """Break the stream from outside (the NATS connection was lost):
+        nothing was refused, so ``on_broken`` is not called."""
+        self._break(why, refused=False)
 
     @property
     def broken(self) -> bool:

@@ -369,7 +369,9 @@ async def test_kill_9_of_a_node_is_node_down(
             await echo.ask("hi")
 
 
-async def test_losing_the_nats_connection_is_node_down(server: NatsServer) -> None:
+async def test_losing_the_nats_connection_is_node_down(
+    server: NatsServer, cluster_log: ClusterLog
+) -> None:
     async with two_nodes(server) as (a, _):
         echo = await a.cluster.whereis("b", "echo")
         assert echo is not None
@@ -385,6 +387,9 @@ async def test_losing_the_nats_connection_is_node_down(server: NatsServer) -> No
         with anyio.fail_after(WAIT):
             await a.cluster.client.flush()
             assert await echo.ask("back") == ("echo", "echo", "back")
+        # Its own lost connection is no message refused: neither counted nor logged.
+        assert a.cluster.statistics().rejected == 0
+        assert not [m for m in cluster_log.messages if "refused" in m], cluster_log.messages
 
 
 # -- topics as subjects -------------------------------------------------------------
