@@ -1,14 +1,19 @@
 """Watching a key-value bucket through an ordered pull consumer that is made
 again, from where it stopped, whenever it may have been lost.
 
-The consumer is ephemeral (memory, one replica, no acks) under one name per
-watcher. It is made again, starting after the last stream sequence the
-watcher saw, after a reconnection, a gap in its sequence, two missed
-heartbeats, or the server saying it is gone; making it again deletes the old
-one by that name first, so a watcher never has more than one consumer on the
-server, and one left behind by a crashed process goes after the server's
-``inactive_threshold``. This is where other clients' watchers broke across
-reconnects (nats.go#1777, nats.rs#1596) or leaked consumers (nats-server#5352).
+The consumer is ephemeral (memory, one replica, no acks). It is made again,
+starting after the last stream sequence the watcher saw, after a
+reconnection, a gap in its sequence, two missed heartbeats, or the server
+saying it is gone; making it again deletes the old one first, so a watcher
+does not pile up consumers on the server, and one left behind by a crashed
+process goes after the server's ``inactive_threshold``. The delete waits at
+most ``DELETE_WAIT``, and the new consumer has a new name: in a server
+cluster a consumer whose server died can be neither deleted nor made again
+under its name until that server is back (the requests go unanswered), and
+the watch must not wait for it; such a consumer goes after
+``inactive_threshold`` too. This is where other clients' watchers broke
+across reconnects (nats.go#1777, nats.rs#1596) or leaked consumers
+(nats-server#5352).
 
 The watcher pulls: the server sends a batch only when the previous one is
 taken, so a slow reader holds back the server, never the client's
@@ -51,6 +56,8 @@ _NS: Final = 1_000_000_000
 PULL_EXPIRES: Final = 30.0
 #: Seconds the server keeps a consumer nobody pulls from (a crashed watcher's).
 INACTIVE_THRESHOLD: Final = 120.0
+#: Seconds making the consumer again waits to delete the old one.
+DELETE_WAIT: Final = 1.0
 _STREAM_NOT_FOUND: Final = 10059
 _CONSUMER_NOT_FOUND: Final = 10014
 
@@ -179,6 +186,14 @@ class KeyWatcher:
             if error.code != 404:
                 raise
 
+    async def _drop_consumer(self) -> None:
+        """Delete the consumer, waiting at most `DELETE_WAIT`, and take a
+        new name for the next (see the module's notes)."""
+        with anyio.move_on_after(min(DELETE_WAIT, self._kv.js.timeout)):
+            with contextlib.suppress(JetStreamError, NatsTimeout):
+                await self._delete_consumer()
+        self.consumer_name = "kvw_" + secrets.token_hex(10)
+
     async def _make(self) -> None:
         """Make the consumer (again, after deleting the old one), starting
         after `_last_seq` if a message was taken already."""
@@ -222,7 +237,7 @@ class KeyWatcher:
             config["filter_subjects"] = self._subjects
         try:
             if self._made:
-                await self._delete_consumer()
+                await self._drop_consumer()
             info = await kv.js._api(
                 f"CONSUMER.CREATE.{kv.stream}.{self.consumer_name}",
                 {"stream_name": kv.stream, "config": config},
