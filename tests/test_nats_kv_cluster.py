@@ -1,7 +1,8 @@
 """A key-value watcher on a three-server cluster: kill -9 of the server that
 holds the watcher's consumer. The watcher makes a new consumer on a live
-server at once and goes on, instead of waiting for the dead one to answer
-the delete of its old consumer. Bounded; the killed server is started again."""
+server within seconds and goes on, instead of waiting for the dead one to
+answer the delete of its old consumer (or the making of a new one placed on
+it). Bounded; the killed server is started again."""
 
 from __future__ import annotations
 

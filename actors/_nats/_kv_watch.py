@@ -7,13 +7,15 @@ reconnection, a gap in its sequence, two missed heartbeats, or the server
 saying it is gone; making it again deletes the old one first, so a watcher
 does not pile up consumers on the server, and one left behind by a crashed
 process goes after the server's ``inactive_threshold``. The delete waits at
-most ``DELETE_WAIT``, and the new consumer has a new name: in a server
+most ``REMAKE_WAIT``, and the new consumer has a new name: in a server
 cluster a consumer whose server died can be neither deleted nor made again
 under its name until that server is back (the requests go unanswered), and
 the watch must not wait for it; such a consumer goes after
-``inactive_threshold`` too. This is where other clients' watchers broke
-across reconnects (nats.go#1777, nats.rs#1596) or leaked consumers
-(nats-server#5352).
+``inactive_threshold`` too. Making the new one waits at most ``REMAKE_WAIT``
+as well (the server cluster may place it on the server that just died,
+before it knows), then it is tried again under another new name. This is
+where other clients' watchers broke across reconnects (nats.go#1777,
+nats.rs#1596) or leaked consumers (nats-server#5352).
 
 The watcher pulls: the server sends a batch only when the previous one is
 taken, so a slow reader holds back the server, never the client's
@@ -37,7 +39,7 @@ import contextlib
 import json
 import math
 import secrets
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -56,8 +58,9 @@ _NS: Final = 1_000_000_000
 PULL_EXPIRES: Final = 30.0
 #: Seconds the server keeps a consumer nobody pulls from (a crashed watcher's).
 INACTIVE_THRESHOLD: Final = 120.0
-#: Seconds making the consumer again waits to delete the old one.
-DELETE_WAIT: Final = 1.0
+#: Seconds making the consumer again waits for each request (deleting the
+#: old one, making the new one) before going on without it.
+REMAKE_WAIT: Final = 2.0
 _STREAM_NOT_FOUND: Final = 10059
 _CONSUMER_NOT_FOUND: Final = 10014
 
@@ -187,12 +190,29 @@ class KeyWatcher:
                 raise
 
     async def _drop_consumer(self) -> None:
-        """Delete the consumer, waiting at most `DELETE_WAIT`, and take a
+        """Delete the consumer, waiting at most `REMAKE_WAIT`, and take a
         new name for the next (see the module's notes)."""
-        with anyio.move_on_after(min(DELETE_WAIT, self._kv.js.timeout)):
+        with anyio.move_on_after(min(REMAKE_WAIT, self._kv.js.timeout)):
             with contextlib.suppress(JetStreamError, NatsTimeout):
                 await self._delete_consumer()
         self.consumer_name = "kvw_" + secrets.token_hex(10)
+
+    async def _create(self, config: dict[str, object]) -> dict[str, Any]:
+        """Make the consumer; when making it again, delete the old one first
+        and wait at most `REMAKE_WAIT` for each (see the module's notes)."""
+        kv = self._kv
+        request = {"stream_name": kv.stream, "config": config}
+        if not self._made:
+            return await kv.js._api(f"CONSUMER.CREATE.{kv.stream}.{self.consumer_name}", request)
+        await self._drop_consumer()
+        subject = f"CONSUMER.CREATE.{kv.stream}.{self.consumer_name}"
+        wait = min(REMAKE_WAIT, kv.js.timeout)
+        with anyio.move_on_after(wait):
+            return await kv.js._api(subject, request)
+        raise NatsTimeout(
+            f"the watcher's consumer on {kv.stream} was not made within {wait} s "
+            "(it is tried again under a new name)"
+        )
 
     async def _make(self) -> None:
         """Make the consumer (again, after deleting the old one), starting
@@ -236,12 +256,7 @@ class KeyWatcher:
         else:
             config["filter_subjects"] = self._subjects
         try:
-            if self._made:
-                await self._drop_consumer()
-            info = await kv.js._api(
-                f"CONSUMER.CREATE.{kv.stream}.{self.consumer_name}",
-                {"stream_name": kv.stream, "config": config},
-            )
+            info = await self._create(config)
         except JetStreamError as error:
             if error.err_code == _STREAM_NOT_FOUND:
                 raise BucketNotFound(f"no key-value bucket {kv.bucket!r}") from None
