@@ -11,7 +11,8 @@ most ``REMAKE_WAIT``, and the new consumer has a new name: in a server
 cluster a consumer whose server died can be neither deleted nor made again
 under its name until that server is back (the requests go unanswered), and
 the watch must not wait for it; such a consumer goes after
-``inactive_threshold`` too. Making the new one waits at most ``REMAKE_WAIT``
+``inactive_threshold``, unless the watcher deletes it first: it tries again
+once a heartbeat interval, and on closing. Making the new one waits at most ``REMAKE_WAIT``
 as well (the server cluster may place it on the server that just died,
 before it knows), then it is tried again under another new name. This is
 where other clients' watchers broke across reconnects (nats.go#1777,
@@ -61,6 +62,8 @@ INACTIVE_THRESHOLD: Final = 120.0
 #: Seconds making the consumer again waits for each request (deleting the
 #: old one, making the new one) before going on without it.
 REMAKE_WAIT: Final = 2.0
+#: Seconds each try gives to deleting an old consumer left behind.
+ORPHAN_WAIT: Final = 0.5
 _STREAM_NOT_FOUND: Final = 10059
 _CONSUMER_NOT_FOUND: Final = 10014
 
@@ -118,6 +121,10 @@ class KeyWatcher:
         self._wait_scope: anyio.CancelScope | None = None
         self._initial_done = False
         self._closed = False
+        #: Old consumers that could not be deleted in time (their server
+        #: died): tried again once a heartbeat interval, and on closing.
+        self._orphans: list[str] = []
+        self._orphans_due = 0.0
         self._remove_listener: object = None
         #: How many times the consumer was made again (after the first).
         self.recreations = 0
@@ -171,7 +178,8 @@ class KeyWatcher:
                     await self._sub.unsubscribe()
             if self._made and not self._nc.is_closed:
                 with anyio.move_on_after(self._kv.js.timeout), contextlib.suppress(NatsError):
-                    await self._delete_consumer()
+                    for name in [*self._orphans, self.consumer_name]:
+                        await self._delete_consumer(name)
 
     def _reconnected(self) -> None:
         # In the client's task: only mark, and wake the waiting reader.
@@ -181,10 +189,10 @@ class KeyWatcher:
 
     # -- the consumer ------------------------------------------------------------------
 
-    async def _delete_consumer(self) -> None:
+    async def _delete_consumer(self, name: str | None = None) -> None:
         kv = self._kv
         try:
-            await kv.js._api(f"CONSUMER.DELETE.{kv.stream}.{self.consumer_name}")
+            await kv.js._api(f"CONSUMER.DELETE.{kv.stream}.{name or self.consumer_name}")
         except JetStreamError as error:
             if error.code != 404:
                 raise
@@ -192,10 +200,21 @@ class KeyWatcher:
     async def _drop_consumer(self) -> None:
         """Delete the consumer, waiting at most `REMAKE_WAIT`, and take a
         new name for the next (see the module's notes)."""
+        deleted = False
         with anyio.move_on_after(min(REMAKE_WAIT, self._kv.js.timeout)):
             with contextlib.suppress(JetStreamError, NatsTimeout):
                 await self._delete_consumer()
+                deleted = True
+        if not deleted:
+            self._orphans.append(self.consumer_name)
         self.consumer_name = "kvw_" + secrets.token_hex(10)
+
+    async def _delete_orphans(self) -> None:
+        """Try again to delete the old consumers left behind, a moment each."""
+        for name in list(self._orphans):
+            with anyio.move_on_after(ORPHAN_WAIT), contextlib.suppress(NatsError):
+                await self._delete_consumer(name)
+                self._orphans.remove(name)
 
     async def _create(self, config: dict[str, object]) -> dict[str, Any]:
         """Make the consumer; when making it again, delete the old one first
@@ -308,6 +327,9 @@ class KeyWatcher:
             if self._stale:
                 await self._remake()
                 continue
+            if self._orphans and anyio.current_time() >= self._orphans_due:
+                self._orphans_due = anyio.current_time() + self._heartbeat
+                await self._delete_orphans()
             sub = self._sub
             assert sub is not None
             if not self._pull_left:
