@@ -232,6 +232,29 @@ def parse_args(
     return args, backends
 
 
+def headline(title: str, info: dict[str, object], about: str, runs: int) -> str:
+    """The two lines that open a module's report: what, when, where, the
+    machine's load, ``about`` (versions, settings) and how many runs."""
+    return (
+        f"actors {title} benchmark, {info['date']}\n"
+        f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
+        f"load {info['load_average']}; {about}; "
+        f"median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
+    )
+
+
+def repeat_runs(
+    runs: int, run: Callable[[], None], warm_up: Callable[[], None] | None = None
+) -> None:
+    """``warm_up`` once if given, then ``run`` ``runs`` times, saying which on stderr."""
+    if warm_up is not None:
+        print("warm-up", file=sys.stderr, flush=True)
+        warm_up()
+    for n in range(runs):
+        print(f"run {n + 1}/{runs}", file=sys.stderr, flush=True)
+        run()
+
+
 def print_verdicts(verdicts: list[tuple[str, Spread, Target]]) -> None:
     """Print same-run ratios with their targets, PASS or MISS (never failing)."""
     print("\n== ratios (same run) ==\n")

@@ -63,9 +63,11 @@ from ._util import (
     format_rate,
     format_spread,
     format_table,
+    headline,
     machine,
     parse_args,
     print_verdicts,
+    repeat_runs,
     run_on,
     spreads_json,
     write_json,
@@ -305,9 +307,7 @@ def _measure_once(
 def measure(url: str, backends: list[Backend], runs: int, size: Size) -> Recorder:
     """Every row ``runs`` times; the first run's nodes warm the server up."""
     recorder = Recorder()
-    for run in range(runs):
-        print(f"run {run + 1}/{runs}", file=sys.stderr, flush=True)
-        _measure_once(recorder, url, backends, size, record=True)
+    repeat_runs(runs, lambda: _measure_once(recorder, url, backends, size, record=True))
     return recorder
 
 
@@ -333,12 +333,8 @@ def report(
     recorder: Recorder, backends: list[Backend], runs: int, info: dict[str, object]
 ) -> dict[str, object]:
     """Print the tables and return the results as JSON-ready data."""
-    print(
-        f"actors cluster benchmark, {info['date']}\n"
-        f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
-        f"load {info['load_average']}; lease {LEASE:g} s, heartbeat {HEARTBEAT:g} s "
-        f"for node down; median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
-    )
+    about = f"lease {LEASE:g} s, heartbeat {HEARTBEAT:g} s for node down"
+    print(headline("cluster", info, about, runs))
     rows = []
     for backend in backends:
         for workload, label, unit, fmt in WORKLOADS:

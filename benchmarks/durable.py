@@ -47,7 +47,6 @@ import functools
 import os
 import pickle
 import sqlite3
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -67,9 +66,11 @@ from ._util import (
     format_rate,
     format_spread,
     format_table,
+    headline,
     machine,
     parse_args,
     print_verdicts,
+    repeat_runs,
     run_on,
     spreads_json,
     write_json,
@@ -292,11 +293,12 @@ def _measure_once(recorder: Recorder, backends: list[Backend], size: Size, recor
 def measure(backends: list[Backend], runs: int, size: Size) -> Recorder:
     """Every workload ``runs`` times after a small warm-up."""
     recorder = Recorder()
-    print("warm-up", file=sys.stderr, flush=True)
-    _measure_once(recorder, backends, Size({"FULL": 10, "NORMAL": 50}, 2), record=False)
-    for run in range(runs):
-        print(f"run {run + 1}/{runs}", file=sys.stderr, flush=True)
-        _measure_once(recorder, backends, size, record=True)
+    warm = Size({"FULL": 10, "NORMAL": 50}, 2)
+    repeat_runs(
+        runs,
+        lambda: _measure_once(recorder, backends, size, record=True),
+        lambda: _measure_once(recorder, backends, warm, record=False),
+    )
     return recorder
 
 
@@ -313,12 +315,7 @@ def report(
     recorder: Recorder, backends: list[Backend], runs: int, info: dict[str, object]
 ) -> dict[str, object]:
     """Print the tables and return the results as JSON-ready data."""
-    print(
-        f"actors durable benchmark, {info['date']}\n"
-        f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
-        f"load {info['load_average']}; sqlite {sqlite3.sqlite_version}; "
-        f"median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
-    )
+    print(headline("durable", info, f"sqlite {sqlite3.sqlite_version}", runs))
     header = ["sync", "who", "workload", "median msg/s", "spread"]
     rows = []
     for key in sorted(recorder.samples, key=str):

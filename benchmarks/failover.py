@@ -46,6 +46,7 @@ from ._util import (
     Recorder,
     format_spread,
     format_table,
+    headline,
     machine,
     parse_args,
     run_on,
@@ -276,12 +277,7 @@ def report(
     recorder: Recorder, backends: list[Backend], runs: int, info: dict[str, object]
 ) -> dict[str, object]:
     """Print the table and return the results as JSON-ready data."""
-    print(
-        f"actors failover benchmark, {info['date']}\n"
-        f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
-        f"load {info['load_average']}; three nats-servers; "
-        f"median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
-    )
+    print(headline("failover", info, "three nats-servers", runs))
     rows = []
     for backend in backends:
         for workload, label, unit, fmt in WORKLOADS:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,9 +49,11 @@ from ._util import (
     format_rate,
     format_spread,
     format_table,
+    headline,
     machine,
     parse_args,
     print_verdicts,
+    repeat_runs,
     run_on,
     spreads_json,
     write_json,
@@ -233,11 +234,11 @@ def _measure_once(
 def measure(url: str, backends: list[Backend], runs: int, size: Size) -> Recorder:
     """Every row ``runs`` times after a small warm-up."""
     recorder = Recorder()
-    print("warm-up", file=sys.stderr, flush=True)
-    _measure_once(recorder, url, backends, Size(200, 1_000, 1_000), record=False)
-    for run in range(runs):
-        print(f"run {run + 1}/{runs}", file=sys.stderr, flush=True)
-        _measure_once(recorder, url, backends, size, record=True)
+    repeat_runs(
+        runs,
+        lambda: _measure_once(recorder, url, backends, size, record=True),
+        lambda: _measure_once(recorder, url, backends, Size(200, 1_000, 1_000), record=False),
+    )
     return recorder
 
 
@@ -251,12 +252,7 @@ def report(
         theirs = f"nats-py {version('nats-py')}"
     except PackageNotFoundError:
         theirs = "nats-py not installed"
-    print(
-        f"actors JetStream benchmark, {info['date']}\n"
-        f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
-        f"load {info['load_average']}; {theirs}; "
-        f"median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
-    )
+    print(headline("JetStream", info, theirs, runs))
     rows = []
     for who in [*backends, "nats-py"]:
         for workload, label in WORKLOADS:

@@ -49,9 +49,11 @@ from ._util import (
     format_rate,
     format_spread,
     format_table,
+    headline,
     machine,
     parse_args,
     print_verdicts,
+    repeat_runs,
     run_on,
     spreads_json,
     write_json,
@@ -262,11 +264,11 @@ def _measure_once(
 def measure(url: str, backends: list[Backend], runs: int, size: Size) -> Recorder:
     """Every row ``runs`` times after a small warm-up."""
     recorder = Recorder()
-    print("warm-up", file=sys.stderr, flush=True)
-    _measure_once(recorder, url, backends, Size(2_000, 2_000, 100), record=False)
-    for run in range(runs):
-        print(f"run {run + 1}/{runs}", file=sys.stderr, flush=True)
-        _measure_once(recorder, url, backends, size, record=True)
+    repeat_runs(
+        runs,
+        lambda: _measure_once(recorder, url, backends, size, record=True),
+        lambda: _measure_once(recorder, url, backends, Size(2_000, 2_000, 100), record=False),
+    )
     return recorder
 
 
@@ -283,12 +285,7 @@ def report(
     """Print the tables and return the results as JSON-ready data."""
     from importlib.metadata import version
 
-    print(
-        f"actors NATS client benchmark, {info['date']}\n"
-        f"{info['python']}, {info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
-        f"load {info['load_average']}; nats-py {version('nats-py')}; "
-        f"median of {runs} run{'s' if runs != 1 else ''}, spread min-max"
-    )
+    print(headline("NATS client", info, f"nats-py {version('nats-py')}", runs))
     rows = []
     for who in [*backends, "nats-py"]:
         for workload, label, unit, is_rate in WORKLOADS:
