@@ -44,6 +44,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
 import anyio
 from anyio.abc import Process
@@ -249,24 +250,36 @@ def leaders(server: Server) -> set[str]:
     lose its names (its named actors end with ``NameLost``, and their
     supervisors claim the names again). See the cluster page.
     """
-    url = f"http://127.0.0.1:{server.monitor}/jsz?streams=true"
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        jsz = json.load(answer)
-    found = {jsz["meta_cluster"]["leader"]}
-    for account in jsz.get("account_details", []):
+    state = jsz(server, "?streams=true")
+    found = {state["meta_cluster"]["leader"]}
+    for account in state.get("account_details", []):
         for stream in account.get("stream_detail", []):
             found.add(stream["cluster"]["leader"])
     return found
 
 
-def healthy(server: Server) -> bool:
-    """Whether the server takes clients, JetStream up (a leader elected)."""
-    url = f"http://127.0.0.1:{server.monitor}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as answer:
-            return bool(json.load(answer).get("status") == "ok")
-    except OSError:
-        return False
+def jsz(server: Server, query: str = "") -> dict[str, Any]:
+    """The server's JetStream state, from its monitoring page."""
+    url = f"http://127.0.0.1:{server.monitor}/jsz{query}"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return cast("dict[str, Any]", json.load(answer))
+
+
+def ready(servers: list[Server]) -> bool:
+    """Whether the JetStream meta leader sees the two other servers online
+    and current: before that, a stream of three copies (the bucket of names)
+    may be refused ("peer offline")."""
+    for server in servers:
+        try:
+            meta = jsz(server).get("meta_cluster") or {}
+        except (OSError, ValueError):
+            continue
+        if meta.get("leader") == server.name:
+            replicas = meta.get("replicas") or []
+            return len(replicas) == len(servers) - 1 and all(
+                r.get("current") and not r.get("offline") for r in replicas
+            )
+    return False
 
 
 def free_ports(count: int) -> list[int]:
@@ -301,9 +314,8 @@ async def nats_cluster(directory: str) -> AsyncIterator[list[Server]]:
             process = await anyio.open_process(command, stdout=quiet, stderr=quiet)
             servers.append(Server(name, f"nats://127.0.0.1:{port}", monitor, process))
         with anyio.fail_after(20):
-            for server in servers:
-                while not await anyio.to_thread.run_sync(healthy, server):  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
+            while not await anyio.to_thread.run_sync(ready, servers):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
         yield servers
     finally:
         with anyio.CancelScope(shield=True):
