@@ -6,7 +6,7 @@ nodes ask each other's named actors. The leader of the names bucket's
 stream, or of a data stream, is found by STREAM.INFO and killed with
 SIGKILL. Then:
 
-- publishing resumes within 10 s of the kill (the gap is measured);
+- publishing resumes within RESUME of the kill (the gap is measured);
 - every acknowledged publish is in the stream;
 - every name claimed before the kill still resolves, on both nodes, and
   its actor answers; no name was fenced;
