@@ -459,6 +459,12 @@ class ClusterNames:
 
         renew_every = self.lease / 3
         retry = min(0.1, self.lease / 20)
+        # One write waits at most this long before it is sent again: while
+        # the bucket's leader is elected, a write may get no answer at all,
+        # and waiting out the client's timeout for it would leave too little
+        # of the lease for the write after the election (a lost answer is
+        # found again by _stored_anyway).
+        attempt = max(1.0, self.lease / 15)
         while self._held.get(lease.key) is lease:
             lease.scope = anyio.CancelScope(deadline=lease.sent + renew_every)
             if not lease.changed:
@@ -475,7 +481,7 @@ class ClusterNames:
                 assert self.kv is not None
                 failed: NatsError | None = None
                 revision = 0
-                with anyio.move_on_after(lease.fence_at - sent):
+                with anyio.move_on_after(min(lease.fence_at - sent, attempt)):
                     lease.writing = True
                     try:
                         revision = await self.kv.update(
@@ -494,7 +500,7 @@ class ClusterNames:
                 if self._held.get(lease.key) is not lease:
                     return  # fenced meanwhile
                 if not revision and failed is None:
-                    continue  # the fence is due: see the top of the loop
+                    continue  # no answer in time: again, or fenced at the top
                 if isinstance(failed, WrongRevision):
                     if await self._stored_anyway(lease, failed.revision):
                         break

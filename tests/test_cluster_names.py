@@ -357,3 +357,34 @@ async def test_kill_9_of_a_cluster_node_is_node_down_for_watchers_within_a_lease
                 except actors.NameTaken:
                     await anyio.sleep(0.02)
         assert near.registry.whereis("svc") == taker
+
+
+async def test_a_renewal_without_an_answer_is_sent_again_before_the_fence(
+    nats_server: NatsServer,
+) -> None:
+    # While a bucket's leader is elected a write may get no answer at all:
+    # the renewal sends it again after max(1 s, lease / 15), not after the
+    # client's timeout, which would run past the fence.
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url, lease=6.0) as a:
+        ref = await a.spawn(Echo, "a")
+        await a.registry.claim("kept", ref)
+        names = names_of(a)
+        assert names.kv is not None
+        kv = names.kv
+        update = kv.update
+        unanswered = anyio.Event()
+
+        async def first_unanswered(key: str, *args: Any, **kwargs: Any) -> int:
+            if key == "names.kept" and not unanswered.is_set():
+                unanswered.set()
+                await anyio.sleep_forever()  # the answer that never comes
+            return await update(key, *args, **kwargs)
+
+        kv.update = first_unanswered  # type: ignore[method-assign]
+        first = names._held["names.kept"].revision
+        await unanswered.wait()
+        # Renewed by the next write, well before the fence (4 s after the
+        # last renewal stored).
+        await until(lambda: names._held["names.kept"].revision > first, 3.5)
+        assert ref.alive and a.registry.whereis("kept") == ref
