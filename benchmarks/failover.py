@@ -53,7 +53,7 @@ from ._util import (
     spreads_json,
     write_json,
 )
-from .nats import _binary
+from .nats import _binary, stop_server
 
 #: Seconds any one step may take on a loaded machine before the run fails.
 WAIT = 60.0
@@ -102,12 +102,7 @@ class _Server:
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_server(process)
 
     def get(self, path: str) -> dict[str, object] | None:
         try:

@@ -114,13 +114,18 @@ def nats_server(*, jetstream: bool = False) -> Iterator[str]:
                     time.sleep(0.02)  # polling the port the server opens
             yield f"nats://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_server(process)
             log.close()
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """End a server started here: SIGTERM, then SIGKILL after 5 s; reaped."""
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # -- ours ----------------------------------------------------------------------------------
