@@ -29,6 +29,9 @@ refused it anyway (its frames carry a MAC and their own sequence numbers).
 # - ``_credit`` is what this end may still send; it never goes below 0.
 # - ``_error`` is set once; after it nothing is received or sent, and every
 #   waiter has been woken.
+# - ``inline`` takes data only while a receive waits with ``_buffer`` empty,
+#   so nothing it takes overtakes data for the reader; what it takes counts
+#   towards the credit given back like what the reader reads.
 """
 
 from __future__ import annotations
@@ -93,6 +96,13 @@ class LinkStream(anyio.abc.ByteStream):
         #: Called once with the reason when what came from the other end breaks
         #: the stream (the cluster counts it as refused); not by ``fail``.
         self.on_broken: Callable[[LinkStream, str], None] | None = None
+        #: Takes data at once in :meth:`feed`, from the NATS client's reader,
+        #: while the reader of this stream waits with nothing buffered: True
+        #: if it took all of it (``Peer.take_inline``). Saves each frame the
+        #: switch to the reading task.
+        self.inline: Callable[[memoryview], bool] | None = None
+        self._waiting = False  # a receive waits for data
+        self._poked = False  # the next receive returns b"" (see poke)
 
     # -- what arrives --------------------------------------------------------------
 
@@ -114,6 +124,12 @@ class LinkStream(anyio.abc.ByteStream):
                 self._break(f"{self.label} sent more than its credit allows")
                 return
             self._receive_sequence += 1
+            inline = self.inline
+            if self._waiting and not self._buffer and inline is not None and inline(chunk):
+                self._read += len(chunk)
+                if self._credit_due():
+                    self._give_credit_now()
+                return
             self._buffer += chunk
             self._readable.set()
         elif kind == CREDIT and len(data) == 1 + _U64.size:
@@ -136,6 +152,29 @@ class LinkStream(anyio.abc.ByteStream):
         if refused and self.on_broken is not None:
             self.on_broken(self, why)
 
+    def _credit_due(self) -> bool:
+        return self._read >= self.window // 4 or (not self._buffer and self._read >= CHUNK)
+
+    def _give_credit_now(self) -> None:
+        # Credit for data taken inline, without waiting; if the client cannot
+        # take it now, the reader gives it (it wakes and finds it due).
+        from ._nats import NatsError
+
+        credit, self._read = self._read, 0
+        try:
+            if self._client.try_publish(self.subject, CREDIT + _U64.pack(credit)):
+                return
+        except (NatsError, ValueError):
+            pass  # the reader's publish meets the same error and breaks the stream
+        self._read += credit
+        self._readable.set()
+
+    def poke(self) -> None:
+        """Make the waiting receive return ``b""`` (once): ``inline`` left
+        frames for the reader above (see ``WireConnection.receive``)."""
+        self._poked = True
+        self._readable.set()
+
     def grant(self, credit: int) -> None:
         """Add ``credit`` bytes this end may send (the other end's window)."""
         self._credit += credit
@@ -157,6 +196,7 @@ class LinkStream(anyio.abc.ByteStream):
     # -- the ByteStream ------------------------------------------------------------
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The next data (at least one byte), or ``b""`` once after :meth:`poke`."""
         while not self._buffer:
             if self._error is not None:
                 raise self._error
@@ -164,11 +204,23 @@ class LinkStream(anyio.abc.ByteStream):
                 raise anyio.ClosedResourceError
             if self._end:
                 raise anyio.EndOfStream
+            if self._poked:
+                self._poked = False
+                return b""
+            if self._credit_due():  # data taken inline
+                credit, self._read = self._read, 0
+                await self._publish(CREDIT + _U64.pack(credit))
+                continue
             if self._readable.is_set():
                 self._readable = Signal()
-            await self._readable.wait()
+            self._waiting = True
+            try:
+                await self._readable.wait()
+            finally:
+                self._waiting = False
         if self._error is not None:
             raise self._error
+        self._poked = False
         data = bytes(self._buffer[:max_bytes])
         del self._buffer[:max_bytes]
         self._read += len(data)

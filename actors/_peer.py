@@ -24,6 +24,11 @@ in order by a task of the peer, and the reader stops reading only when the
 backlogs together hold :data:`MAX_BACKLOG` messages (backpressure on the
 sender through the connection).
 
+On a cluster link, the NATS client's reader delivers a frame itself while
+the peer's reader waits (``_take_inline``): the same fast paths, with no
+switch of task; the first envelope that needs an await, and the rest, go
+back to the peer's reader in order.
+
 # Invariants:
 # - Every ask in ``_pending`` is answered: by its reply, or with
 #   ``ConnectionLost`` when the connection ends (``_lose``).
@@ -48,6 +53,7 @@ import anyio.abc
 
 from . import _tracing
 from ._ask import DROPPED, ERROR, FAILED, STOPPED, UNHANDLED, Ask, Outcome
+from ._cluster_stream import LinkStream
 from ._codec import dumps, loads
 from ._deadlines import now
 from ._envelope import Envelope, Kind, encode_reply
@@ -59,6 +65,7 @@ from ._exceptions import (
     UnpicklableMessage,
     WouldBlock,
 )
+from ._go import current_owner
 from ._messages import DeadLetter, Terminated, describe
 from ._ref import ActorRef, current_system
 from ._remote import dump_error, load_error, parse_address
@@ -209,7 +216,14 @@ class Peer:
                     if self.heartbeat is not None:
                         task_group.start_soon(self._guard, self._beat)
                     task_status.started()
-                    await self._guard(self._read)
+                    stream = self.wire.stream
+                    if isinstance(stream, LinkStream):
+                        stream.inline = self._take_inline
+                    try:
+                        await self._guard(self._read)
+                    finally:
+                        if isinstance(stream, LinkStream):
+                            stream.inline = None
                 if self._failure is not None:
                     raise self._failure
         except BaseException as exc:
@@ -291,12 +305,54 @@ class Peer:
             # The rest of the frame with plain calls: one await per frame,
             # not per envelope (the benchmarks.process tell row).
             while True:
-                if envelope.kind is not Kind.TELL or not self._tell_now(envelope):
+                kind = envelope.kind
+                if not (
+                    (kind is Kind.TELL and self._tell_now(envelope))
+                    or (kind is Kind.ASK and self._ask_now(envelope))
+                ):
                     await self._dispatch(envelope)
                 try:
                     envelope = receive_nowait()
                 except WouldBlock:
                     break
+
+    def _take_inline(self, data: memoryview) -> bool:
+        # LinkStream.inline, called by the NATS client's reader while _read
+        # waits for data: the frames' envelopes delivered with plain calls,
+        # as _read would; the first that needs an await, and all after it,
+        # are left to _read. False: nothing was taken.
+        if self.error is not None or self._failure is not None:
+            return False
+        envelopes = self.wire.take(data)
+        if envelopes is None:
+            return False
+        # The context of _read's task: unpickled refs resolve against this system.
+        owner = current_owner.set(None)
+        system = current_system.set(self.system)
+        try:
+            self._heard = now()
+            for index, envelope in enumerate(envelopes):
+                kind = envelope.kind
+                if kind is Kind.REPLY:
+                    self._on_reply(envelope)
+                elif not (
+                    (kind is Kind.TELL and self._tell_now(envelope))
+                    or (kind is Kind.ASK and self._ask_now(envelope))
+                ):
+                    self.wire.put_back(envelopes[index:])
+                    stream = self.wire.stream
+                    assert isinstance(stream, LinkStream)
+                    stream.poke()
+                    break
+        except Exception as error:  # as _guard: the connection ends
+            if self._failure is None:
+                self._failure = error
+            if self._task_group is not None:
+                self._task_group.cancel_scope.cancel()
+        finally:
+            current_system.reset(system)
+            current_owner.reset(owner)
+        return True
 
     async def _dispatch(self, envelope: Envelope) -> None:
         kind = envelope.kind
@@ -368,9 +424,9 @@ class Peer:
             return onward
         return await cluster.onward(to.split("\0", 2)[1])
 
-    def _tell_now(self, envelope: Envelope) -> bool:
-        # The fast path, without an await: a live local actor with room in a
-        # blocking mailbox. False: take the slow path (nothing was done).
+    def _ready_cell(self, envelope: Envelope) -> Cell | None:
+        # The live local actor of a tell or ask that may take the fast path
+        # (a blocking mailbox; no trace context to keep), else None.
         to = envelope.to
         parsed = self._addresses.get(to)
         if parsed is None:
@@ -379,10 +435,42 @@ class Peer:
             parsed = self._addresses[to] = parse_address(to)
         uid, node, _ = parsed
         if envelope.headers and _tracing.tracer is not None:
-            return False  # the slow path keeps its trace context
+            return None  # the slow path keeps its trace context
         system = self.system
         cell = system._cells.get(uid) if node == system.name else system._aliases.get((node, uid))
         if cell is None or cell.mailbox.overflow != "block":
+            return None
+        return cell
+
+    def _ask_now(self, envelope: Envelope) -> bool:
+        # As _tell_now for an ask: into a mailbox with room, with no backlog.
+        cell = self._ready_cell(envelope)
+        if cell is None or cell in self._backlogs:
+            return False
+        user = cell.mailbox._user
+        if len(user._buffer) >= user._capacity:
+            return False
+        try:
+            message = loads(envelope.body)
+        except Exception:
+            return False  # the slow path says why
+        token = envelope.reply_token
+        ask = WireAsk(message, self, token)
+        self._serving[token] = ask  # before it is answered: the answer is sent from there
+        try:
+            if cell.mailbox.try_put(ask):
+                return True
+        except SendOnClosed:
+            cell.dead_letter(ask, "stopped")
+            return True
+        del self._serving[token]  # pragma: no cover - room was checked
+        return False  # pragma: no cover
+
+    def _tell_now(self, envelope: Envelope) -> bool:
+        # The fast path, without an await: a live local actor with room in a
+        # blocking mailbox. False: take the slow path (nothing was done).
+        cell = self._ready_cell(envelope)
+        if cell is None:
             return False
         backlog = self._backlogs.get(cell) if self._backlogs else None
         if backlog is not None:

@@ -239,6 +239,11 @@ class WireConnection:
             self._wake_all()
             await anyio.aclose_forcefully(self._stream)
 
+    @property
+    def stream(self) -> anyio.abc.ByteStream:
+        """The byte stream under the connection."""
+        return self._stream
+
     def input_waiting(self) -> bool:
         """Whether bytes from the peer wait to be read or decoded: a peer
         that sent them is alive, however long this side took to look."""
@@ -604,6 +609,8 @@ class WireConnection:
         try:
             while not ready:
                 payload = await self._receive_frame()
+                if payload is None:
+                    continue  # the stream was poked: ``take`` left envelopes in ready
                 try:
                     envelopes = decode_batch(payload)
                 except ValueError as error:
@@ -633,6 +640,50 @@ class WireConnection:
             return self._ready.popleft()
         raise WouldBlock("no envelope is buffered: wait with receive()")
 
+    def take(self, data: memoryview) -> list[Envelope] | None:
+        """The envelopes of ``data`` if it is whole frames that pass their
+        checks, and nothing is buffered before it; else None, and nothing
+        was taken (:meth:`receive` reads it and says what is wrong).
+
+        For a stream's reader that hands data over in a call
+        (``LinkStream.inline``) while :meth:`receive` waits: what the
+        caller cannot deliver at once goes back with :meth:`put_back`.
+        """
+        if self._buffer or self._ready or self._failure is not None or self._end_of_stream:
+            return None
+        tagger = self._receive_tagger
+        sequence = self._receive_sequence
+        payloads = []
+        offset, total = 0, len(data)
+        while offset < total:
+            if total - offset < FRAME_PREFIX:
+                return None
+            size, frame_sequence = FRAME_HEAD.unpack_from(data, offset)
+            start = offset + FRAME_PREFIX
+            end = start + size
+            if size > self._max_frame or end > total or frame_sequence != sequence:
+                return None
+            expected = tagger.tag(data[offset : offset + FRAME_HEAD.size], data[start:end])
+            if not hmac.compare_digest(data[offset + FRAME_HEAD.size : start], expected):
+                return None
+            payloads.append(bytes(data[start:end]))
+            sequence += 1
+            offset = end
+        try:
+            envelopes = [envelope for payload in payloads for envelope in decode_batch(payload)]
+        except ValueError:
+            return None
+        self._frames_received += sequence - self._receive_sequence
+        self._receive_sequence = sequence
+        self._bytes_received += total
+        self._envelopes_received += len(envelopes)
+        return envelopes
+
+    def put_back(self, envelopes: list[Envelope]) -> None:
+        """Queue envelopes from :meth:`take` for :meth:`receive`, in order
+        (the caller pokes the stream so that a waiting receive returns them)."""
+        self._ready.extend(envelopes)
+
     def __aiter__(self) -> WireConnection:
         return self
 
@@ -642,8 +693,9 @@ class WireConnection:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def _receive_frame(self) -> bytes:
-        """The next frame's payload, once its tag and sequence number are checked."""
+    async def _receive_frame(self) -> bytes | None:
+        """The next frame's payload, once its tag and sequence number are
+        checked; None if the stream returned no bytes (a poked ``LinkStream``)."""
         if self._failure is not None:
             raise anyio.BrokenResourceError(f"the connection failed: {self._failure}") from (
                 self._failure
@@ -674,6 +726,8 @@ class WireConnection:
                 if buffer:
                     raise anyio.IncompleteRead from None
                 raise
+            if not chunk:
+                return None
             buffer += chunk
         with memoryview(buffer) as view:
             expected = self._receive_tagger.tag(view[: FRAME_HEAD.size], view[FRAME_PREFIX:end])

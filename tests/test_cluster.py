@@ -139,6 +139,86 @@ async def test_asks_between_nodes_are_written_by_the_asking_and_answering_tasks(
         assert sent == []
 
 
+async def test_link_frames_are_delivered_from_the_nats_clients_reader(
+    server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a node's link reader waits, a frame's asks, tells and replies
+    # are delivered by the NATS client's reader itself (LinkStream.inline):
+    # the wire's reading of frames (_receive_frame) is not used.
+    from actors._wire import WireConnection
+
+    read: list[int] = []
+    receive_frame = WireConnection._receive_frame
+
+    async def counted(self: WireConnection) -> bytes | None:
+        read.append(1)
+        return await receive_frame(self)
+
+    async with two_nodes(server) as (a, _b):
+        echo = await a.cluster.whereis("b", "echo")
+        assert echo is not None
+        with anyio.fail_after(WAIT):
+            assert await echo.ask("warm") == ("echo", "echo", "warm")
+            monkeypatch.setattr(WireConnection, "_receive_frame", counted)
+            for number in range(20):
+                await echo.tell(number)
+                assert await echo.ask(number) == ("echo", "echo", number)
+        assert read == []
+
+
+class Slow(actors.Actor):
+    """Keeps what it is told or asked, in order, a checkpoint for each."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    async def receive(self, message: Any) -> Any:
+        if message == "seen":
+            return self.seen
+        await anyio.lowlevel.checkpoint()
+        self.seen.append(message)
+        return message
+
+
+async def test_tells_and_asks_keep_their_order_through_a_full_mailbox(server: NatsServer) -> None:
+    # A mailbox of 2 fills within a frame: what does not fit is left to
+    # the link's reader (and the peer's backlog), while later frames keep
+    # arriving at the NATS client's reader; one sender's order is kept.
+    count = 600
+    async with two_nodes(server) as (a, b):
+        slow = await b.spawn(Slow, name="slow", mailbox=actors.Mailbox(capacity=2))
+        b.registry.register("slow", slow)
+        remote = await a.cluster.whereis("b", "slow")
+        assert remote is not None
+        with anyio.fail_after(WAIT):
+            for number in range(count):
+                if number % 25 == 24:
+                    assert await remote.ask(number) == number
+                else:
+                    await remote.tell(number)
+            assert await remote.ask("seen") == list(range(count))
+        assert a.statistics().dead_letters == b.statistics().dead_letters == 0
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "through-the-writers"])
+async def test_frames_taken_inline_give_credit_back(
+    server: NatsServer, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    # 200 asks of 1000 bytes through a window of 8192 bytes: the receiver
+    # gives back credit for what it takes inline, or the sender would stall
+    # after eight. Without direct publishes (the client's buffer taken), the
+    # credit goes from the link's reader instead.
+    if not direct:
+        monkeypatch.setattr(Client, "try_publish", lambda self, subject, payload: False)
+    payload = bytes(1000)
+    async with two_nodes(server, window=8192) as (a, _b):
+        echo = await a.cluster.whereis("b", "echo")
+        assert echo is not None
+        with anyio.fail_after(WAIT):
+            for number in range(200):
+                assert await echo.ask((number, payload)) == ("echo", "echo", (number, payload))
+
+
 async def test_node_that_is_not_up_is_down_at_once(server: NatsServer) -> None:
     cluster = cluster_of(server)
     async with actors.ActorSystem("a", cluster=cluster) as a:

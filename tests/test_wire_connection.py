@@ -321,3 +321,40 @@ async def test_a_frame_too_big_to_write_at_once_is_finished_by_the_writer_in_ord
         assert bodies == [big, b"after", b"urgent after"]
         await a.flush()
         assert a.statistics().envelopes_sent == 3
+
+
+async def test_take_decodes_whole_checked_frames_and_takes_nothing_else() -> None:
+    # WireConnection.take, for a reader that hands frames over in a call
+    # (a cluster link's LinkStream.inline): whole frames in sequence with
+    # their MAC, and only when nothing is buffered before them; else None,
+    # and the frame is still there for receive.
+    from wire_kit import receive_frame
+
+    left, right = await socketpair()
+    session_a, session_b = await handshake_pair(left, right)
+    taker = WireConnection(right, session_b)  # never entered: take alone reads
+    async with WireConnection(left, session_a) as a:
+        frames = []
+        for i in range(3):
+            await a.send(tell("/user/x", dumps(i)))
+            await a.flush()
+            frames.append(await receive_frame(right))
+        first, second, third = frames
+        tampered = first[:-1] + bytes([first[-1] ^ 1])
+
+        def bodies(data: bytes) -> list[int] | None:
+            envelopes = taker.take(memoryview(data))
+            return None if envelopes is None else [loads(e.body) for e in envelopes]
+
+        assert bodies(first[:-1]) is None  # not a whole frame
+        assert bodies(second) is None  # out of sequence
+        assert bodies(tampered) is None  # its MAC fails
+        assert bodies(first + third) is None  # the second of them out of sequence
+        assert bodies(first) == [0]
+        # Envelopes put back come first: take refuses until they are received.
+        taker.put_back([tell("/user/x", dumps("back"))])
+        assert bodies(second) is None
+        assert loads(taker.receive_nowait().body) == "back"
+        assert bodies(second + third) == [1, 2]
+        assert taker.statistics().frames_received == 3
+    await right.aclose()
