@@ -45,6 +45,11 @@ T = TypeVar("T")
 #: an idle machine); CI runs two suites on two cores, where a starved
 #: election once took 12.6 s, so the bound here has room for that.
 RESUME = 15.0
+#: Seconds between one answered publish or ask and the next of the same
+#: task: a steady load of about 100 a second each (the publisher and each
+#: node's asker), without taking all of a CI machine's two cores (the
+#: elections measured here need some of it).
+PACE = 0.01
 #: Names each node claims before the kill.
 NAMES = 4
 #: The bound on any one phase (a loaded machine, an election of up to 9 s).
@@ -164,6 +169,7 @@ async def publish_forever(js: JetStream, subject: str, load: Load) -> None:
         load.acked[i] = ack.seq
         load.ack_times.append((sent, anyio.current_time()))
         i += 1
+        await anyio.sleep(PACE)
 
 
 async def ask_forever(system: actors.ActorSystem, names: list[str], load: Load) -> None:
@@ -184,6 +190,7 @@ async def ask_forever(system: actors.ActorSystem, names: list[str], load: Load) 
             continue
         times.append((sent, anyio.current_time()))
         i += 1
+        await anyio.sleep(PACE)
 
 
 def next_renewal(systems: list[actors.ActorSystem]) -> float:
