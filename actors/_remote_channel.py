@@ -208,15 +208,20 @@ class RemoteChannel(Channel[T]):
         if self._available:
             self._available -= 1
         else:
+            # Parked at once, with no schedule point between the check above
+            # and the park (Channel.receive takes one every YIELD_EVERY
+            # receives): a credit granted then would go to _available, and
+            # this send would wait for one that never comes.
+            op = Op()
+            waiter = Waiter(op, self._credits, None, 0, False)
             try:
-                await self._credits.receive()
-            except ChannelDrained:
-                self._check_send()
-                raise  # pragma: no cover - closed or lost is why it drained
+                await park(op, waiter)
             except BaseException:
                 self._settle_credits()
                 raise
             self._check_send()
+            if waiter.closed:  # pragma: no cover - closed or lost is why
+                raise SendOnClosed(f"{self!r} closed while a send was waiting")
         self._ship("put", 0, body)
 
     def sending(self, value: T) -> SendCase[T]:
