@@ -1,11 +1,13 @@
 """Every async test runs under asyncio (debug on) and trio; process tests opt in
 to `no_orphans`; NATS tests take a real server from `nats_server` or
-`nats_cluster`."""
+`nats_cluster`. ``ACTORS_TEST_SHARD=K/N`` runs the K-th of N parts of the
+suite (CI splits some Pythons' runs in two)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,30 @@ if TYPE_CHECKING:
     from nats_kit import NatsServer
 
 pytest_plugins: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``ACTORS_TEST_SHARD=K/N``, keep the K-th of N parts, chosen by
+    a hash of each test function's id: the same on every Python (CI runs the
+    parts on different ones), and all the cases of one function in the same
+    part, so each part runs its tests on both backends."""
+    shard = os.environ.get("ACTORS_TEST_SHARD")
+    if not shard:
+        return
+    try:
+        k, n = (int(part) for part in shard.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(
+            f"ACTORS_TEST_SHARD={shard!r}: give K/N with 1 <= K <= N, e.g. 1/2"
+        ) from None
+    keep, drop = [], []
+    for item in items:
+        function = item.nodeid.split("[", 1)[0]
+        (keep if zlib.crc32(function.encode()) % n == k - 1 else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
 
 
 @pytest.fixture(
