@@ -36,7 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"ACTORS_TEST_SHARD={shard!r}: give K/N with 1 <= K <= N, e.g. 1/2"
         ) from None
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         function = item.nodeid.split("[", 1)[0]
         (keep if zlib.crc32(function.encode()) % n == k - 1 else drop).append(item)
