@@ -25,6 +25,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,18 @@ from typing import Any
 
 import anyio
 import pytest
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_tests() -> None:
+    # In the server's process, before exec: SIGKILL when the thread that
+    # started it ends, so that a test process killed with -9 (a CI timeout)
+    # leaves no server behind.
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
 
 #: The version CI pins (pyproject's test extra) and asserts.
 VERSION = "2.15.1"
@@ -140,19 +153,25 @@ class NatsServer:
         """Start the process (same ports and store as before); with ``wait``,
         return once ``/healthz`` answers ok (JetStream ready)."""
         assert not self.running, f"{self.name} is already running"
+        # The death signal follows the starting thread: only the main one,
+        # which lives as long as the tests (a worker thread ends when idle).
+        main = threading.current_thread() is threading.main_thread()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, "-c", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_the_tests if main and sys.platform == "linux" else None,
             )
         if wait:
             self.wait_healthy()
 
     async def astart(self) -> None:
-        """``start()`` in a worker thread: the event loop keeps running."""
-        await anyio.to_thread.run_sync(self.start)
+        """``start()`` from the event loop's thread, waiting for health in a
+        worker thread: the event loop keeps running."""
+        self.start(wait=False)
+        await anyio.to_thread.run_sync(self.wait_healthy)
 
     def healthy(self) -> bool:
         url = f"http://127.0.0.1:{self.monitor_port}/healthz"

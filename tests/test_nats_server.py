@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
+import pytest
 from nats_kit import VERSION, NatsServer, info, server_binary
 
 
@@ -58,3 +62,48 @@ def test_three_servers_form_one_jetstream_cluster(nats_cluster: list[NatsServer]
         assert isinstance(urls, list)
         assert {f"127.0.0.1:{s.port}" for s in nats_cluster if s is not server} <= set(urls)
     assert monitor(nats_cluster[0], "jsz")["meta_cluster"]
+
+
+_HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from nats_kit import nats_server
+
+with nats_server(Path(sys.argv[2]), jetstream=False) as server:
+    print(server.process.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # dead, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG")
+def test_a_test_process_killed_with_sigkill_leaves_no_server(tmp_path: Path) -> None:
+    # The server dies with the process that started it (a CI timeout kills
+    # pytest with SIGKILL: its fixtures' cleanup never runs).
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(Path(__file__).parent), str(tmp_path)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        pid = int(holder.stdout.readline())
+        assert not _gone(pid)
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    deadline = time.monotonic() + 5
+    while not _gone(pid):
+        assert time.monotonic() < deadline, (
+            f"nats-server {pid} outlived the process that started it"
+        )
+        time.sleep(0.01)  # polling /proc for the death signal's effect
