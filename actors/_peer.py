@@ -445,10 +445,7 @@ class Peer:
     def _ask_now(self, envelope: Envelope) -> bool:
         # As _tell_now for an ask: into a mailbox with room, with no backlog.
         cell = self._ready_cell(envelope)
-        if cell is None or cell in self._backlogs:
-            return False
-        user = cell.mailbox._user
-        if len(user._buffer) >= user._capacity:
+        if cell is None or cell in self._backlogs or not _has_room(cell):
             return False
         try:
             message = loads(envelope.body)
@@ -457,11 +454,7 @@ class Peer:
         token = envelope.reply_token
         ask = WireAsk(message, self, token)
         self._serving[token] = ask  # before it is answered: the answer is sent from there
-        try:
-            if cell.mailbox.try_put(ask):
-                return True
-        except SendOnClosed:
-            cell.dead_letter(ask, "stopped")
+        if _put_now(cell, ask):
             return True
         del self._serving[token]  # pragma: no cover - room was checked
         return False  # pragma: no cover
@@ -482,20 +475,13 @@ class Peer:
                 return False  # the slow path says why
             self._backlog_size += 1
             return True
-        user = cell.mailbox._user
-        if len(user._buffer) >= user._capacity:
+        if not _has_room(cell):
             return False
         try:
             message = loads(envelope.body)
         except Exception:
             return False  # the slow path says why
-        try:
-            if cell.mailbox.try_put(message):
-                return True
-        except SendOnClosed:
-            cell.dead_letter(message, "stopped")
-            return True
-        return False  # pragma: no cover - room was checked
+        return _put_now(cell, message)
 
     async def _on_tell(self, envelope: Envelope) -> None:
         to = envelope.to
@@ -937,6 +923,20 @@ class Peer:
 
 class Silent(ActorsError):
     """The peer missed its heartbeats."""
+
+
+def _has_room(cell: Cell) -> bool:
+    user = cell.mailbox._user
+    return len(user._buffer) < user._capacity
+
+
+def _put_now(cell: Cell, message: Any) -> bool:
+    # Into a mailbox with room (checked); a stopped actor's is a dead letter.
+    try:
+        return cell.mailbox.try_put(message)
+    except SendOnClosed:
+        cell.dead_letter(message, "stopped")
+        return True
 
 
 def _ignore(payload: Any) -> None:

@@ -115,42 +115,26 @@ async def test_tell_and_ask_across_nodes(server: NatsServer) -> None:
 # --8<-- [end:two-nodes]
 
 
-async def test_asks_between_nodes_are_written_by_the_asking_and_answering_tasks(
+async def test_asks_between_nodes_skip_the_wires_writer_and_reader_tasks(
     server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An ask and its reply go to NATS from the task that makes them
     # (LinkStream.try_send), not through the wire's writer task (which
-    # calls LinkStream.send) and the client's flusher.
+    # calls LinkStream.send) and the client's flusher. What arrives, asks,
+    # tells and replies, is delivered by the NATS client's reader while the
+    # link's reader waits (LinkStream.inline): the wire's reading of frames
+    # (_receive_frame) is not used.
+    from actors._wire import WireConnection
+
     sent: list[int] = []
-    send = LinkStream.send
+    read: list[int] = []
+    send, receive_frame = LinkStream.send, WireConnection._receive_frame
 
     async def counted_send(self: LinkStream, item: bytes) -> None:
         sent.append(len(item))
         await send(self, item)
 
-    async with two_nodes(server) as (a, _b):
-        echo = await a.cluster.whereis("b", "echo")
-        assert echo is not None
-        with anyio.fail_after(WAIT):
-            assert await echo.ask("warm") == ("echo", "echo", "warm")
-            monkeypatch.setattr(LinkStream, "send", counted_send)
-            for number in range(20):
-                assert await echo.ask(number) == ("echo", "echo", number)
-        assert sent == []
-
-
-async def test_link_frames_are_delivered_from_the_nats_clients_reader(
-    server: NatsServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # While a node's link reader waits, a frame's asks, tells and replies
-    # are delivered by the NATS client's reader itself (LinkStream.inline):
-    # the wire's reading of frames (_receive_frame) is not used.
-    from actors._wire import WireConnection
-
-    read: list[int] = []
-    receive_frame = WireConnection._receive_frame
-
-    async def counted(self: WireConnection) -> bytes | None:
+    async def counted_read(self: WireConnection) -> bytes | None:
         read.append(1)
         return await receive_frame(self)
 
@@ -159,8 +143,12 @@ async def test_link_frames_are_delivered_from_the_nats_clients_reader(
         assert echo is not None
         with anyio.fail_after(WAIT):
             assert await echo.ask("warm") == ("echo", "echo", "warm")
-            monkeypatch.setattr(WireConnection, "_receive_frame", counted)
+            monkeypatch.setattr(LinkStream, "send", counted_send)
+            monkeypatch.setattr(WireConnection, "_receive_frame", counted_read)
             for number in range(20):
+                assert await echo.ask(number) == ("echo", "echo", number)
+            assert sent == []
+            for number in range(20):  # tells are left to the writer, which batches
                 await echo.tell(number)
                 assert await echo.ask(number) == ("echo", "echo", number)
         assert read == []
