@@ -471,6 +471,8 @@ async def test_publish_reaches_subscribers_on_every_node(server: NatsServer) -> 
         a.subscribe("orders.*", here)
         b.subscribe("orders.*", there)
         b.subscribe("orders.eu", also)  # overlaps: one copy still
+        # Both nodes' subscriptions at the server before the other publishes.
+        await a.cluster.flush()
         await b.cluster.flush()
         # The count is this node's subscribers.
         assert await a.publish("orders.eu", "one") == 1
