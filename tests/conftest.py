@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 
 pytest_plugins: list[str] = []
 
+# Started as a background job by a shell without job control (`(pytest &)`),
+# the suite inherits SIGINT ignored, and so would every child it starts: the
+# Ctrl-C tests (test_run, test_supervision_run, test_process) would wait for
+# an exit that never comes. A handler set here is reset to the default in
+# each child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With ``ACTORS_TEST_SHARD=K/N``, keep the K-th of N parts, chosen by
