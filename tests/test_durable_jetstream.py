@@ -73,28 +73,40 @@ async def test_the_server_holds_the_streams_consumers_and_dead_letters(
 async def test_backoff_applies_to_naks_and_to_timeouts_in_real_time(
     system: actors.ActorSystem,
 ) -> None:
+    # Real time, on a server and a machine shared with other work: a
+    # redelivery earlier than its delay fails at once; one more than 20%
+    # late is measured again (up to three times, each on a message of its
+    # own), since a starved process is late whatever the store does.
     orders = await system.streams.create("ORDERS", subjects=["orders.>"])
     billing = await orders.consumer("billing", ack_wait=1, max_deliver=5, backoff=[1.0, 2.0])
-    await orders.publish("orders.a", "x")
-    (m,) = await billing.fetch(1)
-    waited = []
-    for delay in (None, 1.5):  # the backoff's 1 s, then an explicit delay
+    attempts = []
+    for attempt in range(3):
+        await orders.publish(f"orders.{attempt}", "x")
+        (m,) = await billing.fetch(1)
+        waited = []
+        for delay in (None, 1.5):  # the backoff's 1 s, then an explicit delay
+            start = anyio.current_time()
+            await m.nak(delay)
+            (m,) = await billing.fetch(1, expires=10)
+            waited.append(anyio.current_time() - start)
+        await m.nak(0)  # at once: so the next delivery is there when fetch asks
+        # The server times a redelivery from its delivery, which lies between
+        # the fetch's call and its return: measured from the call, as a nak is.
         start = anyio.current_time()
-        await m.nak(delay)
         (m,) = await billing.fetch(1, expires=10)
+        (m,) = await billing.fetch(1, expires=10)  # after a timeout: the ack wait, then 2 s
         waited.append(anyio.current_time() - start)
-    await m.nak(0)  # at once: so the next delivery is there when fetch asks
-    # The server times a redelivery from its delivery, which lies between
-    # the fetch's call and its return: measured from the call, as a nak is.
-    start = anyio.current_time()
-    (m,) = await billing.fetch(1, expires=10)
-    (m,) = await billing.fetch(1, expires=10)  # after a timeout: the ack wait, then 2 s
-    waited.append(anyio.current_time() - start)
-    assert m.deliveries == 5
-    for elapsed, expected in zip(waited, [1.0, 1.5, 3.0], strict=True):
-        assert within(elapsed, expected), waited
+        assert m.deliveries == 5
+        expected = [1.0, 1.5, 3.0]
+        assert all(e >= d for e, d in zip(waited, expected, strict=True)), waited  # never early
+        attempts.append(waited)
+        if all(within(e, d) for e, d in zip(waited, expected, strict=True)):
+            break
+        await m.nak(error="late: measured again")  # its last delivery: dead-lettered
+    else:
+        raise AssertionError(f"redeliveries more than 20% late in three tries: {attempts}")
     assert await m.nak(error="still failing") == "dead"
-    (entry,) = await orders.dead_letters("billing").browse()
+    entry = (await orders.dead_letters("billing").browse())[-1]
     assert (entry.deliveries, entry.last_error) == (5, "still failing")
 
 
