@@ -69,6 +69,9 @@ DEFAULT_LEASE: Final = 30.0
 #: Seconds a release or a fenced key's best-effort delete may take when
 #: the system closes.
 _RELEASE_GRACE: Final = 2.0
+#: Seconds for which a node's start makes its watch of the bucket again when
+#: the server does not answer in time (loaded, or electing a leader: 4 to 9 s).
+OPEN_PATIENCE: Final = 30.0
 
 
 def check_lease(lease: object) -> float:
@@ -207,6 +210,30 @@ class ClusterNames:
 
     # -- lifetime -------------------------------------------------------------------
 
+    async def _open_watch(self, kv: KeyValue) -> KeyWatcher:
+        # The watch of names and nodes. A consumer whose making got no answer
+        # in time is made again under a new name, for OPEN_PATIENCE seconds
+        # (one made without an answer is left to the server's inactive
+        # threshold); the server saying no ends it at once.
+        from ._nats import JetStreamError, NatsTimeout, NoResponders
+
+        deadline = anyio.current_time() + OPEN_PATIENCE
+        pause = 0.1
+        while True:
+            watcher = kv.watch(["names.>", "nodes.>"])
+            try:
+                await watcher.__aenter__()
+                return watcher
+            except (NatsTimeout, NoResponders, JetStreamError) as error:
+                transient = not isinstance(error, JetStreamError) or error.code == 503
+                if not transient or anyio.current_time() + pause > deadline:
+                    raise
+                logger.warning(
+                    "%s: the watch of bucket %s is made again: %s", self.node, self.bucket, error
+                )
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
     async def open(self, *, take_over: bool = False) -> None:
         """Create (or bind) the bucket, claim ``nodes.<node>`` and read the
         names and members there are.
@@ -242,9 +269,7 @@ class ClusterNames:
             )
         except KeyValueError:
             self.kv = await bind_bucket(js, self.bucket)
-        watcher = self.kv.watch(["names.>", "nodes.>"])
-        await watcher.__aenter__()
-        self._watcher = watcher
+        watcher = self._watcher = await self._open_watch(self.kv)
         try:
             for entry in await watcher.initial():
                 self._seen(entry)

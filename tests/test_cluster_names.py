@@ -388,3 +388,50 @@ async def test_a_renewal_without_an_answer_is_sent_again_before_the_fence(
         # last renewal stored).
         await until(lambda: names._held["names.kept"].revision > first, 3.5)
         assert ref.alive and a.registry.whereis("kept") == ref
+
+
+async def test_a_watch_made_without_an_answer_is_made_again_at_start(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A node's start makes its watch of the bucket again when the server
+    # does not answer in time (in CI a loaded cluster left a consumer's
+    # creation unanswered for 5 s, and the node failed to start); it gives
+    # up after OPEN_PATIENCE, and a refusal ends it at once.
+    from actors._cluster_names import ClusterNames
+    from actors._nats import Client, JetStreamError, NatsTimeout
+    from actors._nats._kv_watch import KeyWatcher
+
+    create = KeyWatcher._create
+    tried: list[str] = []
+    made: list[str] = []
+
+    async def unanswered(self: KeyWatcher, config: dict[str, object]) -> dict[str, Any]:
+        tried.append(self.consumer_name)
+        if len(tried) == 1:  # the first creation gets no answer
+            raise NatsTimeout("no reply (injected)")
+        made.append(self.consumer_name)
+        return await create(self, config)
+
+    monkeypatch.setattr(KeyWatcher, "_create", unanswered)
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url) as a:
+        assert len(made) == 1 and made[0] != tried[0]  # made again, under a name of its own
+        ref = await a.spawn(Echo, "a")
+        await a.registry.claim("billing", ref)
+        assert names_of(a).names() == {"billing": "a"}
+
+    async def never(self: KeyWatcher, config: dict[str, object]) -> dict[str, Any]:
+        raise NatsTimeout("no reply (injected)")
+
+    async def refused(self: KeyWatcher, config: dict[str, object]) -> dict[str, Any]:
+        raise JetStreamError(400, 10012, "refused (injected)")
+
+    monkeypatch.setattr("actors._cluster_names.OPEN_PATIENCE", 0.5)
+    for failing, raised in ((never, NatsTimeout), (refused, JetStreamError)):
+        monkeypatch.setattr(KeyWatcher, "_create", failing)
+        async with Client(nats_server.url) as client:
+            system = actors.ActorSystem("b")
+            names = ClusterNames(system, client, cluster_name(), lease=10.0)
+            async with system:
+                with anyio.fail_after(10), pytest.raises(raised):
+                    await names.open()
