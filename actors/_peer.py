@@ -462,8 +462,20 @@ class Peer:
     def _tell_now(self, envelope: Envelope) -> bool:
         # The fast path, without an await: a live local actor with room in a
         # blocking mailbox. False: take the slow path (nothing was done).
-        cell = self._ready_cell(envelope)
-        if cell is None:
+        # _ready_cell, _has_room and _put_now written out: the hottest path
+        # of all (benchmarks.process's tell row), where three calls cost 10%.
+        to = envelope.to
+        parsed = self._addresses.get(to)
+        if parsed is None:
+            if len(self._addresses) >= _MAX_ADDRESSES:
+                self._addresses.clear()
+            parsed = self._addresses[to] = parse_address(to)
+        uid, node, _ = parsed
+        if envelope.headers and _tracing.tracer is not None:
+            return False  # the slow path keeps its trace context
+        system = self.system
+        cell = system._cells.get(uid) if node == system.name else system._aliases.get((node, uid))
+        if cell is None or cell.mailbox.overflow != "block":
             return False
         backlog = self._backlogs.get(cell) if self._backlogs else None
         if backlog is not None:
@@ -475,13 +487,20 @@ class Peer:
                 return False  # the slow path says why
             self._backlog_size += 1
             return True
-        if not _has_room(cell):
+        user = cell.mailbox._user
+        if len(user._buffer) >= user._capacity:
             return False
         try:
             message = loads(envelope.body)
         except Exception:
             return False  # the slow path says why
-        return _put_now(cell, message)
+        try:
+            if cell.mailbox.try_put(message):
+                return True
+        except SendOnClosed:
+            cell.dead_letter(message, "stopped")
+            return True
+        return False  # pragma: no cover - room was checked
 
     async def _on_tell(self, envelope: Envelope) -> None:
         to = envelope.to
