@@ -98,7 +98,7 @@ class LinkStream(anyio.abc.ByteStream):
         self.on_broken: Callable[[LinkStream, str], None] | None = None
         #: Takes data at once in :meth:`feed`, from the NATS client's reader,
         #: while the reader of this stream waits with nothing buffered: True
-        #: if it took all of it (``Peer.take_inline``). Saves each frame the
+        #: if it took all of it (``Peer._take_inline``). Saves each frame the
         #: switch to the reading task.
         self.inline: Callable[[memoryview], bool] | None = None
         self._waiting = False  # a receive waits for data
@@ -169,6 +169,11 @@ class LinkStream(anyio.abc.ByteStream):
         self._read += credit
         self._readable.set()
 
+    async def _give_credit(self) -> None:
+        # Credit for what was read or taken, from the reader (may wait).
+        credit, self._read = self._read, 0
+        await self._publish(CREDIT + _U64.pack(credit))
+
     def poke(self) -> None:
         """Make the waiting receive return ``b""`` (once): ``inline`` left
         frames for the reader above (see ``WireConnection.receive``)."""
@@ -208,8 +213,7 @@ class LinkStream(anyio.abc.ByteStream):
                 self._poked = False
                 return b""
             if self._credit_due():  # data taken inline
-                credit, self._read = self._read, 0
-                await self._publish(CREDIT + _U64.pack(credit))
+                await self._give_credit()
                 continue
             if self._readable.is_set():
                 self._readable = Signal()
@@ -224,9 +228,8 @@ class LinkStream(anyio.abc.ByteStream):
         data = bytes(self._buffer[:max_bytes])
         del self._buffer[:max_bytes]
         self._read += len(data)
-        if self._read >= self.window // 4 or (not self._buffer and self._read >= CHUNK):
-            credit, self._read = self._read, 0
-            await self._publish(CREDIT + _U64.pack(credit))
+        if self._credit_due():
+            await self._give_credit()
         return data
 
     async def send(self, item: bytes) -> None:
