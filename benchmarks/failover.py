@@ -53,7 +53,7 @@ from ._util import (
     spreads_json,
     write_json,
 )
-from .nats import _binary, stop_server
+from .nats import _binary, free_ports, stop_server
 
 #: Seconds any one step may take on a loaded machine before the run fails.
 WAIT = 60.0
@@ -114,19 +114,6 @@ class _Server:
             return None
 
 
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _wait_ready(servers: list[_Server]) -> None:
     """Every server healthy, and the meta leader sees the others current."""
     deadline = time.monotonic() + WAIT
@@ -151,7 +138,7 @@ def _wait_ready(servers: list[_Server]) -> None:
 @contextmanager
 def server_cluster() -> Iterator[list[_Server]]:
     """Three routed JetStream servers, ready; stopped on exit."""
-    ports = _free_ports(9)
+    ports = free_ports(9)
     routes = ports[6:]
     with tempfile.TemporaryDirectory() as directory, ExitStack() as stack:
         servers = []

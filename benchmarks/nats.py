@@ -86,13 +86,23 @@ def _binary() -> str:
     return found
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports free now (held together while chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 @contextmanager
 def nats_server(*, jetstream: bool = False) -> Iterator[str]:
     """A server on a free loopback port for the whole run (with JetStream,
     stored in a temporary directory, if asked); its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    (port,) = free_ports(1)
     with tempfile.TemporaryDirectory() as directory:
         log = open(Path(directory) / "server.log", "wb")  # noqa: SIM115 (closed below)
         options = ["-js", "-sd", directory] if jetstream else []
