@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,7 +29,7 @@ from ._codec import loads
 from ._exceptions import AuthenticationError, ConnectionLost
 from ._handshake import handshake
 from ._peer import Peer, Silent
-from ._process import KEY_SIZE
+from ._process import KEY_SIZE, kill_with_parent
 from ._ref import ActorRef
 from ._remote import dump_error
 from ._remote_names import forward_names
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
     from ._cell import Cell
     from ._reply import Reply
 
-_PR_SET_PDEATHSIG = 1
 #: Seconds between checks that the parent is still there.
 _ORPHAN_POLL = 0.2
 
@@ -54,15 +51,11 @@ _ORPHAN_POLL = 0.2
 def _die_with_parent(parent_pid: int, pdeathsig: bool) -> None:
     # The end of the connection stops this process gracefully; these kill it
     # when its event loop cannot see that end (a handler that never yields).
-    if pdeathsig and sys.platform.startswith("linux"):
+    if pdeathsig:
         # Only when the parent started us from its event loop's thread: the
         # signal comes when the thread that forked exits, and trio forks from
         # a worker thread that exits after ten idle seconds.
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - not glibc/musl
-            pass
+        kill_with_parent()
     if os.getppid() != parent_pid:  # it died before prctl took effect
         os._exit(1)
 

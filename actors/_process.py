@@ -43,6 +43,18 @@ if TYPE_CHECKING:
 KEY_SIZE: Final = 32
 #: Seconds between SIGTERM and SIGKILL.
 TERM_GRACE: Final = 1.0
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def kill_with_parent() -> None:
+    """Have Linux send this process SIGKILL when the thread that started it
+    exits (``PR_SET_PDEATHSIG``); elsewhere, or without ``prctl``, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc/musl: nothing
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def describe_exit(code: int | None, pid: int) -> str:

@@ -38,17 +38,7 @@ from typing import Any
 import anyio
 import pytest
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_the_tests() -> None:
-    # In the server's process, before exec: SIGKILL when the thread that
-    # started it ends, so that a test process killed with -9 (a CI timeout)
-    # leaves no server behind.
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
+from actors._process import kill_with_parent
 
 #: The version CI pins (pyproject's test extra) and asserts.
 VERSION = "2.15.1"
@@ -153,8 +143,10 @@ class NatsServer:
         """Start the process (same ports and store as before); with ``wait``,
         return once ``/healthz`` answers ok (JetStream ready)."""
         assert not self.running, f"{self.name} is already running"
-        # The death signal follows the starting thread: only the main one,
-        # which lives as long as the tests (a worker thread ends when idle).
+        # In the server's process, before exec: SIGKILL when the thread that
+        # started it ends, so that a test process killed with -9 (a CI
+        # timeout) leaves no server behind. Only from the main thread, which
+        # lives as long as the tests (a worker thread ends when idle).
         main = threading.current_thread() is threading.main_thread()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
@@ -162,7 +154,7 @@ class NatsServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_the_tests if main and sys.platform == "linux" else None,
+                preexec_fn=kill_with_parent if main else None,
             )
         if wait:
             self.wait_healthy()
