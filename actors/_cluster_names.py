@@ -42,9 +42,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 import anyio.abc
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ._system import ActorSystem
 
 logger = logging.getLogger("actors.cluster")
+T = TypeVar("T")
 
 #: The default lease, in seconds. A node fences a key two thirds of a lease
 #: after its last stored renewal, which may be a third of a lease old when a
@@ -72,6 +73,7 @@ _RELEASE_GRACE: Final = 2.0
 #: Seconds for which a node's start makes its watch of the bucket again when
 #: the server does not answer in time (loaded, or electing a leader: 4 to 9 s).
 OPEN_PATIENCE: Final = 30.0
+_PEER_OFFLINE: Final = 10005  # JetStream: no suitable peers for placement
 
 
 def check_lease(lease: object) -> float:
@@ -210,29 +212,37 @@ class ClusterNames:
 
     # -- lifetime -------------------------------------------------------------------
 
-    async def _open_watch(self, kv: KeyValue) -> KeyWatcher:
-        # The watch of names and nodes. A consumer whose making got no answer
-        # in time is made again under a new name, for OPEN_PATIENCE seconds
-        # (one made without an answer is left to the server's inactive
-        # threshold); the server saying no ends it at once.
+    async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        # A call of a node's start, made again for OPEN_PATIENCE seconds
+        # while the servers do not answer in time, are not ready (503) or
+        # have a server a replica needs offline (10005); any other refusal
+        # ends it at once.
         from ._nats import JetStreamError, NatsTimeout, NoResponders
 
         deadline = anyio.current_time() + OPEN_PATIENCE
         pause = 0.1
         while True:
-            watcher = kv.watch(["names.>", "nodes.>"])
             try:
-                await watcher.__aenter__()
-                return watcher
+                return await call()
             except (NatsTimeout, NoResponders, JetStreamError) as error:
-                transient = not isinstance(error, JetStreamError) or error.code == 503
+                transient = not isinstance(error, JetStreamError) or (
+                    error.code == 503 or error.err_code == _PEER_OFFLINE
+                )
                 if not transient or anyio.current_time() + pause > deadline:
                     raise
-                logger.warning(
-                    "%s: the watch of bucket %s is made again: %s", self.node, self.bucket, error
-                )
+                logger.warning("%s: %s again: %s", self.node, what, error)
             await anyio.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+    async def _open_watch(self, kv: KeyValue) -> KeyWatcher:
+        # The watch of names and nodes; one made without an answer is left
+        # to the server's inactive threshold, the next has a name of its own.
+        async def enter() -> KeyWatcher:
+            watcher = kv.watch(["names.>", "nodes.>"])
+            await watcher.__aenter__()
+            return watcher
+
+        return await self._patiently(f"the watch of bucket {self.bucket} is made", enter)
 
     async def open(self, *, take_over: bool = False) -> None:
         """Create (or bind) the bucket, claim ``nodes.<node>`` and read the
@@ -258,14 +268,17 @@ class ClusterNames:
             replicas = min(3, 1 + len(others))
         ttl = math.ceil(self.lease)
         try:
-            self.kv = await create_bucket(
-                js,
-                self.bucket,
-                history=1,
-                marker_ttl=ttl,
-                allow_msg_ttl=True,
-                replicas=replicas,
-                description="actors: cluster-wide names and nodes",
+            self.kv = await self._patiently(
+                f"bucket {self.bucket} is created",
+                lambda: create_bucket(
+                    js,
+                    self.bucket,
+                    history=1,
+                    marker_ttl=ttl,
+                    allow_msg_ttl=True,
+                    replicas=replicas,
+                    description="actors: cluster-wide names and nodes",
+                ),
             )
         except KeyValueError:
             self.kv = await bind_bucket(js, self.bucket)

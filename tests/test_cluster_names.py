@@ -426,6 +426,25 @@ async def test_a_watch_made_without_an_answer_is_made_again_at_start(
     async def refused(self: KeyWatcher, config: dict[str, object]) -> dict[str, Any]:
         raise JetStreamError(400, 10012, "refused (injected)")
 
+    # Creating the bucket: a replica's server seen offline (as on a loaded
+    # server cluster) is waited out the same way.
+    import actors._nats as nats_module
+
+    create_bucket = nats_module.create_bucket
+    offline: list[int] = []
+
+    async def placed_later(*args: Any, **kwargs: Any) -> Any:
+        if not offline:
+            offline.append(1)
+            raise JetStreamError(400, 10005, "no suitable peers for placement (injected)")
+        return await create_bucket(*args, **kwargs)
+
+    monkeypatch.setattr(KeyWatcher, "_create", create)
+    monkeypatch.setattr(nats_module, "create_bucket", placed_later)
+    async with nodes.node("c", nats_server.url) as c:
+        assert offline == [1] and names_of(c).kv is not None
+    monkeypatch.setattr(nats_module, "create_bucket", create_bucket)
+
     monkeypatch.setattr("actors._cluster_names.OPEN_PATIENCE", 0.5)
     for failing, raised in ((never, NatsTimeout), (refused, JetStreamError)):
         monkeypatch.setattr(KeyWatcher, "_create", failing)

@@ -353,8 +353,8 @@ async def test_nats_py_reads_and_watches_our_bucket(
     assert (entry.value, entry.revision) == (b"ours", first)
 
     async def start_watching() -> tuple[Any, list[tuple[str, str | None]]]:
-        watcher = await their_kv.watch("names.>")
-        initial = []
+        watcher: Any = await their_kv.watch("names.>")
+        initial: list[tuple[str, str | None]] = []
         # Their "initial values done" marker (None) may come before values
         # already in flight (nats.py#842): read both values and the marker.
         done = False
