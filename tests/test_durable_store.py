@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import pickle
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -213,3 +215,147 @@ async def test_a_cancelled_call_waits_for_the_worker_then_raises_the_cancellatio
         assert outcome == ["cancelled"]
         consumer = await orders.consumer("c")
         assert [m.data for m in await consumer.fetch(10)] == [0, 1]  # it committed
+
+
+# -- calls on the event loop's thread (NORMAL) ---------------------------------
+
+
+async def test_at_normal_calls_of_one_loop_turn_commit_together_on_the_loop(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path / "s.db", "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._inline is not None and store._committer is not None
+        inline, worker = store._inline, store._committer
+        before = (inline.batches, inline.calls, worker.batches)
+        seqs: dict[int, int] = {}
+
+        async def publish(i: int) -> None:
+            seqs[i] = await orders.publish("orders.a", i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1, 17):
+                tg.start_soon(publish, i)
+        # One transaction on the loop's thread, none on the worker.
+        assert (inline.batches, inline.calls, worker.batches) == (
+            before[0] + 1,
+            before[1] + 16,
+            before[2],
+        )
+        assert sorted(seqs.values()) == list(range(2, 18))
+        consumer = await orders.consumer("c")
+        assert sorted(m.data for m in await consumer.fetch(20)) == list(range(17))
+
+
+async def test_at_full_every_call_goes_to_the_worker(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db", "FULL") as system:
+        orders, store = await _orders(system)
+        assert store._inline is None and store._committer is not None
+        batches = store._committer.batches
+        await orders.publish("orders.a", 1)
+        assert store._committer.batches == batches + 1
+
+
+async def test_a_file_locked_by_another_process_sends_the_call_to_the_worker(
+    tmp_path: Path,
+) -> None:
+    # Another connection holds the write lock: the inline try is rolled back
+    # at once and the worker waits for the lock (busy_timeout), while the
+    # loop goes on.
+    path = tmp_path / "s.db"
+    async with opened(path, "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._inline is not None and store._committer is not None
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            ticks = 0
+            seqs: list[int] = []
+            worker = store._committer.batches
+
+            async def publish() -> None:
+                seqs.append(await orders.publish("orders.a", 1))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(publish)
+                while store._committer.batches == worker:  # until the worker has it
+                    await anyio.lowlevel.checkpoint()
+                for _ in range(50):
+                    ticks += 1  # the loop is not blocked by the lock
+                    await anyio.lowlevel.checkpoint()
+                assert ticks == 50 and seqs == []
+                await anyio.to_thread.run_sync(other.execute, "COMMIT")
+            assert seqs == [2]
+            assert store._committer.batches == worker + 1
+        finally:
+            other.close()
+        consumer = await orders.consumer("c")
+        assert [m.data for m in await consumer.fetch(10)] == [0, 1]
+
+
+async def test_the_worker_checkpoints_what_the_loop_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.durable import _store
+
+    monkeypatch.setattr(_store, "CHECKPOINT_EVERY", 4)
+    path = tmp_path / "s.db"
+
+    def in_file() -> int:
+        # Rows in the database file itself, not in its write-ahead log.
+        uri = f"file:{path}?mode=ro&immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            try:
+                return int(conn.execute("SELECT count(*) FROM durable_messages").fetchone()[0])
+            except sqlite3.OperationalError:  # the table is not in the file yet
+                return -1
+
+    async with opened(path, "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._thread is not None
+        store._inline_batches = 0
+        for i in range(1, 4):
+            await orders.publish("orders.a", i)
+        await store._thread.call(lambda: None)  # after any background work
+        assert in_file() < 4  # the inline connection never checkpoints
+        await orders.publish("orders.a", 4)  # the 4th inline batch
+        await store._thread.call(lambda: None)
+        assert in_file() == 5
+
+
+async def test_a_cancelled_first_call_of_a_turn_still_runs_the_others(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db", "NORMAL") as system:
+        orders, store = await _orders(system)
+        scopes = {"a": anyio.CancelScope(), "b": anyio.CancelScope()}
+        seqs: dict[str, int] = {}
+        cancelled: dict[str, bool] = {}
+
+        async def publish(name: str) -> None:
+            with scopes[name]:
+                seqs[name] = await orders.publish("orders.a", name)
+                await anyio.lowlevel.checkpoint()
+            cancelled[name] = scopes[name].cancelled_caught
+
+        run_inline = store._run_inline
+        leaders: list[str] = []
+
+        def cancel_then_run(inline: Any, batch: list[Any]) -> Any:
+            # The first of the turn (the one the others wait on) is cancelled
+            # before it runs the batch.
+            if batch[0].fn is _sql.publish:
+                leaders.append(pickle.loads(batch[0].args[2][0][1]))
+                scopes[leaders[0]].cancel()
+            return run_inline(inline, batch)
+
+        store._run_inline = cancel_then_run  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publish, "a")
+            tg.start_soon(publish, "b")
+        assert len(leaders) == 1  # one batch of the two
+        leader = leaders[0]
+        # Its commit is not reported as a failure; the cancellation comes after.
+        assert sorted(seqs.values()) == [2, 3]
+        assert cancelled == {"a": leader == "a", "b": leader == "b"}
+        consumer = await orders.consumer("c")
+        got = [m.data for m in await consumer.fetch(10)]
+        assert got[0] == 0 and sorted(got[1:]) == ["a", "b"]

@@ -121,8 +121,16 @@ ACK = "DELETE FROM durable_pending WHERE cid = ? AND seq = ? AND deliveries = ? 
 CLAIM_SELECT = "SELECT seq FROM durable_pending WHERE cid = ? AND vt <= ? ORDER BY seq LIMIT ?"
 
 
-def open_connection(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode with the given ``synchronous`` and create the tables."""
+def open_connection(
+    path: str, synchronous: str, busy_timeout: float, *, inline: bool = False
+) -> sqlite3.Connection:
+    """Open ``path`` in WAL mode with the given ``synchronous`` and create the tables.
+
+    ``inline``: the connection the event loop writes through (the file's
+    tables exist already): it never checkpoints by itself (the store's worker
+    does) and, once open, never waits for a lock (``busy_timeout`` 0), so that
+    it never makes the loop wait.
+    """
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
     )
@@ -133,11 +141,25 @@ def open_connection(path: str, synchronous: str, busy_timeout: float) -> sqlite3
             raise sqlite3.OperationalError(f"{path!r} cannot use WAL (journal_mode {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.create_function("durable_match", 2, pattern_matches, deterministic=True)
-        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        if inline:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute("PRAGMA busy_timeout = 0")
+        else:
+            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def is_busy(error: BaseException | None) -> bool:
+    """Whether ``error`` is SQLite's "another connection holds the lock" (SQLITE_BUSY)."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return bool(code & 0xFF == 5)
+    return str(error).startswith("database is locked")
 
 
 # -- streams -----------------------------------------------------------------

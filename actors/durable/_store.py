@@ -17,10 +17,21 @@ file. A store for a server (JetStream) implements the same methods.
 #   alone, in its own transaction, so a call's outcome (its result or its
 #   error) is the one it would have had alone, and a failure reaches only
 #   the call it belongs to.
+# - At ``NORMAL`` a commit writes to the OS, not the disk, so while the
+#   worker is idle and no transaction holds ``_lock``, calls run on the event
+#   loop's thread through a second connection (``_inline``): the calls made
+#   during one loop turn (``_forming``) are one batch, run by the first of
+#   them after that turn. ``_inline`` never waits for a lock: what finds the
+#   file locked (another process) was rolled back and goes to the worker.
+#   The connections are used one at a time (the worker is idle while
+#   ``_inline`` runs); ``_inline`` never checkpoints: the worker does, in the
+#   background, every ``CHECKPOINT_EVERY`` inline batches
+#   (or ``CHECKPOINT_ROWS`` rows).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -34,9 +45,14 @@ import anyio.lowlevel
 from .._deadlines import now as _loop_now
 from . import _sql
 from ._errors import DurableError, StreamNotFound
-from ._thread import Job, StoreThread
+from ._thread import Job, StoreThread, wait
 
 T = TypeVar("T")
+
+#: The worker checkpoints after this many inline batches (a few pages each)
+#: or rows written, whichever comes first (SQLite by itself: 1,000 pages).
+CHECKPOINT_EVERY = 256
+CHECKPOINT_ROWS = 20_000
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -216,6 +232,11 @@ class Store(Protocol):
         ...
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    # On the worker: what the inline connection wrote goes into the file.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def _in_txn(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -350,6 +371,9 @@ class SQLiteStore:
         self._cache = _sql.PublishCache()
         self._committer: _Committer | None = None
         self._tx_task: object | None = None
+        self._inline: _Committer | None = None  # at NORMAL, for the event loop
+        self._forming: list[Job] | None = None  # this loop turn's inline batch
+        self._inline_batches = self._inline_rows = 0  # since the last checkpoint
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} synchronous={self.synchronous}>"
@@ -376,6 +400,14 @@ class SQLiteStore:
                 )
                 self._cache = _sql.PublishCache()
                 self._committer = _Committer(conn, self._cache)
+                if self.synchronous == "NORMAL":
+                    inline = await self._thread.call(
+                        functools.partial(_sql.open_connection, inline=True),
+                        self.path,
+                        self.synchronous,
+                        self.busy_timeout,
+                    )
+                    self._inline = _Committer(inline, self._cache)
                 self._conn = conn
         return self._conn
 
@@ -399,7 +431,84 @@ class SQLiteStore:
                 await self._open()
         thread, committer = self._thread, self._committer
         assert thread is not None and committer is not None
+        if self._inline is not None:
+            forming = self._forming
+            if forming is not None:  # joins this turn's inline batch
+                job = Job(committer, fn, args)
+                forming.append(job)
+                return await wait(job)  # type: ignore[no-any-return]
+            if thread.idle():
+                return await self._lead(Job(committer, fn, args))  # type: ignore[no-any-return]
         return await thread.call_grouped(committer, fn, *args)
+
+    async def _lead(self, job: Job) -> Any:
+        # The first call of a loop turn: the calls made during that turn join
+        # it; then they run as one batch on the loop's thread, or go to the
+        # worker if the file or the worker is taken by then.
+        batch = self._forming = [job]
+        cancelled: BaseException | None = None
+        try:
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        except BaseException as error:  # a native Task.cancel() on asyncio
+            cancelled = error
+        self._forming = None
+        thread, lock, inline = self._thread, self._lock, self._inline
+        if inline is None or thread is None or not thread.idle() or (lock and lock.locked()):
+            await self._hand_over(batch)
+        else:
+            busy = self._run_inline(inline, batch)
+            if busy:  # rolled back: the worker waits for the lock
+                await self._hand_over(busy)
+        try:
+            result = await wait(job)
+        except BaseException as error:
+            if cancelled is not None and not isinstance(error, type(cancelled)):
+                raise cancelled from error
+            raise
+        if cancelled is not None:
+            raise cancelled
+        return result
+
+    def _run_inline(self, inline: _Committer, batch: list[Job]) -> list[Job]:
+        # Run the batch on the loop's thread; wake the calls that ran and
+        # return those that found the file locked (nothing of them was kept).
+        changes = inline.conn.total_changes
+        try:
+            inline(batch)
+        except BaseException as error:  # the runner's own failure: every call sees it
+            for each in batch:
+                if each.error is None:
+                    each.error = error
+        busy = []
+        for each in batch:
+            if _sql.is_busy(each.error):
+                each.error = None
+                busy.append(each)
+            else:
+                each.done.set()
+        self._inline_batches += 1
+        self._inline_rows += inline.conn.total_changes - changes
+        if self._inline_batches >= CHECKPOINT_EVERY or self._inline_rows >= CHECKPOINT_ROWS:
+            self._inline_batches = self._inline_rows = 0
+            if self._thread is not None and self._conn is not None:
+                self._thread.background(functools.partial(_checkpoint, self._conn))
+        return busy
+
+    async def _hand_over(self, jobs: list[Job]) -> None:
+        # Queue an inline batch on the worker, in order, once no transaction
+        # holds the lock (shielded: the other calls of the batch wait on it).
+        with anyio.CancelScope(shield=True):
+            lock = self._lock
+            if lock is not None and lock.locked():
+                async with lock:
+                    pass
+            if self._conn is None:
+                await self._open()
+        thread, committer = self._thread, self._committer
+        assert thread is not None and committer is not None
+        for job in jobs:
+            job.group = committer
+            thread.submit(job)
 
     async def aclose(self) -> None:
         """Close the file (the store opens it again on next use).
@@ -412,10 +521,13 @@ class SQLiteStore:
             async with self._lock:
                 conn, self._conn = self._conn, None
                 thread, self._thread = self._thread, None
+                inline, self._inline = self._inline, None
                 self._committer = None
                 if thread is not None:
+                    if inline is not None:
+                        await thread.call(inline.conn.close)
                     if conn is not None:
-                        await thread.call(conn.close)
+                        await thread.call(conn.close)  # the last: it checkpoints
                     thread.stop()
         self._lock = None
 

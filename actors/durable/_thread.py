@@ -18,10 +18,14 @@ each event loop in one callback.
 #   its error, set before its caller is woken); the caller waits for it even
 #   if cancelled, then sees the cancellation: a commit is never mistaken for a
 #   failure.
+# - ``finished`` is written by the thread only, after a call's work (and
+#   ``submitted`` by the event loop only): ``idle()`` true means no call is
+#   queued or running (background work aside).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from queue import Empty, SimpleQueue
@@ -69,28 +73,44 @@ class _Stop:
 _STOP = _Stop()
 
 
+class _Background:
+    """Work nobody waits for (a checkpoint): run in turn, errors dropped."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+
 class StoreThread:
     """A daemon thread that runs callables from a queue until :meth:`stop`."""
 
     def __init__(self, name: str) -> None:
-        self._queue: SimpleQueue[Job | _Stop] = SimpleQueue()
+        self._queue: SimpleQueue[Job | _Stop | _Background] = SimpleQueue()
+        self.submitted = 0  # calls queued (the event loop counts)
+        self.finished = 0  # calls done (the thread counts)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         queue = self._queue
-        held: Job | _Stop | None = None
+        held: Job | _Stop | _Background | None = None
         while True:
             job = held if held is not None else queue.get()
             held = None
             if isinstance(job, _Stop):
                 return
+            if isinstance(job, _Background):
+                with contextlib.suppress(Exception):  # nobody to tell; the next one tries
+                    job.fn()
+                continue
             group = job.group
             if group is None:
                 try:
                     job.result = job.fn(*job.args)
                 except BaseException as error:
                     job.error = error
+                self.finished += 1
                 _reply([job])
                 continue
             batch = [job]
@@ -110,6 +130,7 @@ class StoreThread:
                 for each in batch:
                     if each.error is None:
                         each.error = error
+            self.finished += len(batch)
             _reply(batch)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -132,25 +153,47 @@ class StoreThread:
         return await self._wait(Job(group, fn, args))  # type: ignore[no-any-return]
 
     async def _wait(self, job: Job) -> Any:
+        self.submit(job)
+        return await wait(job)
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` (in the event loop); :func:`wait` gives its outcome."""
+        self.submitted += 1
         self._queue.put(job)
-        done = job.done
-        try:
-            await done.wait()
-        except BaseException:
-            # Cancelled: the call may be running; wait for its end, shielded
-            # (a shield costs more than the wait: only when needed).
-            with anyio.CancelScope(shield=True):
-                await _wait_uncancellable(done)
-            raise
-        error = job.error
-        if error is not None:
-            job.error = None
-            raise error
-        return job.result
+
+    def background(self, fn: Callable[[], object]) -> None:
+        """Queue ``fn()``, which nobody waits for; ``idle()`` does not count it."""
+        self._queue.put(_Background(fn))
+
+    def idle(self) -> bool:
+        """Whether every call queued so far has been run (in the event loop)."""
+        return self.finished == self.submitted
 
     def stop(self) -> None:
         """End the thread after the calls already queued."""
         self._queue.put(_STOP)
+
+
+async def wait(job: Job) -> Any:
+    """Wait for ``job``'s end; return its result or raise its error.
+
+    Cancellation: shielded: waits for the end, then the caller sees the
+    cancellation at its next checkpoint.
+    """
+    done = job.done
+    try:
+        await done.wait()
+    except BaseException:
+        # Cancelled: the call may be running; wait for its end, shielded
+        # (a shield costs more than the wait: only when needed).
+        with anyio.CancelScope(shield=True):
+            await _wait_uncancellable(done)
+        raise
+    error = job.error
+    if error is not None:
+        job.error = None
+        raise error
+    return job.result
 
 
 async def _wait_uncancellable(done: Signal) -> None:
