@@ -31,6 +31,7 @@ file. A store for a server (JetStream) implements the same methods.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sqlite3
@@ -42,10 +43,12 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 import anyio
 import anyio.lowlevel
 
+from .._backend import asyncio_loop
 from .._deadlines import now as _loop_now
+from .._trio import trio
 from . import _sql
 from ._errors import DurableError, StreamNotFound
-from ._thread import Job, StoreThread, wait
+from ._thread import Job, StoreThread, outcome, settle
 
 T = TypeVar("T")
 
@@ -232,6 +235,16 @@ class Store(Protocol):
         ...
 
 
+async def _one_turn() -> None:
+    # Let the tasks ready in this turn of the loop run. Never raises on trio
+    # (a cancellation waits for the next checkpoint); on asyncio a
+    # cancellation delivered here is raised, which ``_lead`` keeps.
+    if asyncio_loop() is not None:
+        await asyncio.sleep(0)
+    else:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
 def _checkpoint(conn: sqlite3.Connection) -> None:
     # On the worker: what the inline connection wrote goes into the file.
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -412,8 +425,16 @@ class SQLiteStore:
         return self._conn
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        # The path of every publish, claim and ack (benchmarks.durable): no
-        # lock taken unless a transaction (or an open or close) holds it.
+        # The path of every publish, claim and ack (benchmarks.durable).
+        job, cancelled = await self._run(fn, args)
+        if cancelled is not None:
+            raise cancelled
+        return outcome(job)  # type: ignore[no-any-return]
+
+    async def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Job, Any]:
+        # Run fn(conn, *args) in a transaction; return its finished job and
+        # the cancellation that came meanwhile (for the caller to raise).
+        # No lock is taken unless a transaction (or an open or close) holds it.
         if self._conn is None:
             await self._open()
         lock = self._lock
@@ -431,25 +452,26 @@ class SQLiteStore:
                 await self._open()
         thread, committer = self._thread, self._committer
         assert thread is not None and committer is not None
+        job = Job(committer, fn, args)
         if self._inline is not None:
             forming = self._forming
             if forming is not None:  # joins this turn's inline batch
-                job = Job(committer, fn, args)
                 forming.append(job)
-                return await wait(job)  # type: ignore[no-any-return]
+                return job, await settle(job)
             if thread.idle():
-                return await self._lead(Job(committer, fn, args))  # type: ignore[no-any-return]
-        return await thread.call_grouped(committer, fn, *args)
+                return job, await self._lead(job)
+        thread.submit(job)
+        return job, await settle(job)
 
-    async def _lead(self, job: Job) -> Any:
+    async def _lead(self, job: Job) -> BaseException | None:
         # The first call of a loop turn: the calls made during that turn join
         # it; then they run as one batch on the loop's thread, or go to the
         # worker if the file or the worker is taken by then.
         batch = self._forming = [job]
         cancelled: BaseException | None = None
         try:
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-        except BaseException as error:  # a native Task.cancel() on asyncio
+            await _one_turn()
+        except BaseException as error:  # kept until the batch has run
             cancelled = error
         self._forming = None
         thread, lock, inline = self._thread, self._lock, self._inline
@@ -459,15 +481,8 @@ class SQLiteStore:
             busy = self._run_inline(inline, batch)
             if busy:  # rolled back: the worker waits for the lock
                 await self._hand_over(busy)
-        try:
-            result = await wait(job)
-        except BaseException as error:
-            if cancelled is not None and not isinstance(error, type(cancelled)):
-                raise cancelled from error
-            raise
-        if cancelled is not None:
-            raise cancelled
-        return result
+        later = await settle(job)  # at once unless handed over
+        return cancelled if cancelled is not None else later
 
     def _run_inline(self, inline: _Committer, batch: list[Job]) -> list[Job]:
         # Run the batch on the loop's thread; wake the calls that ran and
@@ -594,9 +609,9 @@ class SQLiteStore:
         retention: str,
         wait: float = 0.0,
     ) -> tuple[list[Row], float | None]:
-        with anyio.CancelScope(shield=True):
-            rows, next_vt = await self._call(
-                _sql.claim,
+        job, cancelled = await self._run(
+            _sql.claim,
+            (
                 stream,
                 cid,
                 n,
@@ -605,8 +620,12 @@ class SQLiteStore:
                 json.dumps(list(delays)),
                 max_deliver,
                 retention,
-            )
+            ),
+        )
+        rows, next_vt = outcome(job)
         try:
+            if cancelled is not None:
+                raise cancelled
             await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             if rows:  # claimed, never seen: given back uncounted

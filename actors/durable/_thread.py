@@ -5,8 +5,8 @@ A thread of our own fed by a queue, rather than ``anyio.to_thread`` with a
 and 100 µs against 194 µs on trio (2-core machine), and a store call is
 mostly that round trip at ``synchronous=NORMAL`` (``benchmarks.durable``).
 
-Calls queued with the same *group* runner while the thread is busy are run
-together, by one call of that runner (the store commits them in one
+Calls queued (``submit``) with the same *group* runner while the thread is
+busy are run together, by one call of that runner (the store commits them in one
 transaction: group commit); the others run alone. Replies of a batch reach
 each event loop in one callback.
 
@@ -141,17 +141,6 @@ class StoreThread:
         """
         return await self._wait(Job(None, fn, args))  # type: ignore[no-any-return]
 
-    async def call_grouped(
-        self, group: Callable[[Sequence[Job]], None], fn: Callable[..., T], *args: Any
-    ) -> T:
-        """Have ``group`` run ``fn`` with ``args``, in one batch with the calls
-        of the same ``group`` queued next to it, and return (or raise) what
-        the runner set for it.
-
-        Cancellation: as :meth:`call`.
-        """
-        return await self._wait(Job(group, fn, args))  # type: ignore[no-any-return]
-
     async def _wait(self, job: Job) -> Any:
         self.submit(job)
         return await wait(job)
@@ -180,15 +169,29 @@ async def wait(job: Job) -> Any:
     Cancellation: shielded: waits for the end, then the caller sees the
     cancellation at its next checkpoint.
     """
+    cancelled = await settle(job)
+    if cancelled is not None:
+        raise cancelled
+    return outcome(job)
+
+
+async def settle(job: Job) -> BaseException | None:
+    """Wait for ``job``'s end, even if cancelled meanwhile; return that
+    cancellation (None if none) for the caller to raise."""
     done = job.done
     try:
         await done.wait()
-    except BaseException:
+    except BaseException as error:
         # Cancelled: the call may be running; wait for its end, shielded
         # (a shield costs more than the wait: only when needed).
         with anyio.CancelScope(shield=True):
             await _wait_uncancellable(done)
-        raise
+        return error
+    return None
+
+
+def outcome(job: Job) -> Any:
+    """A finished ``job``'s result, or its error raised."""
     error = job.error
     if error is not None:
         job.error = None
