@@ -156,8 +156,12 @@ def _raw(directory: str, synchronous: str, n: int, batches: int) -> dict[str, fl
     return out
 
 
-async def _ours(directory: str, synchronous: str, n: int, batches: int) -> dict[str, float]:
-    path = os.path.join(directory, f"ours-{synchronous}.db")
+async def _ours(
+    directory: str, synchronous: str, n: int, batches: int, backend: str
+) -> dict[str, float]:
+    # A file of each backend's own: the second would otherwise start on the
+    # first one's rows (a bigger file than the raw loop's).
+    path = os.path.join(directory, f"ours-{synchronous}-{backend}.db")
     store = durable.SQLiteStore(path, synchronous=synchronous)  # type: ignore[arg-type]
     out = {}
     async with actors.ActorSystem(store=store) as system:
@@ -278,7 +282,8 @@ def _measure_once(recorder: Recorder, backends: list[Backend], size: Size, recor
             results[("raw",)] = _raw(directory, synchronous, n, size.batches)
             for backend in backends:
                 results[(backend,)] = run_on(
-                    backend, functools.partial(_ours, directory, synchronous, n, size.batches)
+                    backend,
+                    functools.partial(_ours, directory, synchronous, n, size.batches, backend),
                 )
             for name, peer in PEERS.items():
                 got = peer(directory, synchronous, n)
