@@ -11,8 +11,10 @@ except a supervised script, whose main guard is ``supervision.run(tree)``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,16 +38,33 @@ def is_supervised_script(path: Path) -> bool:
 
 
 def run(args: list[str], backend: str) -> subprocess.CompletedProcess[str]:
+    """Run an example in a session of its own; whatever it started and left
+    (servers, worker nodes: on a timeout, say) is killed with it."""
     env = {**os.environ, "ACTORS_BACKEND": backend}
-    return subprocess.run(
-        [sys.executable, *args],
+    command = [sys.executable, *args]
+    with subprocess.Popen(
+        command,
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_group(process.pid)
+            process.communicate()
+            raise
+        finally:
+            _kill_group(process.pid)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def test_examples_are_found() -> None:
