@@ -359,3 +359,51 @@ async def test_a_cancelled_first_call_of_a_turn_still_runs_the_others(tmp_path: 
         consumer = await orders.consumer("c")
         got = [m.data for m in await consumer.fetch(10)]
         assert got[0] == 0 and sorted(got[1:]) == ["a", "b"]
+
+
+class _FailingCommit:
+    """The store's connection, but its next ``COMMIT`` fails (a full disk, say)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.fail = True
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+async def test_a_transaction_whose_commit_fails_keeps_nothing(
+    tmp_path: Path, synchronous: str
+) -> None:
+    async with opened(tmp_path / "s.db", synchronous) as system:
+        orders, store = await _orders(system)
+        billing = await orders.consumer("billing")
+        (zero,) = await billing.fetch(1)
+        async with system.streams.transaction() as tx:
+            await tx.execute("CREATE TABLE paid (id INTEGER PRIMARY KEY)")
+        real = store._conn
+        assert real is not None
+        store._conn = _FailingCommit(real)  # type: ignore[assignment]
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+                async with system.streams.transaction() as tx:
+                    await tx.execute("INSERT INTO paid VALUES (1)")
+                    await tx.ack(zero)
+                    assert await tx.publish("orders.a", "lost") == 2
+        finally:
+            store._conn = real
+        assert not real.in_transaction  # rolled back, not left open
+        # Nothing of it was kept, and the store goes on.
+        async with system.streams.transaction() as tx:
+            assert await tx.execute("SELECT id FROM paid") == []
+        assert (await billing.info()).pending == 1  # the ack did not happen
+        assert await orders.publish("orders.a", "kept") == 2
+        assert await zero.ack() is True
+        assert [m.data for m in await billing.fetch(10)] == ["kept"]
