@@ -70,6 +70,7 @@ from ._messages import DeadLetter, Terminated, describe
 from ._ref import ActorRef, current_system
 from ._remote import dump_error, load_error, parse_address
 from ._signal import Signal
+from ._socket import SocketStream
 from ._wire_channel import WireChannels
 
 if TYPE_CHECKING:
@@ -216,13 +217,15 @@ class Peer:
                     if self.heartbeat is not None:
                         task_group.start_soon(self._guard, self._beat)
                     task_status.started()
-                    stream = self.wire.stream
-                    if isinstance(stream, LinkStream):
+                    stream: LinkStream | SocketStream | None = None
+                    if isinstance(self.wire.stream, (LinkStream, SocketStream)):
+                        stream = self.wire.stream
+                    if stream is not None:
                         stream.inline = self._take_inline
                     try:
                         await self._guard(self._read)
                     finally:
-                        if isinstance(stream, LinkStream):
+                        if stream is not None:
                             stream.inline = None
                 if self._failure is not None:
                     raise self._failure
@@ -317,7 +320,8 @@ class Peer:
                     break
 
     def _take_inline(self, data: memoryview) -> bool:
-        # LinkStream.inline, called by the NATS client's reader while _read
+        # LinkStream.inline or SocketStream.inline, called by the NATS
+        # client's reader or asyncio's reader callback while _read
         # waits for data: the frames' envelopes delivered with plain calls,
         # as _read would; the first that needs an await, and all after it,
         # are left to _read. False: nothing was taken.
@@ -341,7 +345,7 @@ class Peer:
                 ):
                     self.wire.put_back(envelopes[index:])
                     stream = self.wire.stream
-                    assert isinstance(stream, LinkStream)
+                    assert isinstance(stream, (LinkStream, SocketStream))
                     stream.poke()
                     break
         except Exception as error:  # as _guard: the connection ends

@@ -18,7 +18,12 @@ loop's selector while the stream is read, and that reads the bytes itself:
 ``epoll_ctl`` calls and their bookkeeping) on every wait, which a round trip
 pays on each side. The callback reads at most one chunk while nobody waits,
 then stops watching until the next wait: what it holds is bounded, and a
-reader that stops reading still pushes back on the peer.
+reader that stops reading still pushes back on the peer. While a receive
+waits with nothing held, the callback first offers what it read to
+:attr:`SocketStream.inline` (the wire's peer delivers whole frames there
+with plain calls, saving the switch to its reading task on each side of a
+round trip); what that leaves wakes the receive, as :meth:`~SocketStream.poke`
+does.
 
 Examples:
     >>> import anyio, socket
@@ -42,6 +47,8 @@ Examples:
 #   are returned before the socket is read again; the callback reads only
 #   while ``_watching`` (asyncio), and stops after a chunk nobody waited for,
 #   at the end of the stream or at an error (kept in ``_read_error``).
+# - ``inline`` is offered a chunk only while a receive waits and nothing is
+#   held in ``_received``; a chunk it took is not held (it took all of it).
 
 from __future__ import annotations
 
@@ -88,6 +95,10 @@ class SocketStream(anyio.abc.ByteStream):
         self._waiter: Future[None] | None = None
         self._received: deque[bytes] = deque()
         self._read_error: OSError | None = None
+        #: asyncio: takes a chunk the reader callback read while a receive
+        #: waits with nothing held; True if it took all of it.
+        self.inline: Callable[[memoryview], bool] | None = None
+        self._poked = False  # the next receive returns b"" (see poke)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -113,6 +124,9 @@ class SocketStream(anyio.abc.ByteStream):
         sock = self.socket
         while True:
             self._check_open()
+            if self._poked:
+                self._poked = False
+                return b""
             received = self._received
             if received:
                 data = received[0]
@@ -168,12 +182,29 @@ class SocketStream(anyio.abc.ByteStream):
         except OSError as error:
             self._read_error = error
             data = b""
-        if data:
-            self._received.append(data)
         waiter = self._waiter
+        if data:
+            inline = self.inline
+            if (
+                waiter is not None
+                and not self._received
+                and inline is not None
+                and inline(memoryview(data))
+            ):
+                return  # taken: the receive waits on
+            self._received.append(data)
+        waiter = self._waiter  # inline may have poked it
         self._waiter = None
         if waiter is None or not data:
             self._unwatch()  # nobody waits (the chunk is held), or nothing more comes
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def poke(self) -> None:
+        """Make the waiting receive return ``b""`` (once): ``inline`` left
+        frames for the reader above (see ``WireConnection.receive``)."""
+        self._poked = True
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 

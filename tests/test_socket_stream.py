@@ -207,3 +207,66 @@ async def test_connecting_to_a_port_nobody_listens_on_raises() -> None:
         port = server.getsockname()[1]
     with pytest.raises(ConnectionRefusedError):
         await connect_tcp("127.0.0.1", port)
+
+
+async def test_on_asyncio_a_waiting_receive_offers_what_arrives_to_inline_first(
+    anyio_backend: tuple[str, object],
+) -> None:
+    # What inline takes never reaches the receive, which waits on; what it
+    # declines does, in order; poke makes the receive return b"" once.
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("the reader callback is asyncio's")
+    left, right = socket.socketpair()
+    a = SocketStream(left)
+    taken: list[bytes] = []
+    offered = anyio.Event()
+
+    def inline(data: memoryview) -> bool:
+        offered.set()
+        if bytes(data).startswith(b"take"):
+            taken.append(bytes(data))
+            return True
+        if bytes(data).startswith(b"poke"):
+            taken.append(bytes(data))
+            a.poke()
+            return True
+        return False
+
+    a.inline = inline
+    got: list[bytes] = []
+
+    async def read(times: int) -> None:
+        for _ in range(times):
+            got.append(await a.receive())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read, 2)
+        await _until_waiting(a)
+        right.send(b"take 1")
+        with anyio.fail_after(5):
+            await offered.wait()
+        offered = anyio.Event()
+        assert taken == [b"take 1"] and got == []  # the receive still waits
+        right.send(b"keep")
+        with anyio.fail_after(5):
+            while not got:
+                await anyio.lowlevel.checkpoint()
+        assert got == [b"keep"]
+        await _until_waiting(a)
+        right.send(b"poke")
+    assert got == [b"keep", b""] and taken == [b"take 1", b"poke"]
+    # Not offered while nobody waits: held for the next receive.
+    right.send(b"take 2")
+    with anyio.fail_after(5):
+        while not a._received:
+            await anyio.lowlevel.checkpoint()
+    assert await a.receive() == b"take 2"
+    assert taken == [b"take 1", b"poke"]
+    await a.aclose()
+    right.close()
+
+
+async def _until_waiting(stream: SocketStream) -> None:
+    with anyio.fail_after(5):
+        while stream._waiter is None:
+            await anyio.lowlevel.checkpoint()
