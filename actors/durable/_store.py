@@ -48,7 +48,7 @@ from .._deadlines import now as _loop_now
 from .._trio import trio
 from . import _sql
 from ._errors import DurableError, StreamNotFound
-from ._thread import Job, StoreThread, outcome, settle
+from ._thread import Job, StoreThread, outcome, run_group, settle
 
 T = TypeVar("T")
 
@@ -446,10 +446,7 @@ class SQLiteStore:
                     "transaction (tx.publish, tx.ack), or leave it first"
                 )
             # Queued after the transaction (nothing runs between this and the queueing).
-            async with lock:
-                pass
-            if self._conn is None:
-                await self._open()
+            await self._after_transaction()
         thread, committer = self._thread, self._committer
         assert thread is not None and committer is not None
         job = Job(committer, fn, args)
@@ -488,12 +485,7 @@ class SQLiteStore:
         # Run the batch on the loop's thread; wake the calls that ran and
         # return those that found the file locked (nothing of them was kept).
         changes = inline.conn.total_changes
-        try:
-            inline(batch)
-        except BaseException as error:  # the runner's own failure: every call sees it
-            for each in batch:
-                if each.error is None:
-                    each.error = error
+        run_group(inline, batch)
         busy = []
         for each in batch:
             if _sql.is_busy(each.error):
@@ -509,16 +501,21 @@ class SQLiteStore:
                 self._thread.background(functools.partial(_checkpoint, self._conn))
         return busy
 
+    async def _after_transaction(self) -> None:
+        # Once no transaction (or open, or close) holds the lock, with the
+        # file open.
+        lock = self._lock
+        if lock is not None and lock.locked():
+            async with lock:
+                pass
+        if self._conn is None:
+            await self._open()
+
     async def _hand_over(self, jobs: list[Job]) -> None:
         # Queue an inline batch on the worker, in order, once no transaction
         # holds the lock (shielded: the other calls of the batch wait on it).
         with anyio.CancelScope(shield=True):
-            lock = self._lock
-            if lock is not None and lock.locked():
-                async with lock:
-                    pass
-            if self._conn is None:
-                await self._open()
+            await self._after_transaction()
         thread, committer = self._thread, self._committer
         assert thread is not None and committer is not None
         for job in jobs:

@@ -124,12 +124,7 @@ class StoreThread:
                 else:
                     held = more  # runs next, after this batch
                     break
-            try:
-                group(batch)
-            except BaseException as error:  # a runner's own failure: every call sees it
-                for each in batch:
-                    if each.error is None:
-                        each.error = error
+            run_group(group, batch)
             self.finished += len(batch)
             _reply(batch)
 
@@ -161,6 +156,16 @@ class StoreThread:
     def stop(self) -> None:
         """End the thread after the calls already queued."""
         self._queue.put(_STOP)
+
+
+def run_group(group: Callable[[Sequence[Job]], None], batch: Sequence[Job]) -> None:
+    """Have ``group`` run ``batch``; a failure of the runner itself is every call's."""
+    try:
+        group(batch)
+    except BaseException as error:
+        for each in batch:
+            if each.error is None:
+                each.error = error
 
 
 async def wait(job: Job) -> Any:
