@@ -407,3 +407,38 @@ async def test_a_transaction_whose_commit_fails_keeps_nothing(
         assert await orders.publish("orders.a", "kept") == 2
         assert await zero.ack() is True
         assert [m.data for m in await billing.fetch(10)] == ["kept"]
+
+
+async def test_two_stores_on_one_file_publish_at_once_and_lose_nothing(tmp_path: Path) -> None:
+    # Two stores (as two processes would have) at NORMAL: their inline
+    # connections and workers contend for the file's lock; while one holds a
+    # transaction open, the other's calls wait on its worker, not the loop.
+    path = tmp_path / "s.db"
+    first = durable.SQLiteStore(path, synchronous="NORMAL")
+    second = durable.SQLiteStore(path, synchronous="NORMAL")
+    async with (
+        actors.ActorSystem("one", store=first) as one,
+        actors.ActorSystem("two", store=second) as two,
+    ):
+        orders = await one.streams.create("ORDERS", subjects=["orders.>"])
+        theirs = await two.streams.get("ORDERS")
+        seqs: list[int] = []
+
+        async def publish(stream: durable.Stream, who: str) -> None:
+            for i in range(50):
+                seqs.append(await stream.publish("orders.a", f"{who}{i}"))
+
+        async with anyio.create_task_group() as tg:
+            async with one.streams.transaction() as tx:  # holds the lock meanwhile
+                await tx.publish("orders.a", "tx")
+                for n in range(4):
+                    tg.start_soon(publish, theirs, f"two-{n}-")
+                for _ in range(20):
+                    await anyio.lowlevel.checkpoint()
+                assert seqs == []  # waiting for the lock, on the worker
+            for n in range(4):
+                tg.start_soon(publish, orders, f"one-{n}-")
+        assert sorted(seqs) == list(range(2, 402))
+        consumer = await orders.consumer("all")
+        got = [m.data for m in await consumer.fetch(500)]
+        assert len(got) == 401 and len(set(got)) == 401 and got[0] == "tx"
