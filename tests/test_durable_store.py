@@ -256,6 +256,29 @@ async def test_at_full_every_call_goes_to_the_worker(tmp_path: Path) -> None:
         assert store._committer.batches == batches + 1
 
 
+async def test_at_normal_calls_that_may_go_over_many_messages_go_to_the_worker(
+    tmp_path: Path,
+) -> None:
+    # Only publishes, claims and settles of a few messages run on the loop.
+    async with opened(tmp_path / "s.db", "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._inline is not None and store._committer is not None
+        inline, worker = store._inline, store._committer
+
+        async def where(call: Any) -> tuple[int, int]:
+            before = (inline.calls, worker.calls)
+            await call
+            return (inline.calls - before[0], worker.calls - before[1])
+
+        assert await where(orders.publish_many([("orders.a", i) for i in range(10)])) == (1, 0)
+        assert await where(orders.publish_many([("orders.a", i) for i in range(300)])) == (0, 1)
+        on_loop, on_worker = await where(orders.consumer("c", deliver="all"))
+        assert on_loop == 0 and on_worker >= 1
+        consumer = await orders.consumer("c")
+        assert await where(consumer.fetch(100)) == (1, 0)
+        assert await where(consumer.fetch(300)) == (0, 1)
+
+
 async def test_a_file_locked_by_another_process_sends_the_call_to_the_worker(
     tmp_path: Path,
 ) -> None:

@@ -18,15 +18,16 @@ file. A store for a server (JetStream) implements the same methods.
 #   error) is the one it would have had alone, and a failure reaches only
 #   the call it belongs to.
 # - At ``NORMAL`` a commit writes to the OS, not the disk, so while the
-#   worker is idle and no transaction holds ``_lock``, calls run on the event
-#   loop's thread through a second connection (``_inline``): the calls made
-#   during one loop turn (``_forming``) are one batch, run by the first of
-#   them after that turn. ``_inline`` never waits for a lock: what finds the
-#   file locked (another process) was rolled back and goes to the worker.
-#   The connections are used one at a time (the worker is idle while
-#   ``_inline`` runs); ``_inline`` never checkpoints: the worker does, in the
-#   background, every ``CHECKPOINT_EVERY`` inline batches
-#   (or ``CHECKPOINT_ROWS`` rows).
+#   worker is idle and no transaction holds ``_lock``, small calls (``_small``:
+#   publishes, claims and settles of up to ``_INLINE_MOST`` messages) run on
+#   the event loop's thread through a second connection (``_inline``): the
+#   calls made during one loop turn (``_forming``, up to ``MAX_BATCH``) are
+#   one batch, run by the first of them after that turn. ``_inline`` never
+#   waits for a lock: what finds the file locked (another process) was
+#   rolled back and goes to the worker. The connections are used one at a
+#   time (the worker is idle while ``_inline`` runs); ``_inline`` never
+#   checkpoints: the worker does, in the background, every
+#   ``CHECKPOINT_EVERY`` inline batches (or ``CHECKPOINT_ROWS`` rows).
 """
 
 from __future__ import annotations
@@ -48,9 +49,32 @@ from .._deadlines import now as _loop_now
 from .._trio import trio
 from . import _sql
 from ._errors import DurableError, StreamNotFound
-from ._thread import Job, StoreThread, outcome, run_group, settle
+from ._thread import MAX_BATCH, Job, StoreThread, outcome, run_group, settle
 
 T = TypeVar("T")
+
+#: The calls that run on the loop's thread (at NORMAL), as long as they are
+#: small: what they touch grows with the messages they name, not with the
+#: stream (creating a consumer, a reset or a stream's deletion may go over
+#: every message, and go to the worker).
+_INLINE = {_sql.publish, _sql.claim, _sql.ack, _sql.nak, _sql.release, _sql.progress, _sql.term}
+#: The most messages an inline call names.
+_INLINE_MOST = 256
+
+
+def _small(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    # publish (items), claim (n) and ack (tokens) name their messages in
+    # args[2], release in args[1]; the others name one.
+    if fn not in _INLINE:
+        return False
+    if fn is _sql.publish or fn is _sql.ack:
+        return len(args[2]) <= _INLINE_MOST
+    if fn is _sql.claim:
+        return bool(args[2] <= _INLINE_MOST)
+    if fn is _sql.release:
+        return len(args[1]) <= _INLINE_MOST
+    return True
+
 
 #: The worker checkpoints after this many inline batches (a few pages each)
 #: or rows written, whichever comes first (SQLite by itself: 1,000 pages).
@@ -450,12 +474,13 @@ class SQLiteStore:
         thread, committer = self._thread, self._committer
         assert thread is not None and committer is not None
         job = Job(committer, fn, args)
-        if self._inline is not None:
+        if self._inline is not None and _small(fn, args):
             forming = self._forming
-            if forming is not None:  # joins this turn's inline batch
-                forming.append(job)
-                return job, await settle(job)
-            if thread.idle():
+            if forming is not None:
+                if len(forming) < MAX_BATCH:  # joins this turn's inline batch
+                    forming.append(job)
+                    return job, await settle(job)
+            elif thread.idle():
                 return job, await self._lead(job)
         thread.submit(job)
         return job, await settle(job)
