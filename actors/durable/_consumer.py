@@ -353,15 +353,30 @@ class Consumer:
         return self.max_in_flight - len(in_flight)
 
     def _settled(self, message: Message, error: str | None = None, why: str = "") -> None:
+        if self._forget(message, error, why):
+            self._wake_settle_waiters()
+
+    def _settled_all(self, messages: Sequence[Message]) -> None:
+        # _settled for each, waking the waiters once.
+        forgot = False
+        for m in messages:
+            forgot = self._forget(m, None, "") or forgot
+        if forgot:
+            self._wake_settle_waiters()
+
+    def _forget(self, message: Message, error: str | None, why: str) -> bool:
+        # No longer in flight; whether it was.
         span = message._span
         if span is not None:  # while tracing: its handling ends here
             message._span = None
             if error is not None:
                 _tracing.failed(span, error, why)
             span.end()
-        if self._in_flight.pop(message.seq, None) is not None:
-            signal, self._settle_signal = self._settle_signal, Signal()
-            signal.set()
+        return self._in_flight.pop(message.seq, None) is not None
+
+    def _wake_settle_waiters(self) -> None:
+        signal, self._settle_signal = self._settle_signal, Signal()
+        signal.set()
 
     async def _claim(self, n: int, wait: float) -> tuple[list[Message], float | None]:
         stream = self.stream
@@ -472,8 +487,7 @@ class Consumer:
         """
         with anyio.CancelScope(shield=True):
             await self._store.release(self._cid, [m.token for m in messages])
-        for m in messages:
-            self._settled(m)
+        self._settled_all(messages)
         self._streams._notify(self.stream.name)
 
     async def ack(self, messages: Sequence[Message]) -> list[bool]:
@@ -494,8 +508,7 @@ class Consumer:
         done = await self._store.ack(
             stream.name, self._cid, [m.token for m in messages], stream.retention
         )
-        for m in messages:
-            self._settled(m)
+        self._settled_all(messages)
         return done
 
     async def _nak(self, message: Message, delay: float | None, error: str | None) -> str:
