@@ -220,13 +220,18 @@ async def test_a_cancelled_call_waits_for_the_worker_then_raises_the_cancellatio
 # -- calls on the event loop's thread (NORMAL) ---------------------------------
 
 
+def _committers(store: durable.SQLiteStore) -> tuple[Any, Any]:
+    # What runs calls on the loop's thread, and on the worker (at NORMAL).
+    assert store._inline is not None and store._committer is not None
+    return store._inline, store._committer
+
+
 async def test_at_normal_calls_of_one_loop_turn_commit_together_on_the_loop(
     tmp_path: Path,
 ) -> None:
     async with opened(tmp_path / "s.db", "NORMAL") as system:
         orders, store = await _orders(system)
-        assert store._inline is not None and store._committer is not None
-        inline, worker = store._inline, store._committer
+        inline, worker = _committers(store)
         before = (inline.batches, inline.calls, worker.batches)
         seqs: dict[int, int] = {}
 
@@ -262,8 +267,7 @@ async def test_at_normal_calls_that_may_go_over_many_messages_go_to_the_worker(
     # Only publishes, claims and settles of a few messages run on the loop.
     async with opened(tmp_path / "s.db", "NORMAL") as system:
         orders, store = await _orders(system)
-        assert store._inline is not None and store._committer is not None
-        inline, worker = store._inline, store._committer
+        inline, worker = _committers(store)
 
         async def where(call: Any) -> tuple[int, int]:
             before = (inline.calls, worker.calls)
