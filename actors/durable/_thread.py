@@ -2,13 +2,15 @@
 
 A thread of our own fed by a queue, rather than ``anyio.to_thread`` with a
 ``CapacityLimiter(1)``: a round trip measured 62 µs against 144 µs on asyncio
-and 100 µs against 194 µs on trio (2-core machine), and a store call is
-mostly that round trip at ``synchronous=NORMAL`` (``benchmarks.durable``).
+and 100 µs against 194 µs on trio (2-core machine), where a commit at
+``synchronous=NORMAL`` takes about 30 µs (``benchmarks.durable``; at NORMAL
+the store runs small calls on the loop's thread while this one is idle).
 
 Calls queued (``submit``) with the same *group* runner while the thread is
-busy are run together, by one call of that runner (the store commits them in one
-transaction: group commit); the others run alone. Replies of a batch reach
-each event loop in one callback.
+busy are run together, by one call of that runner (the store commits them
+in one transaction: group commit); the others run alone. Replies of a batch
+reach each event loop in one callback. ``background`` work (a checkpoint)
+runs in turn, and nobody waits for it.
 
 # Invariants:
 # - Calls run in the order they were queued, on one thread; a batch is calls
