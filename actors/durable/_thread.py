@@ -65,7 +65,9 @@ class Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = Signal()
-        self.schedule = threadsafe_scheduler()
+        #: How the thread wakes its caller's loop (set by ``submit``: a job
+        #: the store runs on the loop's thread never needs it).
+        self.schedule: Callable[..., Any] | None = None
 
 
 class _Stop:
@@ -144,6 +146,7 @@ class StoreThread:
 
     def submit(self, job: Job) -> None:
         """Queue ``job`` (in the event loop); :func:`wait` gives its outcome."""
+        job.schedule = threadsafe_scheduler()
         self.submitted += 1
         self._queue.put(job)
 
@@ -222,6 +225,7 @@ async def _wait_uncancellable(done: Signal) -> None:
 def _reply(jobs: Sequence[Job]) -> None:
     # One callback per event loop for the whole batch (usually one loop).
     first = jobs[0].schedule
+    assert first is not None  # set by submit, in the caller's loop
     if all(job.schedule == first for job in jobs):
         _schedule(first, [job.done for job in jobs])
         return
