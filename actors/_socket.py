@@ -193,7 +193,6 @@ class SocketStream(anyio.abc.ByteStream):
             ):
                 return  # taken: the receive waits on
             self._received.append(data)
-        waiter = self._waiter  # inline may have poked it
         self._waiter = None
         if waiter is None or not data:
             self._unwatch()  # nobody waits (the chunk is held), or nothing more comes
