@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import sqlite3
 import threading
@@ -348,6 +349,35 @@ async def test_the_worker_checkpoints_what_the_loop_wrote(
         await orders.publish("orders.a", 4)  # the 4th inline batch
         await store._thread.call(lambda: None)
         assert in_file() == 5
+
+
+async def test_the_log_restarts_while_one_task_publishes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's checkpoint completes although the loop keeps writing
+    # (calls made meanwhile queue behind it), so the log starts over from its
+    # beginning instead of growing with every message.
+    from actors.durable import _store
+
+    monkeypatch.setattr(_store, "CHECKPOINT_EVERY", 16)
+    path = tmp_path / "s.db"
+    async with opened(path, "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._inline is not None
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            page = conn.execute("PRAGMA page_size").fetchone()[0]
+        log = Path(f"{path}-wal")
+        sizes = []
+        for i in range(600):
+            await orders.publish("orders.a", i)
+            sizes.append(os.stat(log).st_size)
+        largest = max(sizes)
+        assert store._inline.batches > 500  # the loop wrote them, not the worker
+        # 600 messages of a few pages each; 16 batches between checkpoints,
+        # and the calls of a checkpoint's time, are well under 200 pages.
+        assert largest < 200 * page, (largest, page)
+        consumer = await orders.consumer("c")
+        assert len(await consumer.fetch(1000)) == 601
 
 
 async def test_a_cancelled_first_call_of_a_turn_still_runs_the_others(tmp_path: Path) -> None:

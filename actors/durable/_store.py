@@ -27,7 +27,11 @@ file. A store for a server (JetStream) implements the same methods.
 #   rolled back and goes to the worker. The connections are used one at a
 #   time (the worker is idle while ``_inline`` runs); ``_inline`` never
 #   checkpoints: the worker does, in the background, every
-#   ``CHECKPOINT_EVERY`` inline batches (or ``CHECKPOINT_ROWS`` rows).
+#   ``CHECKPOINT_EVERY`` inline batches (or ``CHECKPOINT_ROWS`` rows). The
+#   worker is not idle while a checkpoint is queued or running, so the
+#   calls made meanwhile queue behind it: it completes, and the next write
+#   starts the log over (a checkpoint racing the loop's writes never
+#   finished, and the log grew without end).
 """
 
 from __future__ import annotations
