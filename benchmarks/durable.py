@@ -51,6 +51,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import anyio
@@ -262,10 +263,21 @@ def _litequeue(directory: str, synchronous: str, n: int) -> dict[str, float] | N
     start = time.perf_counter()
     for _ in range(n):
         message = queue.pop()
-        queue.done(message.message_id)
+        claim = getattr(message, "claim_id", None)  # litequeue 0.14: done() names the claim
+        if claim is None:
+            queue.done(message.message_id)
+        else:
+            queue.done(message.message_id, claim_id=claim)
     fetch = n / (time.perf_counter() - start)
     queue.close()
     return {"publish1": publish, "fetch1": fetch}
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 PEERS: dict[str, Callable[[str, str, int], dict[str, float] | None]] = {
@@ -320,7 +332,8 @@ def report(
     recorder: Recorder, backends: list[Backend], runs: int, info: dict[str, object]
 ) -> dict[str, object]:
     """Print the tables and return the results as JSON-ready data."""
-    print(headline("durable", info, f"sqlite {sqlite3.sqlite_version}", runs))
+    peers = ", ".join(f"{name} {_version(name)}" for name in PEERS)
+    print(headline("durable", info, f"sqlite {sqlite3.sqlite_version}, {peers}", runs))
     header = ["sync", "who", "workload", "median msg/s", "spread"]
     rows = []
     for key in sorted(recorder.samples, key=str):
