@@ -352,28 +352,38 @@ class ClusterNames:
                     revision = await self.kv.create(key, value, ttl=math.ceil(self.lease))
                     break
                 except KeyExists:
-                    entry = await self.kv.get(key)
-                    if retried and entry is not None and entry.value == value:
-                        revision = entry.revision  # our earlier try was stored
-                        break
-                    if take_over and entry is not None:
-                        revision = await self.kv.update(
-                            key, value, last=entry.revision, ttl=math.ceil(self.lease)
-                        )
-                        break
-                    holder = _holder(entry.value) if entry is not None else {}
-                    where = holder.get("node", "another node")
-                    path = holder.get("path")
-                    raise NameTaken(
-                        f"{key.split('.', 1)[1]!r} is held by {where}"
-                        + (f" ({path})" if path else "")
-                        + " in the cluster: pick another name, or wait until its actor "
-                        f"stops (or its node's lease of {self.lease:g} s expires)"
-                    ) from None
+                    pass
                 except (BucketNotFound, NatsTimeout) as error:
                     logger.debug("%s: claiming %s: %r; trying again", self.node, key, error)
-                    retried = True
+                    retried = True  # it may have been stored all the same
                     await anyio.sleep(0.1)
+                    continue
+                try:
+                    entry = await self.kv.get(key)
+                except (BucketNotFound, NatsTimeout) as error:
+                    logger.debug("%s: reading %s: %r; trying again", self.node, key, error)
+                    await anyio.sleep(0.1)
+                    continue
+                if entry is None:  # its holder let go meanwhile
+                    await anyio.sleep(0.01)
+                    continue
+                if retried and entry.value == value:
+                    revision = entry.revision  # our earlier try was stored
+                    break
+                if take_over:
+                    revision = await self.kv.update(
+                        key, value, last=entry.revision, ttl=math.ceil(self.lease)
+                    )
+                    break
+                holder = _holder(entry.value)
+                where = holder.get("node", "another node")
+                path = holder.get("path")
+                raise NameTaken(
+                    f"{key.split('.', 1)[1]!r} is held by {where}"
+                    + (f" ({path})" if path else "")
+                    + " in the cluster: pick another name, or wait until its actor "
+                    f"stops (or its node's lease of {self.lease:g} s expires)"
+                )
         lease = _Lease(key, name, value, revision, sent)
         lease.fence_at = sent + self.lease - self.margin
         self._held[key] = lease

@@ -454,3 +454,81 @@ async def test_a_watch_made_without_an_answer_is_made_again_at_start(
             async with system:
                 with anyio.fail_after(10), pytest.raises(raised):
                     await names.open()
+
+
+async def test_a_claim_whose_answer_was_lost_keeps_what_was_stored(
+    nats_server: NatsServer,
+) -> None:
+    # The server stored the claim but its answer never came (a leader
+    # election): the claim is tried again, finds its own value, and keeps it.
+    from actors._nats import NatsTimeout
+
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url) as a, nodes.node("b", nats_server.url) as b:
+        names = names_of(a)
+        assert names.kv is not None
+        kv = names.kv
+        create = kv.create
+        stored: list[int] = []
+
+        async def answer_lost(key: str, *args: Any, **kwargs: Any) -> int:
+            revision = await create(key, *args, **kwargs)
+            if key == "names.lost" and not stored:
+                stored.append(revision)
+                raise NatsTimeout("no answer")
+            return revision
+
+        kv.create = answer_lost  # type: ignore[method-assign]
+        ref = await a.spawn(Echo, "a")
+        await a.registry.claim("lost", ref)
+        assert names._held["names.lost"].revision == stored[0]
+        await until(lambda: b.registry.whereis("lost") == ref, 5)
+
+
+async def test_a_claim_reads_again_after_no_answer_and_retries_after_a_release(
+    nats_server: NatsServer,
+) -> None:
+    # Between "the key exists" and reading who holds it: a read with no
+    # answer is made again (not raised), and a holder that let go meanwhile
+    # leaves the name to this claim (not NameTaken).
+    from actors._nats import NatsTimeout
+
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url) as a, nodes.node("b", nats_server.url) as b:
+        held = await b.spawn(Echo, "b")
+        await b.registry.claim("moving", held)
+        names = names_of(a)
+        assert names.kv is not None
+        kv = names.kv
+        get, create = kv.get, kv.create
+        reads: list[str] = []
+        creating = False
+
+        async def create_(key: str, *args: Any, **kwargs: Any) -> int:
+            nonlocal creating
+            creating = True  # create() reads the key itself: not what this test changes
+            try:
+                return await create(key, *args, **kwargs)
+            finally:
+                creating = False
+
+        async def unanswered_then_released(key: str, *args: Any, **kwargs: Any) -> Any:
+            if creating or key != "names.moving":
+                return await get(key, *args, **kwargs)
+            reads.append(key)
+            if len(reads) == 1:
+                raise NatsTimeout("no answer")
+            if len(reads) == 2:
+                await held.stop()  # b lets go (deletes the key) before this read
+                with anyio.fail_after(5):
+                    while await get(key) is not None:  # noqa: ASYNC110 - the server's state
+                        await anyio.sleep(0.01)
+            return await get(key, *args, **kwargs)
+
+        kv.create = create_  # type: ignore[method-assign]
+        kv.get = unanswered_then_released  # type: ignore[method-assign]
+        ref = await a.spawn(Echo, "a")
+        with anyio.fail_after(10):
+            await a.registry.claim("moving", ref)
+        assert reads[:2] == ["names.moving", "names.moving"]
+        await until(lambda: b.registry.whereis("moving") == ref, 5)
