@@ -380,6 +380,46 @@ async def test_the_log_restarts_while_one_task_publishes_on(
         assert len(await consumer.fetch(1000)) == 601
 
 
+async def test_a_checkpoint_that_others_keep_from_finishing_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process's reader (or writer) in the log keeps a PASSIVE
+    # checkpoint from finishing, and the log then only grows. Past LOG_LIMIT
+    # pages the worker's checkpoint waits for them (RESTART, at most
+    # RESTART_WAIT), so the next write starts the log over.
+    from actors.durable import _store
+
+    monkeypatch.setattr(_store, "CHECKPOINT_EVERY", 10_000)  # only the one below
+    monkeypatch.setattr(_store, "LOG_LIMIT", 16)
+    monkeypatch.setattr(_store, "RESTART_WAIT", 10.0)  # the reader ends after 0.1 s
+    path = tmp_path / "s.db"
+
+    def frames() -> int:
+        # The frames in the log, through a connection of its own.
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+    async with opened(path, "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._thread is not None and store._conn is not None
+        for i in range(50):
+            await orders.publish("orders.a", i)
+        reader = sqlite3.connect(path, check_same_thread=False)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM durable_messages").fetchone()  # its snapshot
+            for i in range(50):
+                await orders.publish("orders.a", i)
+            ended = threading.Timer(0.1, reader.execute, ("COMMIT",))
+            ended.start()
+            await store._thread.call(_store._checkpoint, store._conn)
+            ended.join()
+        finally:
+            reader.close()
+        await orders.publish("orders.a", "after")
+        assert frames() < 10  # the last publish's few pages, not 100 messages' hundreds
+
+
 async def test_a_cancelled_first_call_of_a_turn_still_runs_the_others(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db", "NORMAL") as system:
         orders, store = await _orders(system)

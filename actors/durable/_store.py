@@ -84,6 +84,11 @@ def _small(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
 #: or rows written, whichever comes first (SQLite by itself: 1,000 pages).
 CHECKPOINT_EVERY = 256
 CHECKPOINT_ROWS = 20_000
+#: Pages of log (SQLite's own checkpoint size) past which the worker's
+#: checkpoint waits for other processes' readers and writers, at most
+#: RESTART_WAIT seconds, so that the log starts over (see _checkpoint).
+LOG_LIMIT = 1000
+RESTART_WAIT = 0.5
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -275,7 +280,20 @@ async def _one_turn() -> None:
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
     # On the worker: what the inline connection wrote goes into the file.
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    # The log starts over at the first write after a checkpoint that left
+    # nothing in it. While another store (process) writes to the file, its
+    # writes come first and the log only grows; so when this one is past
+    # LOG_LIMIT pages, or another checkpoint was running, a RESTART holds
+    # writers off (waiting at most RESTART_WAIT for them) until the next
+    # write starts the log over.
+    busy, log, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if busy or log > LOG_LIMIT:
+        (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        conn.execute(f"PRAGMA busy_timeout = {int(RESTART_WAIT * 1000)}")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {timeout}")
 
 
 def _in_txn(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
