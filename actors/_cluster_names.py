@@ -280,8 +280,10 @@ class ClusterNames:
                     description="actors: cluster-wide names and nodes",
                 ),
             )
-        except KeyValueError:
-            self.kv = await bind_bucket(js, self.bucket)
+        except KeyValueError:  # there with another configuration: use it as it is
+            self.kv = await self._patiently(
+                f"bucket {self.bucket} is bound", lambda: bind_bucket(js, self.bucket)
+            )
         watcher = self._watcher = await self._open_watch(self.kv)
         try:
             for entry in await watcher.initial():

@@ -532,3 +532,36 @@ async def test_a_claim_reads_again_after_no_answer_and_retries_after_a_release(
             await a.registry.claim("moving", ref)
         assert reads[:2] == ["names.moving", "names.moving"]
         await until(lambda: b.registry.whereis("moving") == ref, 5)
+
+
+async def test_a_bucket_there_with_another_configuration_is_bound_patiently(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bucket made by another version (another configuration) is used as it
+    # is; binding it waits out a server that does not answer in time, as
+    # creating it does.
+    import actors._nats as nats_module
+    from actors._nats import KeyValueError, NatsTimeout
+
+    bind_bucket = nats_module.bind_bucket
+    binds: list[str] = []
+
+    async def there_already(*args: Any, **kwargs: Any) -> Any:
+        raise KeyValueError("bucket exists with another configuration (injected)")
+
+    async def unanswered_once(js: Any, bucket: str) -> Any:
+        binds.append(bucket)
+        if len(binds) == 1:
+            raise NatsTimeout("no answer (injected)")
+        return await bind_bucket(js, bucket)
+
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url):  # makes the bucket
+        pass
+    monkeypatch.setattr(nats_module, "create_bucket", there_already)
+    monkeypatch.setattr(nats_module, "bind_bucket", unanswered_once)
+    async with nodes.node("b", nats_server.url) as b:
+        assert len(binds) == 2 and names_of(b).kv is not None
+        ref = await b.spawn(Echo, "b")
+        await b.registry.claim("bound", ref)
+        assert b.registry.whereis("bound") == ref
