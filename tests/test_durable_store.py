@@ -412,7 +412,7 @@ async def test_a_checkpoint_that_others_keep_from_finishing_waits_for_them(
                 await orders.publish("orders.a", i)
             ended = threading.Timer(0.1, reader.execute, ("COMMIT",))
             ended.start()
-            await store._thread.call(_store._checkpoint, store._conn)
+            await store._thread.call(_store._checkpoint, store._conn, store._writing)
             ended.join()
         finally:
             reader.close()

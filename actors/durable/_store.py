@@ -27,11 +27,10 @@ file. A store for a server (JetStream) implements the same methods.
 #   rolled back and goes to the worker. The connections are used one at a
 #   time (the worker is idle while ``_inline`` runs); ``_inline`` never
 #   checkpoints: the worker does, in the background, every
-#   ``CHECKPOINT_EVERY`` inline batches (or ``CHECKPOINT_ROWS`` rows). The
-#   worker is not idle while a checkpoint is queued or running, so the
-#   calls made meanwhile queue behind it: it completes, and the next write
-#   starts the log over (a checkpoint racing the loop's writes never
-#   finished, and the log grew without end).
+#   ``CHECKPOINT_EVERY`` inline batches (or ``CHECKPOINT_ROWS`` rows). An
+#   inline batch holds ``_writing`` while it runs, and so does the
+#   checkpoint's last pass: the calls made meanwhile go to the worker,
+#   behind it, so it completes and the next write starts the log over.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ import asyncio
 import functools
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -278,22 +278,27 @@ async def _one_turn() -> None:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
+def _checkpoint(conn: sqlite3.Connection, writing: threading.Lock) -> None:
     # On the worker: what the inline connection wrote goes into the file.
     # The log starts over at the first write after a checkpoint that left
-    # nothing in it. While another store (process) writes to the file, its
-    # writes come first and the log only grows; so when this one is past
+    # nothing in it. The first pass copies the bulk while the loop goes on
+    # writing; the second holds the loop's writes off (``writing``) and
+    # copies what they added meanwhile, so that it finishes (a checkpoint
+    # racing the loop never did, and the log grew without end). Another
+    # store (process) writing to the file, or reading it in a long
+    # transaction, keeps even that from emptying the log: when it is past
     # LOG_LIMIT pages, or another checkpoint was running, a RESTART holds
-    # writers off (waiting at most RESTART_WAIT for them) until the next
-    # write starts the log over.
-    busy, log, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    if busy or log > LOG_LIMIT:
-        (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
-        conn.execute(f"PRAGMA busy_timeout = {int(RESTART_WAIT * 1000)}")
-        try:
-            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {timeout}")
+    # their writes off too (waiting at most RESTART_WAIT for them).
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    with writing:
+        busy, log, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if busy or log > LOG_LIMIT:
+            (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+            conn.execute(f"PRAGMA busy_timeout = {int(RESTART_WAIT * 1000)}")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {timeout}")
 
 
 def _in_txn(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -433,6 +438,8 @@ class SQLiteStore:
         self._inline: _Committer | None = None  # at NORMAL, for the event loop
         self._forming: list[Job] | None = None  # this loop turn's inline batch
         self._inline_batches = self._inline_rows = 0  # since the last checkpoint
+        #: Held by an inline batch while it runs, and by a checkpoint's last pass.
+        self._writing = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} synchronous={self.synchronous}>"
@@ -519,10 +526,19 @@ class SQLiteStore:
             cancelled = error
         self._forming = None
         thread, lock, inline = self._thread, self._lock, self._inline
-        if inline is None or thread is None or not thread.idle() or (lock and lock.locked()):
+        if (
+            inline is None
+            or thread is None
+            or not thread.idle()
+            or (lock and lock.locked())
+            or not self._writing.acquire(blocking=False)  # a checkpoint's last pass
+        ):
             await self._hand_over(batch)
         else:
-            busy = self._run_inline(inline, batch)
+            try:
+                busy = self._run_inline(inline, batch)
+            finally:
+                self._writing.release()
             if busy:  # rolled back: the worker waits for the lock
                 await self._hand_over(busy)
         later = await settle(job)  # at once unless handed over
@@ -545,7 +561,7 @@ class SQLiteStore:
         if self._inline_batches >= CHECKPOINT_EVERY or self._inline_rows >= CHECKPOINT_ROWS:
             self._inline_batches = self._inline_rows = 0
             if self._thread is not None and self._conn is not None:
-                self._thread.background(functools.partial(_checkpoint, self._conn))
+                self._thread.background(functools.partial(_checkpoint, self._conn, self._writing))
         return busy
 
     async def _after_transaction(self) -> None:

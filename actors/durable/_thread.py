@@ -21,8 +21,8 @@ runs in turn, and nobody waits for it.
 #   if cancelled, then sees the cancellation: a commit is never mistaken for a
 #   failure.
 # - ``finished`` is written by the thread only, after a call's work (and
-#   ``submitted`` by the event loop only): ``idle()`` true means no call and
-#   no background work is queued or running.
+#   ``submitted`` by the event loop only): ``idle()`` true means no call is
+#   queued or running (background work aside).
 """
 
 from __future__ import annotations
@@ -107,7 +107,6 @@ class StoreThread:
             if isinstance(job, _Background):
                 with contextlib.suppress(Exception):  # nobody to tell; the next one tries
                     job.fn()
-                self.finished += 1
                 continue
             group = job.group
             if group is None:
@@ -152,10 +151,7 @@ class StoreThread:
         self._queue.put(job)
 
     def background(self, fn: Callable[[], object]) -> None:
-        """Queue ``fn()``, which nobody waits for. ``idle()`` counts it: the
-        store queues the calls made meanwhile behind it (a checkpoint then
-        finds no writer on the way, and completes)."""
-        self.submitted += 1
+        """Queue ``fn()``, which nobody waits for; ``idle()`` does not count it."""
         self._queue.put(_Background(fn))
 
     def idle(self) -> bool:
