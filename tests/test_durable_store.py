@@ -350,6 +350,46 @@ async def test_the_worker_checkpoints_what_the_loop_wrote(
         assert in_file() == 5
 
 
+async def test_one_checkpoint_at_a_time_is_sent_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint the worker is slow to finish (a busy machine) is not
+    # joined by more behind it: the loop writes on and asks for the next one
+    # after this one ends.
+    from actors.durable import _store
+
+    monkeypatch.setattr(_store, "CHECKPOINT_EVERY", 2)
+    checkpoint = _store._checkpoint
+    started = threading.Event()
+    go_on = threading.Event()
+    runs: list[int] = []
+
+    def slow(conn: sqlite3.Connection, writing: Any) -> None:
+        runs.append(1)
+        started.set()
+        go_on.wait(10)
+        checkpoint(conn, writing)
+
+    monkeypatch.setattr(_store, "_checkpoint", slow)
+    async with opened(tmp_path / "s.db", "NORMAL") as system:
+        orders, store = await _orders(system)
+        assert store._thread is not None and store._inline is not None
+        store._inline_batches = 0
+        for i in range(2):
+            await orders.publish("orders.a", i)
+        await anyio.to_thread.run_sync(started.wait, 10)
+        inline = store._inline.batches
+        for i in range(20):  # ten checkpoints' worth while the first one runs
+            await orders.publish("orders.a", i)
+        assert store._inline.batches == inline + 20  # the loop wrote on
+        go_on.set()
+        await store._thread.call(lambda: None)  # after the background work
+        assert runs == [1]
+        await orders.publish("orders.a", "next")  # asks for the next one
+        await store._thread.call(lambda: None)
+        assert runs == [1, 1]
+
+
 async def test_a_checkpoints_last_pass_holds_the_loops_writes_off(tmp_path: Path) -> None:
     # The checkpoint's last pass holds ``_writing`` so that it finishes and
     # the log starts over: a call made meanwhile runs on the worker, behind it

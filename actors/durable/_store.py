@@ -440,6 +440,7 @@ class SQLiteStore:
         self._inline_batches = self._inline_rows = 0  # since the last checkpoint
         #: Held by an inline batch while it runs, and by a checkpoint's last pass.
         self._writing = threading.Lock()
+        self._checkpointing = False  # one is queued or running on the worker
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} synchronous={self.synchronous}>"
@@ -558,11 +559,21 @@ class SQLiteStore:
                 each.done.set()
         self._inline_batches += 1
         self._inline_rows += inline.conn.total_changes - changes
-        if self._inline_batches >= CHECKPOINT_EVERY or self._inline_rows >= CHECKPOINT_ROWS:
+        if (
+            self._inline_batches >= CHECKPOINT_EVERY or self._inline_rows >= CHECKPOINT_ROWS
+        ) and not self._checkpointing:  # one at a time: a slow worker is not sent more
             self._inline_batches = self._inline_rows = 0
             if self._thread is not None and self._conn is not None:
-                self._thread.background(functools.partial(_checkpoint, self._conn, self._writing))
+                self._checkpointing = True
+                self._thread.background(functools.partial(self._checkpoint, self._conn))
         return busy
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        # On the worker.
+        try:
+            _checkpoint(conn, self._writing)
+        finally:
+            self._checkpointing = False
 
     async def _after_transaction(self) -> None:
         # Once no transaction (or open, or close) holds the lock, with the
