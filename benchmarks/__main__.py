@@ -20,23 +20,12 @@ import json
 import logging
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import report, suite, workloads
-from ._util import BACKENDS, ROOT, load_average, machine, write_json
+from ._util import BACKENDS, ROOT, load_average, machine, versions, write_json
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
-
-
-def _peer_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("pykka", "thespian"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("actors", "supervision"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
-    info = {**machine(), "peers": _peer_versions()}
+    info = {**machine(), "peers": versions(["pykka", "thespian"])}
     began = time.perf_counter()
     chosen = suite.select(workloads.workloads(args.quick), backends, only)
     suite.warm_up(chosen)

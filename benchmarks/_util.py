@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -174,6 +174,18 @@ def format_table(
     for title, grouped in groups:
         lines += ["", title, *(line(row) for row in grouped)]
     return "\n".join(lines)
+
+
+def versions(distributions: Sequence[str]) -> dict[str, str]:
+    """Each distribution's installed version, or ``"not installed"`` (the peers'
+    of a benchmark, for its headline and JSON)."""
+    out = {}
+    for name in distributions:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def load_average() -> float | None:

@@ -51,7 +51,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import anyio
@@ -74,6 +73,7 @@ from ._util import (
     repeat_runs,
     run_on,
     spreads_json,
+    versions,
     write_json,
 )
 
@@ -273,13 +273,6 @@ def _litequeue(directory: str, synchronous: str, n: int) -> dict[str, float] | N
     return {"publish1": publish, "fetch1": fetch}
 
 
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 PEERS: dict[str, Callable[[str, str, int], dict[str, float] | None]] = {
     "persist-queue": _persist_queue,
     "litequeue": _litequeue,
@@ -332,7 +325,7 @@ def report(
     recorder: Recorder, backends: list[Backend], runs: int, info: dict[str, object]
 ) -> dict[str, object]:
     """Print the tables and return the results as JSON-ready data."""
-    peers = ", ".join(f"{name} {_version(name)}" for name in PEERS)
+    peers = ", ".join(f"{name} {v}" for name, v in versions(list(PEERS)).items())
     print(headline("durable", info, f"sqlite {sqlite3.sqlite_version}, {peers}", runs))
     header = ["sync", "who", "workload", "median msg/s", "spread"]
     rows = []

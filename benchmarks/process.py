@@ -68,7 +68,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 import anyio
@@ -99,6 +98,7 @@ from ._util import (
     machine,
     parse_args,
     run_on,
+    versions,
     write_json,
 )
 from .peers import missing
@@ -617,7 +617,7 @@ def report(
     recorder: Recorder, backends: list[Backend], runs: int, size: Size, info: dict[str, object]
 ) -> dict[str, object]:
     """Print the tables and return the same results as JSON-ready data."""
-    info = {**info, "load_average_end": load_average(), "peers": _peer_versions()}
+    info = {**info, "load_average_end": load_average(), "peers": versions(["thespian", "ray"])}
     peers = cast(dict[str, str], info["peers"])
     print(
         f"actors process benchmark, {info['date']}\n"
@@ -725,16 +725,6 @@ def report(
             for v in verdicts
         ],
     }
-
-
-def _peer_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("thespian", "ray"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def main(argv: list[str] | None = None) -> None:
