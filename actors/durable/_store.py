@@ -565,11 +565,11 @@ class SQLiteStore:
             self._inline_batches = self._inline_rows = 0
             if self._thread is not None and self._conn is not None:
                 self._checkpointing = True
-                self._thread.background(functools.partial(self._checkpoint, self._conn))
+                self._thread.background(functools.partial(self._checkpoint_then_next, self._conn))
         return busy
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        # On the worker.
+    def _checkpoint_then_next(self, conn: sqlite3.Connection) -> None:
+        # On the worker: _checkpoint, then the loop may ask for the next one.
         try:
             _checkpoint(conn, self._writing)
         finally:

@@ -138,11 +138,9 @@ class StoreThread:
         Cancellation: shielded: waits for the call to end, then the caller
         sees the cancellation at its next checkpoint.
         """
-        return await self._wait(Job(None, fn, args))  # type: ignore[no-any-return]
-
-    async def _wait(self, job: Job) -> Any:
+        job = Job(None, fn, args)
         self.submit(job)
-        return await wait(job)
+        return await wait(job)  # type: ignore[no-any-return]
 
     def submit(self, job: Job) -> None:
         """Queue ``job`` (in the event loop); :func:`wait` gives its outcome."""
