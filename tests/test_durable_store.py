@@ -115,8 +115,8 @@ async def test_publishes_queued_together_commit_in_one_transaction(tmp_path: Pat
         assert (committer.batches - batches, committer.calls - calls) == (1, 16)
         assert sorted(seqs.values()) == list(range(2, 18))
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute("SELECT seq FROM durable_messages ORDER BY seq").fetchall()
-    assert [seq for (seq,) in rows] == list(range(1, 18))
+        rows = conn.execute("SELECT key FROM durable_messages ORDER BY key").fetchall()
+    assert [key & _sql.MAX_SEQ for (key,) in rows] == list(range(1, 18))
 
 
 async def test_a_failing_call_in_a_batch_fails_alone(tmp_path: Path) -> None:
@@ -592,3 +592,159 @@ async def test_two_stores_on_one_file_publish_at_once_and_lose_nothing(tmp_path:
         consumer = await orders.consumer("all")
         got = [m.data for m in await consumer.fetch(500)]
         assert len(got) == 401 and len(set(got)) == 401 and got[0] == "tx"
+
+
+# -- the messages' keys --------------------------------------------------------
+
+
+def _plan(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> str:
+    return " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def test_a_message_is_found_by_its_key_and_a_stream_is_a_range_of_keys(tmp_path: Path) -> None:
+    # One b-tree for the messages, keyed by an integer (rowid): a publish
+    # writes one page for its row, and no index lookup precedes a read.
+    conn = _sql.open_connection(str(tmp_path / "s.db"), "NORMAL", 5.0)
+    try:
+        indexes = conn.execute("PRAGMA index_list(durable_messages)").fetchall()
+        assert indexes == []
+        one = _plan(conn, "SELECT data FROM durable_messages WHERE key = ?", (1,))
+        assert "USING INTEGER PRIMARY KEY (rowid=?)" in one, one
+        every = _plan(
+            conn,
+            "SELECT key FROM durable_messages WHERE key BETWEEN ? AND ? ORDER BY key",
+            (1, 2),
+        )
+        assert "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in every, every
+        assert "TEMP B-TREE" not in every, every
+    finally:
+        conn.close()
+
+
+def _to_layout_before_keys(path: Path) -> None:
+    # What a file written before the keys looks like: messages by (stream,
+    # seq) with an index on them, and streams without ids.
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.executescript(
+            f"""
+            BEGIN;
+            CREATE TABLE old_messages (
+                stream TEXT NOT NULL, seq INTEGER NOT NULL, subject TEXT NOT NULL,
+                data BLOB NOT NULL, time REAL NOT NULL, refs INTEGER NOT NULL DEFAULT 0
+            );
+            INSERT INTO old_messages
+                SELECT s.name, m.key - (s.id << {_sql.SEQ_BITS}), m.subject, m.data, m.time,
+                       m.refs
+                FROM durable_messages AS m
+                JOIN durable_streams AS s ON m.key >> {_sql.SEQ_BITS} = s.id;
+            DROP TABLE durable_messages;
+            ALTER TABLE old_messages RENAME TO durable_messages;
+            CREATE UNIQUE INDEX durable_messages_seq ON durable_messages (stream, seq);
+            DROP INDEX durable_streams_id;
+            ALTER TABLE durable_streams DROP COLUMN id;
+            COMMIT;
+            """
+        )
+
+
+async def test_a_file_from_before_the_keys_is_moved_to_them(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with opened(path) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        audit = await system.streams.create("AUDIT", subjects=["audit.>"])
+        billing = await orders.consumer("billing", deliver="all")
+        for i in range(1, 4):
+            await orders.publish("orders.eu", {"order": i})
+        await audit.publish("audit.log", "a1")
+        await audit.publish("audit.log", "a2")
+        (first,) = await billing.fetch(1)
+        assert await first.ack()
+    _to_layout_before_keys(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM durable_messages").fetchone() == (5,)
+
+    async with opened(path) as system:
+        orders = await system.streams.get("ORDERS")
+        billing = await orders.consumer("billing")
+        got = await billing.fetch(10)
+        assert [(m.seq, m.data) for m in got] == [(2, {"order": 2}), (3, {"order": 3})]
+        await billing.ack(got)
+        assert await orders.publish("orders.eu", {"order": 4}) == 4
+        (fourth,) = await billing.fetch(10)
+        assert (fourth.seq, fourth.data) == (4, {"order": 4})
+        audit = await system.streams.get("AUDIT")
+        readers = await audit.consumer("readers", deliver="all")
+        assert [(m.seq, m.data) for m in await readers.fetch(10)] == [(1, "a1"), (2, "a2")]
+        assert (await audit.info()).messages == 2
+        # A stream created now gets an id of its own.
+        later = await system.streams.create("LATER", subjects=["later.>"])
+        assert await later.publish("later.x", "l1") == 1
+        assert (await audit.info()).messages == 2
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(durable_messages)")]
+        assert columns == ["key", "subject", "data", "time", "refs"]
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert "durable_messages_by_stream" not in tables
+        assert "durable_messages_seq" not in tables
+        ids = conn.execute("SELECT name, id FROM durable_streams ORDER BY name").fetchall()
+        assert ids == [("AUDIT", 1), ("LATER", 3), ("ORDERS", 2)]
+
+
+async def test_a_deleted_streams_id_given_again_starts_empty(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        await system.streams.create("A", subjects=["a.>"])
+        b = await system.streams.create("B", subjects=["b.>"])
+        for i in range(3):
+            await b.publish("b.x", i)
+        assert await system.streams.delete("B")
+        c = await system.streams.create("C", subjects=["c.>"])  # B's id, the highest
+        readers = await c.consumer("readers", deliver="all")
+        assert await readers.fetch(10) == []
+        assert await c.publish("c.x", "c1") == 1
+        assert [(m.seq, m.data) for m in await readers.fetch(10)] == [(1, "c1")]
+        assert (await c.info()).messages == 1
+
+
+def test_stream_ids_are_reused_once_the_highest_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sql, "MAX_STREAM_ID", 3)
+    conn = _sql.open_connection(str(tmp_path / "s.db"), "NORMAL", 5.0)
+
+    def ids() -> list[tuple[str, int]]:
+        return conn.execute("SELECT name, id FROM durable_streams ORDER BY id").fetchall()
+
+    try:
+        for name in "ABC":
+            _sql.put_stream(conn, name, "{}")
+        _sql.delete_stream(conn, "B")
+        _sql.put_stream(conn, "D", "{}")
+        assert ids() == [("A", 1), ("D", 2), ("C", 3)]
+        _sql.delete_stream(conn, "A")
+        _sql.put_stream(conn, "A", "{}")
+        assert ids() == [("A", 1), ("D", 2), ("C", 3)]
+        with pytest.raises(durable.DurableError, match="holds 3 streams, its most"):
+            _sql.put_stream(conn, "E", "{}")
+        _sql.put_stream(conn, "C", '{"changed": 1}')  # an update needs no new id
+        assert ids() == [("A", 1), ("D", 2), ("C", 3)]
+    finally:
+        conn.close()
+
+
+async def test_a_stream_past_its_last_sequence_refuses_the_publish(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with opened(path) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish("orders.eu", 1)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE durable_streams SET last_seq = ?", (_sql.MAX_SEQ - 1,))
+    async with opened(path) as system:
+        orders = await system.streams.get("ORDERS")
+        assert await orders.publish("orders.eu", 2) == _sql.MAX_SEQ
+        with pytest.raises(durable.DurableError, match="given out its last sequence"):
+            await orders.publish("orders.eu", 3)
+        info = await orders.info()
+        assert (info.messages, info.last_seq) == (2, _sql.MAX_SEQ)
+        readers = await orders.consumer("readers", deliver="all")
+        assert [m.data for m in await readers.fetch(10)] == [1, 2]

@@ -9,11 +9,14 @@ Tables (all prefixed ``durable_``, so an application's own tables can share
 the file):
 
 - ``streams``: one row per stream: its config (JSON), the last sequence
-  given out, its message and byte counts, and ``gen``, bumped whenever its
+  given out, its message and byte counts, its ``id`` (for its messages'
+  keys; a deleted stream's id may be given again), and ``gen``, bumped whenever its
   config or consumers change (a publisher's cached consumer list is stale
   when ``gen`` moved: another process may have added a consumer).
-- ``messages``: the stream's messages by ``(stream, seq)``, with ``refs`` (how
-  many consumers still hold it, for interest retention).
+- ``messages``: the streams' messages, each by its ``key``: its stream's
+  ``id`` shifted left by ``SEQ_BITS``, plus its sequence (one b-tree; a
+  stream's messages are one range of keys, in sequence order); with ``refs``
+  (how many consumers still hold it, for interest retention).
 - ``pending``: one row per (consumer, message) not yet settled, keyed by
   ``(cid, seq)`` (a WITHOUT ROWID table: the key is the claim order, so a claim
   walks the primary key and never sorts). ``vt`` is when it may be delivered
@@ -41,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._matcher import pattern_matches
+from ._errors import DurableError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS durable_streams (
@@ -49,17 +53,17 @@ CREATE TABLE IF NOT EXISTS durable_streams (
     last_seq INTEGER NOT NULL DEFAULT 0,
     msgs INTEGER NOT NULL DEFAULT 0,
     bytes INTEGER NOT NULL DEFAULT 0,
-    gen INTEGER NOT NULL DEFAULT 0
+    gen INTEGER NOT NULL DEFAULT 0,
+    id INTEGER NOT NULL DEFAULT 0
 );
+CREATE UNIQUE INDEX IF NOT EXISTS durable_streams_id ON durable_streams (id);
 CREATE TABLE IF NOT EXISTS durable_messages (
-    stream TEXT NOT NULL,
-    seq INTEGER NOT NULL,
+    key INTEGER PRIMARY KEY,
     subject TEXT NOT NULL,
     data BLOB NOT NULL,
     time REAL NOT NULL,
     refs INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX IF NOT EXISTS durable_messages_seq ON durable_messages (stream, seq);
 CREATE TABLE IF NOT EXISTS durable_dedup (
     stream TEXT NOT NULL,
     msg_id TEXT NOT NULL,
@@ -101,6 +105,17 @@ CREATE TABLE IF NOT EXISTS durable_dead (
     PRIMARY KEY (cid, seq)
 );
 """
+
+#: A message's key in ``durable_messages`` is its stream's ``id`` shifted
+#: left by SEQ_BITS, plus its sequence: the messages are one b-tree keyed by
+#: an integer, so a publish writes one page for its row, where a table and an
+#: index on ``(stream, seq)`` took two (docs/performance.md). A rowid table
+#: keeps large payloads in its leaves, which a WITHOUT ROWID table keyed by
+#: ``(stream, seq)`` would not.
+SEQ_BITS = 44
+MAX_SEQ = (1 << SEQ_BITS) - 1
+#: Stream ids run from 1 to this (the key stays a positive 64-bit integer).
+MAX_STREAM_ID = (1 << (63 - SEQ_BITS)) - 1
 
 TIMEOUT_ERROR = "no ack within ack_wait"
 
@@ -145,11 +160,52 @@ def open_connection(
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute("PRAGMA busy_timeout = 0")
         else:
-            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _create_tables(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    # In the caller's transaction. A file written before messages were keyed
+    # by stream id and sequence (a ``stream`` column and an index on
+    # ``(stream, seq)``) is moved to the keys, its streams numbered by name.
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(durable_messages)")]
+    by_stream = "stream" in columns
+    if by_stream:
+        conn.execute("ALTER TABLE durable_streams ADD COLUMN id INTEGER NOT NULL DEFAULT 0")
+        conn.execute(
+            "UPDATE durable_streams SET id = "
+            "(SELECT count(*) FROM durable_streams AS s WHERE s.name <= durable_streams.name)"
+        )
+        conn.execute("DROP INDEX IF EXISTS durable_messages_seq")
+        conn.execute("ALTER TABLE durable_messages RENAME TO durable_messages_by_stream")
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    if by_stream:
+        conn.execute(
+            "INSERT INTO durable_messages (key, subject, data, time, refs) "
+            f"SELECT (s.id << {SEQ_BITS}) + m.seq, m.subject, m.data, m.time, m.refs "
+            "FROM durable_messages_by_stream AS m JOIN durable_streams AS s ON s.name = m.stream"
+        )
+        conn.execute("DROP TABLE durable_messages_by_stream")
+
+
+def _base(conn: sqlite3.Connection, stream: str) -> int:
+    # The key of ``stream``'s sequence 0: its messages' keys are this + seq.
+    row = conn.execute("SELECT id FROM durable_streams WHERE name = ?", (stream,)).fetchone()
+    if row is None:
+        raise LookupError(stream)
+    return int(row[0]) << SEQ_BITS
 
 
 def is_busy(error: BaseException | None) -> bool:
@@ -177,10 +233,24 @@ def streams(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def put_stream(conn: sqlite3.Connection, name: str, config: str) -> None:
+    changed = conn.execute(
+        "UPDATE durable_streams SET config = ?, gen = gen + 1 WHERE name = ?", (config, name)
+    ).rowcount
+    if changed:
+        return
+    (sid,) = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM durable_streams").fetchone()
+    if sid > MAX_STREAM_ID:  # the lowest id no stream has
+        (sid,) = conn.execute(
+            "SELECT min(id) + 1 FROM (SELECT 0 AS id UNION ALL SELECT id FROM durable_streams) "
+            "WHERE id + 1 NOT IN (SELECT id FROM durable_streams)"
+        ).fetchone()
+        if sid > MAX_STREAM_ID:
+            raise DurableError(
+                f"cannot create stream {name!r}: the file holds {MAX_STREAM_ID:,} streams, "
+                "its most; delete streams you no longer use, or use another file"
+            )
     conn.execute(
-        "INSERT INTO durable_streams (name, config) VALUES (?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET config = excluded.config, gen = gen + 1",
-        (name, config),
+        "INSERT INTO durable_streams (name, config, id) VALUES (?, ?, ?)", (name, config, sid)
     )
 
 
@@ -192,7 +262,12 @@ def delete_stream(conn: sqlite3.Connection, name: str) -> bool:
         conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
     conn.execute("DELETE FROM durable_consumers WHERE stream = ?", (name,))
-    conn.execute("DELETE FROM durable_messages WHERE stream = ?", (name,))
+    row = conn.execute("SELECT id FROM durable_streams WHERE name = ?", (name,)).fetchone()
+    if row is not None:
+        base = row[0] << SEQ_BITS
+        conn.execute(
+            "DELETE FROM durable_messages WHERE key BETWEEN ? AND ?", (base, base + MAX_SEQ)
+        )
     conn.execute("DELETE FROM durable_dedup WHERE stream = ?", (name,))
     return conn.execute("DELETE FROM durable_streams WHERE name = ?", (name,)).rowcount > 0
 
@@ -240,30 +315,37 @@ def publish(
     nbytes = sum(len(item[1]) for item in fresh)
     row = conn.execute(
         "UPDATE durable_streams SET last_seq = last_seq + ?, msgs = msgs + ?, "
-        "bytes = bytes + ? WHERE name = ? RETURNING last_seq, msgs, bytes, gen",
+        "bytes = bytes + ? WHERE name = ? RETURNING last_seq, msgs, bytes, gen, id",
         (len(fresh), len(fresh), nbytes, stream),
     ).fetchone()
     if row is None:
         raise LookupError(stream)
-    last_seq, msgs, total, gen = row
+    last_seq, msgs, total, gen, sid = row
+    if last_seq > MAX_SEQ:
+        raise DurableError(
+            f"stream {stream!r} has given out its last sequence ({MAX_SEQ:,}): "
+            "publish to a new stream"
+        )
     if gen != entry[0]:
         entry = _load(conn, cache, stream)
     _gen, cfg, targets = entry
     first = last_seq - len(fresh) + 1
+    base = sid << SEQ_BITS
     if not targets and not dup and len(fresh) == 1 and fresh[0][2] is None:
         # One message, no consumer, no msg_id (benchmarks.durable's publish 1/txn).
         subject, data, _ = fresh[0]
         if cfg["retention"] != "interest":
-            conn.execute(INSERT_MESSAGE, (stream, first, subject, data, now, 0))
+            conn.execute(INSERT_MESSAGE, (base + first, subject, data, now, 0))
             if _over_limits(cfg, msgs, total) or cfg["max_age"] is not None:
-                _check_age_and_limits(conn, stream, cfg, msgs, total, now, [])
+                _check_age_and_limits(conn, stream, base, cfg, msgs, total, now, [])
             return [first]
-    return _publish_rows(conn, stream, items, fresh, dup, now, first, msgs, total, cfg, targets)
+    return _publish_rows(
+        conn, stream, base, items, fresh, dup, now, first, msgs, total, cfg, targets
+    )
 
 
 INSERT_MESSAGE = (
-    "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO durable_messages (key, subject, data, time, refs) VALUES (?, ?, ?, ?, ?)"
 )
 
 
@@ -304,6 +386,7 @@ def _dedup(
 def _publish_rows(
     conn: sqlite3.Connection,
     stream: str,
+    base: int,
     items: Sequence[tuple[str, bytes, str | None]],
     fresh: Sequence[tuple[str, bytes, str | None]],
     dup: dict[int, int],
@@ -315,7 +398,7 @@ def _publish_rows(
     targets: list[tuple[int, str]],
 ) -> list[int]:
     # publish() past the counters: the rows, pending entries, dedup ids, limits.
-    rows: list[tuple[str, int, str, bytes, float, int]] = []
+    rows: list[tuple[int, str, bytes, float, int]] = []
     pending: list[tuple[int, int]] = []
     dedup: list[tuple[str, str, int, float]] = []
     dropped = dropped_bytes = 0
@@ -333,7 +416,7 @@ def _publish_rows(
             dropped += 1  # nobody is interested: not kept
             dropped_bytes += len(data)
             continue
-        rows.append((stream, seq, subject, data, now, refs))
+        rows.append((base + seq, subject, data, now, refs))
     if len(rows) == 1:
         conn.execute(INSERT_MESSAGE, rows[0])
     elif rows:
@@ -351,7 +434,7 @@ def _publish_rows(
             "UPDATE durable_streams SET msgs = ?, bytes = ? WHERE name = ?", (msgs, total, stream)
         )
     if rows:
-        _check_age_and_limits(conn, stream, cfg, msgs, total, now, targets)
+        _check_age_and_limits(conn, stream, base, cfg, msgs, total, now, targets)
     seqs = [first + i for i in range(len(fresh))]
     if dup:
         out = []
@@ -385,6 +468,7 @@ def _load(
 def _check_age_and_limits(
     conn: sqlite3.Connection,
     stream: str,
+    base: int,
     cfg: dict[str, Any],
     msgs: int,
     total: int,
@@ -392,14 +476,15 @@ def _check_age_and_limits(
     targets: list[tuple[int, str]],
 ) -> None:
     if _over_limits(cfg, msgs, total) or (
-        cfg["max_age"] is not None and _oldest(conn, stream) < now - cfg["max_age"]
+        cfg["max_age"] is not None and _oldest(conn, base) < now - cfg["max_age"]
     ):
-        _trim(conn, stream, cfg, now, [cid for cid, _ in targets])
+        _trim(conn, stream, base, cfg, now, [cid for cid, _ in targets])
 
 
-def _oldest(conn: sqlite3.Connection, stream: str) -> float:
+def _oldest(conn: sqlite3.Connection, base: int) -> float:
     row = conn.execute(
-        "SELECT time FROM durable_messages WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
+        "SELECT time FROM durable_messages WHERE key BETWEEN ? AND ? ORDER BY key LIMIT 1",
+        (base, base + MAX_SEQ),
     ).fetchone()
     return math.inf if row is None else float(row[0])
 
@@ -411,7 +496,12 @@ def _over_limits(cfg: dict[str, Any], msgs: int, nbytes: int) -> bool:
 
 
 def _trim(
-    conn: sqlite3.Connection, stream: str, cfg: dict[str, Any], now: float, cids: list[int]
+    conn: sqlite3.Connection,
+    stream: str,
+    base: int,
+    cfg: dict[str, Any],
+    now: float,
+    cids: list[int],
 ) -> None:
     # Drop the oldest messages while a limit is exceeded (limits discard old).
     msgs, nbytes = conn.execute(
@@ -423,9 +513,9 @@ def _trim(
     after = 0
     while not done:
         chunk = conn.execute(
-            "SELECT seq, time, length(data) FROM durable_messages WHERE stream = ? AND seq > ? "
-            "ORDER BY seq LIMIT 256",
-            (stream, after),
+            "SELECT key - ?, time, length(data) FROM durable_messages "
+            "WHERE key > ? AND key <= ? ORDER BY key LIMIT 256",
+            (base, base + after, base + MAX_SEQ),
         ).fetchall()
         if not chunk:
             break
@@ -440,7 +530,7 @@ def _trim(
         after = chunk[-1][0]
     if cutoff is None:
         return
-    conn.execute("DELETE FROM durable_messages WHERE stream = ? AND seq <= ?", (stream, cutoff))
+    conn.execute("DELETE FROM durable_messages WHERE key BETWEEN ? AND ?", (base, base + cutoff))
     for cid in cids:
         conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq <= ?", (cid, cutoff))
     conn.execute(
@@ -482,25 +572,28 @@ def _fill(
     conn: sqlite3.Connection, stream: str, cid: int, flt: str, start: tuple[str, float]
 ) -> None:
     kind, value = start
+    base = _base(conn, stream)
+    last = base + MAX_SEQ
     if kind == "time":
         row = conn.execute(
-            "SELECT min(seq) FROM durable_messages WHERE stream = ? AND time >= ?",
-            (stream, value),
+            "SELECT min(key) FROM durable_messages WHERE key BETWEEN ? AND ? AND time >= ?",
+            (base, last, value),
         ).fetchone()
         if row[0] is None:
             return
         first = row[0]
     else:
-        first = value
+        first = base + min(max(int(value), 0), MAX_SEQ)
     conn.execute(
-        "INSERT OR IGNORE INTO durable_pending (cid, seq) SELECT ?, seq FROM durable_messages "
-        "WHERE stream = ? AND seq >= ? AND durable_match(?, subject) ORDER BY seq",
-        (cid, stream, first, flt),
+        "INSERT OR IGNORE INTO durable_pending (cid, seq) SELECT ?, key - ? "
+        "FROM durable_messages WHERE key BETWEEN ? AND ? AND durable_match(?, subject) "
+        "ORDER BY key",
+        (cid, base, first, last, flt),
     )
     conn.execute(
-        "UPDATE durable_messages SET refs = refs + 1 WHERE stream = ? AND seq >= ? "
+        "UPDATE durable_messages SET refs = refs + 1 WHERE key BETWEEN ? AND ? "
         "AND durable_match(?, subject)",
-        (stream, first, flt),
+        (first, last, flt),
     )
 
 
@@ -555,11 +648,12 @@ def claim(
         _move_dead(conn, stream, cid, seq, deliveries, error, now, retention)
     out: list[tuple[int, str, bytes, float, int, float]] = []
     if claimed:
+        base = _base(conn, stream)
         marks = ",".join("?" * len(claimed))
         found = conn.execute(
-            f"SELECT seq, subject, data, time FROM durable_messages "
-            f"WHERE stream = ? AND seq IN ({marks}) ORDER BY seq",
-            (stream, *claimed),
+            f"SELECT key - ?, subject, data, time FROM durable_messages "
+            f"WHERE key IN ({marks}) ORDER BY key",
+            (base, *[base + seq for seq in claimed]),
         ).fetchall()
         for seq, subject, data, time in found:
             deliveries, first_at = claimed.pop(seq)
@@ -693,8 +787,8 @@ def _move_dead(
         "last_error, first_at, last_at, dead_at) "
         "SELECT p.cid, p.seq, m.subject, m.data, m.time, ?, coalesce(?, p.last_error), "
         "p.first_at, p.last_at, ? FROM durable_pending p JOIN durable_messages m "
-        "ON m.stream = ? AND m.seq = p.seq WHERE p.cid = ? AND p.seq = ?",
-        (deliveries, error, now, stream, cid, seq),
+        "ON m.key = ? WHERE p.cid = ? AND p.seq = ?",
+        (deliveries, error, now, _base(conn, stream) + seq, cid, seq),
     )
     conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq = ?", (cid, seq))
     _settled(conn, stream, [seq], retention)
@@ -704,23 +798,19 @@ def _settled(conn: sqlite3.Connection, stream: str, seqs: list[int], retention: 
     # A consumer let go of these messages: retention decides whether they stay.
     if not seqs or retention == "limits":
         return
+    base = _base(conn, stream)
     freed = 0
     msgs = 0
     for seq in seqs:
         if retention == "interest":
-            conn.execute(
-                "UPDATE durable_messages SET refs = refs - 1 WHERE stream = ? AND seq = ?",
-                (stream, seq),
-            )
+            conn.execute("UPDATE durable_messages SET refs = refs - 1 WHERE key = ?", (base + seq,))
             row = conn.execute(
-                "DELETE FROM durable_messages WHERE stream = ? AND seq = ? AND refs <= 0 "
-                "RETURNING length(data)",
-                (stream, seq),
+                "DELETE FROM durable_messages WHERE key = ? AND refs <= 0 RETURNING length(data)",
+                (base + seq,),
             ).fetchone()
         else:
             row = conn.execute(
-                "DELETE FROM durable_messages WHERE stream = ? AND seq = ? RETURNING length(data)",
-                (stream, seq),
+                "DELETE FROM durable_messages WHERE key = ? RETURNING length(data)", (base + seq,)
             ).fetchone()
         if row is not None:
             freed += row[0]
@@ -763,15 +853,12 @@ def requeue(conn: sqlite3.Connection, stream: str, cid: int, seq: int) -> bool:
     if row is None:
         return False
     subject, data, time = row
+    key = _base(conn, stream) + seq
     have = conn.execute(
-        "UPDATE durable_messages SET refs = refs + 1 WHERE stream = ? AND seq = ?", (stream, seq)
+        "UPDATE durable_messages SET refs = refs + 1 WHERE key = ?", (key,)
     ).rowcount
     if not have:
-        conn.execute(
-            "INSERT INTO durable_messages (stream, seq, subject, data, time, refs) "
-            "VALUES (?, ?, ?, ?, ?, 1)",
-            (stream, seq, subject, data, time),
-        )
+        conn.execute(INSERT_MESSAGE, (key, subject, data, time, 1))
         conn.execute(
             "UPDATE durable_streams SET msgs = msgs + 1, bytes = bytes + ? WHERE name = ?",
             (len(data), stream),
