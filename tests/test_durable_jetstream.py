@@ -275,3 +275,104 @@ async def test_what_an_atomic_batch_cannot_do_is_refused_before_sending(
     with pytest.raises(durable.DurableError, match="needs nats-server 2\\.12 or later"):
         await orders.publish_many([("orders.a", 1)], atomic=True)
     assert await messages_in(store, "ORDERS") == 1000
+
+
+class _LateCount:
+    """The store's JetStream API, but the first pulls without a wait after
+    ``lag()`` find nothing, as in the moment after a publish's
+    acknowledgement before the server counted it for its consumers."""
+
+    def __init__(self, js: Any) -> None:
+        self._js = js
+        self.empty = 0  # pulls without a wait still to come back empty
+        self.pulls = 0
+        self.infos = 0
+
+    def lag(self, pulls: int) -> None:
+        self.empty = pulls
+
+    async def fetch(self, *args: Any, no_wait: bool = False, **kwargs: Any) -> Any:
+        if no_wait:
+            self.pulls += 1
+            if self.empty:
+                self.empty -= 1
+                return kwargs.get("into", [])
+        return await self._js.fetch(*args, no_wait=no_wait, **kwargs)
+
+    async def consumer_info(self, *args: Any) -> Any:
+        self.infos += 1
+        return await self._js.consumer_info(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+
+@pytest.fixture
+def late(system: actors.ActorSystem, monkeypatch: pytest.MonkeyPatch) -> _LateCount:
+    store = store_of(system)
+    late = _LateCount(store.js)
+    monkeypatch.setattr(store, "_js", late)
+    return late
+
+
+async def test_a_fetch_right_after_a_publish_gets_it_though_the_server_counts_late(
+    system: actors.ActorSystem, late: _LateCount
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", deliver="new")
+    assert await billing.fetch(10) == []
+    await orders.publish("orders.eu", 1)
+    late.lag(3)
+    pulls, infos = late.pulls, late.infos
+    got = await billing.fetch(10)
+    assert [m.data for m in got] == [1]
+    # Its info said it had not been past the publish; pulled until it came.
+    assert (late.pulls - pulls, late.infos - infos) == (4, 1)
+    await billing.ack(got)
+    # Nothing new published: an empty fetch is one pull, without an info.
+    pulls, infos = late.pulls, late.infos
+    assert await billing.fetch(10) == []
+    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+
+
+async def test_an_empty_fetch_asks_no_more_when_nothing_it_takes_was_published(
+    system: actors.ActorSystem, late: _LateCount
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    eu = await orders.consumer("eu", filter="orders.eu.>")
+    assert await eu.fetch(10) == []  # the first claim also reads the consumer's backoff
+    await orders.publish("orders.us.created", 1)  # not eu's
+    pulls, infos = late.pulls, late.infos
+    assert await eu.fetch(10) == []
+    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+
+
+async def test_an_empty_fetch_after_another_took_the_publish_pulls_once(
+    system: actors.ActorSystem, late: _LateCount
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing")
+    await orders.publish("orders.eu", 1)
+    (m,) = await billing.fetch(10)  # another process's, say: the server has been past it
+    await m.ack()
+    pulls, infos = late.pulls, late.infos
+    assert await billing.fetch(10) == []
+    assert (late.pulls - pulls, late.infos - infos) == (1, 1)
+    pulls, infos = late.pulls, late.infos
+    assert await billing.fetch(10) == []  # once per publish
+    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+
+
+async def test_a_fetch_right_after_a_requeue_gets_it_though_the_server_counts_late(
+    system: actors.ActorSystem, late: _LateCount
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", max_deliver=1)
+    await orders.publish("orders.eu", "poison")
+    (m,) = await billing.fetch(10)
+    await m.term("bad")
+    assert await billing.fetch(10) == []
+    assert await orders.dead_letters("billing").requeue(1) is True
+    late.lag(2)
+    (again,) = await billing.fetch(10)
+    assert (again.seq, again.data, again.deliveries) == (1, "poison", 1)

@@ -39,6 +39,7 @@ from typing import Any, NoReturn
 
 import anyio
 
+from .._matcher import pattern_matches
 from .._nats import (
     Client,
     JetStream,
@@ -85,6 +86,11 @@ ATTEMPT = 3.0
 RETRY_MIN, RETRY_MAX = 0.05, 0.5
 #: Errors of one message or first-delivery time remembered per consumer.
 _REMEMBER = 10_000
+#: Seconds an empty fetch without a wait tries again for a message this
+#: store published that the consumer has not yet counted (see _catch_up).
+CATCH_UP = 1.0
+#: Subjects per stream whose last publish the store remembers for that.
+_SUBJECTS = 1024
 
 
 @dataclass
@@ -108,6 +114,12 @@ class _ConsumerState:
     # Deliveries given back uncounted, per sequence (the server counted them).
     released: dict[int, int] = field(default_factory=dict)
     backoff: list[int] | None = None
+    # The consumer's filter, once this store put or opened it (None: any subject).
+    filter: str | None = None
+    # The last of this store's publishes an empty fetch confirmed (see _catch_up).
+    confirmed: int = 0
+    # This store requeued a dead letter to it since the last empty fetch.
+    requeued: bool = False
 
 
 class JetStreamStore:
@@ -180,6 +192,8 @@ class JetStreamStore:
         self._js: JetStream | None = None
         self._consumers: dict[tuple[str, str], _ConsumerState] = {}
         self._requeue_prefix = "_RQ."
+        #: stream -> subject -> the sequence of this store's last publish to it.
+        self._published: dict[str, dict[str, int]] = {}
 
     def __repr__(self) -> str:
         where = self._urls or ["<client>"]
@@ -308,6 +322,7 @@ class JetStreamStore:
                 found = found and stream != name
         for key in [k for k in self._consumers if k[0] == name]:
             del self._consumers[key]
+        self._published.pop(name, None)
         return found
 
     async def publish(
@@ -350,6 +365,7 @@ class JetStreamStore:
                 else:
                     last = TimeoutError("no acknowledgement")
             if all(seq is not None for seq in seqs):
+                self._remember(stream, [item[0] for item in items], seqs)  # type: ignore[arg-type]
                 return seqs  # type: ignore[return-value]
             if anyio.current_time() + pause > deadline:
                 raise DurableError(
@@ -431,7 +447,9 @@ class JetStreamStore:
                         f"the atomic batch went to stream {acks[0].stream!r} on the server, "
                         f"not {stream!r}: its subjects are that stream's"
                     )
-                return [ack.seq for ack in acks]
+                seqs = [ack.seq for ack in acks]
+                self._remember(stream, [item[0] for item in items], seqs)
+                return seqs
             if anyio.current_time() + pause > deadline:
                 raise DurableError(
                     f"JetStream: atomic batch to stream {stream!r} refused for {self.timeout} s "
@@ -439,6 +457,14 @@ class JetStreamStore:
                 )
             await anyio.sleep(pause)  # a leader election takes a moment: back off
             pause = min(pause * 2, RETRY_MAX)
+
+    def _remember(self, stream: str, subjects: Sequence[str], seqs: Sequence[int]) -> None:
+        published = self._published.setdefault(stream, {})
+        for subject, seq in zip(subjects, seqs, strict=True):
+            last = published.pop(subject, 0)  # back in at the end: the newest
+            published[subject] = max(seq, last)  # a dedup'ed publish has an older seq
+            if len(published) > _SUBJECTS:
+                del published[next(iter(published))]
 
     async def _allow_atomic(self, stream: str) -> None:
         info = await self._retry(f"info of stream {stream!r}", self.js.stream_info, stream)
@@ -486,6 +512,7 @@ class JetStreamStore:
                     f"updating consumer {name!r}", js.add_consumer, stream, name, **server
                 )
                 self._state(cid).backoff = None
+            self._state(cid).filter = existing
             return cid, existing, False
         options = consumer_options(flt, config)
         stream_config = await self.get_stream(stream)
@@ -501,6 +528,7 @@ class JetStreamStore:
         except JetStreamError as error:
             refused(error, f"consumer {name!r} of stream {stream!r}")
         self._consumers.pop(cid, None)
+        self._state(cid).filter = flt
         return cid, flt, True
 
     async def consumers(
@@ -583,6 +611,8 @@ class JetStreamStore:
         try:
             try:
                 await js.fetch(*cid, n, no_wait=True, into=got)
+                if not got and wait <= 0:
+                    await self._catch_up(stream, cid, n, got)
                 marks.append((len(got), anyio.current_time()))
                 if not got and wait > 0:
                     # Hold a pull open for the first one only (a pull for
@@ -621,6 +651,38 @@ class JetStreamStore:
                     rows.append(row)
         # Nothing yet after a wait: the caller may pull again at once.
         return rows, self.clock() if not rows and wait > 0 else None
+
+    async def _catch_up(self, stream: str, cid: tuple[str, str], n: int, got: list[JsMsg]) -> None:
+        # A pull without a wait found nothing. The server counts a stored
+        # message for its consumers a moment after it acknowledged the
+        # publish, and a pull without a wait in that moment finds nothing:
+        # publish, then fetch, found nothing now and then. So when this store
+        # published a message the consumer takes, and the consumer has not
+        # been past it (its delivered sequence, from its info), pull again
+        # for up to CATCH_UP seconds. Once per publish: the next empty pull
+        # does not ask again.
+        state = self._state(cid)
+        published = self._published.get(stream)
+        expected = 0
+        if published:
+            flt = state.filter
+            for subject, seq in published.items():
+                if seq > expected and (flt is None or flt == ">" or pattern_matches(flt, subject)):
+                    expected = seq
+        if expected <= state.confirmed and not state.requeued:
+            return
+        requeued, state.requeued = state.requeued, False
+        state.confirmed = max(state.confirmed, expected)
+        if not requeued:
+            info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
+            if info["delivered"]["stream_seq"] >= expected:
+                return  # delivered already (to this consumer elsewhere): nothing is missing
+        deadline = anyio.current_time() + CATCH_UP
+        pause = 0.001
+        while not got and anyio.current_time() + pause < deadline:
+            await anyio.sleep(pause)
+            pause = min(2 * pause, 0.05)
+            await self.js.fetch(*cid, n, no_wait=True, into=got)
 
     async def _received(
         self,
@@ -806,7 +868,10 @@ class JetStreamStore:
         return await _jsdead.browse(self, cid, since, until)
 
     async def requeue(self, stream: str, cid: tuple[str, str], seq: int) -> bool:
-        return await _jsdead.requeue(self, stream, cid, seq)
+        done = await _jsdead.requeue(self, stream, cid, seq)
+        if done:
+            self._state(cid).requeued = True
+        return done
 
     async def remove_dead(self, cid: tuple[str, str], seq: int) -> bool:
         return await _jsdead.remove(self, cid, seq)
