@@ -86,8 +86,8 @@ ATTEMPT = 3.0
 RETRY_MIN, RETRY_MAX = 0.05, 0.5
 #: Errors of one message or first-delivery time remembered per consumer.
 _REMEMBER = 10_000
-#: Seconds an empty fetch without a wait tries again for a message this
-#: store published that the consumer has not yet counted (see _catch_up).
+#: Seconds an empty fetch without a wait waits for a message this store
+#: published that the consumer has not yet counted (see _catch_up).
 CATCH_UP = 1.0
 #: Subjects per stream whose last publish the store remembers for that.
 _SUBJECTS = 1024
@@ -116,7 +116,7 @@ class _ConsumerState:
     backoff: list[int] | None = None
     # The consumer's filter, once this store put or opened it (None: any subject).
     filter: str | None = None
-    # The last of this store's publishes an empty fetch confirmed (see _catch_up).
+    # This store's publishes up to this sequence were looked for (see _catch_up).
     confirmed: int = 0
     # This store requeued a dead letter to it since the last empty fetch.
     requeued: bool = False
@@ -194,6 +194,8 @@ class JetStreamStore:
         self._requeue_prefix = "_RQ."
         #: stream -> subject -> the sequence of this store's last publish to it.
         self._published: dict[str, dict[str, int]] = {}
+        #: stream -> the sequence of this store's last publish to it.
+        self._last_published: dict[str, int] = {}
 
     def __repr__(self) -> str:
         where = self._urls or ["<client>"]
@@ -323,6 +325,7 @@ class JetStreamStore:
         for key in [k for k in self._consumers if k[0] == name]:
             del self._consumers[key]
         self._published.pop(name, None)
+        self._last_published.pop(name, None)
         return found
 
     async def publish(
@@ -465,6 +468,7 @@ class JetStreamStore:
             published[subject] = max(seq, last)  # a dedup'ed publish has an older seq
             if len(published) > _SUBJECTS:
                 del published[next(iter(published))]
+        self._last_published[stream] = max(self._last_published.get(stream, 0), *seqs)
 
     async def _allow_atomic(self, stream: str) -> None:
         info = await self._retry(f"info of stream {stream!r}", self.js.stream_info, stream)
@@ -547,6 +551,7 @@ class JetStreamStore:
                 continue
             config = json.loads(mine)
             flt = config.pop("filter", ">")
+            self._state((stream, info["name"])).filter = flt
             found.append(((stream, info["name"]), info["name"], flt, config))
         return sorted(found, key=lambda row: row[1])
 
@@ -658,31 +663,31 @@ class JetStreamStore:
         # publish, and a pull without a wait in that moment finds nothing:
         # publish, then fetch, found nothing now and then. So when this store
         # published a message the consumer takes, and the consumer has not
-        # been past it (its delivered sequence, from its info), pull again
-        # for up to CATCH_UP seconds. Once per publish: the next empty pull
-        # does not ask again.
+        # been past it (its delivered sequence, from its info), pull again,
+        # waiting up to CATCH_UP seconds for the first message. Once per
+        # publish: the next empty pull does not ask again.
         state = self._state(cid)
-        published = self._published.get(stream)
-        expected = 0
-        if published:
-            flt = state.filter
-            for subject, seq in published.items():
-                if seq > expected and (flt is None or flt == ">" or pattern_matches(flt, subject)):
-                    expected = seq
-        if expected <= state.confirmed and not state.requeued:
+        last = self._last_published.get(stream, 0)
+        if last <= state.confirmed and not state.requeued:
             return
+        expected = 0
+        flt = state.filter
+        for subject, seq in self._published.get(stream, {}).items():
+            if seq > max(expected, state.confirmed) and (
+                flt is None or flt == ">" or pattern_matches(flt, subject)
+            ):
+                expected = seq
         requeued, state.requeued = state.requeued, False
-        state.confirmed = max(state.confirmed, expected)
+        state.confirmed = last
         if not requeued:
+            if not expected:
+                return
             info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
             if info["delivered"]["stream_seq"] >= expected:
                 return  # delivered already (to this consumer elsewhere): nothing is missing
-        deadline = anyio.current_time() + CATCH_UP
-        pause = 0.001
-        while not got and anyio.current_time() + pause < deadline:
-            await anyio.sleep(pause)
-            pause = min(2 * pause, 0.05)
-            await self.js.fetch(*cid, n, no_wait=True, into=got)
+        await self.js.fetch(*cid, 1, expires=CATCH_UP, into=got)
+        if got and n > 1:
+            await self.js.fetch(*cid, n - 1, no_wait=True, into=got)
 
     async def _received(
         self,
