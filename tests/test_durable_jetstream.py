@@ -6,7 +6,7 @@ dead letters written before the term under a dedup id, atomic batches."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import anyio
@@ -292,6 +292,12 @@ class _LateCount:
     def lag(self, pulls: int) -> None:
         self.empty = pulls
 
+    async def counting(self, call: Awaitable[Any]) -> tuple[Any, tuple[int, int]]:
+        """What ``call`` returns, and the pulls and consumer infos it made."""
+        pulls, infos = self.pulls, self.infos
+        result = await call
+        return result, (self.pulls - pulls, self.infos - infos)
+
     async def fetch(self, *args: Any, no_wait: bool = False, **kwargs: Any) -> Any:
         self.pulls += 1
         if no_wait and self.empty:
@@ -323,18 +329,15 @@ async def test_a_fetch_right_after_a_publish_gets_it_though_the_server_counts_la
     assert await billing.fetch(10) == []
     await orders.publish("orders.eu", 1)
     late.lag(3)
-    pulls, infos = late.pulls, late.infos
-    got = await billing.fetch(10)
+    got, asked = await late.counting(billing.fetch(10))
     assert [m.data for m in got] == [1]
     # Its info said it had not been past the publish: a pull that waited for
     # the first message, then one without a wait for the other nine.
-    assert (late.pulls - pulls, late.infos - infos) == (3, 1)
+    assert asked == (3, 1)
     await billing.ack(got)
     late.lag(0)
     # Nothing new published: an empty fetch is one pull, without an info.
-    pulls, infos = late.pulls, late.infos
-    assert await billing.fetch(10) == []
-    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+    assert await late.counting(billing.fetch(10)) == ([], (1, 0))
 
 
 async def test_an_empty_fetch_asks_no_more_when_nothing_it_takes_was_published(
@@ -344,17 +347,13 @@ async def test_an_empty_fetch_asks_no_more_when_nothing_it_takes_was_published(
     eu = await orders.consumer("eu", filter="orders.eu.>")
     assert await eu.fetch(10) == []  # the first claim also reads the consumer's backoff
     await orders.publish("orders.us.created", 1)  # not eu's
-    pulls, infos = late.pulls, late.infos
-    assert await eu.fetch(10) == []
-    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+    assert await late.counting(eu.fetch(10)) == ([], (1, 0))
     # Opened by name (another process, say), it knows its filter the same.
     store_of(system)._consumers.clear()
     eu = await orders.open_consumer("eu")
     assert await eu.fetch(10) == []  # reads the backoff
     await orders.publish("orders.us.created", 2)
-    pulls, infos = late.pulls, late.infos
-    assert await eu.fetch(10) == []
-    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+    assert await late.counting(eu.fetch(10)) == ([], (1, 0))
 
 
 async def test_an_empty_fetch_after_another_took_the_publish_pulls_once(
@@ -365,12 +364,8 @@ async def test_an_empty_fetch_after_another_took_the_publish_pulls_once(
     await orders.publish("orders.eu", 1)
     (m,) = await billing.fetch(10)  # another process's, say: the server has been past it
     await m.ack()
-    pulls, infos = late.pulls, late.infos
-    assert await billing.fetch(10) == []
-    assert (late.pulls - pulls, late.infos - infos) == (1, 1)
-    pulls, infos = late.pulls, late.infos
-    assert await billing.fetch(10) == []  # once per publish
-    assert (late.pulls - pulls, late.infos - infos) == (1, 0)
+    assert await late.counting(billing.fetch(10)) == ([], (1, 1))
+    assert await late.counting(billing.fetch(10)) == ([], (1, 0))  # once per publish
 
 
 async def test_a_fetch_right_after_a_requeue_gets_it_though_the_server_counts_late(
