@@ -10,9 +10,10 @@ the file):
 
 - ``streams``: one row per stream: its config (JSON), the last sequence
   given out, its message and byte counts, its ``id`` (for its messages'
-  keys; a deleted stream's id may be given again), and ``gen``, bumped whenever its
-  config or consumers change (a publisher's cached consumer list is stale
-  when ``gen`` moved: another process may have added a consumer).
+  keys; a deleted stream's id may be given again), and ``gen``, bumped
+  whenever its config or consumers change (a publisher's cached consumer
+  list is stale when ``gen`` moved: another process may have added a
+  consumer).
 - ``messages``: the streams' messages, each by its ``key``: its stream's
   ``id`` shifted left by ``SEQ_BITS``, plus its sequence (one b-tree; a
   stream's messages are one range of keys, in sequence order); with ``refs``
@@ -33,6 +34,10 @@ the file):
 #   was handed out); one for an older delivery matches no row and is dropped.
 # - ``streams.last_seq`` only grows: a sequence is never given out twice, even
 #   after its message was deleted.
+# - A message's key is its stream's id << SEQ_BITS plus its sequence, and
+#   sequences stay at most MAX_SEQ: the keys of one stream never reach
+#   another's. Deleting a stream deletes its key range before its id may be
+#   given to another.
 """
 
 from __future__ import annotations
