@@ -6,7 +6,10 @@ dead letters written before the term under a dedup id, atomic batches."""
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,6 +24,8 @@ from actors._nats._jetstream import BATCH_COMMIT, MSG_ID
 from actors.durable._jsdead import H_SEQ, dlq_stream, dlq_subject
 
 pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def within(elapsed: float, delay: float) -> bool:
@@ -380,4 +385,32 @@ async def test_a_fetch_right_after_a_requeue_gets_it_though_the_server_counts_la
     assert await orders.dead_letters("billing").requeue(1) is True
     late.lag(2)
     (again,) = await billing.fetch(10)
+    assert (again.seq, again.data, again.deliveries) == (1, "poison", 1)
+
+
+async def test_the_command_line_browses_and_requeues_a_dead_letter_queue(
+    system: actors.ActorSystem, shared_nats_server: NatsServer
+) -> None:
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", max_deliver=1)
+    await orders.publish("orders.eu", "poison")
+    (m,) = await billing.fetch(10)
+    await m.nak(error="bad order")
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        done = await anyio.run_process(
+            [sys.executable, "-m", "actors", "--jetstream", shared_nats_server.url, *args],
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+    code, out, err = await cli("dlq", "ORDERS", "billing")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "ORDERS/billing  entries 1",
+        "  1  orders.eu  deliveries 1  bad order  'poison'",
+    ]
+    assert await cli("requeue", "ORDERS", "billing", "1") == (0, "requeued 1: 1\n", "")
+    (again,) = await billing.fetch(10, expires=5)
     assert (again.seq, again.data, again.deliveries) == (1, "poison", 1)

@@ -525,6 +525,42 @@ async def test_cli_browses_requeues_and_replays_a_dead_letter_queue(tmp_path: Pa
             assert status == 405
 
 
+async def test_cli_works_on_an_sqlite_store_without_a_page(tmp_path: Path) -> None:
+    path = tmp_path / "dlq.db"
+    async with actors.ActorSystem("q", store=durable.SQLiteStore(path)) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish("orders.eu", {"id": 1})
+        await orders.publish("orders.us", {"id": 2})
+        billing = await orders.consumer("billing", max_deliver=1)
+        for message in await billing.fetch(2):
+            await message.nak(error=f"card declined {message.data['id']}")
+        # The system goes on; the command line opens the file beside it.
+        code, out, err = await run_cli("--sqlite", str(path), "dlq", "ORDERS", "billing")
+        assert code == 0, err
+        assert out.splitlines() == [
+            "ORDERS/billing  entries 2",
+            "  1  orders.eu  deliveries 1  card declined 1  {'id': 1}",
+            "  2  orders.us  deliveries 1  card declined 2  {'id': 2}",
+        ]
+        code, out, err = await run_cli(
+            "--sqlite", str(path), "replay", "ORDERS", "billing", "--until", "1"
+        )
+        assert (code, out) == (0, "published 1: 3\n"), err
+        code, out, err = await run_cli(
+            "--sqlite", str(path), "requeue", "ORDERS", "billing", "2", "9"
+        )
+        assert code == 1 and out == "requeued 1: 2\n" and "not in the queue: 9" in err
+        got = sorted(m.data["id"] for m in await billing.fetch(5))
+        assert got == [1, 2]  # the replayed copy of 1 and the requeued 2
+        code, _, err = await run_cli("--sqlite", str(path), "dlq", "ORDERS", "nobody")
+        assert code == 2 and "no consumer 'nobody'" in err
+    code, _, err = await run_cli("--sqlite", str(tmp_path / "none.db"), "dlq", "ORDERS", "billing")
+    assert code == 2 and "no SQLite store at" in err
+    assert not (tmp_path / "none.db").exists()
+    code, _, err = await run_cli("--sqlite", str(path), "tree")
+    assert code == 2 and "--url" in err
+
+
 async def test_a_page_with_a_token_stops_and_kills_actors() -> None:
     async with actors.ActorSystem() as system:
         sup = await system.spawn(

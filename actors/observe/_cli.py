@@ -3,7 +3,10 @@
 It attaches through the system's live page (:func:`actors.observe.serve_page`):
 it reads the page's JSON endpoints over HTTP, with the page's token if it has
 one. Plain blocking code on the standard library: a terminal tool needs no
-event loop.
+event loop. The dead-letter-queue commands (``dlq``, ``requeue``, ``replay``)
+also work on a store directly, with ``--sqlite PATH`` or ``--jetstream URL``,
+whether or not a system that uses it is running: they open it in an actor
+system of their own for the one command.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from ..durable import DeadLetters
 
 USAGE_URL = (
     "give the page's address: --url http://127.0.0.1:PORT/ (serve_page prints it as page.url), "
@@ -33,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="actors",
         description="Look at a running actor system through its live page "
-        "(actors.observe.serve_page).",
+        "(actors.observe.serve_page); dlq, requeue and replay also work on a store "
+        "itself (--sqlite, --jetstream).",
     )
     parser.add_argument(
         "--url",
@@ -44,6 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         "--token",
         default=os.environ.get("ACTORS_TOKEN"),
         help="the page's token, if the URL does not carry it (default: $ACTORS_TOKEN)",
+    )
+    stores = parser.add_mutually_exclusive_group()
+    stores.add_argument(
+        "--sqlite",
+        metavar="PATH",
+        help="dlq, requeue, replay: on this SQLite store's file, not through a page",
+    )
+    stores.add_argument(
+        "--jetstream",
+        metavar="URL",
+        help="dlq, requeue, replay: on this JetStream server's streams, not through a page",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("tree", help="the supervision tree with each actor's counters")
@@ -57,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     dlq = commands.add_parser("dlq", help="browse a durable consumer's dead-letter queue")
     requeue = commands.add_parser(
         "requeue",
-        help="deliver dead-letter-queue entries to their consumer again (needs the token)",
+        help="deliver dead-letter-queue entries to their consumer again (a page needs its token)",
     )
     replay = commands.add_parser(
-        "replay", help="publish copies of dead-letter-queue entries (needs the token)"
+        "replay", help="publish copies of dead-letter-queue entries (a page needs its token)"
     )
     for command in (dlq, requeue, replay):
         command.add_argument("stream")
@@ -72,6 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--to", help="the subject to publish to (default: each its own)")
     args = parser.parse_args(argv)
     try:
+        if args.sqlite is not None or args.jetstream is not None:
+            if args.command not in ("dlq", "requeue", "replay"):
+                raise CliError(
+                    f"{args.command} reads a running system: give its page with --url "
+                    "(--sqlite and --jetstream are for dlq, requeue and replay)"
+                )
+            if args.sqlite is not None and not os.path.isfile(args.sqlite):
+                raise CliError(
+                    f"no SQLite store at {args.sqlite!r}: give the path of the file the "
+                    "system opens (SQLiteStore(path))"
+                )
+            import anyio
+
+            return int(anyio.run(_on_store, args))
         page = _Page(args.url, args.token)
         if args.command == "tree":
             print_tree(page.get("/api/snapshot"), sys.stdout)
@@ -92,12 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print_queue(page.get(f"/api/durable/dead-letters?{query}"), sys.stdout)
         elif args.command == "requeue":
             query = _query(stream=args.stream, consumer=args.consumer, seq=args.seq)
-            done = page.post(f"/api/durable/requeue?{query}")["requeued"]
-            missing = [seq for seq in args.seq if seq not in done]
-            print(f"requeued {len(done)}: {' '.join(map(str, done)) or '-'}")
-            if missing:
-                print(f"not in the queue: {' '.join(map(str, missing))}", file=sys.stderr)
-                return 1
+            return _requeued(args.seq, page.post(f"/api/durable/requeue?{query}")["requeued"])
         else:
             query = _query(
                 stream=args.stream,
@@ -106,14 +133,60 @@ def main(argv: list[str] | None = None) -> int:
                 until=args.until,
                 to=args.to,
             )
-            published = page.post(f"/api/durable/replay?{query}")["published"]
-            print(f"published {len(published)}: {' '.join(map(str, published)) or '-'}")
+            _published(page.post(f"/api/durable/replay?{query}")["published"])
     except CliError as error:
         print(f"actors: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _requeued(asked: list[int], done: list[int]) -> int:
+    print(f"requeued {len(done)}: {' '.join(map(str, done)) or '-'}")
+    missing = [seq for seq in asked if seq not in done]
+    if missing:
+        print(f"not in the queue: {' '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _published(seqs: list[int]) -> None:
+    print(f"published {len(seqs)}: {' '.join(map(str, seqs)) or '-'}")
+
+
+async def _on_store(args: argparse.Namespace) -> int:
+    # dlq, requeue or replay on a store, in an actor system of its own.
+    import contextlib
+
+    from .. import ActorSystem, durable
+    from .._nats import NatsError
+    from ._page import queue_report
+
+    store: durable.SQLiteStore | durable.JetStreamStore
+    if args.sqlite is not None:
+        store = durable.SQLiteStore(args.sqlite)
+        opened: Any = contextlib.nullcontext()
+    else:
+        store = durable.JetStreamStore(args.jetstream)
+        opened = store
+    try:
+        async with opened, ActorSystem("actors-cli", store=store) as system:
+            stream = await system.streams.get(args.stream)
+            queue: DeadLetters = stream.dead_letters(args.consumer)
+            if args.command == "dlq":
+                entries = await queue.browse(args.since, args.until)
+                print_queue(queue_report(queue, entries, len(entries)), sys.stdout)
+                return 0
+            if args.command == "requeue":
+                return _requeued(args.seq, [seq for seq in args.seq if await queue.requeue(seq)])
+            _published(await queue.replay(args.to, since=args.since, until=args.until))
+            return 0
+    except durable.DurableError as error:
+        raise CliError(str(error)) from None
+    except (NatsError, OSError) as error:
+        where = args.jetstream if args.sqlite is None else args.sqlite
+        raise CliError(f"cannot use the store at {where}: {error}") from None
 
 
 class _Page:

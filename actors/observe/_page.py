@@ -42,7 +42,7 @@ from .._channel import Channel
 from .._exceptions import ActorsError
 from .._go import current_owner
 from .._messages import DeadLetter
-from ..durable._dlq import DeadLetters
+from ..durable._dlq import DeadLetterEntry, DeadLetters
 from ..durable._errors import ConsumerNotFound, DurableError, StreamNotFound
 from ._durable import durable_snapshot
 from ._html import PAGE
@@ -441,22 +441,7 @@ class Page:
             entries = await queue.browse(since, until)
         except ConsumerNotFound as error:
             raise BadRequest(404, str(error)) from None
-        return {
-            "stream": queue.stream.name,
-            "consumer": queue.consumer,
-            "count": len(entries),
-            "entries": [
-                {
-                    "seq": entry.seq,
-                    "subject": entry.subject,
-                    "deliveries": entry.deliveries,
-                    "last_error": entry.last_error,
-                    "dead_at": entry.dead_at,
-                    "data": _shown(entry.data),
-                }
-                for entry in entries[:limit]
-            ],
-        }
+        return queue_report(queue, entries, limit)
 
     def _actor(self, request: Request) -> Cell:
         path = _argument(request, "path")
@@ -590,6 +575,28 @@ def _seq(text: str) -> int:
 def _number(request: Request, name: str, default: int | None) -> Any:
     values = request.query.get(name)
     return default if not values else _seq(values[0])
+
+
+def queue_report(queue: DeadLetters, entries: list[DeadLetterEntry], limit: int) -> dict[str, Any]:
+    """A dead-letter queue's entries as ``/api/durable/dead-letters`` gives
+    them (and ``python -m actors dlq`` prints them): at most ``limit``, each
+    message shown as its ``repr``, cut at 200 characters."""
+    return {
+        "stream": queue.stream.name,
+        "consumer": queue.consumer,
+        "count": len(entries),
+        "entries": [
+            {
+                "seq": entry.seq,
+                "subject": entry.subject,
+                "deliveries": entry.deliveries,
+                "last_error": entry.last_error,
+                "dead_at": entry.dead_at,
+                "data": _shown(entry.data),
+            }
+            for entry in entries[:limit]
+        ],
+    }
 
 
 def _shown(value: Any) -> str:
