@@ -373,16 +373,24 @@ async def test_an_empty_fetch_after_another_took_the_publish_pulls_once(
     assert await late.counting(billing.fetch(10)) == ([], (1, 0))  # once per publish
 
 
-async def test_a_fetch_right_after_a_requeue_gets_it_though_the_server_counts_late(
-    system: actors.ActorSystem, late: _LateCount
-) -> None:
+async def one_dead_letter(system: actors.ActorSystem) -> durable.Consumer:
+    """Consumer ``billing`` of stream ``ORDERS``, with ``"poison"``
+    (``orders.eu``, sequence 1) in its dead-letter queue, nak'ed once with
+    "bad order"."""
     orders = await system.streams.create("ORDERS", subjects=["orders.>"])
     billing = await orders.consumer("billing", max_deliver=1)
     await orders.publish("orders.eu", "poison")
     (m,) = await billing.fetch(10)
-    await m.term("bad")
+    await m.nak(error="bad order")
+    return billing
+
+
+async def test_a_fetch_right_after_a_requeue_gets_it_though_the_server_counts_late(
+    system: actors.ActorSystem, late: _LateCount
+) -> None:
+    billing = await one_dead_letter(system)
     assert await billing.fetch(10) == []
-    assert await orders.dead_letters("billing").requeue(1) is True
+    assert await billing.stream.dead_letters("billing").requeue(1) is True
     late.lag(2)
     (again,) = await billing.fetch(10)
     assert (again.seq, again.data, again.deliveries) == (1, "poison", 1)
@@ -391,11 +399,7 @@ async def test_a_fetch_right_after_a_requeue_gets_it_though_the_server_counts_la
 async def test_the_command_line_browses_and_requeues_a_dead_letter_queue(
     system: actors.ActorSystem, shared_nats_server: NatsServer
 ) -> None:
-    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-    billing = await orders.consumer("billing", max_deliver=1)
-    await orders.publish("orders.eu", "poison")
-    (m,) = await billing.fetch(10)
-    await m.nak(error="bad order")
+    billing = await one_dead_letter(system)
 
     async def cli(*args: str) -> tuple[int, str, str]:
         done = await anyio.run_process(

@@ -484,15 +484,23 @@ async def test_cli_says_what_is_wrong() -> None:
         assert code == 2 and "cannot reach the page" in err
 
 
+async def two_dead_letters(system: actors.ActorSystem) -> durable.Consumer:
+    """Consumer ``billing`` of stream ``ORDERS``, with two entries in its
+    dead-letter queue: ``{"id": 1}`` on ``orders.eu`` and ``{"id": 2}`` on
+    ``orders.us``, each nak'ed once with "card declined N"."""
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    await orders.publish("orders.eu", {"id": 1})
+    await orders.publish("orders.us", {"id": 2})
+    billing = await orders.consumer("billing", max_deliver=1)
+    for message in await billing.fetch(2):
+        await message.nak(error=f"card declined {message.data['id']}")
+    return billing
+
+
 async def test_cli_browses_requeues_and_replays_a_dead_letter_queue(tmp_path: Path) -> None:
     store = durable.SQLiteStore(tmp_path / "dlq.db")
     async with actors.ActorSystem("q", store=store) as system:
-        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-        await orders.publish("orders.eu", {"id": 1})
-        await orders.publish("orders.us", {"id": 2})
-        billing = await orders.consumer("billing", max_deliver=1)
-        for message in await billing.fetch(2):
-            await message.nak(error=f"card declined {message.data['id']}")
+        billing = await two_dead_letters(system)
         async with serve_page(system) as page:
             code, _, err = await run_cli("--url", page.url, "requeue", "ORDERS", "billing", "1")
             assert code == 2 and "read-only" in err and "token" in err
@@ -528,12 +536,7 @@ async def test_cli_browses_requeues_and_replays_a_dead_letter_queue(tmp_path: Pa
 async def test_cli_works_on_an_sqlite_store_without_a_page(tmp_path: Path) -> None:
     path = tmp_path / "dlq.db"
     async with actors.ActorSystem("q", store=durable.SQLiteStore(path)) as system:
-        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
-        await orders.publish("orders.eu", {"id": 1})
-        await orders.publish("orders.us", {"id": 2})
-        billing = await orders.consumer("billing", max_deliver=1)
-        for message in await billing.fetch(2):
-            await message.nak(error=f"card declined {message.data['id']}")
+        billing = await two_dead_letters(system)
         # The system goes on; the command line opens the file beside it.
         code, out, err = await run_cli("--sqlite", str(path), "dlq", "ORDERS", "billing")
         assert code == 0, err
