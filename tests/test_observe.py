@@ -564,6 +564,36 @@ async def test_cli_works_on_an_sqlite_store_without_a_page(tmp_path: Path) -> No
     assert code == 2 and "--url" in err
 
 
+async def test_cli_on_a_store_says_when_its_messages_do_not_import_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shop_messages.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass\nclass Order:\n    id: int\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from shop_messages import Order  # type: ignore[import-not-found]
+
+    path = tmp_path / "dlq.db"
+    async with actors.ActorSystem("q", store=durable.SQLiteStore(path)) as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish("orders.eu", Order(3))
+        billing = await orders.consumer("billing", max_deliver=1)
+        (message,) = await billing.fetch(1)
+        await message.nak(error="declined")
+    code, out, err = await run_cli("--sqlite", str(path), "dlq", "ORDERS", "billing")
+    assert (code, out) == (2, "")
+    assert "cannot unpickle the messages of ORDERS/billing here" in err
+    assert "shop_messages" in err and "PYTHONPATH" in err
+    code, out, err = await run_cli("--sqlite", str(path), "replay", "ORDERS", "billing")
+    assert code == 2 and "cannot unpickle" in err
+    importable = {"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    code, out, err = await run_cli(
+        "--sqlite", str(path), "dlq", "ORDERS", "billing", env=importable
+    )
+    assert code == 0, err
+    assert out.splitlines()[1] == "  1  orders.eu  deliveries 1  declined  Order(id=3)"
+
+
 async def test_a_page_with_a_token_stops_and_kills_actors() -> None:
     async with actors.ActorSystem() as system:
         sup = await system.spawn(

@@ -12,6 +12,7 @@ system of their own for the one command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -157,8 +158,6 @@ def _published(seqs: list[int]) -> None:
 
 async def _on_store(args: argparse.Namespace) -> int:
     # dlq, requeue or replay on a store, in an actor system of its own.
-    import contextlib
-
     from .. import ActorSystem, durable
     from .._nats import NatsError
     from ._page import queue_report
@@ -174,13 +173,23 @@ async def _on_store(args: argparse.Namespace) -> int:
         async with opened, ActorSystem("actors-cli", store=store) as system:
             stream = await system.streams.get(args.stream)
             queue: DeadLetters = stream.dead_letters(args.consumer)
-            if args.command == "dlq":
-                entries = await queue.browse(args.since, args.until)
-                print_queue(queue_report(queue, entries, len(entries)), sys.stdout)
-                return 0
             if args.command == "requeue":
                 return _requeued(args.seq, [seq for seq in args.seq if await queue.requeue(seq)])
-            _published(await queue.replay(args.to, since=args.since, until=args.until))
+            # dlq and replay unpickle the entries' messages.
+            try:
+                if args.command == "dlq":
+                    entries = await queue.browse(args.since, args.until)
+                    print_queue(queue_report(queue, entries, len(entries)), sys.stdout)
+                else:
+                    _published(await queue.replay(args.to, since=args.since, until=args.until))
+            except (durable.DurableError, NatsError, OSError):
+                raise
+            except Exception as error:  # their classes do not import here
+                raise CliError(
+                    f"cannot unpickle the messages of {args.stream}/{args.consumer} here "
+                    f"({error!r}): run this where the application's modules import "
+                    "(PYTHONPATH), or through its page (--url)"
+                ) from None
             return 0
     except durable.DurableError as error:
         raise CliError(str(error)) from None
