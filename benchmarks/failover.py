@@ -53,7 +53,7 @@ from ._util import (
     spreads_json,
     write_json,
 )
-from .nats import _binary, free_ports, stop_server
+from .nats import _binary, dies_with_us, free_ports, stop_server
 
 #: Seconds any one step may take on a loaded machine before the run fails.
 WAIT = 60.0
@@ -91,6 +91,7 @@ class _Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=dies_with_us(),
             )
 
     def kill(self) -> None:
