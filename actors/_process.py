@@ -25,6 +25,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -55,6 +57,14 @@ def kill_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):  # not glibc/musl: nothing
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def kill_with_parent_from_here() -> Callable[[], None] | None:
+    """For ``Popen(preexec_fn=...)`` of a server that must not outlive this
+    process, ``kill -9`` included: :func:`kill_with_parent` on the main
+    thread; None on another, whose end (a worker thread ends when idle)
+    would kill the server early."""
+    return kill_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def describe_exit(code: int | None, pid: int) -> str:

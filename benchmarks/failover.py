@@ -40,6 +40,7 @@ from pathlib import Path
 import anyio
 
 from actors._nats import JetStream, NatsError, connect, create_bucket
+from actors._process import kill_with_parent_from_here
 
 from ._util import (
     Backend,
@@ -53,7 +54,7 @@ from ._util import (
     spreads_json,
     write_json,
 )
-from .nats import _binary, dies_with_us, free_ports, stop_server
+from .nats import _binary, free_ports, stop_server
 
 #: Seconds any one step may take on a loaded machine before the run fails.
 WAIT = 60.0
@@ -91,7 +92,7 @@ class _Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=dies_with_us(),
+                preexec_fn=kill_with_parent_from_here(),
             )
 
     def kill(self) -> None:

@@ -30,9 +30,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from pathlib import Path
 import anyio
 
 from actors._nats import connect
-from actors._process import kill_with_parent
+from actors._process import kill_with_parent_from_here
 
 from ._util import (
     Backend,
@@ -113,7 +112,7 @@ def nats_server(*, jetstream: bool = False) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=dies_with_us(),
+            preexec_fn=kill_with_parent_from_here(),
         )
         try:
             deadline = time.monotonic() + 10
@@ -129,14 +128,6 @@ def nats_server(*, jetstream: bool = False) -> Iterator[str]:
         finally:
             stop_server(process)
             log.close()
-
-
-def dies_with_us() -> Callable[[], None] | None:
-    """For ``Popen(preexec_fn=...)``: the server gets SIGKILL when this
-    process dies, ``kill -9`` included (Linux's ``PR_SET_PDEATHSIG``). It
-    fires when the thread that started the server ends, so only a server
-    started on the main thread gets it."""
-    return kill_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

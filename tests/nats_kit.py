@@ -25,7 +25,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +37,7 @@ from typing import Any
 import anyio
 import pytest
 
-from actors._process import kill_with_parent
+from actors._process import kill_with_parent_from_here
 
 #: The version CI pins (pyproject's test extra) and asserts.
 VERSION = "2.15.1"
@@ -143,18 +142,14 @@ class NatsServer:
         """Start the process (same ports and store as before); with ``wait``,
         return once ``/healthz`` answers ok (JetStream ready)."""
         assert not self.running, f"{self.name} is already running"
-        # In the server's process, before exec: SIGKILL when the thread that
-        # started it ends, so that a test process killed with -9 (a CI
-        # timeout) leaves no server behind. Only from the main thread, which
-        # lives as long as the tests (a worker thread ends when idle).
-        main = threading.current_thread() is threading.main_thread()
+        # A test process killed with -9 (a CI timeout) leaves no server behind.
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, "-c", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=kill_with_parent if main else None,
+                preexec_fn=kill_with_parent_from_here(),
             )
         if wait:
             self.wait_healthy()
