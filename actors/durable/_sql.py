@@ -42,6 +42,7 @@ the file):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
@@ -267,9 +268,8 @@ def delete_stream(conn: sqlite3.Connection, name: str) -> bool:
         conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
         conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
     conn.execute("DELETE FROM durable_consumers WHERE stream = ?", (name,))
-    row = conn.execute("SELECT id FROM durable_streams WHERE name = ?", (name,)).fetchone()
-    if row is not None:
-        base = row[0] << SEQ_BITS
+    with contextlib.suppress(LookupError):  # no such stream: no messages
+        base = _base(conn, name)
         conn.execute(
             "DELETE FROM durable_messages WHERE key BETWEEN ? AND ?", (base, base + MAX_SEQ)
         )
