@@ -23,20 +23,17 @@ from actors.durable import _sql
 pytestmark = pytest.mark.anyio
 
 
+def _plan(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> str:
+    return " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
 def test_the_claim_walks_the_primary_key_in_order_and_never_sorts(tmp_path: Path) -> None:
     conn = _sql.open_connection(str(tmp_path / "s.db"), "NORMAL", 5.0)
     try:
-        plan = " / ".join(
-            row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _sql.CLAIM_SELECT, (1, 0.0, 10))
-        )
+        plan = _plan(conn, _sql.CLAIM_SELECT, (1, 0.0, 10))
         assert "USING PRIMARY KEY (cid=?)" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
-        plan = " / ".join(
-            row[3]
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + _sql.CLAIM, ("e", 0.0, "[]", 0.0, 0.0, 1, 1, 0.0, 10)
-            )
-        )
+        plan = _plan(conn, _sql.CLAIM, ("e", 0.0, "[]", 0.0, 0.0, 1, 1, 0.0, 10))
         assert "TEMP B-TREE" not in plan, plan
         assert plan.count("PRIMARY KEY") == 2, plan  # the UPDATE and its subquery
         assert _sql.CLAIM_SELECT in _sql.CLAIM.replace("\n    ", " ").replace("\n", " ")
@@ -595,10 +592,6 @@ async def test_two_stores_on_one_file_publish_at_once_and_lose_nothing(tmp_path:
 
 
 # -- the messages' keys --------------------------------------------------------
-
-
-def _plan(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> str:
-    return " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
 
 
 def test_a_message_is_found_by_its_key_and_a_stream_is_a_range_of_keys(tmp_path: Path) -> None:
