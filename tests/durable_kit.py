@@ -1,7 +1,8 @@
 """Helpers for the durable-stream tests, and a child process that uses a store.
 
-Run as a script (``python durable_kit.py MODE PATH``) it opens the store at
-PATH, does what MODE says, prints ``ready <details>`` and then waits to be
+Run as a script (``python durable_kit.py MODE WHERE BACKEND``) it opens the
+store at WHERE (an SQLite file's path, or a JetStream server's ``nats://``
+URL), does what MODE says, prints ``ready <details>`` and then waits to be
 killed with SIGKILL:
 
 - ``consume``: claims one message of consumer ``billing`` of ``ORDERS`` (ack
@@ -69,8 +70,19 @@ async def opened(
         yield system
 
 
-async def _child(mode: str, path: str) -> None:
-    async with opened(path) as system:
+@asynccontextmanager
+async def _open(where: str) -> AsyncIterator[actors.ActorSystem]:
+    if not where.startswith("nats://"):
+        async with opened(where) as system:
+            yield system
+        return
+    store = durable.JetStreamStore(where, timeout=10.0)
+    async with store, actors.ActorSystem("durable-test", store=store) as system:
+        yield system
+
+
+async def _child(mode: str, where: str) -> None:
+    async with _open(where) as system:
         orders = await system.streams.get("ORDERS")
         billing = await orders.consumer("billing", ack_wait=1.0)
         if mode == "consume":

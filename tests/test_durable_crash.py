@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import pytest
-from durable_kit import opened
+from durable_kit import Opener, opened
 
 pytestmark = pytest.mark.anyio
 
@@ -23,12 +23,13 @@ KIT = Path(__file__).with_name("durable_kit.py")
 
 @asynccontextmanager
 async def child(
-    mode: str, path: Path, backend: str
+    mode: str, where: Path | str, backend: str
 ) -> AsyncIterator[tuple[anyio.abc.Process, list[str]]]:
-    """Run durable_kit.py MODE; yield it with the words of its ``ready`` line."""
+    """Run durable_kit.py MODE on the store at WHERE (a file or a server's
+    URL); yield it with the words of its ``ready`` line."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(KIT.parent), *sys.path]))
     process = await anyio.open_process(
-        [sys.executable, str(KIT), mode, str(path), backend], env=env, stderr=None
+        [sys.executable, str(KIT), mode, str(where), backend], env=env, stderr=None
     )
     try:
         assert process.stdout is not None
@@ -50,14 +51,14 @@ async def child(
 
 
 async def test_kill_9_of_a_consumer_mid_handler_redelivers_after_ack_wait(
-    tmp_path: Path, anyio_backend: tuple[str, object]
+    open_store: Opener, anyio_backend: tuple[str, object]
 ) -> None:
-    path = tmp_path / "s.db"
-    async with opened(path) as system:
+    async with open_store() as system:
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])
         billing = await orders.consumer("billing", ack_wait=1.0)
         await orders.publish_many([("orders.a", i) for i in range(1, 4)])
-        async with child("consume", path, anyio_backend[0]) as (process, words):
+        where = open_store.url if open_store.jetstream else open_store.path
+        async with child("consume", where, anyio_backend[0]) as (process, words):
             seq, deliveries, claimed_at = int(words[0]), int(words[1]), float(words[2])
             assert (seq, deliveries) == (1, 1)
             os.kill(process.pid, signal.SIGKILL)

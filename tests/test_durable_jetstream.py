@@ -132,6 +132,36 @@ async def test_timeouts_alone_reach_the_dead_letters_and_late_acks_are_dropped(
     assert (await billing.info()).pending == 0
 
 
+@pytest.mark.parametrize("mode", ["at-least-once", "idempotent"])
+async def test_a_crash_between_the_effect_and_the_ack(
+    system: actors.ActorSystem, mode: str
+) -> None:
+    # The effect goes to the application's own store (a list here; JetStream
+    # has no transactions over it): once per delivery, or keyed by sequence.
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing", ack_wait=1)
+    await orders.publish("orders.a", "charge me")
+    charges: list[int] = []
+    charged: set[int] = set()
+
+    def effect(m: durable.Message) -> None:
+        if mode == "idempotent":
+            charged.add(m.seq)
+        else:
+            charges.append(m.seq)
+
+    (m,) = await billing.fetch(1)
+    effect(m)  # and the handler crashes before its ack
+    with anyio.fail_after(10):
+        (again,) = await billing.fetch(1, expires=5)  # after the ack wait
+    assert (again.seq, again.deliveries) == (m.seq, 2)
+    effect(again)
+    assert await again.ack() is True
+    assert (charges, charged) == (([1, 1], set()) if mode == "at-least-once" else ([], {1}))
+    assert await billing.fetch(1, expires=1.5) == []  # acked: never again
+    assert (await billing.info()).pending == 0
+
+
 async def test_a_dead_letter_written_twice_is_kept_once(system: actors.ActorSystem) -> None:
     # A crash after the entry was stored and before the term: the message
     # comes back, dies again and is written again under the same id.
