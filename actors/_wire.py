@@ -663,8 +663,7 @@ class WireConnection:
             end = start + size
             if size > self._max_frame or end > total or frame_sequence != sequence:
                 return None
-            expected = tagger.tag(data[offset : offset + FRAME_HEAD.size], data[start:end])
-            if not hmac.compare_digest(data[offset + FRAME_HEAD.size : start], expected):
+            if not _genuine(tagger, data, offset, end):
                 return None
             payloads.append(bytes(data[start:end]))
             sequence += 1
@@ -730,8 +729,7 @@ class WireConnection:
                 return None
             buffer += chunk
         with memoryview(buffer) as view:
-            expected = self._receive_tagger.tag(view[: FRAME_HEAD.size], view[FRAME_PREFIX:end])
-            genuine = hmac.compare_digest(view[FRAME_HEAD.size : FRAME_PREFIX], expected)
+            genuine = _genuine(self._receive_tagger, view, 0, end)
             payload = bytes(view[FRAME_PREFIX:end]) if genuine else b""
         del buffer[:end]
         if not genuine:
@@ -762,3 +760,12 @@ class WireConnection:
         self._fail(error)
         await anyio.aclose_forcefully(self._stream)
         return error
+
+
+def _genuine(tagger: Tagger, data: memoryview, start: int, end: int) -> bool:
+    """Whether the whole frame ``data[start:end]`` carries the tag its head
+    and payload call for: checked before anything of it is decoded."""
+    tag_at = start + FRAME_HEAD.size
+    payload_at = tag_at + TAG_SIZE
+    expected = tagger.tag(data[start:tag_at], data[payload_at:end])
+    return hmac.compare_digest(data[tag_at:payload_at], expected)
