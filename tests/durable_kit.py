@@ -45,6 +45,11 @@ class Opener:
     def jetstream(self) -> bool:
         return self.kind == "jetstream"
 
+    @property
+    def where(self) -> str:
+        """What another process opens: the server's URL, or the file's path."""
+        return self.url if self.url is not None else str(self.path)
+
     @asynccontextmanager
     async def __call__(self, synchronous: str = "NORMAL") -> AsyncIterator[actors.ActorSystem]:
         if not self.jetstream:

@@ -57,8 +57,7 @@ async def test_kill_9_of_a_consumer_mid_handler_redelivers_after_ack_wait(
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])
         billing = await orders.consumer("billing", ack_wait=1.0)
         await orders.publish_many([("orders.a", i) for i in range(1, 4)])
-        where = open_store.url if open_store.jetstream else open_store.path
-        async with child("consume", where, anyio_backend[0]) as (process, words):
+        async with child("consume", open_store.where, anyio_backend[0]) as (process, words):
             seq, deliveries, claimed_at = int(words[0]), int(words[1]), float(words[2])
             assert (seq, deliveries) == (1, 1)
             os.kill(process.pid, signal.SIGKILL)
