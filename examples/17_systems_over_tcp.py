@@ -41,6 +41,7 @@ import sys
 import tempfile
 
 import anyio
+from _lifelines import exit_with_parent
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import actors
@@ -140,7 +141,12 @@ async def main() -> None:
     parser.add_argument("--cookie", help="the cookie file (made if missing, for --serve)")
     parser.add_argument("--host", default="127.0.0.1", help="where --serve listens")
     parser.add_argument("--port", type=int, default=0, help="where --serve listens")
+    parser.add_argument(
+        "--child", action="store_true", help="started by this script: end when it ends"
+    )
     args = parser.parse_args()
+    if args.child:
+        exit_with_parent()  # a kill -9 of the script included (_lifelines.py)
     if args.serve or args.join:
         if args.cookie is None:
             parser.error("--serve and --join need --cookie")
@@ -154,8 +160,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         cookie = os.path.join(directory, "cookie")
         actors.create_cookie(cookie)  # readable by its owner only
-        command = [sys.executable, __file__, "--serve", "--cookie", cookie]
-        server = await anyio.open_process(command, stdin=None, stderr=None)
+        command = [sys.executable, __file__, "--serve", "--cookie", cookie, "--child"]
+        server = await anyio.open_process(command, stderr=None)
         try:
             assert server.stdout is not None
             output = BufferedByteReceiveStream(server.stdout)

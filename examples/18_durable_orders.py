@@ -33,6 +33,7 @@ import tempfile
 from decimal import Decimal
 
 import anyio
+from _lifelines import exit_with_parent
 
 import actors
 from actors import ActorSystem, Channel, durable
@@ -94,7 +95,9 @@ class Billing(actors.Actor):
 
 
 async def billing_process(path: str) -> None:
-    """A billing process that takes one order and hangs in the middle of it."""
+    """A billing process that takes one order and hangs in the middle of it;
+    it ends with this script, ``kill -9`` included (``_lifelines.py``)."""
+    exit_with_parent()
     async with ActorSystem(store=durable.SQLiteStore(path)) as system:
         billing = await (await system.streams.get("ORDERS")).open_consumer("billing")
         (message,) = await billing.fetch(1, expires=10)

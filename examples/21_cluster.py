@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
+from _lifelines import nats_binary, start_server, stop_server
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
@@ -143,8 +143,7 @@ async def console(system: ActorSystem, servers: list[Server], b: Process, c: Pro
     print("-- kill -9 of a NATS server that leads nothing; its node reconnects")
     leading = leaders(servers[0])
     victim = next(server for server in servers if server.name not in leading)
-    victim.process.kill()
-    await victim.process.wait()
+    await stop_server(victim.process)  # SIGKILL
     for node in "abc":
         print(f"  echo-{node}:", await ask_again(whereis(system, f"echo-{node}"), "still there?"))
     await news(system, "second", log, heard)
@@ -237,7 +236,7 @@ class Server:
     name: str
     url: str
     monitor: int  # the HTTP monitoring port
-    process: Process
+    process: subprocess.Popen[bytes]
 
 
 def leaders(server: Server) -> set[str]:
@@ -295,10 +294,9 @@ def free_ports(count: int) -> list[int]:
 
 @asynccontextmanager
 async def nats_cluster(directory: str) -> AsyncIterator[list[Server]]:
-    """Three JetStream servers routed into one cluster; killed on the way out."""
-    binary = os.path.join(os.path.dirname(sys.executable), "nats-server")
-    if not os.access(binary, os.X_OK):
-        binary = shutil.which("nats-server") or "nats-server"
+    """Three JetStream servers routed into one cluster; killed on the way out
+    (and by Linux if this process dies: ``_lifelines.py``)."""
+    binary = nats_binary()
     ports = free_ports(9)  # for each server: clients, monitoring, routes
     routes = [f"nats://127.0.0.1:{ports[3 * i + 2]}" for i in range(3)]
     servers: list[Server] = []
@@ -310,19 +308,15 @@ async def nats_cluster(directory: str) -> AsyncIterator[list[Server]]:
                 "-js", "-sd", os.path.join(directory, name), "--cluster_name", "tutorial",
                 "--cluster", routes[i], "--routes", ",".join(routes[:i] + routes[i + 1 :]),
             ]  # fmt: skip
-            quiet = subprocess.DEVNULL
-            process = await anyio.open_process(command, stdout=quiet, stderr=quiet)
+            process = start_server(command)
             servers.append(Server(name, f"nats://127.0.0.1:{port}", monitor, process))
         with anyio.fail_after(20):
             while not await anyio.to_thread.run_sync(ready, servers):  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         yield servers
     finally:
-        with anyio.CancelScope(shield=True):
-            for server in servers:
-                if server.process.returncode is None:
-                    server.process.kill()
-                await server.process.aclose()
+        for server in servers:
+            await stop_server(server.process)
 
 
 async def start_worker(stack: AsyncExitStack, node: str, urls: list[str], cookie: str) -> Process:

@@ -17,9 +17,11 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from process_kit import alive
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
@@ -117,3 +119,94 @@ def test_example_runs(example: Path, backend: str) -> None:
         f"{name} exited with {result.returncode} under {backend}:\n{result.stderr}"
     )
     assert result.stdout == expected.read_text()
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes under ``pid`` now, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # it ended meanwhile
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, /proc")
+@pytest.mark.parametrize(
+    ("lesson", "backend", "marker", "started"),
+    [
+        # its nats-server
+        ("20_durable_jetstream", "asyncio", "-- five orders published", 1),
+        ("20_durable_jetstream", "trio", "-- five orders published", 1),
+        # three nats-servers and two worker nodes (trio starts processes
+        # from a worker thread: a PR_SET_PDEATHSIG set there would fire early)
+        ("21_cluster", "trio", "-- three nodes in three processes", 5),
+    ],
+)
+def test_a_kill_9_of_a_lesson_ends_the_processes_it_started(
+    lesson: str, backend: str, marker: str, started: int
+) -> None:
+    env = {**os.environ, "ACTORS_BACKEND": backend}
+    with subprocess.Popen(
+        [sys.executable, f"examples/{lesson}.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:  # bounded by the test's timeout
+                if line.startswith(marker):
+                    break
+            helpers = _descendants(process.pid)
+            assert len(helpers) == started, helpers
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            # Servers die with it; worker nodes leave their cluster first.
+            deadline = time.monotonic() + 30
+            while any(map(alive, helpers)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not [pid for pid in helpers if alive(pid)]
+        finally:
+            _kill_group(process.pid)  # whatever is left, so that the next test starts clean
+
+
+def test_a_lesson_s_second_process_ends_when_the_lesson_does(tmp_path: Path) -> None:
+    # Lesson 17's server, as the lesson starts it (--child): the lesson's end
+    # closes the server's stdin, kill -9 included; then the server exits.
+    command = [
+        sys.executable,
+        "examples/17_systems_over_tcp.py",
+        "--serve",
+        "--cookie",
+        str(tmp_path / "cookie"),
+        "--child",
+    ]
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            assert process.stdout is not None and process.stdin is not None
+            address = process.stdout.readline()  # it serves
+            assert address.startswith("127.0.0.1:"), address
+            process.stdin.close()
+            assert process.wait(timeout=10) == 1
+        finally:
+            _kill_group(process.pid)
