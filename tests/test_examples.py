@@ -171,7 +171,9 @@ def test_a_kill_9_of_a_lesson_ends_the_processes_it_started(
                 if line.startswith(marker):
                     break
             helpers = _descendants(process.pid)
-            assert len(helpers) == started, helpers
+            # These at least; the lesson goes on meanwhile (20 may have
+            # started its billing process too).
+            assert len(helpers) >= started, helpers
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
             # Servers die with it; worker nodes leave their cluster first.
