@@ -76,6 +76,15 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+#: Starts with fresh ports when a chosen port was taken meanwhile (by another
+#: test process: a free port is free only when it is chosen).
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The server could not listen: another process took a port it was given."""
+
+
 class NatsServer:
     """One ``nats-server`` process with a config file, ports and a store dir
     that stay the same across ``stop``/``kill`` and ``start``."""
@@ -103,6 +112,7 @@ class NatsServer:
         self.cluster_port = cluster_port
         self.process: subprocess.Popen[bytes] | None = None
         self.log = directory / "server.log"
+        self._log_start = 0
         lines = [
             f"server_name: {name}",
             f"listen: 127.0.0.1:{self.port}",
@@ -143,6 +153,7 @@ class NatsServer:
         return once ``/healthz`` answers ok (JetStream ready)."""
         assert not self.running, f"{self.name} is already running"
         # A test process killed with -9 (a CI timeout) leaves no server behind.
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, "-c", str(self.config)],
@@ -173,9 +184,11 @@ class NatsServer:
         while not self.healthy():
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(
+                text = self.log.read_bytes()[self._log_start :].decode(errors="replace")
+                error = PortTaken if "address already in use" in text else RuntimeError
+                raise error(
                     f"nats-server {self.name} exited with {self.process.returncode}:\n"
-                    + self.log.read_text(errors="replace")[-3000:]
+                    + text[-3000:]
                 )
             if time.monotonic() > deadline:
                 raise TimeoutError(
@@ -213,9 +226,16 @@ def nats_server(
     directory: Path, *, extra_config: str = "", jetstream: bool = True
 ) -> Iterator[NatsServer]:
     """One server (JetStream on) on a free port, stopped on exit whatever happened."""
-    server = NatsServer(directory, extra_config=extra_config, jetstream=jetstream)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        server = NatsServer(directory, extra_config=extra_config, jetstream=jetstream)
+        try:
+            server.start()
+            break
+        except PortTaken:
+            server.stop()
+            if attempt == PORT_ATTEMPTS:
+                raise
     try:
-        server.start()
         yield server
     finally:
         server.stop()
@@ -225,29 +245,36 @@ def nats_server(
 def nats_cluster(directory: Path, size: int = 3) -> Iterator[list[NatsServer]]:
     """``size`` JetStream servers routed into one cluster, all healthy (a meta
     leader elected) before it yields; all stopped on exit."""
-    ports = free_ports(3 * size)
-    cluster_ports = ports[2 * size :]
-    with ExitStack() as stack:
-        servers = []
-        for i in range(size):
-            server = NatsServer(
-                directory / f"n{i + 1}",
-                name=f"n{i + 1}",
-                port=ports[2 * i],
-                monitor_port=ports[2 * i + 1],
-                cluster="actors-test",
-                cluster_port=cluster_ports[i],
-                routes=[p for j, p in enumerate(cluster_ports) if j != i],
-            )
-            stack.callback(server.stop)
-            servers.append(server)
-        for server in servers:
-            server.start(wait=False)
-        for server in servers:
-            server.wait_healthy()
-        wait_connect_urls(servers)
-        wait_meta_current(servers)
-        yield servers
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        ports = free_ports(3 * size)
+        cluster_ports = ports[2 * size :]
+        with ExitStack() as stack:
+            servers = []
+            for i in range(size):
+                server = NatsServer(
+                    directory / f"n{i + 1}",
+                    name=f"n{i + 1}",
+                    port=ports[2 * i],
+                    monitor_port=ports[2 * i + 1],
+                    cluster="actors-test",
+                    cluster_port=cluster_ports[i],
+                    routes=[p for j, p in enumerate(cluster_ports) if j != i],
+                )
+                stack.callback(server.stop)
+                servers.append(server)
+            for server in servers:
+                server.start(wait=False)
+            try:
+                for server in servers:
+                    server.wait_healthy()
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                continue  # the stack stops them all; fresh ports
+            wait_connect_urls(servers)
+            wait_meta_current(servers)
+            yield servers
+            return
 
 
 @dataclass(frozen=True)

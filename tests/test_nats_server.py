@@ -107,3 +107,30 @@ def test_a_test_process_killed_with_sigkill_leaves_no_server(tmp_path: Path) -> 
             f"nats-server {pid} outlived the process that started it"
         )
         time.sleep(0.01)  # polling /proc for the death signal's effect
+
+
+def test_a_port_taken_before_the_server_starts_is_traded_for_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A port is free only when chosen: another test process may take it
+    # before the server listens (seen in CI, two suites side by side).
+    import nats_kit
+
+    chosen: list[list[int]] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+
+        def first_one_taken(count: int) -> list[int]:
+            ports = [*real(count)]
+            if not chosen:
+                ports[0] = taken.getsockname()[1]
+            chosen.append(ports)
+            return ports
+
+        real = nats_kit.free_ports
+        monkeypatch.setattr(nats_kit, "free_ports", first_one_taken)
+        with nats_kit.nats_server(tmp_path) as server:
+            assert len(chosen) == 2
+            assert server.port == chosen[1][0] != taken.getsockname()[1]
+            assert server.healthy()
