@@ -84,21 +84,46 @@ class Stubborn(actors.Actor):
         await anyio.sleep(self.seconds)
 
 
-def children_of(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is ``pid`` and that run
-    ``actors._child``."""
-    found = []
+def _parents() -> dict[int, int]:
+    """Every process's parent now (pid to parent pid), read from /proc."""
+    parents = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # it ended meanwhile
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def children_of(pid: int, running: bytes = b"actors._child") -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid`` and whose command
+    line holds ``running``."""
+    found = []
+    for child, parent in _parents().items():
+        if parent != pid:
             continue
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()  # a zombie's is empty
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and b"actors._child" in cmdline:
-            found.append(int(entry.name))
+        if running in cmdline:
+            found.append(child)
+    return found
+
+
+def descendants_of(pid: int) -> set[int]:
+    """The processes under ``pid`` now, at any depth (zombies included)."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
     return found
 
 

@@ -30,6 +30,7 @@ import anyio
 import pytest
 from cluster_names_kit import cluster_name, names_of, until
 from nats_kit import NatsServer, wait_meta_current
+from process_kit import children_of
 from tcp_kit import SECRET
 
 import actors
@@ -137,21 +138,7 @@ def client_of(system: actors.ActorSystem) -> Client:
 
 def nats_children() -> set[int]:
     """Live ``nats-server`` processes whose parent is this process."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat_file:
-                stat = stat_file.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline_file:
-                cmdline = cmdline_file.read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"nats-server" in cmdline:
-            found.add(int(entry))
-    return found
+    return set(children_of(os.getpid(), b"nats-server"))
 
 
 async def publish_forever(js: JetStream, subject: str, load: Load) -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from process_kit import alive
+from process_kit import alive, descendants_of
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]_*.py"))
@@ -121,26 +121,6 @@ def test_example_runs(example: Path, backend: str) -> None:
     assert result.stdout == expected.read_text()
 
 
-def _descendants(pid: int) -> set[int]:
-    """The processes under ``pid`` now, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue  # it ended meanwhile
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _command_name(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -181,7 +161,7 @@ def test_a_kill_9_of_a_lesson_ends_the_processes_it_started(
             # Held where it is (it went on while the line was on its way),
             # so that what it started is all there when it is killed.
             os.kill(process.pid, signal.SIGSTOP)
-            helpers = _descendants(process.pid)
+            helpers = descendants_of(process.pid)
             names = [_command_name(pid) for pid in helpers]
             assert names.count("nats-server") >= servers, names
             assert len(helpers) - names.count("nats-server") >= nodes, names
