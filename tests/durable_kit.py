@@ -28,15 +28,16 @@ from actors import durable
 class Opener:
     """Opens an actor system on one store of a test: ``"sqlite"`` (a file in
     the test's directory) or ``"jetstream"`` (a server the module shares; the
-    first open of a test deletes every stream the tests before left there).
+    first open of a test deletes every stream the tests before left there,
+    unless ``wipe`` is false: a test's child process opens what it set up).
     Each open is a new system and a new store on the same data, like a
     restart."""
 
-    def __init__(self, kind: str, path: Path, url: str | None = None) -> None:
+    def __init__(self, kind: str, path: Path, url: str | None = None, *, wipe: bool = True) -> None:
         self.kind = kind
         self.path = path
         self.url = url
-        self._wiped = False
+        self._wiped = not wipe
 
     def __repr__(self) -> str:
         return self.kind
@@ -75,19 +76,12 @@ async def opened(
         yield system
 
 
-@asynccontextmanager
-async def _open(where: str) -> AsyncIterator[actors.ActorSystem]:
-    if not where.startswith("nats://"):
-        async with opened(where) as system:
-            yield system
-        return
-    store = durable.JetStreamStore(where, timeout=10.0)
-    async with store, actors.ActorSystem("durable-test", store=store) as system:
-        yield system
-
-
 async def _child(mode: str, where: str) -> None:
-    async with _open(where) as system:
+    if where.startswith("nats://"):  # the test's server: open, never wiped
+        store = Opener("jetstream", Path(), where, wipe=False)
+    else:
+        store = Opener("sqlite", Path(where))
+    async with store() as system:
         orders = await system.streams.get("ORDERS")
         billing = await orders.consumer("billing", ack_wait=1.0)
         if mode == "consume":
