@@ -153,8 +153,8 @@ class NatsServer:
         return once ``/healthz`` answers ok (JetStream ready)."""
         assert not self.running, f"{self.name} is already running"
         # A test process killed with -9 (a CI timeout) leaves no server behind.
-        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
+            self._log_start = log.tell()  # this start's lines come after
             self.process = subprocess.Popen(
                 [self.binary, "-c", str(self.config)],
                 stdout=log,
