@@ -6,8 +6,14 @@ of many claimers one wins), renews it every third of the lease with
 whose node stops renewing (dead, cut off) expires, and the server's expiry
 marker tells every watcher::
 
-    names.<name>   {"node": ..., "path": ..., "uid": ...}   a cluster-wide name
-    nodes.<node>   {"node": ...}                            a node that is up
+    names.<name>   {"node": ..., "path": ..., "uid": ..., "claim": ...}   a cluster-wide name
+    nodes.<node>   {"node": ..., "claim": ...}                            a node that is up
+
+``claim`` is a token of the ``create`` that wrote the key: a claim whose
+answer was lost recognises its own write by it, never an earlier claim's
+(whose TTL started before this claim was sent). A claim that gives up after
+a try without an answer deletes what it may have stored (if the key holds
+its token).
 
 Fencing: a node that has not renewed a key by ``lease - lease/3`` after it
 sent the last write the server stored gives the key up at once: it stops
@@ -42,6 +48,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -121,6 +128,7 @@ class _Lease:
     __slots__ = (
         "cell",
         "changed",
+        "claim",
         "fence_at",
         "key",
         "name",
@@ -133,10 +141,14 @@ class _Lease:
         "writing",
     )
 
-    def __init__(self, key: str, name: str | None, value: bytes, revision: int, sent: float):
+    def __init__(
+        self, key: str, name: str | None, value: bytes, revision: int, sent: float, claim: str
+    ) -> None:
         self.key = key
         self.name = name
         self.value = value
+        #: The token of the claim that made the key (in its value).
+        self.claim = claim
         self.revision = revision
         self.sent = sent
         self.fence_at = math.inf
@@ -148,6 +160,10 @@ class _Lease:
         self.writing = False
         self.released = False
         self.scope = anyio.CancelScope()
+
+
+def _encode(holder: dict[str, Any], claim: str) -> bytes:
+    return json.dumps({**holder, "claim": claim}).encode()
 
 
 def _holder(entry_value: bytes) -> dict[str, Any]:
@@ -288,9 +304,10 @@ class ClusterNames:
         try:
             for entry in await watcher.initial():
                 self._seen(entry)
-            value = json.dumps({"node": self.node}).encode()
             try:
-                await self._create(f"nodes.{self.node}", None, value, take_over=take_over)
+                await self._create(
+                    f"nodes.{self.node}", None, {"node": self.node}, take_over=take_over
+                )
             except NameTaken:
                 raise NameTaken(
                     f"a node named {self.node!r} is up in bucket {self.bucket}: give each "
@@ -339,59 +356,85 @@ class ClusterNames:
     # -- claims ---------------------------------------------------------------------
 
     async def _create(
-        self, key: str, name: str | None, value: bytes, *, take_over: bool = False
+        self, key: str, name: str | None, holder: dict[str, Any], *, take_over: bool = False
     ) -> _Lease:
         from ._nats import BucketNotFound, KeyExists, NatsTimeout
 
         assert self.kv is not None
+        # The claim's own token: a write found after a lost answer is this
+        # call's only if it holds the token, not an earlier claim's of the
+        # same holder, whose TTL started before ``sent``.
+        claim = secrets.token_hex(8)
+        value = _encode(holder, claim)
         sent = anyio.current_time()
         retried = False
-        # A bucket being made, or a server cluster electing a leader (4 to 9
-        # s), answers nothing or 503 for a while: the claim waits for it.
-        with anyio.fail_after(self.timeout):
-            while True:
-                try:
-                    revision = await self.kv.create(key, value, ttl=math.ceil(self.lease))
-                    break
-                except KeyExists:
-                    pass
-                except (BucketNotFound, NatsTimeout) as error:
-                    logger.debug("%s: claiming %s: %r; trying again", self.node, key, error)
-                    retried = True  # it may have been stored all the same
-                    await anyio.sleep(0.1)
-                    continue
-                try:
-                    entry = await self.kv.get(key)
-                except (BucketNotFound, NatsTimeout) as error:
-                    logger.debug("%s: reading %s: %r; trying again", self.node, key, error)
-                    await anyio.sleep(0.1)
-                    continue
-                if entry is None:  # its holder let go meanwhile
-                    await anyio.sleep(0.01)
-                    continue
-                if retried and entry.value == value:
-                    revision = entry.revision  # our earlier try was stored
-                    break
-                if take_over:
-                    revision = await self.kv.update(
-                        key, value, last=entry.revision, ttl=math.ceil(self.lease)
+        try:
+            # A bucket being made, or a server cluster electing a leader (4 to 9
+            # s), answers nothing or 503 for a while: the claim waits for it.
+            with anyio.fail_after(self.timeout):
+                while True:
+                    try:
+                        revision = await self.kv.create(key, value, ttl=math.ceil(self.lease))
+                        break
+                    except KeyExists:
+                        pass
+                    except (BucketNotFound, NatsTimeout) as error:
+                        logger.debug("%s: claiming %s: %r; trying again", self.node, key, error)
+                        retried = True  # it may have been stored all the same
+                        await anyio.sleep(0.1)
+                        continue
+                    try:
+                        entry = await self.kv.get(key)
+                    except (BucketNotFound, NatsTimeout) as error:
+                        logger.debug("%s: reading %s: %r; trying again", self.node, key, error)
+                        await anyio.sleep(0.1)
+                        continue
+                    if entry is None:  # its holder let go meanwhile
+                        await anyio.sleep(0.01)
+                        continue
+                    if retried and entry.value == value:
+                        revision = entry.revision  # our earlier try was stored
+                        break
+                    if take_over:
+                        revision = await self.kv.update(
+                            key, value, last=entry.revision, ttl=math.ceil(self.lease)
+                        )
+                        break
+                    found = _holder(entry.value)
+                    where = found.get("node", "another node")
+                    path = found.get("path")
+                    raise NameTaken(
+                        f"{key.split('.', 1)[1]!r} is held by {where}"
+                        + (f" ({path})" if path else "")
+                        + " in the cluster: pick another name, or wait until its actor "
+                        f"stops (or its node's lease of {self.lease:g} s expires)"
                     )
-                    break
-                holder = _holder(entry.value)
-                where = holder.get("node", "another node")
-                path = holder.get("path")
-                raise NameTaken(
-                    f"{key.split('.', 1)[1]!r} is held by {where}"
-                    + (f" ({path})" if path else "")
-                    + " in the cluster: pick another name, or wait until its actor "
-                    f"stops (or its node's lease of {self.lease:g} s expires)"
-                )
-        lease = _Lease(key, name, value, revision, sent)
+        except BaseException:
+            if retried:  # a try without an answer may have stored the key
+                with anyio.CancelScope(shield=True):
+                    await self._withdraw(key, value)
+            raise
+        lease = _Lease(key, name, value, revision, sent, claim)
         lease.fence_at = sent + self.lease - self.margin
         self._held[key] = lease
         if self._task_group is not None:
             self._task_group.start_soon(self._keep, lease)
         return lease
+
+    async def _withdraw(self, key: str, value: bytes) -> None:
+        """Delete ``key`` if it holds ``value``: what a claim that gave up may
+        have stored, so that it does not hold the name for a lease. Best
+        effort, within ``_RELEASE_GRACE``: else the key expires by itself."""
+        from ._nats import NatsError
+
+        assert self.kv is not None
+        with anyio.move_on_after(_RELEASE_GRACE):
+            try:
+                entry = await self.kv.get(key)
+                if entry is not None and entry.value == value:
+                    await self.kv.delete(key, last=entry.revision)
+            except NatsError as error:
+                logger.debug("%s: withdrawing %s: %r", self.node, key, error)
 
     async def claim(self, name: str, ref: ActorRef) -> None:
         """Claim ``name`` for ``ref`` cluster-wide (see ``Registry.claim``)."""
@@ -414,7 +457,7 @@ class ClusterNames:
             raise NameTaken(f"the name {name!r} is held or being claimed on {self.node}")
         self._claiming.add(name)
         try:
-            lease = await self._create(key, name, self._value(cell))
+            lease = await self._create(key, name, self._holder_of(cell))
         finally:
             self._claiming.discard(name)
         if not cell.alive:
@@ -445,8 +488,7 @@ class ClusterNames:
             )
         self._claiming.add(name)
         try:
-            value = json.dumps({"node": self.node, "path": None, "uid": None}).encode()
-            await self._create(key, name, value)
+            await self._create(key, name, {"node": self.node, "path": None, "uid": None})
         finally:
             self._claiming.discard(name)
 
@@ -456,8 +498,8 @@ class ClusterNames:
         if lease is not None and lease.ref is None:
             self._release(lease)
 
-    def _value(self, cell: Cell) -> bytes:
-        return json.dumps({"node": self.node, "path": cell.path, "uid": cell.uid}).encode()
+    def _holder_of(self, cell: Cell) -> dict[str, Any]:
+        return {"node": self.node, "path": cell.path, "uid": cell.uid}
 
     def _bind(self, lease: _Lease, cell: Cell) -> None:
         lease.ref = cell.ref
@@ -476,7 +518,7 @@ class ClusterNames:
             cell = ref._cell
             if cell is not None:
                 self._bind(lease, cell)
-                lease.value = self._value(cell)
+                lease.value = _encode(self._holder_of(cell), lease.claim)
                 lease.changed = True
                 lease.scope.cancel()  # write the value now (``_keep`` goes on)
         elif ref is None and previous is not None and previous == lease.ref:
@@ -602,7 +644,7 @@ class ClusterNames:
             for other in list(self._held.values()):
                 self._fence(other, f"the node's lease {lease.key} was lost ({why})")
             if self._task_group is not None and not self._closing:
-                self._task_group.start_soon(self._rejoin, lease.value)
+                self._task_group.start_soon(self._rejoin)
             return
         registry = self.system.registry
         if lease.ref is not None and registry._names.get(lease.name) == lease.ref:
@@ -617,14 +659,14 @@ class ClusterNames:
             )
             cell.scope.cancel()
 
-    async def _rejoin(self, value: bytes) -> None:
+    async def _rejoin(self) -> None:
         """Hold ``nodes.<node>`` again once NATS answers and the old key is
         gone (others saw this node down meanwhile)."""
         from ._nats import NatsError
 
         while not self._closing:
             try:
-                await self._create(f"nodes.{self.node}", None, value)
+                await self._create(f"nodes.{self.node}", None, {"node": self.node})
             except (NameTaken, NatsError, TimeoutError) as error:
                 logger.debug("%s: rejoining: %r", self.node, error)
                 await anyio.sleep(self.lease / 3)

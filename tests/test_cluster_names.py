@@ -565,3 +565,97 @@ async def test_a_bucket_there_with_another_configuration_is_bound_patiently(
         ref = await b.spawn(Echo, "b")
         await b.registry.claim("bound", ref)
         assert b.registry.whereis("bound") == ref
+
+
+class Unanswered:
+    """``kv.create`` and ``kv.get`` of one key through a script: each call
+    takes the next step (``"store"``: made, then its answer lost; ``"lost"``:
+    not made, no answer; ``"pass"``: made), then every call passes."""
+
+    def __init__(self, kv: Any, key: str) -> None:
+        self.kv, self.key = kv, key
+        self.create, self.get = kv.create, kv.get
+        self.creates: list[str] = []
+        self.gets: list[str] = []
+        self.stored: list[int] = []
+        self._creating = False
+        kv.create, kv.get = self._create, self._get
+
+    async def _create(self, key: str, *args: Any, **kwargs: Any) -> int:
+        from actors._nats import NatsTimeout
+
+        step = self.creates.pop(0) if key == self.key and self.creates else "pass"
+        if step == "lost":
+            raise NatsTimeout("no answer (injected)")
+        self._creating = True  # create() reads the key itself: not a get of the script
+        try:
+            revision: int = await self.create(key, *args, **kwargs)
+        finally:
+            self._creating = False
+        if step == "store":
+            self.stored.append(revision)
+            raise NatsTimeout("no answer (injected)")
+        return revision
+
+    async def _get(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        from actors._nats import NatsTimeout
+
+        if not self._creating and key == self.key and self.gets and self.gets.pop(0) == "lost":
+            raise NatsTimeout("no answer (injected)")
+        return await self.get(key, *args, **kwargs)
+
+
+async def test_a_claim_that_gives_up_withdraws_what_it_stored(nats_server: NatsServer) -> None:
+    # Its first write was stored, its answer lost, and no later try was
+    # answered: the claim raises TimeoutError, and deletes its stored write
+    # instead of holding the name for a lease that nobody renews.
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url) as a, nodes.node("b", nats_server.url) as b:
+        names = names_of(a)
+        assert names.kv is not None
+        names.timeout = 1.0
+        script = Unanswered(names.kv, "names.given-up")
+        script.creates = ["store"] + ["lost"] * 100
+        ref = await a.spawn(Echo, "a")
+        with anyio.fail_after(10), pytest.raises(TimeoutError):
+            await a.registry.claim("given-up", ref)
+        assert len(script.stored) == 1
+        assert await script.get("names.given-up") is None
+        assert a.registry.whereis("given-up") is None
+        other = await b.spawn(Echo, "b")
+        await b.registry.claim("given-up", other)
+        await until(lambda: a.registry.whereis("given-up") == other, 5)
+
+
+async def test_a_claim_never_takes_an_earlier_claims_write_for_its_own(
+    nats_server: NatsServer,
+) -> None:
+    # A claim gave up with its write stored, and could not withdraw it (no
+    # answer). The same actor claims again; its first try is not answered,
+    # the next finds the earlier write. Taking it for this claim's would
+    # count the lease from this claim's start, later than the server's TTL
+    # started: the node would fence after the key could expire (two holders).
+    # It is the earlier claim's (its value has that claim's token): the name
+    # is taken until it expires or its holder deletes it.
+    nodes = Nodes(cluster_name())
+    async with nodes.node("a", nats_server.url) as a:
+        names = names_of(a)
+        assert names.kv is not None
+        names.timeout = 1.0
+        script = Unanswered(names.kv, "names.twice")
+        script.creates = ["store"] + ["lost"] * 100
+        script.gets = ["lost"] * 100  # the withdrawal's read is not answered either
+        ref = await a.spawn(Echo, "a")
+        with anyio.fail_after(10), pytest.raises(TimeoutError):
+            await a.registry.claim("twice", ref)
+        earlier = await script.get("names.twice")
+        assert earlier is not None and earlier.revision == script.stored[0]
+        script.creates, script.gets = ["lost"], []
+        names.timeout = 5.0  # time enough for this claim's tries on a loaded machine
+        with anyio.fail_after(10), pytest.raises(actors.NameTaken, match="held by a"):
+            await a.registry.claim("twice", ref)
+        assert "names.twice" not in names._held
+        assert a.registry.whereis("twice") is None
+        # The second claim withdrew nothing of the first's.
+        entry = await script.get("names.twice")
+        assert entry is not None and entry.revision == script.stored[0]
