@@ -20,8 +20,10 @@ Messages are 64-byte payloads, pickled as the store pickles them.
 - publish 100/txn: ``stream.publish_many`` of 100. Yardstick: raw
   ``executemany`` of 100 in one transaction.
 - fetch+ack 1: ``consumer.fetch(1)`` then ``message.ack()`` (two commits a
-  message). Yardstick: the raw loop: the claim ``UPDATE ... RETURNING`` of one
-  row over the ``(topic, id)`` index, commit, ``DELETE``, commit.
+  message; at FULL the claim's commit does not wait for the disk, the ack's
+  does, as docs/durable.md says). Yardstick: the raw loop: the claim
+  ``UPDATE ... RETURNING`` of one row over the ``(topic, id)`` index, commit,
+  ``DELETE``, commit, both at the setting (at FULL, two syncs a message).
 - fetch+ack 100: ``fetch(100)``, then ``consumer.ack(messages)`` (two commits
   per 100). Yardstick: the same raw claim of 100 and one ``executemany``
   delete.

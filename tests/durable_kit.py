@@ -33,11 +33,20 @@ class Opener:
     Each open is a new system and a new store on the same data, like a
     restart."""
 
-    def __init__(self, kind: str, path: Path, url: str | None = None, *, wipe: bool = True) -> None:
+    def __init__(
+        self,
+        kind: str,
+        path: Path,
+        url: str | None = None,
+        *,
+        wipe: bool = True,
+        synchronous: str = "NORMAL",
+    ) -> None:
         self.kind = kind
         self.path = path
         self.url = url
         self._wiped = not wipe
+        self.synchronous = synchronous  # the SQLite store's
 
     def __repr__(self) -> str:
         return self.kind
@@ -52,9 +61,9 @@ class Opener:
         return self.url if self.url is not None else str(self.path)
 
     @asynccontextmanager
-    async def __call__(self, synchronous: str = "NORMAL") -> AsyncIterator[actors.ActorSystem]:
+    async def __call__(self, synchronous: str | None = None) -> AsyncIterator[actors.ActorSystem]:
         if not self.jetstream:
-            async with opened(self.path, synchronous) as system:
+            async with opened(self.path, synchronous or self.synchronous) as system:
                 yield system
             return
         assert self.url is not None

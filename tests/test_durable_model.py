@@ -176,6 +176,8 @@ def with_examples(**more: Any) -> Callable[[Any], Any]:
     return add
 
 
+# At FULL, claims commit on the loop's connection and settles on the worker's.
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
 @pytest.mark.parametrize("retention", ["workqueue", "interest", "limits"])
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @settings(
@@ -186,11 +188,11 @@ def with_examples(**more: Any) -> Callable[[Any], Any]:
 @given(steps=ops)
 @with_examples()
 def test_every_message_is_acked_once_or_dead_lettered(
-    backend: str, retention: Retention, steps: list[tuple[str, Any]]
+    backend: str, retention: Retention, synchronous: str, steps: list[tuple[str, Any]]
 ) -> None:
     name, options = virtual_time(backend)
     with tempfile.TemporaryDirectory() as directory:
-        store = Opener("sqlite", Path(directory) / "s.db")
+        store = Opener("sqlite", Path(directory) / "s.db", synchronous=synchronous)
         wait = SQLITE_ACK_WAIT
         anyio.run(scenario, store, steps, retention, wait, backend=name, backend_options=options)
 

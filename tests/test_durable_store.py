@@ -214,11 +214,11 @@ async def test_a_cancelled_call_waits_for_the_worker_then_raises_the_cancellatio
         assert [m.data for m in await consumer.fetch(10)] == [0, 1]  # it committed
 
 
-# -- calls on the event loop's thread (NORMAL) ---------------------------------
+# -- calls on the event loop's thread -----------------------------------------
 
 
 def _committers(store: durable.SQLiteStore) -> tuple[Any, Any]:
-    # What runs calls on the loop's thread, and on the worker (at NORMAL).
+    # What runs calls on the loop's thread, and on the worker.
     assert store._inline is not None and store._committer is not None
     return store._inline, store._committer
 
@@ -249,13 +249,41 @@ async def test_at_normal_calls_of_one_loop_turn_commit_together_on_the_loop(
         assert sorted(m.data for m in await consumer.fetch(20)) == list(range(17))
 
 
-async def test_at_full_every_call_goes_to_the_worker(tmp_path: Path) -> None:
+async def test_at_full_claims_run_on_the_loop_and_the_rest_on_the_worker(
+    tmp_path: Path,
+) -> None:
+    # A claim's commit does not wait for the disk: losing it to a power cut
+    # only means that delivery is made again. Publishes and settles wait for
+    # the worker's synced commit, which makes the claims before it durable too.
     async with opened(tmp_path / "s.db", "FULL") as system:
         orders, store = await _orders(system)
-        assert store._inline is None and store._committer is not None
-        batches = store._committer.batches
-        await orders.publish("orders.a", 1)
-        assert store._committer.batches == batches + 1
+        inline, worker = _committers(store)
+        assert store._thread is not None
+
+        def synchronous(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert await store._thread.call(synchronous, inline.conn) == 1  # NORMAL
+        assert await store._thread.call(synchronous, worker.conn) == 2  # FULL
+
+        async def where(call: Any) -> tuple[int, int]:
+            before = (inline.calls, worker.calls)
+            await call
+            return (inline.calls - before[0], worker.calls - before[1])
+
+        consumer = await orders.consumer("c")
+        assert await where(orders.publish("orders.a", 1)) == (0, 1)
+        assert await where(orders.publish_many([("orders.a", 2), ("orders.a", 3)])) == (0, 1)
+        zero, one = await consumer.fetch(2)
+        assert await where(consumer.fetch(2)) == (1, 0)
+        assert await where(zero.ack()) == (0, 1)
+        assert await where(one.nak()) == (0, 1)
+        (again,) = await consumer.fetch(1)
+        assert (again.data, again.deliveries) == (1, 2)
+        assert await where(again.term()) == (0, 1)
+        assert await where(consumer.fetch(10)) == (1, 0)  # nothing left to claim
+        info = await consumer.info()
+        assert (info.pending, info.in_flight, info.dead_letters) == (2, 2, 1)
 
 
 async def test_at_normal_calls_that_may_go_over_many_messages_go_to_the_worker(

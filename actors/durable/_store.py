@@ -31,6 +31,12 @@ file. A store for a server (JetStream) implements the same methods.
 #   inline batch holds ``_writing`` while it runs, and so does the
 #   checkpoint's last pass: the calls made meanwhile go to the worker,
 #   behind it, so it completes and the next write starts the log over.
+# - At ``FULL`` only claims run there (``_inline`` is at ``NORMAL`` then):
+#   a claim changes only a delivery's count and deadline (and may move a
+#   message that ran out of deliveries to the dead letters), and losing it
+#   to a power loss only means that delivery is made again. The log is one
+#   file written in order: the worker's next synced commit (a publish, an
+#   ack) makes every claim before it durable too.
 """
 
 from __future__ import annotations
@@ -61,15 +67,20 @@ T = TypeVar("T")
 #: small: what they touch grows with the messages they name, not with the
 #: stream (creating a consumer, a reset or a stream's deletion may go over
 #: every message, and go to the worker).
-_INLINE = {_sql.publish, _sql.claim, _sql.ack, _sql.nak, _sql.release, _sql.progress, _sql.term}
+_INLINE = frozenset(
+    {_sql.publish, _sql.claim, _sql.ack, _sql.nak, _sql.release, _sql.progress, _sql.term}
+)
+#: At FULL only claims do: their commit does not wait for the disk (see the
+#: module's notes); publishes and settles are synced by the worker.
+_INLINE_AT_FULL = frozenset({_sql.claim})
 #: The most messages an inline call names.
 _INLINE_MOST = 256
 
 
-def _small(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+def _small(fn: Callable[..., Any], args: tuple[Any, ...], inline: frozenset[Any]) -> bool:
     # publish (items), claim (n) and ack (tokens) name their messages in
     # args[2], release in args[1]; the others name one.
-    if fn not in _INLINE:
+    if fn not in inline:
         return False
     if fn is _sql.publish or fn is _sql.ack:
         return len(args[2]) <= _INLINE_MOST
@@ -435,7 +446,8 @@ class SQLiteStore:
         self._cache = _sql.PublishCache()
         self._committer: _Committer | None = None
         self._tx_task: object | None = None
-        self._inline: _Committer | None = None  # at NORMAL, for the event loop
+        self._inline: _Committer | None = None  # for the event loop
+        self._inline_calls = _INLINE if synchronous == "NORMAL" else _INLINE_AT_FULL
         self._forming: list[Job] | None = None  # this loop turn's inline batch
         self._inline_batches = self._inline_rows = 0  # since the last checkpoint
         #: Held by an inline batch while it runs, and by a checkpoint's last pass.
@@ -467,14 +479,14 @@ class SQLiteStore:
                 )
                 self._cache = _sql.PublishCache()
                 self._committer = _Committer(conn, self._cache)
-                if self.synchronous == "NORMAL":
-                    inline = await self._thread.call(
-                        functools.partial(_sql.open_connection, inline=True),
-                        self.path,
-                        self.synchronous,
-                        self.busy_timeout,
-                    )
-                    self._inline = _Committer(inline, self._cache)
+                # NORMAL at FULL too: what it runs there (claims) needs no sync.
+                inline = await self._thread.call(
+                    functools.partial(_sql.open_connection, inline=True),
+                    self.path,
+                    "NORMAL",
+                    self.busy_timeout,
+                )
+                self._inline = _Committer(inline, self._cache)
                 self._conn = conn
         return self._conn
 
@@ -504,7 +516,7 @@ class SQLiteStore:
         thread, committer = self._thread, self._committer
         assert thread is not None and committer is not None
         job = Job(committer, fn, args)
-        if self._inline is not None and _small(fn, args):
+        if self._inline is not None and _small(fn, args, self._inline_calls):
             forming = self._forming
             if forming is not None:
                 if len(forming) < MAX_BATCH:  # joins this turn's inline batch
