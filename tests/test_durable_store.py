@@ -308,41 +308,47 @@ async def test_at_normal_calls_that_may_go_over_many_messages_go_to_the_worker(
         assert await where(consumer.fetch(300)) == (0, 1)
 
 
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
 async def test_a_file_locked_by_another_process_sends_the_call_to_the_worker(
-    tmp_path: Path,
+    tmp_path: Path, synchronous: str
 ) -> None:
     # Another connection holds the write lock: the inline try is rolled back
     # at once and the worker waits for the lock (busy_timeout), while the
-    # loop goes on.
+    # loop goes on. A publish at NORMAL, a claim at FULL: each runs on the
+    # loop's thread there.
     path = tmp_path / "s.db"
-    async with opened(path, "NORMAL") as system:
+    async with opened(path, synchronous) as system:
         orders, store = await _orders(system)
+        consumer = await orders.consumer("c")
         assert store._inline is not None and store._committer is not None
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             other.execute("BEGIN IMMEDIATE")
             ticks = 0
-            seqs: list[int] = []
+            done: list[int] = []
             worker = store._committer.batches
 
-            async def publish() -> None:
-                seqs.append(await orders.publish("orders.a", 1))
+            async def call() -> None:
+                if synchronous == "NORMAL":
+                    done.append(await orders.publish("orders.a", 1))
+                else:
+                    done.extend(m.data for m in await consumer.fetch(1))
 
             async with anyio.create_task_group() as tg:
-                tg.start_soon(publish)
+                tg.start_soon(call)
                 while store._committer.batches == worker:  # until the worker has it
                     await anyio.lowlevel.checkpoint()
                 for _ in range(50):
                     ticks += 1  # the loop is not blocked by the lock
                     await anyio.lowlevel.checkpoint()
-                assert ticks == 50 and seqs == []
+                assert ticks == 50 and done == []
                 await anyio.to_thread.run_sync(other.execute, "COMMIT")
-            assert seqs == [2]
+            assert done == ([2] if synchronous == "NORMAL" else [0])
             assert store._committer.batches == worker + 1
         finally:
             other.close()
-        consumer = await orders.consumer("c")
-        assert [m.data for m in await consumer.fetch(10)] == [0, 1]
+        if synchronous == "NORMAL":
+            assert [m.data for m in await consumer.fetch(10)] == [0, 1]
 
 
 async def test_the_worker_checkpoints_what_the_loop_wrote(
