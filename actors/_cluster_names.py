@@ -403,10 +403,18 @@ class ClusterNames:
                     found = _holder(entry.value)
                     where = found.get("node", "another node")
                     path = found.get("path")
+                    held = f"{key.split('.', 1)[1]!r} is held by {where}" + (
+                        f" ({path})" if path else ""
+                    )
+                    if where == self.node:  # not in _held: not a claim this node holds
+                        raise NameTaken(
+                            f"{held}, an earlier claim this node no longer holds (released "
+                            "and not deleted yet, given up without an answer, or made by an "
+                            f"earlier run of this node): it is gone within the lease of "
+                            f"{self.lease:g} s"
+                        )
                     raise NameTaken(
-                        f"{key.split('.', 1)[1]!r} is held by {where}"
-                        + (f" ({path})" if path else "")
-                        + " in the cluster: pick another name, or wait until its actor "
+                        f"{held} in the cluster: pick another name, or wait until its actor "
                         f"stops (or its node's lease of {self.lease:g} s expires)"
                     )
         except BaseException:
