@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,25 +40,40 @@ def is_supervised_script(path: Path) -> bool:
     return 'if __name__ == "__main__":\n    supervision.run(' in path.read_text()
 
 
-def run(args: list[str], backend: str) -> subprocess.CompletedProcess[str]:
-    """Run an example in a session of its own; whatever it started and left
-    (servers, worker nodes: on a timeout, say) is killed with it."""
-    env = {**os.environ, "ACTORS_BACKEND": backend}
-    command = [sys.executable, *args]
+@contextlib.contextmanager
+def started(
+    args: list[str],
+    backend: str | None = None,
+    *,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> Iterator[subprocess.Popen[str]]:
+    """An example started in a session of its own (under ``backend``, if
+    given); on leaving, whatever it started and left (servers, worker nodes:
+    on a timeout, say) is killed with it, and the example is reaped."""
+    env = os.environ if backend is None else {**os.environ, "ACTORS_BACKEND": backend}
     with subprocess.Popen(
-        command,
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
         text=True,
         start_new_session=True,
     ) as process:
         try:
-            out, err = process.communicate(timeout=TIMEOUT)
-        finally:  # on a timeout, the example too (the context then reaps it)
+            yield process
+        finally:
             _kill_group(process.pid)
-    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def run(args: list[str], backend: str) -> subprocess.CompletedProcess[str]:
+    """Run an example to its end (see `started`)."""
+    with started(args, backend, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        out, err = process.communicate(timeout=TIMEOUT)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def _kill_group(pgid: int) -> None:
@@ -144,62 +160,35 @@ def _command_name(pid: int) -> str:
 def test_a_kill_9_of_a_lesson_ends_the_processes_it_started(
     lesson: str, backend: str, marker: str, servers: int, nodes: int
 ) -> None:
-    env = {**os.environ, "ACTORS_BACKEND": backend}
-    with subprocess.Popen(
-        [sys.executable, f"examples/{lesson}.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as process:
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:  # bounded by the test's timeout
-                if line.startswith(marker):
-                    break
-            # Held where it is (it went on while the line was on its way),
-            # so that what it started is all there when it is killed.
-            os.kill(process.pid, signal.SIGSTOP)
-            helpers = descendants_of(process.pid)
-            names = [_command_name(pid) for pid in helpers]
-            assert names.count("nats-server") >= servers, names
-            assert len(helpers) - names.count("nats-server") >= nodes, names
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            # Servers die with it; worker nodes leave their cluster first.
-            deadline = time.monotonic() + 30
-            while any(map(alive, helpers)) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not [pid for pid in helpers if alive(pid)]
-        finally:
-            _kill_group(process.pid)  # whatever is left, so that the next test starts clean
+    # On leaving, whatever is left is killed, so that the next test starts clean.
+    with started([f"examples/{lesson}.py"], backend, stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        for line in process.stdout:  # bounded by the test's timeout
+            if line.startswith(marker):
+                break
+        # Held where it is (it went on while the line was on its way),
+        # so that what it started is all there when it is killed.
+        os.kill(process.pid, signal.SIGSTOP)
+        helpers = descendants_of(process.pid)
+        names = [_command_name(pid) for pid in helpers]
+        assert names.count("nats-server") >= servers, names
+        assert len(helpers) - names.count("nats-server") >= nodes, names
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        # Servers die with it; worker nodes leave their cluster first.
+        deadline = time.monotonic() + 30
+        while any(map(alive, helpers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in helpers if alive(pid)]
 
 
 def test_a_lesson_s_second_process_ends_when_the_lesson_does(tmp_path: Path) -> None:
     # Lesson 17's server, as the lesson starts it (--child): the lesson's end
     # closes the server's stdin, kill -9 included; then the server exits.
-    command = [
-        sys.executable,
-        "examples/17_systems_over_tcp.py",
-        "--serve",
-        "--cookie",
-        str(tmp_path / "cookie"),
-        "--child",
-    ]
-    with subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    ) as process:
-        try:
-            assert process.stdout is not None and process.stdin is not None
-            address = process.stdout.readline()  # it serves
-            assert address.startswith("127.0.0.1:"), address
-            process.stdin.close()
-            assert process.wait(timeout=10) == 1
-        finally:
-            _kill_group(process.pid)
+    args = ["examples/17_systems_over_tcp.py", "--serve", "--cookie", str(tmp_path / "cookie")]
+    with started([*args, "--child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stdin is not None
+        address = process.stdout.readline()  # it serves
+        assert address.startswith("127.0.0.1:"), address
+        process.stdin.close()
+        assert process.wait(timeout=10) == 1
