@@ -6,6 +6,7 @@ import contextlib
 import pickle
 import sqlite3
 import threading
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,14 @@ def _committers(store: durable.SQLiteStore) -> tuple[Any, Any]:
     return store._inline, store._committer
 
 
+async def _where(store: durable.SQLiteStore, call: Awaitable[Any]) -> tuple[int, int]:
+    # How many calls ran on the loop's thread, and on the worker, while ``call`` ran.
+    inline, worker = _committers(store)
+    before = (inline.calls, worker.calls)
+    await call
+    return (inline.calls - before[0], worker.calls - before[1])
+
+
 async def test_at_normal_calls_of_one_loop_turn_commit_together_on_the_loop(
     tmp_path: Path,
 ) -> None:
@@ -266,22 +275,18 @@ async def test_at_full_claims_run_on_the_loop_and_the_rest_on_the_worker(
         assert await store._thread.call(synchronous, inline.conn) == 1  # NORMAL
         assert await store._thread.call(synchronous, worker.conn) == 2  # FULL
 
-        async def where(call: Any) -> tuple[int, int]:
-            before = (inline.calls, worker.calls)
-            await call
-            return (inline.calls - before[0], worker.calls - before[1])
-
         consumer = await orders.consumer("c")
-        assert await where(orders.publish("orders.a", 1)) == (0, 1)
-        assert await where(orders.publish_many([("orders.a", 2), ("orders.a", 3)])) == (0, 1)
+        assert await _where(store, orders.publish("orders.a", 1)) == (0, 1)
+        two = [("orders.a", 2), ("orders.a", 3)]
+        assert await _where(store, orders.publish_many(two)) == (0, 1)
         zero, one = await consumer.fetch(2)
-        assert await where(consumer.fetch(2)) == (1, 0)
-        assert await where(zero.ack()) == (0, 1)
-        assert await where(one.nak()) == (0, 1)
+        assert await _where(store, consumer.fetch(2)) == (1, 0)
+        assert await _where(store, zero.ack()) == (0, 1)
+        assert await _where(store, one.nak()) == (0, 1)
         (again,) = await consumer.fetch(1)
         assert (again.data, again.deliveries) == (1, 2)
-        assert await where(again.term()) == (0, 1)
-        assert await where(consumer.fetch(10)) == (1, 0)  # nothing left to claim
+        assert await _where(store, again.term()) == (0, 1)
+        assert await _where(store, consumer.fetch(10)) == (1, 0)  # nothing left to claim
         info = await consumer.info()
         assert (info.pending, info.in_flight, info.dead_letters) == (2, 2, 1)
 
@@ -292,20 +297,14 @@ async def test_at_normal_calls_that_may_go_over_many_messages_go_to_the_worker(
     # Only publishes, claims and settles of a few messages run on the loop.
     async with opened(tmp_path / "s.db", "NORMAL") as system:
         orders, store = await _orders(system)
-        inline, worker = _committers(store)
-
-        async def where(call: Any) -> tuple[int, int]:
-            before = (inline.calls, worker.calls)
-            await call
-            return (inline.calls - before[0], worker.calls - before[1])
-
-        assert await where(orders.publish_many([("orders.a", i) for i in range(10)])) == (1, 0)
-        assert await where(orders.publish_many([("orders.a", i) for i in range(300)])) == (0, 1)
-        on_loop, on_worker = await where(orders.consumer("c", deliver="all"))
+        few, many = ([("orders.a", i) for i in range(n)] for n in (10, 300))
+        assert await _where(store, orders.publish_many(few)) == (1, 0)
+        assert await _where(store, orders.publish_many(many)) == (0, 1)
+        on_loop, on_worker = await _where(store, orders.consumer("c", deliver="all"))
         assert on_loop == 0 and on_worker >= 1
         consumer = await orders.consumer("c")
-        assert await where(consumer.fetch(100)) == (1, 0)
-        assert await where(consumer.fetch(300)) == (0, 1)
+        assert await _where(store, consumer.fetch(100)) == (1, 0)
+        assert await _where(store, consumer.fetch(300)) == (0, 1)
 
 
 @pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
