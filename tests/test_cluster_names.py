@@ -456,32 +456,58 @@ async def test_a_watch_made_without_an_answer_is_made_again_at_start(
                     await names.open()
 
 
+class Unanswered:
+    """``kv.create`` and ``kv.get`` of one key through a script: each call
+    takes the next step (``"store"``: made, then its answer lost; ``"lost"``:
+    not made, no answer; ``"pass"``: made), then every call passes."""
+
+    def __init__(self, kv: Any, key: str) -> None:
+        self.kv, self.key = kv, key
+        self.create, self.get = kv.create, kv.get
+        self.creates: list[str] = []
+        self.gets: list[str] = []
+        self.stored: list[int] = []
+        self._creating = False
+        kv.create, kv.get = self._create, self._get
+
+    async def _create(self, key: str, *args: Any, **kwargs: Any) -> int:
+        from actors._nats import NatsTimeout
+
+        step = self.creates.pop(0) if key == self.key and self.creates else "pass"
+        if step == "lost":
+            raise NatsTimeout("no answer (injected)")
+        self._creating = True  # create() reads the key itself: not a get of the script
+        try:
+            revision: int = await self.create(key, *args, **kwargs)
+        finally:
+            self._creating = False
+        if step == "store":
+            self.stored.append(revision)
+            raise NatsTimeout("no answer (injected)")
+        return revision
+
+    async def _get(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        from actors._nats import NatsTimeout
+
+        if not self._creating and key == self.key and self.gets and self.gets.pop(0) == "lost":
+            raise NatsTimeout("no answer (injected)")
+        return await self.get(key, *args, **kwargs)
+
+
 async def test_a_claim_whose_answer_was_lost_keeps_what_was_stored(
     nats_server: NatsServer,
 ) -> None:
     # The server stored the claim but its answer never came (a leader
     # election): the claim is tried again, finds its own value, and keeps it.
-    from actors._nats import NatsTimeout
-
     nodes = Nodes(cluster_name())
     async with nodes.node("a", nats_server.url) as a, nodes.node("b", nats_server.url) as b:
         names = names_of(a)
         assert names.kv is not None
-        kv = names.kv
-        create = kv.create
-        stored: list[int] = []
-
-        async def answer_lost(key: str, *args: Any, **kwargs: Any) -> int:
-            revision = await create(key, *args, **kwargs)
-            if key == "names.lost" and not stored:
-                stored.append(revision)
-                raise NatsTimeout("no answer")
-            return revision
-
-        kv.create = answer_lost  # type: ignore[method-assign]
+        script = Unanswered(names.kv, "names.lost")
+        script.creates = ["store"]
         ref = await a.spawn(Echo, "a")
         await a.registry.claim("lost", ref)
-        assert names._held["names.lost"].revision == stored[0]
+        assert names._held["names.lost"].revision == script.stored[0]
         await until(lambda: b.registry.whereis("lost") == ref, 5)
 
 
@@ -565,44 +591,6 @@ async def test_a_bucket_there_with_another_configuration_is_bound_patiently(
         ref = await b.spawn(Echo, "b")
         await b.registry.claim("bound", ref)
         assert b.registry.whereis("bound") == ref
-
-
-class Unanswered:
-    """``kv.create`` and ``kv.get`` of one key through a script: each call
-    takes the next step (``"store"``: made, then its answer lost; ``"lost"``:
-    not made, no answer; ``"pass"``: made), then every call passes."""
-
-    def __init__(self, kv: Any, key: str) -> None:
-        self.kv, self.key = kv, key
-        self.create, self.get = kv.create, kv.get
-        self.creates: list[str] = []
-        self.gets: list[str] = []
-        self.stored: list[int] = []
-        self._creating = False
-        kv.create, kv.get = self._create, self._get
-
-    async def _create(self, key: str, *args: Any, **kwargs: Any) -> int:
-        from actors._nats import NatsTimeout
-
-        step = self.creates.pop(0) if key == self.key and self.creates else "pass"
-        if step == "lost":
-            raise NatsTimeout("no answer (injected)")
-        self._creating = True  # create() reads the key itself: not a get of the script
-        try:
-            revision: int = await self.create(key, *args, **kwargs)
-        finally:
-            self._creating = False
-        if step == "store":
-            self.stored.append(revision)
-            raise NatsTimeout("no answer (injected)")
-        return revision
-
-    async def _get(self, key: str, *args: Any, **kwargs: Any) -> Any:
-        from actors._nats import NatsTimeout
-
-        if not self._creating and key == self.key and self.gets and self.gets.pop(0) == "lost":
-            raise NatsTimeout("no answer (injected)")
-        return await self.get(key, *args, **kwargs)
 
 
 async def test_a_claim_that_gives_up_withdraws_what_it_stored(nats_server: NatsServer) -> None:
