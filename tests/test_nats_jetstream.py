@@ -17,6 +17,8 @@ import pytest
 from nats_kit import NatsServer, nats_server
 
 from actors._nats import JetStream, JetStreamError, PubAck, connect
+from actors._nats._jetstream import JsMsg
+from actors._nats._protocol import Msg
 
 pytestmark = pytest.mark.anyio
 
@@ -116,6 +118,21 @@ async def test_a_pull_consumer_fetches_in_batches_and_acks(js: JetStream) -> Non
     assert missing.value.err_code == 10014
     with pytest.raises(JetStreamError):
         await js.fetch("JOBS", "workers", 1, expires=1)
+
+
+def test_a_fetched_message_parses_its_ack_subject_when_asked() -> None:
+    # Only a JetStream ack subject makes a JsMsg; its metadata is parsed on
+    # first use (a consumer that only acks never pays for it), then kept.
+    with pytest.raises(JetStreamError, match="not a JetStream message"):
+        JsMsg(None, Msg("jobs.1", b"", reply="_INBOX.x"))  # type: ignore[arg-type]
+    odd = JsMsg(None, Msg("jobs.1", b"", reply="$JS.ACK.too.short"))  # type: ignore[arg-type]
+    with pytest.raises(JetStreamError, match=r"too\.short"):
+        odd.metadata  # noqa: B018
+    m = JsMsg(None, Msg("jobs.1", b"", reply="$JS.ACK.JOBS.w.2.7.5.1700000000000000000.3"))  # type: ignore[arg-type]
+    meta = m.metadata
+    assert (meta.stream, meta.consumer, meta.num_delivered, meta.stream_seq) == ("JOBS", "w", 2, 7)
+    assert (meta.consumer_seq, meta.num_pending) == (5, 3)
+    assert m.metadata is meta
 
 
 async def test_nak_redelivers_at_once_or_after_its_delay_and_term_never(js: JetStream) -> None:

@@ -441,6 +441,26 @@ class Client(Connection):
         self._out_msgs += 1
         self._wake.set()
 
+    async def _publish_reply(self, reply: str, payload: bytes) -> None:
+        """`publish` to a reply subject the server gave (a JetStream
+        message's, to settle it): it came in a ``MSG`` line, which splits on
+        whitespace, so it is not checked again."""
+        total = len(payload)
+        if total > self._max_payload:
+            raise PayloadTooLarge(
+                f"a {total}-byte message on {reply!r} exceeds the server's "
+                f"max_payload of {self.max_payload} bytes"
+            )
+        line = b"PUB %s %d\r\n" % (reply.encode(), total)
+        if self._stream is None or len(self._pending) >= FLUSH_SIZE:
+            await self._wait_room(len(line) + total + 2)
+        pending = self._pending
+        pending += line
+        pending += payload
+        pending += CRLF
+        self._out_msgs += 1
+        self._wake.set()
+
     def try_publish(self, subject: str, payload: bytes) -> bool:
         """`publish` without waiting, handing the bytes to the socket at once.
 

@@ -92,12 +92,27 @@ class JsMsg:
     """A message fetched from a pull consumer; settle it with one of `ack`,
     `nak`, `in_progress` (then settle later) or `term`."""
 
-    __slots__ = ("_js", "metadata", "msg")
+    __slots__ = ("_js", "_metadata", "msg")
 
     def __init__(self, js: JetStream, msg: Msg) -> None:
+        if not msg.reply.startswith("$JS.ACK."):
+            raise JetStreamError(0, 0, f"not a JetStream message (reply subject {msg.reply!r})")
         self._js = js
         self.msg = msg
-        self.metadata = parse_ack_subject(msg.reply)
+        self._metadata: MsgMetadata | None = None
+
+    @property
+    def metadata(self) -> MsgMetadata:
+        """Where it comes from, parsed from its ack subject on first use (a
+        consumer that only acks never pays for it).
+
+        Raises:
+            JetStreamError: The ack subject is not one JetStream makes.
+        """
+        metadata = self._metadata
+        if metadata is None:
+            metadata = self._metadata = parse_ack_subject(self.msg.reply)
+        return metadata
 
     @property
     def subject(self) -> str:
@@ -114,7 +129,7 @@ class JsMsg:
     async def ack(self) -> None:
         """Acknowledge: the consumer will not deliver it again. Not confirmed
         by the server (`ack_sync` is)."""
-        await self._js._nc.publish(self.msg.reply, b"+ACK")
+        await self._js._nc._publish_reply(self.msg.reply, b"+ACK")
 
     async def ack_sync(self, timeout: float | None = None) -> None:
         """Acknowledge and wait for the server to confirm it.
@@ -129,19 +144,19 @@ class JsMsg:
     async def nak(self, delay: float | None = None) -> None:
         """Give it back: redelivered at once, or after ``delay`` seconds."""
         if delay is None:
-            await self._js._nc.publish(self.msg.reply, b"-NAK")
+            await self._js._nc._publish_reply(self.msg.reply, b"-NAK")
         else:
             body = json.dumps({"delay": int(delay * _NS)}).encode()
-            await self._js._nc.publish(self.msg.reply, b"-NAK " + body)
+            await self._js._nc._publish_reply(self.msg.reply, b"-NAK " + body)
 
     async def in_progress(self) -> None:
         """Still working on it: the consumer's ack wait starts again."""
-        await self._js._nc.publish(self.msg.reply, b"+WPI")
+        await self._js._nc._publish_reply(self.msg.reply, b"+WPI")
 
     async def term(self, reason: str = "") -> None:
         """Never deliver it again, without processing it."""
         body = b"+TERM " + reason.encode() if reason else b"+TERM"
-        await self._js._nc.publish(self.msg.reply, body)
+        await self._js._nc._publish_reply(self.msg.reply, body)
 
     def __repr__(self) -> str:
         return f"<JsMsg {self.subject!r} {self.metadata}>"
@@ -611,22 +626,25 @@ class JetStream:
             )
             # The server ends the pull at `expires`; allow it a second more.
             deadline = anyio.current_time() + expires + 1.0
+            take = sub._take_nowait
             while len(got) < wanted:
-                wait = deadline - anyio.current_time()
-                if heartbeat is not None:
-                    wait = min(wait, 2 * heartbeat)
-                try:
-                    msg = await sub.next_msg(max(wait, 0))
-                except NatsTimeout:
-                    if anyio.current_time() < deadline:
+                msg = take()  # one already here: no clock read, no wait
+                if msg is None:
+                    wait = deadline - anyio.current_time()
+                    if heartbeat is not None:
+                        wait = min(wait, 2 * heartbeat)
+                    try:
+                        msg = await sub.next_msg(max(wait, 0))
+                    except NatsTimeout:
+                        if anyio.current_time() < deadline:
+                            raise NatsTimeout(
+                                f"fetch from {stream}/{consumer}: two heartbeats missed "
+                                f"({heartbeat} s each)"
+                            ) from None
                         raise NatsTimeout(
-                            f"fetch from {stream}/{consumer}: two heartbeats missed "
-                            f"({heartbeat} s each)"
+                            f"fetch from {stream}/{consumer}: the server did not end the "
+                            f"pull {expires} s + 1 s after it"
                         ) from None
-                    raise NatsTimeout(
-                        f"fetch from {stream}/{consumer}: the server did not end the pull "
-                        f"{expires} s + 1 s after it"
-                    ) from None
                 if msg.status is None:
                     got.append(JsMsg(self, msg))
                 elif msg.status == "100":

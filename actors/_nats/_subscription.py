@@ -112,6 +112,16 @@ class Subscription:
                 raise anyio.EndOfStream from None
         raise NatsTimeout(f"no message on {self.subject!r} within {timeout} s")
 
+    def _take_nowait(self) -> Msg | None:
+        """The next buffered message, or None if none is (a reader's fast
+        path: no wait, so no clock and no cancel scope)."""
+        buffer = self._buffer
+        if not buffer:
+            return None
+        msg = buffer.popleft()
+        self._room.set()
+        return msg
+
     async def unsubscribe(self, max: int | None = None) -> None:
         """Stop receiving, now or after ``max`` messages in all.
 
