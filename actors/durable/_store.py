@@ -289,6 +289,21 @@ async def _one_turn() -> None:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
 
+#: A consumer's backoff delays as the claim's SQL reads them (JSON), by the
+#: delays: the same few schedules come with every claim.
+_DELAYS_JSON: dict[tuple[float, ...], str] = {}
+
+
+def _delays_json(delays: Sequence[float]) -> str:
+    key = tuple(delays)
+    text = _DELAYS_JSON.get(key)
+    if text is None:
+        if len(_DELAYS_JSON) >= 256:
+            _DELAYS_JSON.clear()
+        text = _DELAYS_JSON[key] = json.dumps(key)
+    return text
+
+
 def _checkpoint(conn: sqlite3.Connection, writing: threading.Lock) -> None:
     # On the worker: what the inline connection wrote goes into the file.
     # The log starts over at the first write after a checkpoint that left
@@ -700,7 +715,7 @@ class SQLiteStore:
                 n,
                 self.clock(),
                 ack_wait,
-                json.dumps(list(delays)),
+                _delays_json(delays),
                 max_deliver,
                 retention,
             ),
