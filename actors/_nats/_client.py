@@ -441,17 +441,21 @@ class Client(Connection):
         self._out_msgs += 1
         self._wake.set()
 
-    async def _publish_reply(self, reply: str, payload: bytes) -> None:
+    async def _publish_reply(self, reply: str, payload: bytes, answer_to: str = "") -> None:
         """`publish` to a reply subject the server gave (a JetStream
         message's, to settle it): it came in a ``MSG`` line, which splits on
-        whitespace, so it is not checked again."""
+        whitespace, so it is not checked again; nor is ``answer_to``, which
+        must be an inbox of ours (`new_inbox`, perhaps with a token added)."""
         total = len(payload)
         if total > self._max_payload:
             raise PayloadTooLarge(
                 f"a {total}-byte message on {reply!r} exceeds the server's "
                 f"max_payload of {self.max_payload} bytes"
             )
-        line = b"PUB %s %d\r\n" % (reply.encode(), total)
+        if answer_to:
+            line = b"PUB %s %s %d\r\n" % (reply.encode(), answer_to.encode(), total)
+        else:
+            line = b"PUB %s %d\r\n" % (reply.encode(), total)
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             await self._wait_room(len(line) + total + 2)
         pending = self._pending

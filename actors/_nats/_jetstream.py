@@ -557,7 +557,7 @@ class JetStream:
         done = [False] * len(replies)
         async with await nc.subscribe(inbox + ".*", pending_msgs=0) as sub:
             for i, reply in enumerate(replies):
-                await nc.publish(reply, body, reply=f"{inbox}.{i:x}")
+                await nc._publish_reply(reply, body, f"{inbox}.{i:x}")
             left = len(replies)
             with anyio.move_on_after(self.timeout if timeout is None else timeout):
                 while left:
