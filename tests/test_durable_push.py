@@ -122,3 +122,88 @@ async def test_bad_options_are_refused_at_spawn(open_store: Opener) -> None:
             )
         with pytest.raises(actors.ActorFailed, match="create it first"):
             await system.spawn(durable.Push, Billing, None, durable=("ORDERS", "ghost"))
+
+
+class GatedAcks:
+    """Wraps a store's ``ack``: records each call's sequences; the first call
+    waits for ``gate``; ``written`` is set once ``expected`` were acked."""
+
+    def __init__(self, store: Any, expected: int) -> None:
+        self.real = store.ack
+        self.gate = anyio.Event()
+        self.held = anyio.Event()  # the first call waits at the gate
+        self.written = anyio.Event()
+        self.expected = expected
+        self.calls: list[list[int]] = []
+        self.acked = 0
+        store.ack = self
+
+    async def __call__(self, stream: str, cid: Any, tokens: Any, retention: str) -> Any:
+        self.calls.append([seq for seq, _ in tokens])
+        if len(self.calls) == 1:
+            self.held.set()
+            await self.gate.wait()
+        done = await self.real(stream, cid, tokens, retention)
+        self.acked += sum(done)
+        if self.acked >= self.expected:
+            self.written.set()
+        return done
+
+
+async def test_acks_are_written_in_batches_beside_the_actor(open_store: Opener) -> None:
+    async with open_store() as system:
+        orders = await setup(system)
+        acks = GatedAcks(system.streams._store, 5)
+        probe = await TestProbe.start(system)
+        await system.spawn(
+            durable.Push, Billing, probe.ref, durable=("ORDERS", "billing"), max_in_flight=5
+        )
+        await orders.publish("orders.a", 0)
+        assert await probe.receive() == (0, 1)
+        with anyio.fail_after(10):
+            await acks.held.wait()
+        # The first ack is held back, and the actor goes on all the same.
+        await orders.publish_many([("orders.a", i) for i in range(1, 5)])
+        assert await probe.receive_n(4) == [(i, 1) for i in range(1, 5)]
+        assert acks.calls == [[1]]
+        consumer = await orders.open_consumer("billing")
+        assert (await consumer.info()).in_flight == 5  # until their acks are written
+        acks.gate.set()
+        with anyio.fail_after(10):
+            await acks.written.wait()
+        assert acks.calls == [[1], [2, 3, 4, 5]]  # those handled meanwhile: one batch
+        assert (await consumer.info()).in_flight == 0
+        await probe.expect_no_message(within=0.1)  # none came again
+
+
+async def test_a_crash_writes_the_acks_of_what_was_handled(open_store: Opener) -> None:
+    async with open_store() as system:
+        orders = await setup(system, max_deliver=2)
+        acks = GatedAcks(system.streams._store, 3)
+        probe = await TestProbe.start(system)
+        spec = ChildSpec(
+            durable.Push,
+            Billing,
+            probe.ref,
+            durable=("ORDERS", "billing"),
+            max_in_flight=4,
+            name="billing",
+        )
+        await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+        await orders.publish("orders.a", 0)
+        assert await probe.receive() == (0, 1)
+        with anyio.fail_after(10):
+            await acks.held.wait()
+        await orders.publish_many([("orders.a", 1), ("orders.a", 2)])
+        assert await probe.receive_n(2) == [(1, 1), (2, 1)]
+        assert acks.calls == [[1]]  # held back: 2 and 3 wait for the next batch
+        await orders.publish("orders.a", "poison")  # the crash, with three acks unwritten
+        assert await probe.receive_n(2) == [("poison", 1), ("poison", 2)]
+        with anyio.fail_after(10):
+            await acks.written.wait()  # by the first incarnation's on_stop
+        (entry,) = await orders.dead_letters("billing").browse()
+        assert entry.data == "poison" and entry.deliveries == 2
+        consumer = await orders.open_consumer("billing")
+        info = await consumer.info()
+        assert (info.pending, info.in_flight) == (0, 0)
+        await probe.expect_no_message(within=0.1)  # 0, 1 and 2 never came again

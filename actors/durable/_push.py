@@ -8,10 +8,16 @@
 # - At most ``max_in_flight`` deliveries are held (the consumer's credit), and
 #   the pull loop waits for mailbox room before claiming more: backpressure,
 #   never a drop.
+# - A delivery ``receive`` handled waits in ``_to_ack`` until ``_ack_loop``
+#   takes it, then in ``_acking`` until its ack is written; it is still in
+#   flight (credit) until then. ``on_stop`` writes the acks of both before
+#   it gives back what ``_held`` holds, so a crash does not make what was
+#   handled come again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +25,11 @@ import anyio
 
 from .. import _tracing
 from .._actor import Actor
+from .._signal import Signal
 from ._consumer import Backoffish, Consumer, Message
 from ._errors import StoreNotConfigured
+
+logger = logging.getLogger("actors.durable")
 
 #: Seconds a pull waits before it looks again (a loop, so any value works).
 _PULL_EXPIRES = 60.0
@@ -58,9 +67,13 @@ class Push(Actor):
     it raises, the message is nak'ed with the consumer's backoff (its last
     error: the exception's repr) and the actor fails as usual, so its
     supervisor restarts it; the deliveries it held and had not handled are
-    given back at once, uncounted. After ``max_deliver`` deliveries a message
-    goes to the consumer's dead letters. Other messages sent to the actor
-    reach the inner actor's ``receive`` as usual.
+    given back at once, uncounted. Acks are written in the background, in
+    batches (one commit for those handled while the previous batch was
+    written); a message is in flight until its ack is written, and a stop
+    or crash writes the pending acks before the actor ends. After
+    ``max_deliver`` deliveries a message goes to the consumer's dead
+    letters. Other messages sent to the actor reach the inner actor's
+    ``receive`` as usual.
 
     The pull loop claims at most ``max_in_flight`` deliveries and waits for
     mailbox room: backpressure, never a drop.
@@ -109,6 +122,9 @@ class Push(Actor):
         self._inner: Actor | None = None
         self._consumer: Consumer | None = None
         self._held: dict[int, Message] = {}
+        self._to_ack: list[Message] = []  # handled, for _ack_loop's next batch
+        self._acking: list[Message] = []  # the batch whose ack is being written
+        self._ack_wanted = Signal()
         self._failing = False  # receive raised: this incarnation takes no more
         self._pulling: anyio.CancelScope | None = None
 
@@ -153,6 +169,7 @@ class Push(Actor):
         inner._actors_cell = self._actors_cell
         self._inner = inner
         await inner.on_start()
+        self.context.go(self._ack_loop)
         self.context.go(self._pull)
 
     async def _pull(self) -> None:
@@ -176,6 +193,20 @@ class Push(Actor):
                 else:
                     await tell(_Delivery(consumer, message))  # waits for room
 
+    async def _ack_loop(self) -> None:
+        # The acks of what receive handled, each batch in one call (one
+        # commit): those handled while one is written go in the next.
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            if not self._to_ack:
+                self._ack_wanted = Signal()
+                await self._ack_wanted.wait()
+                continue
+            self._acking, self._to_ack = self._to_ack, []
+            await consumer._ack(self._acking)
+            self._acking = []
+
     async def receive(self, message: Any) -> Any:
         inner = self._inner
         assert inner is not None
@@ -197,10 +228,24 @@ class Push(Actor):
                 await delivery.nak(error=repr(error))
             raise
         self._held.pop(delivery.seq, None)
-        await delivery.ack()
+        self._to_ack.append(delivery)
+        self._ack_wanted.set()
         return None
 
     async def on_stop(self) -> None:
+        handled, self._acking, self._to_ack = [*self._acking, *self._to_ack], [], []
+        if handled and self._consumer is not None:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._consumer._ack(handled)  # stale ones (acked already) are dropped
+            except Exception as error:
+                logger.warning(
+                    "%s: the acks of %d handled messages were not written (%r): "
+                    "they will be delivered again",
+                    self.ref.path,
+                    len(handled),
+                    error,
+                )
         held, self._held = list(self._held.values()), {}
         if held and self._consumer is not None:
             await self._consumer.release(held)
