@@ -29,6 +29,10 @@ Messages are 64-byte payloads, pickled as the store pickles them.
   delete.
 - dead letter: a nak of a message's last allowed delivery moves it to the
   dead-letter queue (one commit each); its time against a publish's.
+- push: ``batches * 100`` messages through ``durable.Push`` with
+  ``max_in_flight=100`` into an actor that returns at once (the acks are
+  written in batches beside it); from the spawn until the last is handled.
+  No yardstick and no target: the rate of the everyday consumer.
 - peers on the fetch+ack 1 and publish 1 workloads (from the ``bench``
   extra): persist-queue's ``SQLiteAckQueue`` (``put``; ``get`` + ``ack``) and
   litequeue (``put``; ``get`` + ``done``), their connections set to the same
@@ -206,7 +210,36 @@ async def _ours(
         for m in got:
             await m.nak(error="poison")
         out["dlq1"] = n / (time.perf_counter() - start)
+        out["push100"] = await _push(system, batches * 100)
     return out
+
+
+class _Count(actors.Actor):
+    # Push's inner actor: counts what it handles; done once it has all.
+    def __init__(self, n: int, done: anyio.Event) -> None:
+        self.left = n
+        self.done = done
+
+    async def receive(self, message: object) -> None:
+        self.left -= 1
+        if not self.left:
+            self.done.set()
+
+
+async def _push(system: actors.ActorSystem, n: int) -> float:
+    stream = await system.streams.create("PUSH", subjects=["push.>"])
+    await stream.consumer("p")
+    for _ in range(n // 100):
+        await stream.publish_many([("push.eu", PAYLOAD)] * 100)
+    done = anyio.Event()
+    start = time.perf_counter()
+    ref = await system.spawn(
+        durable.Push, _Count, n, done, durable=("PUSH", "p"), max_in_flight=100
+    )
+    await done.wait()
+    rate = n / (time.perf_counter() - start)
+    await ref.stop()
+    return rate
 
 
 #: Tasks publishing at once in the concurrent workload.
