@@ -128,6 +128,7 @@ def test_a_fetched_message_parses_its_ack_subject_when_asked() -> None:
     odd = JsMsg(None, Msg("jobs.1", b"", reply="$JS.ACK.too.short"))  # type: ignore[arg-type]
     with pytest.raises(JetStreamError, match=r"too\.short"):
         odd.metadata  # noqa: B018
+    assert repr(odd) == "<JsMsg 'jobs.1' $JS.ACK.too.short>"  # a repr never raises
     m = JsMsg(None, Msg("jobs.1", b"", reply="$JS.ACK.JOBS.w.2.7.5.1700000000000000000.3"))  # type: ignore[arg-type]
     meta = m.metadata
     assert (meta.stream, meta.consumer, meta.num_delivered, meta.stream_seq) == ("JOBS", "w", 2, 7)

@@ -159,7 +159,11 @@ class JsMsg:
         await self._js._nc._publish_reply(self.msg.reply, body)
 
     def __repr__(self) -> str:
-        return f"<JsMsg {self.subject!r} {self.metadata}>"
+        try:
+            where: object = self.metadata
+        except JetStreamError:
+            where = self.msg.reply
+        return f"<JsMsg {self.subject!r} {where}>"
 
 
 def parse_ack_subject(reply: str) -> MsgMetadata:
