@@ -14,6 +14,7 @@ killed with SIGKILL:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ import anyio
 
 import actors
 from actors import durable
+from actors._nats import JetStreamError
 
 
 class Opener:
@@ -70,10 +72,19 @@ class Opener:
         async with durable.JetStreamStore(self.url, timeout=10.0) as store:
             if not self._wiped:
                 self._wiped = True
-                for info in await store.js.stream_names():
-                    await store.js.delete_stream(info["config"]["name"])
+                await wipe(store)
             async with actors.ActorSystem("durable-test", store=store) as system:
                 yield system
+
+
+async def wipe(store: durable.JetStreamStore) -> None:
+    """Delete every stream on the store's server, until it lists none (a
+    leftover dead-letter stream would hold the last test's entries)."""
+    with anyio.fail_after(10):
+        while names := [info["config"]["name"] for info in await store.js.stream_names()]:
+            for name in names:
+                with contextlib.suppress(JetStreamError):  # gone meanwhile
+                    await store.js.delete_stream(name)
 
 
 @asynccontextmanager

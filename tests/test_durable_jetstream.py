@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from durable_kit import Opener
+from durable_kit import Opener, wipe
 from nats_kit import NatsServer
 
 import actors
@@ -36,8 +36,7 @@ def within(elapsed: float, delay: float) -> bool:
 @pytest.fixture
 async def system(shared_nats_server: NatsServer) -> AsyncIterator[actors.ActorSystem]:
     async with durable.JetStreamStore(shared_nats_server.url) as store:
-        for info in await store.js.stream_names():
-            await store.js.delete_stream(info["config"]["name"])
+        await wipe(store)
         async with actors.ActorSystem("jetstream-test", store=store) as system:
             yield system
 
