@@ -41,6 +41,22 @@ async def setup(system: actors.ActorSystem, **options: Any) -> durable.Stream:
     return orders
 
 
+async def supervise(
+    system: actors.ActorSystem, probe: TestProbe, *args: Any, max_in_flight: int
+) -> None:
+    """A Supervisor of one Push of Billing(probe, *args) on ORDERS/billing."""
+    spec = ChildSpec(
+        durable.Push,
+        Billing,
+        probe.ref,
+        *args,
+        durable=("ORDERS", "billing"),
+        max_in_flight=max_in_flight,
+        name="billing",
+    )
+    await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+
+
 async def test_returning_acks_and_other_messages_pass_through(open_store: Opener) -> None:
     async with open_store() as system:
         orders = await setup(system)
@@ -60,15 +76,7 @@ async def test_a_raise_naks_crashes_and_the_poison_reaches_the_dead_letters(
     async with open_store() as system:
         orders = await setup(system, max_deliver=3)
         probe = await TestProbe.start(system)
-        spec = ChildSpec(
-            durable.Push,
-            Billing,
-            probe.ref,
-            durable=("ORDERS", "billing"),
-            max_in_flight=1,
-            name="billing",
-        )
-        await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+        await supervise(system, probe, max_in_flight=1)
         await orders.publish_many(
             [("orders.a", "ok-1"), ("orders.a", "poison"), ("orders.a", "ok-2")]
         )
@@ -87,16 +95,7 @@ async def test_max_in_flight_is_backpressure_and_a_crash_gives_back_what_it_held
         orders = await setup(system, max_deliver=3)
         probe = await TestProbe.start(system)
         gate = anyio.Event()
-        spec = ChildSpec(
-            durable.Push,
-            Billing,
-            probe.ref,
-            gate,
-            durable=("ORDERS", "billing"),
-            max_in_flight=3,
-            name="billing",
-        )
-        await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+        await supervise(system, probe, gate, max_in_flight=3)
         await orders.publish_many([("orders.a", "poison"), *[("orders.a", i) for i in range(6)]])
         assert await probe.receive() == ("poison", 1)
         consumer = await orders.open_consumer("billing")
@@ -181,15 +180,7 @@ async def test_a_crash_writes_the_acks_of_what_was_handled(open_store: Opener) -
         orders = await setup(system, max_deliver=2)
         acks = GatedAcks(system.streams._store, 3)
         probe = await TestProbe.start(system)
-        spec = ChildSpec(
-            durable.Push,
-            Billing,
-            probe.ref,
-            durable=("ORDERS", "billing"),
-            max_in_flight=4,
-            name="billing",
-        )
-        await system.spawn(Supervisor, children=[spec], max_restarts=10, within=60)
+        await supervise(system, probe, max_in_flight=4)
         await orders.publish("orders.a", 0)
         assert await probe.receive() == (0, 1)
         with anyio.fail_after(10):
