@@ -141,7 +141,9 @@ async def console(system: ActorSystem, servers: list[Server], b: Process, c: Pro
     await news(system, "first", log, heard)
 
     print("-- kill -9 of a NATS server that leads nothing; its node reconnects")
-    leading = leaders(servers[0])
+    with anyio.fail_after(20):
+        while (leading := await anyio.to_thread.run_sync(leaders, servers[0])) is None:  # noqa: ASYNC110
+            await anyio.sleep(0.05)  # an election is going on
     victim = next(server for server in servers if server.name not in leading)
     await stop_server(victim.process)  # SIGKILL
     for node in "abc":
@@ -239,9 +241,10 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
-def leaders(server: Server) -> set[str]:
+def leaders(server: Server) -> set[str] | None:
     """The servers that lead, as ``server`` sees them: the cluster's
-    JetStream metadata, and each stream (here the bucket of names).
+    JetStream metadata, and each stream (here the bucket of names); None
+    while one of them has no leader (an election is going on).
 
     The lesson kills a server that leads nothing. When a leader dies, the
     others first elect a new one (4 to 9 s), and meanwhile the names cannot
@@ -250,11 +253,11 @@ def leaders(server: Server) -> set[str]:
     supervisors claim the names again). See the cluster page.
     """
     state = jsz(server, "?streams=true")
-    found = {state["meta_cluster"]["leader"]}
+    found = {state.get("meta_cluster", {}).get("leader")}
     for account in state.get("account_details", []):
         for stream in account.get("stream_detail", []):
-            found.add(stream["cluster"]["leader"])
-    return found
+            found.add(stream.get("cluster", {}).get("leader"))
+    return None if None in found else found
 
 
 def jsz(server: Server, query: str = "") -> dict[str, Any]:
