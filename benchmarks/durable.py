@@ -64,6 +64,7 @@ import anyio
 import actors
 from actors import durable
 
+from ._pairs import Sink
 from ._util import (
     Backend,
     Recorder,
@@ -214,18 +215,6 @@ async def _ours(
     return out
 
 
-class _Count(actors.Actor):
-    # Push's inner actor: counts what it handles; done once it has all.
-    def __init__(self, n: int, done: anyio.Event) -> None:
-        self.left = n
-        self.done = done
-
-    async def receive(self, message: object) -> None:
-        self.left -= 1
-        if not self.left:
-            self.done.set()
-
-
 async def _push(system: actors.ActorSystem, n: int) -> float:
     stream = await system.streams.create("PUSH", subjects=["push.>"])
     await stream.consumer("p")
@@ -233,9 +222,7 @@ async def _push(system: actors.ActorSystem, n: int) -> float:
         await stream.publish_many([("push.eu", PAYLOAD)] * 100)
     done = anyio.Event()
     start = time.perf_counter()
-    ref = await system.spawn(
-        durable.Push, _Count, n, done, durable=("PUSH", "p"), max_in_flight=100
-    )
+    ref = await system.spawn(durable.Push, Sink, n, done, durable=("PUSH", "p"), max_in_flight=100)
     await done.wait()
     rate = n / (time.perf_counter() - start)
     await ref.stop()
