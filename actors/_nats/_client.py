@@ -432,6 +432,10 @@ class Client(Connection):
             )
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             await self._wait_room(len(line) + total + 2)
+        self._queue(line, block, payload)
+
+    def _queue(self, line: bytes, block: bytes, payload: bytes) -> None:
+        # A message for the flusher, once there is room (publish, _publish_reply).
         pending = self._pending
         pending += line
         if block:
@@ -458,12 +462,7 @@ class Client(Connection):
             line = b"PUB %s %d\r\n" % (reply.encode(), total)
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             await self._wait_room(len(line) + total + 2)
-        pending = self._pending
-        pending += line
-        pending += payload
-        pending += CRLF
-        self._out_msgs += 1
-        self._wake.set()
+        self._queue(line, b"", payload)
 
     def try_publish(self, subject: str, payload: bytes) -> bool:
         """`publish` without waiting, handing the bytes to the socket at once.

@@ -79,15 +79,12 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Msg:
-        buffer = self._buffer
-        while not buffer:
+        while (msg := self._take_nowait()) is None:
             if self._ended:
                 raise StopAsyncIteration
             if self._readable.is_set():
                 self._readable = Signal()
             await self._readable.wait()
-        msg = buffer.popleft()
-        self._room.set()
         return msg
 
     async def next_msg(self, timeout: float | None = None) -> Msg:
