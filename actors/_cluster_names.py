@@ -162,6 +162,14 @@ class _Lease:
         self.scope = anyio.CancelScope()
 
 
+def _not_renewed(lease: float, tries: int, last: str) -> str:
+    """Why a key was fenced for want of a renewal: how its writes ended."""
+    why = f"its lease was not renewed within {lease:g} s"
+    if not tries:
+        return f"{why}: no write could be sent in time (was the event loop blocked?)"
+    return f"{why}: {tries} {'write' if tries == 1 else 'writes'} failed, the last with {last}"
+
+
 def _encode(holder: dict[str, Any], claim: str) -> bytes:
     return json.dumps({**holder, "claim": claim}).encode()
 
@@ -573,15 +581,19 @@ class ClusterNames:
             lease.changed = False
             if self._held.get(lease.key) is not lease:
                 return
+            tries = 0  # the writes of this renewal, and how the last one ended
+            last = ""
             while True:
                 sent = anyio.current_time()
                 if sent >= lease.fence_at:
-                    self._fence(lease, f"its lease was not renewed within {self.lease:g} s")
+                    self._fence(lease, _not_renewed(self.lease, tries, last))
                     return
                 assert self.kv is not None
                 failed: NatsError | None = None
                 revision = 0
-                with anyio.move_on_after(min(lease.fence_at - sent, attempt)):
+                bound = min(lease.fence_at - sent, attempt)
+                tries += 1
+                with anyio.move_on_after(bound):
                     lease.writing = True
                     try:
                         revision = await self.kv.update(
@@ -600,13 +612,15 @@ class ClusterNames:
                 if self._held.get(lease.key) is not lease:
                     return  # fenced meanwhile
                 if not revision and failed is None:
-                    continue  # no answer in time: again, or fenced at the top
+                    last = f"no answer within {bound:.1f} s"
+                    continue  # again, or fenced at the top
                 if isinstance(failed, WrongRevision):
                     if await self._stored_anyway(lease, failed.revision):
                         break
                     self._fence(lease, f"its key changed (revision {failed.revision})")
                     return
                 if failed is not None:
+                    last = repr(failed)
                     logger.debug("%s: renewing %s failed: %r", self.node, lease.key, failed)
                     await anyio.sleep(retry)
                     continue

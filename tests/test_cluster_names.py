@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,11 @@ async def test_a_node_cut_off_fences_itself_before_another_claims(
             ended = await held.join()
             fenced = anyio.current_time()
             assert isinstance(ended.reason, actors.NameLost), ended
+            # It says why: the renewal's writes, and how the last one ended.
+            assert re.search(
+                r"not renewed within 2 s: \d+ writes? failed, the last with no answer within",
+                str(ended.reason),
+            ), ended.reason
             assert fenced - cut <= lease  # by lease - lease/3 after the last renewal
             taker = await b.spawn(Echo, "b")
             while True:
