@@ -774,3 +774,48 @@ async def test_a_stream_past_its_last_sequence_refuses_the_publish(tmp_path: Pat
         assert (info.messages, info.last_seq) == (2, _sql.MAX_SEQ)
         readers = await orders.consumer("readers", deliver="all")
         assert [m.data for m in await readers.fetch(10)] == [1, 2]
+
+
+def test_parked_deliveries_are_found_by_their_due_time(tmp_path: Path) -> None:
+    # The claim brings back the due ones through the partial index, never by
+    # walking the parked rows; the claim itself walks the consumer's own.
+    conn = _sql.open_connection(str(tmp_path / "s.db"), "NORMAL", 5.0)
+    try:
+        for sql in (_sql.UNPARK, _sql.PARKED_DUE):
+            plan = _plan(conn, sql, (-1, 0.0)[: sql.count("?")])
+            assert "USING COVERING INDEX durable_pending_parked (cid=?" in plan, plan
+    finally:
+        conn.close()
+
+
+async def test_parked_deliveries_go_with_a_reset_a_delete_and_a_limit(tmp_path: Path) -> None:
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"], max_msgs=10)
+        await orders.publish_many([("orders.a", i) for i in range(10)])
+        billing = await orders.consumer("billing", ack_wait=3600)
+        shipping = await orders.consumer("shipping", ack_wait=3600)
+
+        async def parked() -> int:
+            async with system.streams.transaction() as tx:
+                rows = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
+            return int(rows[0][0])
+
+        for consumer in (billing, shipping):
+            for m in await consumer.fetch(4):
+                await m.nak(delay=3600)
+        assert await parked() == 8
+        # The limit drops the two oldest messages, parked deliveries with them.
+        await orders.publish_many([("orders.a", i) for i in range(10, 12)])
+        assert await parked() == 4
+        assert (await billing.info()).pending == 10
+        # A reset starts over from a sequence: nothing stays parked.
+        await billing.reset(5)
+        assert await parked() == 2
+        assert [m.data for m in await billing.fetch(20)] == list(range(4, 12))
+        # A deleted consumer leaves no row behind.
+        await shipping.delete()
+        async with system.streams.transaction() as tx:
+            assert await tx.execute(
+                "SELECT count(*) FROM durable_pending WHERE cid IN (?, ?)",
+                (shipping._cid, -shipping._cid),
+            ) == [(0,)]

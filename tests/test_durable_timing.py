@@ -176,3 +176,37 @@ async def test_credit_comes_back_when_an_unsettled_delivery_times_out(tmp_path: 
         (again,) = await billing.fetch(1, expires=100)  # no credit until the ack wait ends
         assert within(anyio.current_time() - start, 1.5)
         assert (again.data, again.deliveries) == (1, 2)
+
+
+async def test_deliveries_waiting_out_a_delay_keep_out_of_the_claims_way(tmp_path: Path) -> None:
+    # A retry storm: most of a consumer's messages wait out a nak's delay.
+    # They are parked out of the rows a claim walks (a claim would otherwise
+    # step over each of them, every time), still count as pending, and come
+    # back in order when due.
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=3600, max_in_flight=1000)
+        await orders.publish_many([("orders.a", i) for i in range(300)])
+        start = anyio.current_time()
+        first = await billing.fetch(200)
+        for m in first[:100]:
+            assert await m.nak(delay=60, error="later") == "nak"
+        for m in first[100:]:
+            assert await m.nak(delay=30) == "nak"
+        async with system.streams.transaction() as tx:
+            parked = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
+        assert parked == [(200,)]
+        assert (await billing.info()).pending == 300
+        rest = await billing.fetch(300)
+        assert [m.data for m in rest] == list(range(200, 300))
+        assert await billing.ack(rest) == [True] * 100
+        # Nothing deliverable until the first delay ends: a fetch waits for it.
+        again = await billing.fetch(300, expires=100)
+        assert within(anyio.current_time() - start, 30)
+        assert [(m.data, m.deliveries) for m in again] == [(i, 2) for i in range(100, 200)]
+        last = await billing.fetch(300, expires=100)
+        assert within(anyio.current_time() - start, 60)
+        assert [(m.data, m.deliveries) for m in last] == [(i, 2) for i in range(100)]
+        async with system.streams.transaction() as tx:
+            parked = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
+        assert parked == [(0,)]

@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS durable_pending (
     last_error TEXT,
     PRIMARY KEY (cid, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS durable_pending_parked ON durable_pending (cid, vt) WHERE cid < 0;
 CREATE TABLE IF NOT EXISTS durable_dead (
     cid INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -124,6 +125,16 @@ MAX_SEQ = (1 << SEQ_BITS) - 1
 MAX_STREAM_ID = (1 << (63 - SEQ_BITS)) - 1
 
 TIMEOUT_ERROR = "no ack within ack_wait"
+
+# A delivery nak'ed with a delay is parked until it falls due: its pending
+# row's ``cid`` is the consumer's negated, out of the range of the consumer's
+# rows that the claim walks in sequence order (else every claim would step
+# over every delivery waiting out a delay: a retry storm made each claim
+# cost as many as wait). The partial index finds them by due time; the claim
+# brings back the due ones (UNPARK) before it claims, so it takes the
+# lowest sequences among all deliverable rows, as if they had never left.
+UNPARK = "UPDATE durable_pending SET cid = -cid WHERE cid = ? AND cid < 0 AND vt <= ?"
+PARKED_DUE = "SELECT min(vt) FROM durable_pending WHERE cid = ? AND cid < 0"
 
 # The claim (the benchmark's "fetch" row): one UPDATE over the primary key
 # (cid, seq), which is the claim order; test_durable_store checks the plan.
@@ -265,7 +276,7 @@ def delete_stream(conn: sqlite3.Connection, name: str) -> bool:
         c for (c,) in conn.execute("SELECT id FROM durable_consumers WHERE stream = ?", (name,))
     ]
     for cid in cids:
-        conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
+        conn.execute("DELETE FROM durable_pending WHERE cid IN (?, ?)", (cid, -cid))
         conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
     conn.execute("DELETE FROM durable_consumers WHERE stream = ?", (name,))
     with contextlib.suppress(LookupError):  # no such stream: no messages
@@ -537,7 +548,9 @@ def _trim(
         return
     conn.execute("DELETE FROM durable_messages WHERE key BETWEEN ? AND ?", (base, base + cutoff))
     for cid in cids:
-        conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq <= ?", (cid, cutoff))
+        conn.execute(
+            "DELETE FROM durable_pending WHERE cid IN (?, ?) AND seq <= ?", (cid, -cid, cutoff)
+        )
     conn.execute(
         "UPDATE durable_streams SET msgs = ?, bytes = ? WHERE name = ?", (msgs, nbytes, stream)
     )
@@ -603,19 +616,27 @@ def _fill(
 
 
 def delete_consumer(conn: sqlite3.Connection, stream: str, cid: int, retention: str) -> None:
-    seqs = [s for (s,) in conn.execute("SELECT seq FROM durable_pending WHERE cid = ?", (cid,))]
-    conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
+    seqs = _pending_seqs(conn, cid)
+    conn.execute("DELETE FROM durable_pending WHERE cid IN (?, ?)", (cid, -cid))
     conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
     conn.execute("DELETE FROM durable_consumers WHERE id = ?", (cid,))
     conn.execute("UPDATE durable_streams SET gen = gen + 1 WHERE name = ?", (stream,))
     _settled(conn, stream, seqs, retention)
 
 
+def _pending_seqs(conn: sqlite3.Connection, cid: int) -> list[int]:
+    # Every message the consumer has yet to settle, parked ones included.
+    return [
+        s
+        for (s,) in conn.execute("SELECT seq FROM durable_pending WHERE cid IN (?, ?)", (cid, -cid))
+    ]
+
+
 def reset(
     conn: sqlite3.Connection, stream: str, cid: int, flt: str, to_seq: int, retention: str
 ) -> None:
-    seqs = [s for (s,) in conn.execute("SELECT seq FROM durable_pending WHERE cid = ?", (cid,))]
-    conn.execute("DELETE FROM durable_pending WHERE cid = ?", (cid,))
+    seqs = _pending_seqs(conn, cid)
+    conn.execute("DELETE FROM durable_pending WHERE cid IN (?, ?)", (cid, -cid))
     _settled(conn, stream, seqs, retention)
     _fill(conn, stream, cid, flt, ("seq", to_seq))
 
@@ -639,6 +660,7 @@ def claim(
         claimed (None if nothing is pending). Rows past ``max_deliver`` move
         to the dead-letter queue instead.
     """
+    conn.execute(UNPARK, (-cid, now))
     got = conn.execute(
         CLAIM, (TIMEOUT_ERROR, now + ack_wait, delays, now, now, cid, cid, now, n)
     ).fetchall()
@@ -670,6 +692,9 @@ def claim(
         next_vt = conn.execute(
             "SELECT min(vt) FROM durable_pending WHERE cid = ?", (cid,)
         ).fetchone()[0]
+        parked = conn.execute(PARKED_DUE, (-cid,)).fetchone()[0]
+        if parked is not None and (next_vt is None or parked < next_vt):
+            next_vt = parked
     return out, next_vt
 
 
@@ -728,9 +753,11 @@ def nak(
         _move_dead(conn, stream, cid, seq, deliveries, error, now, retention)
         return "dead"
     changed = conn.execute(
-        "UPDATE durable_pending SET vt = ?, state = 2, last_error = coalesce(?, last_error) "
+        # Parked (``cid`` negated) if it waits out a delay.
+        "UPDATE durable_pending SET vt = ?, state = 2, last_error = coalesce(?, last_error), "
+        "cid = CASE WHEN ? > ? THEN -cid ELSE cid END "
         "WHERE cid = ? AND seq = ? AND deliveries = ? AND state = 1",
-        (vt, error, cid, seq, deliveries),
+        (vt, error, vt, now, cid, seq, deliveries),
     ).rowcount
     return "nak" if changed else "stale"
 
@@ -831,8 +858,8 @@ def consumer_info(conn: sqlite3.Connection, cid: int, now: float) -> tuple[int, 
     """(pending, in flight, lowest pending seq or 0, dead letters) of a consumer."""
     pending, in_flight, first = conn.execute(
         "SELECT count(*), coalesce(sum(state = 1 AND vt > ?), 0), coalesce(min(seq), 0) "
-        "FROM durable_pending WHERE cid = ?",
-        (now, cid),
+        "FROM durable_pending WHERE cid IN (?, ?)",
+        (now, cid, -cid),
     ).fetchone()
     (dead,) = conn.execute("SELECT count(*) FROM durable_dead WHERE cid = ?", (cid,)).fetchone()
     return pending, in_flight, first, dead

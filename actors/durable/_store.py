@@ -33,8 +33,9 @@ file. A store for a server (JetStream) implements the same methods.
 #   behind it, so it completes and the next write starts the log over.
 # - At ``FULL`` only claims run there (``_inline`` is at ``NORMAL`` then):
 #   a claim changes only a delivery's count and deadline (and may move a
-#   message that ran out of deliveries to the dead letters), and losing it
-#   to a power loss only means that delivery is made again. The log is one
+#   message that ran out of deliveries to the dead letters, or bring back
+#   deliveries parked until due, _sql.UNPARK), and losing it to a power
+#   loss only means that delivery is made (or brought back) again. The log is one
 #   file written in order: the worker's next synced commit (a publish, an
 #   ack) makes every claim before it durable too.
 """
