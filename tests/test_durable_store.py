@@ -781,7 +781,7 @@ def test_parked_deliveries_are_found_by_their_due_time(tmp_path: Path) -> None:
     # walking the parked rows; the claim itself walks the consumer's own.
     conn = _sql.open_connection(str(tmp_path / "s.db"), "NORMAL", 5.0)
     try:
-        for sql in (_sql.UNPARK, _sql.PARKED_DUE):
+        for sql in (_sql.ANY_DUE, _sql.UNPARK, _sql.PARKED_DUE):
             plan = _plan(conn, sql, (-1, 0.0)[: sql.count("?")])
             assert "USING COVERING INDEX durable_pending_parked (cid=?" in plan, plan
     finally:
