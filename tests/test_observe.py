@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -17,7 +18,8 @@ from observe_kit import get, get_json, open_events, until, until_async
 import actors
 import supervision
 from actors import durable, lowlevel
-from actors.observe import prometheus, serve_page, snapshot
+from actors.observe import _page, prometheus, serve_page, snapshot
+from actors.testing import virtual_time
 
 pytestmark = pytest.mark.anyio
 
@@ -829,3 +831,43 @@ async def test_the_nodes_of_a_cluster_are_on_the_page(nats_server: Any) -> None:
             return bool(snapshot(a)["nodes"] == expected)
 
         await until_async(shown, 20)
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [virtual_time("asyncio"), virtual_time("trio")], ids=["asyncio", "trio"]
+)
+async def test_the_page_reads_a_slow_store_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counting a consumer's pending messages goes over them, on the store's
+    # one thread: the page keeps to a twentieth of that thread's time.
+    reads: list[float] = []
+    took = 0.01
+
+    async def durable_snapshot(system: actors.ActorSystem) -> dict[str, Any]:
+        reads.append(anyio.current_time())
+        await anyio.sleep(took)
+        return {"consumers": [], "hidden": 0, "error": None}
+
+    monkeypatch.setattr(_page, "durable_snapshot", durable_snapshot)
+    store = durable.SQLiteStore(tmp_path / "observe.db")
+    async with actors.ActorSystem("d", store=store) as system:
+        page = _page.Page(system, "127.0.0.1", 0, None, 0.25, 100, 1000)
+
+        async def browse(seconds: float) -> list[float]:
+            # A page open in a browser: a snapshot every 0.25 s.
+            reads.clear()
+            end = anyio.current_time() + seconds
+            while anyio.current_time() < end:
+                await page._snapshot(fresh_durable=False)
+                await anyio.sleep(0.25)
+            return [later - earlier for earlier, later in itertools.pairwise(reads)]
+
+        assert all(1.0 <= gap <= 1.3 for gap in await browse(10.0))  # DURABLE_EVERY
+        took = 0.5
+        gaps = await browse(60.0)
+        assert gaps and all(10.0 <= gap <= 10.8 for gap in gaps[1:]), gaps  # 20 x 0.5 s
+        # /metrics reads afresh, whatever it costs.
+        before = len(reads)
+        await page._durable_counts(fresh=True)
+        assert len(reads) == before + 1
