@@ -411,11 +411,7 @@ class Client(Connection):
             OutboundBufferFull: Disconnected, and the buffer is full.
             ConnectionClosed: The client is closed.
         """
-        subject_b = self._subjects.get(subject)
-        if subject_b is None:
-            subject_b = check_subject(subject)
-            if len(self._subjects) < 1024:
-                self._subjects[subject] = subject_b
+        subject_b = self._subjects.get(subject) or self._checked(subject)
         reply_b = check_subject(reply, "reply subject") + b" " if reply else b""
         if headers:
             block = encode_headers(headers)
@@ -426,13 +422,24 @@ class Client(Connection):
             total = len(payload)
             line = b"PUB %s %s%d\r\n" % (subject_b, reply_b, total)
         if total > self._max_payload:
-            raise PayloadTooLarge(
-                f"a {total}-byte message on {subject!r} exceeds the server's "
-                f"max_payload of {self.max_payload} bytes"
-            )
+            raise self._too_large(total, subject)
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             await self._wait_room(len(line) + total + 2)
         self._queue(line, block, payload)
+
+    def _checked(self, subject: str) -> bytes:
+        # A subject published to for the first time: checked, and remembered
+        # (a bounded cache: publish, try_publish).
+        subject_b = check_subject(subject)
+        if len(self._subjects) < 1024:
+            self._subjects[subject] = subject_b
+        return subject_b
+
+    def _too_large(self, total: int, subject: str) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"a {total}-byte message on {subject!r} exceeds the server's "
+            f"max_payload of {self.max_payload} bytes"
+        )
 
     def _queue(self, line: bytes, block: bytes, payload: bytes) -> None:
         # A message for the flusher, once there is room (publish, _publish_reply).
@@ -452,10 +459,7 @@ class Client(Connection):
         must be an inbox of ours (`new_inbox`, perhaps with a token added)."""
         total = len(payload)
         if total > self._max_payload:
-            raise PayloadTooLarge(
-                f"a {total}-byte message on {reply!r} exceeds the server's "
-                f"max_payload of {self.max_payload} bytes"
-            )
+            raise self._too_large(total, reply)
         if answer_to:
             line = b"PUB %s %s %d\r\n" % (reply.encode(), answer_to.encode(), total)
         else:
@@ -478,17 +482,10 @@ class Client(Connection):
         """
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             return False
-        subject_b = self._subjects.get(subject)
-        if subject_b is None:
-            subject_b = check_subject(subject)
-            if len(self._subjects) < 1024:
-                self._subjects[subject] = subject_b
+        subject_b = self._subjects.get(subject) or self._checked(subject)
         total = len(payload)
         if total > self._max_payload:
-            raise PayloadTooLarge(
-                f"a {total}-byte message on {subject!r} exceeds the server's "
-                f"max_payload of {self.max_payload} bytes"
-            )
+            raise self._too_large(total, subject)
         pending = self._pending
         pending += b"PUB %s %d\r\n" % (subject_b, total)
         pending += payload
