@@ -10,6 +10,8 @@ import anyio
 import pytest
 from durable_kit import opened
 
+import actors
+from actors import durable
 from actors.testing import virtual_time
 from supervision import Backoff
 
@@ -40,7 +42,7 @@ async def test_an_unsettled_delivery_comes_back_after_ack_wait(tmp_path: Path) -
         assert await second.ack() is True
 
 
-@pytest.mark.parametrize("delay", [1.0, 10.0, 300.0])
+@pytest.mark.parametrize("delay", [0.25, 1.0, 10.0, 300.0])
 async def test_nak_with_a_delay_is_precise(tmp_path: Path, delay: float) -> None:
     async with opened(tmp_path / "s.db") as system:
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])
@@ -210,3 +212,28 @@ async def test_deliveries_waiting_out_a_delay_keep_out_of_the_claims_way(tmp_pat
         async with system.streams.transaction() as tx:
             parked = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
         assert parked == [(0,)]
+
+
+async def test_a_delivery_parked_by_one_store_comes_back_through_another(tmp_path: Path) -> None:
+    # Two stores on one file, as two processes would have: what one parks
+    # waiting out a delay, the other's claim brings back when it is due.
+    path = tmp_path / "s.db"
+    first, second = durable.SQLiteStore(path), durable.SQLiteStore(path)
+    async with (
+        actors.ActorSystem("one", store=first) as one,
+        actors.ActorSystem("two", store=second) as two,
+    ):
+        orders = await one.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish_many([("orders.a", i) for i in range(3)])
+        billing = await orders.consumer("billing", ack_wait=3600)
+        (m,) = await billing.fetch(1)
+        start = anyio.current_time()
+        assert await m.nak(delay=20, error="later") == "nak"
+        there = await (await two.streams.get("ORDERS")).consumer("billing", ack_wait=3600)
+        assert (await there.info()).pending == 3
+        assert [x.data for x in await there.fetch(10)] == [1, 2]
+        (again,) = await there.fetch(10, expires=60)
+        # Each store sets its clock from the wall clock when it opens, which
+        # the virtual clock outruns: the two differ by a few milliseconds.
+        assert within(anyio.current_time() - start + 0.1, 20)
+        assert (again.data, again.deliveries) == (0, 2)
