@@ -202,6 +202,8 @@ async def test_deliveries_waiting_out_a_delay_keep_out_of_the_claims_way(tmp_pat
         rest = await billing.fetch(300)
         assert [m.data for m in rest] == list(range(200, 300))
         assert await billing.ack(rest) == [True] * 100
+        info = await billing.info()  # the parked ones hold the ack floor
+        assert (info.pending, info.in_flight, info.ack_floor) == (200, 0, 0)
         # Nothing deliverable until the first delay ends: a fetch waits for it.
         again = await billing.fetch(300, expires=100)
         assert within(anyio.current_time() - start, 30)

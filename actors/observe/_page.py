@@ -62,7 +62,7 @@ DEFAULT_INTERVAL = 0.25
 KEEPALIVE = 15.0
 #: Seconds between two reads of the durable store's counts, at the least;
 #: and at least DURABLE_SHARE times what the last read took: counting a
-#: consumer's pending messages goes over each of them (about 140 ms for a
+#: consumer's pending messages goes over each of them (about 90 ms for a
 #: million on SQLite) on the store's one thread, of which the page takes a
 #: twentieth at most.
 DURABLE_EVERY = 1.0
