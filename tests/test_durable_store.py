@@ -819,3 +819,19 @@ async def test_parked_deliveries_go_with_a_reset_a_delete_and_a_limit(tmp_path: 
                 "SELECT count(*) FROM durable_pending WHERE cid IN (?, ?)",
                 (shipping._cid, -shipping._cid),
             ) == [(0,)]
+
+
+async def test_a_deleted_consumer_lets_go_of_its_parked_messages(tmp_path: Path) -> None:
+    # Interest retention keeps a message while a consumer has it pending,
+    # parked or not: deleting the consumer lets go of both kinds.
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"], retention="interest")
+        billing = await orders.consumer("billing", ack_wait=3600)
+        shipping = await orders.consumer("shipping", ack_wait=3600)
+        await orders.publish_many([("orders.a", i) for i in range(4)])
+        for m in await billing.fetch(2):
+            await m.nak(delay=3600)  # parked: seqs 1 and 2
+        assert await shipping.ack(await shipping.fetch(4)) == [True] * 4
+        assert (await orders.info()).messages == 4  # billing still has them all
+        await billing.delete()
+        assert (await orders.info()).messages == 0
