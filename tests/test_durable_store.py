@@ -835,3 +835,19 @@ async def test_a_deleted_consumer_lets_go_of_its_parked_messages(tmp_path: Path)
         assert (await orders.info()).messages == 4  # billing still has them all
         await billing.delete()
         assert (await orders.info()).messages == 0
+
+
+async def test_limits_drop_hundreds_at_once(tmp_path: Path) -> None:
+    # More to drop than one chunk of the trim reads, by count and by size.
+    async with opened(tmp_path / "s.db") as system:
+        few = await system.streams.create("FEW", subjects=["few"], max_msgs=10)
+        small = await system.streams.create("SMALL", subjects=["small"], max_bytes=1000)
+        readers = [await few.consumer("c"), await small.consumer("c")]
+        await few.publish_many([("few", i) for i in range(600)])
+        await small.publish_many([("small", b"x" * 100)] * 600)
+        few_info, small_info = await few.info(), await small.info()
+        assert (few_info.messages, few_info.last_seq) == (10, 600)
+        assert small_info.bytes <= 1000 and small_info.last_seq == 600
+        assert small_info.messages == small_info.bytes // len(pickle.dumps(b"x" * 100, 5))
+        assert [m.data for m in await readers[0].fetch(100)] == list(range(590, 600))
+        assert (await readers[1].info()).pending == small_info.messages

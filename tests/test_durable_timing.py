@@ -239,3 +239,18 @@ async def test_a_delivery_parked_by_one_store_comes_back_through_another(tmp_pat
         # the virtual clock outruns: the two differ by a few milliseconds.
         assert within(anyio.current_time() - start + 0.1, 20)
         assert (again.data, again.deliveries) == (0, 2)
+
+
+async def test_max_age_drops_hundreds_at_once(tmp_path: Path) -> None:
+    # A trim reads the oldest messages in chunks that double from a few: 600
+    # too old go in one publish, with the deliveries pending for them.
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"], max_age=60)
+        billing = await orders.consumer("billing")
+        await orders.publish_many([("orders.a", i) for i in range(600)])
+        await anyio.sleep(61)
+        await orders.publish("orders.a", "new")
+        info = await orders.info()
+        assert (info.messages, info.last_seq) == (1, 601)
+        assert (await billing.info()).pending == 1
+        assert [m.data for m in await billing.fetch(10)] == ["new"]

@@ -496,7 +496,7 @@ def _check_age_and_limits(
     if _over_limits(cfg, msgs, total) or (
         cfg["max_age"] is not None and _oldest(conn, base) < now - cfg["max_age"]
     ):
-        _trim(conn, stream, base, cfg, now, [cid for cid, _ in targets])
+        _trim(conn, stream, base, cfg, now, [cid for cid, _ in targets], msgs, total)
 
 
 def _oldest(conn: sqlite3.Connection, base: int) -> float:
@@ -513,6 +513,13 @@ def _over_limits(cfg: dict[str, Any], msgs: int, nbytes: int) -> bool:
     )
 
 
+#: Rows a trim reads first, and at most at once. A stream at its max_msgs
+#: drops a message a publish; reading 256 rows each time to find it made
+#: such a publish 3.5x as slow as one to a stream without limits.
+TRIM_FIRST = 8
+TRIM_MOST = 256
+
+
 def _trim(
     conn: sqlite3.Connection,
     stream: str,
@@ -520,20 +527,25 @@ def _trim(
     cfg: dict[str, Any],
     now: float,
     cids: list[int],
+    msgs: int,
+    nbytes: int,
 ) -> None:
-    # Drop the oldest messages while a limit is exceeded (limits discard old).
-    msgs, nbytes = conn.execute(
-        "SELECT msgs, bytes FROM durable_streams WHERE name = ?", (stream,)
-    ).fetchone()
-    max_age = cfg["max_age"]
+    # Drop the oldest messages while a limit is exceeded (limits discard old);
+    # msgs and nbytes are the stream's counters as the publish left them.
+    max_age, max_msgs = cfg["max_age"], cfg["max_msgs"]
     cutoff = None
     done = False
     after = 0
+    # What max_msgs drops is known; what max_bytes and max_age drop is read
+    # in chunks that double from a few rows.
+    rows = TRIM_FIRST
+    if max_msgs is not None and msgs > max_msgs:
+        rows = min(TRIM_MOST, max(rows, msgs - max_msgs + 1))
     while not done:
         chunk = conn.execute(
             "SELECT key - ?, time, length(data) FROM durable_messages "
-            "WHERE key > ? AND key <= ? ORDER BY key LIMIT 256",
-            (base, base + after, base + MAX_SEQ),
+            "WHERE key > ? AND key <= ? ORDER BY key LIMIT ?",
+            (base, base + after, base + MAX_SEQ, rows),
         ).fetchall()
         if not chunk:
             break
@@ -546,6 +558,7 @@ def _trim(
             msgs -= 1
             nbytes -= size
         after = chunk[-1][0]
+        rows = min(TRIM_MOST, rows * 2)
     if cutoff is None:
         return
     conn.execute("DELETE FROM durable_messages WHERE key BETWEEN ? AND ?", (base, base + cutoff))
