@@ -134,7 +134,8 @@ TIMEOUT_ERROR = "no ack within ack_wait"
 # brings back the due ones (UNPARK) before it claims, so it takes the
 # lowest sequences among all deliverable rows, as if they had never left.
 UNPARK = "UPDATE durable_pending SET cid = -cid WHERE cid = ? AND cid < 0 AND vt <= ?"
-#: Whether any is due: half an empty UNPARK's cost, which a claim pays mostly.
+#: Whether any parked delivery is due: it costs half an UNPARK that moves
+#: nothing, which is what most claims would run.
 ANY_DUE = "SELECT 1 FROM durable_pending WHERE cid = ? AND cid < 0 AND vt <= ? LIMIT 1"
 PARKED_DUE = "SELECT min(vt) FROM durable_pending WHERE cid = ? AND cid < 0"
 
