@@ -426,6 +426,7 @@ class Client(Connection):
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             await self._wait_room(len(line) + total + 2)
         self._queue(line, block, payload)
+        self._wake.set()
 
     def _checked(self, subject: str) -> bytes:
         # A subject published to for the first time: checked, and remembered
@@ -442,7 +443,8 @@ class Client(Connection):
         )
 
     def _queue(self, line: bytes, block: bytes, payload: bytes) -> None:
-        # A message for the flusher, once there is room (publish, _publish_reply).
+        # A message into the outbound buffer, once there is room; the caller
+        # wakes the flusher, or writes it at once (try_publish).
         pending = self._pending
         pending += line
         if block:
@@ -450,7 +452,6 @@ class Client(Connection):
         pending += payload
         pending += CRLF
         self._out_msgs += 1
-        self._wake.set()
 
     async def _publish_reply(self, reply: str, payload: bytes, answer_to: str = "") -> None:
         """`publish` to a reply subject the server gave (a JetStream
@@ -467,6 +468,7 @@ class Client(Connection):
         if self._stream is None or len(self._pending) >= FLUSH_SIZE:
             await self._wait_room(len(line) + total + 2)
         self._queue(line, b"", payload)
+        self._wake.set()
 
     def try_publish(self, subject: str, payload: bytes) -> bool:
         """`publish` without waiting, handing the bytes to the socket at once.
@@ -486,11 +488,7 @@ class Client(Connection):
         total = len(payload)
         if total > self._max_payload:
             raise self._too_large(total, subject)
-        pending = self._pending
-        pending += b"PUB %s %d\r\n" % (subject_b, total)
-        pending += payload
-        pending += CRLF
-        self._out_msgs += 1
+        self._queue(b"PUB %s %d\r\n" % (subject_b, total), b"", payload)
         self._write_now()
         if self._pending:
             self._wake.set()
