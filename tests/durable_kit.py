@@ -96,6 +96,14 @@ async def opened(
         yield system
 
 
+async def parked(system: actors.ActorSystem) -> int:
+    """The SQLite store's deliveries parked until due (their rows' consumer
+    ids negated, out of the claims' way), counted in the file."""
+    async with system.streams.transaction() as tx:
+        rows = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
+    return int(rows[0][0])
+
+
 async def _child(mode: str, where: str) -> None:
     if where.startswith("nats://"):  # the test's server: open, never wiped
         store = Opener("jetstream", Path(), where, wipe=False)

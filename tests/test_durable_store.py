@@ -15,7 +15,7 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
-from durable_kit import opened
+from durable_kit import opened, parked
 
 import actors
 from actors import durable
@@ -795,22 +795,17 @@ async def test_parked_deliveries_go_with_a_reset_a_delete_and_a_limit(tmp_path: 
         billing = await orders.consumer("billing", ack_wait=3600)
         shipping = await orders.consumer("shipping", ack_wait=3600)
 
-        async def parked() -> int:
-            async with system.streams.transaction() as tx:
-                rows = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
-            return int(rows[0][0])
-
         for consumer in (billing, shipping):
             for m in await consumer.fetch(4):
                 await m.nak(delay=3600)
-        assert await parked() == 8
+        assert await parked(system) == 8
         # The limit drops the two oldest messages, parked deliveries with them.
         await orders.publish_many([("orders.a", i) for i in range(10, 12)])
-        assert await parked() == 4
+        assert await parked(system) == 4
         assert (await billing.info()).pending == 10
         # A reset starts over from a sequence: nothing stays parked.
         await billing.reset(5)
-        assert await parked() == 2
+        assert await parked(system) == 2
         assert [m.data for m in await billing.fetch(20)] == list(range(4, 12))
         # A deleted consumer leaves no row behind.
         await shipping.delete()

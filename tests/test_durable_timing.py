@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from durable_kit import opened
+from durable_kit import opened, parked
 
 import actors
 from actors import durable
@@ -195,9 +195,7 @@ async def test_deliveries_waiting_out_a_delay_keep_out_of_the_claims_way(tmp_pat
             assert await m.nak(delay=60, error="later") == "nak"
         for m in first[100:]:
             assert await m.nak(delay=30) == "nak"
-        async with system.streams.transaction() as tx:
-            parked = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
-        assert parked == [(200,)]
+        assert await parked(system) == 200
         assert (await billing.info()).pending == 300
         rest = await billing.fetch(300)
         assert [m.data for m in rest] == list(range(200, 300))
@@ -211,9 +209,7 @@ async def test_deliveries_waiting_out_a_delay_keep_out_of_the_claims_way(tmp_pat
         last = await billing.fetch(300, expires=100)
         assert within(anyio.current_time() - start, 60)
         assert [(m.data, m.deliveries) for m in last] == [(i, 2) for i in range(100)]
-        async with system.streams.transaction() as tx:
-            parked = await tx.execute("SELECT count(*) FROM durable_pending WHERE cid < 0")
-        assert parked == [(0,)]
+        assert await parked(system) == 0
 
 
 async def test_a_delivery_parked_by_one_store_comes_back_through_another(tmp_path: Path) -> None:
