@@ -137,12 +137,12 @@ class GatedAcks:
         self.acked = 0
         store.ack = self
 
-    async def __call__(self, stream: str, cid: Any, tokens: Any, retention: str) -> Any:
+    async def __call__(self, stream: str, cid: Any, tokens: Any) -> Any:
         self.calls.append([seq for seq, _ in tokens])
         if len(self.calls) == 1:
             self.held.set()
             await self.gate.wait()
-        done = await self.real(stream, cid, tokens, retention)
+        done = await self.real(stream, cid, tokens)
         self.acked += sum(done)
         if self.acked >= self.expected:
             self.written.set()

@@ -30,6 +30,7 @@ from .._codec import loads
 from .._deadlines import now
 from .._matcher import check_pattern, pattern_matches
 from .._signal import Signal
+from ._errors import ConsumerNotFound
 
 if TYPE_CHECKING:
     from ._streams import Stream
@@ -268,7 +269,10 @@ class Message:
         Cancellation: the extension may or may not have been recorded.
         """
         consumer = self._consumer
-        ok = await consumer._store.progress(consumer._cid, self.token, consumer.ack_wait)
+        try:
+            ok = await consumer._store.progress(consumer._cid, self.token, consumer.ack_wait)
+        except ConsumerNotFound:
+            raise consumer._deleted() from None
         if ok:
             consumer._in_flight[self.seq] = now() + consumer.ack_wait
         return ok
@@ -282,10 +286,10 @@ class Message:
         Cancellation: the move may or may not have been recorded.
         """
         consumer = self._consumer
-        stream = consumer.stream
-        ok = await consumer._store.term(
-            stream.name, consumer._cid, self.token, why, stream.retention
-        )
+        try:
+            ok = await consumer._store.term(consumer.stream.name, consumer._cid, self.token, why)
+        except ConsumerNotFound:
+            raise consumer._deleted() from None
         consumer._settled(self, "term", why)
         return ok
 
@@ -339,6 +343,13 @@ class Consumer:
     def __repr__(self) -> str:
         return f"<Consumer {self.stream.name}/{self.name} filter={self.filter!r}>"
 
+    def _deleted(self) -> ConsumerNotFound:
+        return ConsumerNotFound(
+            f"consumer {self.name!r} of stream {self.stream.name!r} no longer exists (it "
+            f"was deleted, or its stream was, here or by another process): create it "
+            f"again with stream.consumer({self.name!r}, ...) and use the new handle"
+        )
+
     def _delays(self) -> list[float]:
         if self.backoff is None:
             return []
@@ -388,9 +399,10 @@ class Consumer:
                 self.ack_wait,
                 self._delays(),
                 self.max_deliver,
-                stream.retention,
                 wait,
             )
+        except ConsumerNotFound:
+            raise self._deleted() from None
         except BaseException:
             # Cancelled (or failed): the store gave back what it had claimed.
             self._streams._notify(stream.name)
@@ -483,8 +495,12 @@ class Consumer:
     async def release(self, messages: Sequence[Message]) -> None:
         """Give back deliveries that were never worked on (not counted).
 
+        Raises:
+            ValueError: a message was delivered to another consumer.
+
         Cancellation: shielded.
         """
+        self._check_own(messages)
         with anyio.CancelScope(shield=True):
             await self._store.release(self._cid, [m.token for m in messages])
         self._settled_all(messages)
@@ -500,14 +516,19 @@ class Consumer:
         """
         return await self._ack(messages)
 
-    async def _ack(self, messages: Sequence[Message]) -> list[bool]:
+    def _check_own(self, messages: Sequence[Message]) -> None:
         for m in messages:
+            if not isinstance(m, Message):
+                raise TypeError(f"expected messages fetched from {self!r}, got {m!r}")
             if m._consumer is not self and m._consumer._cid != self._cid:
                 raise ValueError(f"{m!r} was delivered to another consumer, not {self!r}")
-        stream = self.stream
-        done = await self._store.ack(
-            stream.name, self._cid, [m.token for m in messages], stream.retention
-        )
+
+    async def _ack(self, messages: Sequence[Message]) -> list[bool]:
+        self._check_own(messages)
+        try:
+            done = await self._store.ack(self.stream.name, self._cid, [m.token for m in messages])
+        except ConsumerNotFound:
+            raise self._deleted() from None
         self._settled_all(messages)
         return done
 
@@ -517,15 +538,12 @@ class Consumer:
         elif isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
             raise ValueError(f"delay must be seconds >= 0 or None, got {delay!r}")
         stream = self.stream
-        result = await self._store.nak(
-            stream.name,
-            self._cid,
-            message.token,
-            float(delay),
-            error,
-            self.max_deliver,
-            stream.retention,
-        )
+        try:
+            result = await self._store.nak(
+                stream.name, self._cid, message.token, float(delay), error, self.max_deliver
+            )
+        except ConsumerNotFound:
+            raise self._deleted() from None
         self._settled(message, "nak", error or "")
         self._streams._notify(stream.name)
         return result
@@ -539,7 +557,10 @@ class Consumer:
         if isinstance(to_seq, bool) or not isinstance(to_seq, int) or to_seq < 1:
             raise ValueError(f"to_seq must be a sequence number >= 1, got {to_seq!r}")
         stream = self.stream
-        await self._store.reset(stream.name, self._cid, self.filter, to_seq, stream.retention)
+        try:
+            await self._store.reset(stream.name, self._cid, self.filter, to_seq)
+        except ConsumerNotFound:
+            raise self._deleted() from None
         self._in_flight.clear()
         self._streams._notify(stream.name)
 
@@ -548,7 +569,10 @@ class Consumer:
 
         Cancellation: nothing to undo.
         """
-        pending, in_flight, first, dead = await self._store.consumer_info(self._cid)
+        try:
+            pending, in_flight, first, dead = await self._store.consumer_info(self._cid)
+        except ConsumerNotFound:
+            raise self._deleted() from None
         floor = first - 1 if first else (await self.stream.info()).last_seq
         return ConsumerInfo(self.name, pending, in_flight, floor, dead)
 
@@ -557,7 +581,7 @@ class Consumer:
 
         Cancellation: it may or may not have been deleted.
         """
-        await self._store.delete_consumer(self.stream.name, self._cid, self.stream.retention)
+        await self._store.delete_consumer(self.stream.name, self._cid)
 
     def matches(self, subject: str) -> bool:
         """Whether this consumer's filter takes ``subject``.

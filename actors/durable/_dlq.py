@@ -65,24 +65,21 @@ class DeadLetters:
     def __init__(self, stream: Stream, consumer: str) -> None:
         self.stream = stream
         self.consumer = consumer
-        self._cid: int | None = None
 
     def __repr__(self) -> str:
         return f"<DeadLetters {self.stream.name}/{self.consumer}>"
 
     async def _id(self) -> int:
-        if self._cid is None:
-            store = self.stream._streams.store
-            for cid, name, _flt, _cfg in await store.consumers(self.stream.name):
-                if name == self.consumer:
-                    self._cid = cid
-                    break
-            else:
-                raise ConsumerNotFound(
-                    f"stream {self.stream.name!r} has no consumer {self.consumer!r}: create it "
-                    f"with stream.consumer({self.consumer!r}, ...)"
-                )
-        return self._cid
+        # Looked up on each call: the consumer may have been deleted (and one
+        # of its name created again) since the last.
+        store = self.stream._streams.store
+        for cid, name, _flt, _cfg in await store.consumers(self.stream.name):
+            if name == self.consumer:
+                return cid  # type: ignore[no-any-return]
+        raise ConsumerNotFound(
+            f"stream {self.stream.name!r} has no consumer {self.consumer!r}: create it "
+            f"with stream.consumer({self.consumer!r}, ...)"
+        )
 
     async def browse(self, since: int = 1, until: int | None = None) -> list[DeadLetterEntry]:
         """The entries with ``since <= seq <= until``, in sequence order.

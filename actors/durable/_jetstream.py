@@ -51,7 +51,7 @@ from .._nats import (
 )
 from .._nats._jetstream import MSG_ID
 from . import _jsdead
-from ._errors import DurableError, StreamNotFound
+from ._errors import ConsumerNotFound, DurableError, StreamNotFound
 from ._jsconfig import (
     NS,
     config_of,
@@ -255,7 +255,8 @@ class JetStreamStore:
             try:
                 return await call(*args, **kwargs)
             except JetStreamError as error:
-                if error.code not in (0, 408, 500, 503) or error.err_code in (10059, 10014):
+                # Not found, or an invalid config (a refusal, not an election).
+                if error.code not in (0, 408, 500, 503) or error.err_code in (10059, 10014, 10052):
                     raise
                 last: Exception = error
             except NatsError as error:
@@ -555,7 +556,7 @@ class JetStreamStore:
             found.append(((stream, info["name"]), info["name"], flt, config))
         return sorted(found, key=lambda row: row[1])
 
-    async def delete_consumer(self, stream: str, cid: tuple[str, str], retention: str) -> None:
+    async def delete_consumer(self, stream: str, cid: tuple[str, str]) -> None:
         try:
             await self._retry(f"deleting consumer {cid[1]!r}", self.js.delete_consumer, *cid)
         except JetStreamError as error:
@@ -605,10 +606,12 @@ class JetStreamStore:
         ack_wait: float,
         delays: Sequence[float],
         max_deliver: int,
-        retention: str,
         wait: float = 0.0,
     ) -> tuple[list[tuple[int, str, bytes, float, int, float]], float | None]:
-        await self._apply_backoff(cid, ack_wait, delays)
+        try:
+            await self._apply_backoff(cid, ack_wait, delays)
+        except JetStreamError as error:
+            raise _not_found(error, stream, cid) or error from error
         js = self.js
         got: list[JsMsg] = []
         marks: list[tuple[int, float]] = []  # (messages so far, when that pull ended)
@@ -631,7 +634,10 @@ class JetStreamStore:
                         await js.fetch(*cid, n - 1, no_wait=True, into=got)
                         marks.append((len(got), anyio.current_time()))
             except JetStreamError as error:
-                if error.err_code in (10014, 10059) or error.code == 404:
+                gone = _not_found(error, stream, cid)
+                if gone is not None:
+                    raise gone from error
+                if error.code == 404:
                     raise
                 # The consumer's leader moved (or is being elected): what came
                 # is good; the caller pulls again.
@@ -760,7 +766,7 @@ class JetStreamStore:
                 await anyio.sleep(RETRY_MIN)  # a leader election takes a moment: back off
 
     async def ack(
-        self, stream: str, cid: tuple[str, str], tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: tuple[str, str], tokens: Sequence[tuple[int, int]]
     ) -> list[bool]:
         live = [self._live(cid, token) for token in tokens]
         replies = [d.reply for d in live if d is not None]
@@ -783,7 +789,6 @@ class JetStreamStore:
         delay: float,
         error: str | None,
         max_deliver: int,
-        retention: str,
     ) -> str:
         delivery = self._live(cid, token)
         if delivery is None:
@@ -838,7 +843,7 @@ class JetStreamStore:
         return True
 
     async def term(
-        self, stream: str, cid: tuple[str, str], token: tuple[int, int], why: str, retention: str
+        self, stream: str, cid: tuple[str, str], token: tuple[int, int], why: str
     ) -> bool:
         delivery = self._live(cid, token)
         if delivery is None:
@@ -851,9 +856,7 @@ class JetStreamStore:
         state.errors.pop(seq, None)
         return True
 
-    async def reset(
-        self, stream: str, cid: tuple[str, str], flt: str, to_seq: int, retention: str
-    ) -> None:
+    async def reset(self, stream: str, cid: tuple[str, str], flt: str, to_seq: int) -> None:
         await self._retry(f"resetting consumer {cid[1]!r}", self.js.reset_consumer, *cid, to_seq)
         state = self._consumers.get(cid)
         if state is not None:
@@ -897,6 +900,15 @@ class _NoTransaction:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+def _not_found(error: JetStreamError, stream: str, cid: tuple[str, str]) -> Exception | None:
+    # The server has no such consumer, or stream: deleted since the handle was made.
+    if error.err_code == 10014:
+        return ConsumerNotFound(f"consumer {cid[1]!r} is not on the server")
+    if error.err_code == 10059:
+        return StreamNotFound(f"stream {stream!r} is not on the server")
+    return None
 
 
 def _deadline(arrived: float, ack_wait: float, delays: Sequence[float], count: int) -> float:

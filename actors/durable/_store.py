@@ -122,7 +122,7 @@ class StoreTransaction(Protocol):
         ...
 
     async def ack(
-        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]]
     ) -> list[bool]:
         """Settle deliveries (see :meth:`Store.ack`)."""
         ...
@@ -192,7 +192,7 @@ class Store(Protocol):
         """The consumers of a stream: (id, name, filter, config)."""
         ...
 
-    async def delete_consumer(self, stream: str, cid: ConsumerId, retention: str) -> None:
+    async def delete_consumer(self, stream: str, cid: ConsumerId) -> None:
         """Delete a consumer with its pending messages and dead letters."""
         ...
 
@@ -204,7 +204,6 @@ class Store(Protocol):
         ack_wait: float,
         delays: Sequence[float],
         max_deliver: int,
-        retention: str,
         wait: float = 0.0,
     ) -> tuple[list[Row], float | None]:
         """Claim up to ``n`` deliverable messages, moving the exhausted ones to
@@ -220,7 +219,7 @@ class Store(Protocol):
         ...
 
     async def ack(
-        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]]
     ) -> list[bool]:
         """Settle deliveries; False for each stale one."""
         ...
@@ -233,7 +232,6 @@ class Store(Protocol):
         delay: float,
         error: str | None,
         max_deliver: int,
-        retention: str,
     ) -> str:
         """Redeliver after ``delay``, or move to the dead letters after the last
         delivery: "nak", "dead" or "stale"."""
@@ -247,15 +245,11 @@ class Store(Protocol):
         """Push a delivery's redelivery ``ack_wait`` seconds on."""
         ...
 
-    async def term(
-        self, stream: str, cid: ConsumerId, token: tuple[int, int], why: str, retention: str
-    ) -> bool:
+    async def term(self, stream: str, cid: ConsumerId, token: tuple[int, int], why: str) -> bool:
         """Stop redelivering: move to the dead letters with ``why``."""
         ...
 
-    async def reset(
-        self, stream: str, cid: ConsumerId, flt: str, to_seq: int, retention: str
-    ) -> None:
+    async def reset(self, stream: str, cid: ConsumerId, flt: str, to_seq: int) -> None:
         """Rewind or skip: pending becomes every matching message from ``to_seq``."""
         ...
 
@@ -694,8 +688,8 @@ class SQLiteStore:
         rows = await self._call(_sql.consumers_of, stream)
         return [(cid, name, flt, json.loads(cfg)) for cid, name, flt, cfg in rows]
 
-    async def delete_consumer(self, stream: str, cid: ConsumerId, retention: str) -> None:
-        await self._call(_sql.delete_consumer, stream, cid, retention)
+    async def delete_consumer(self, stream: str, cid: ConsumerId) -> None:
+        await self._call(_sql.delete_consumer, stream, cid)
 
     async def claim(
         self,
@@ -705,7 +699,6 @@ class SQLiteStore:
         ack_wait: float,
         delays: Sequence[float],
         max_deliver: int,
-        retention: str,
         wait: float = 0.0,
     ) -> tuple[list[Row], float | None]:
         job, cancelled = await self._run(
@@ -718,7 +711,6 @@ class SQLiteStore:
                 ack_wait,
                 _delays_json(delays),
                 max_deliver,
-                retention,
             ),
         )
         rows, next_vt = outcome(job)
@@ -734,9 +726,9 @@ class SQLiteStore:
         return rows, next_vt
 
     async def ack(
-        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]]
     ) -> list[bool]:
-        return await self._call(_sql.ack, stream, cid, tokens, retention)
+        return await self._call(_sql.ack, stream, cid, tokens)
 
     async def nak(
         self,
@@ -746,7 +738,6 @@ class SQLiteStore:
         delay: float,
         error: str | None,
         max_deliver: int,
-        retention: str,
     ) -> str:
         now = self.clock()
         return await self._call(
@@ -759,7 +750,6 @@ class SQLiteStore:
             error,
             max_deliver,
             now,
-            retention,
         )
 
     async def release(self, cid: ConsumerId, tokens: Sequence[tuple[int, int]]) -> None:
@@ -768,17 +758,11 @@ class SQLiteStore:
     async def progress(self, cid: ConsumerId, token: tuple[int, int], ack_wait: float) -> bool:
         return await self._call(_sql.progress, cid, token[0], token[1], self.clock() + ack_wait)
 
-    async def term(
-        self, stream: str, cid: ConsumerId, token: tuple[int, int], why: str, retention: str
-    ) -> bool:
-        return await self._call(
-            _sql.term, stream, cid, token[0], token[1], why, self.clock(), retention
-        )
+    async def term(self, stream: str, cid: ConsumerId, token: tuple[int, int], why: str) -> bool:
+        return await self._call(_sql.term, stream, cid, token[0], token[1], why, self.clock())
 
-    async def reset(
-        self, stream: str, cid: ConsumerId, flt: str, to_seq: int, retention: str
-    ) -> None:
-        await self._call(_sql.reset, stream, cid, flt, to_seq, retention)
+    async def reset(self, stream: str, cid: ConsumerId, flt: str, to_seq: int) -> None:
+        await self._call(_sql.reset, stream, cid, flt, to_seq)
 
     async def consumer_info(self, cid: ConsumerId) -> tuple[int, int, int, int]:
         return await self._call(_sql.consumer_info, cid, self.clock())
@@ -859,9 +843,9 @@ class SQLiteTransaction:
             raise StreamNotFound(f"stream {stream!r} is not in {store.path!r}") from None
 
     async def ack(
-        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]], retention: str
+        self, stream: str, cid: ConsumerId, tokens: Sequence[tuple[int, int]]
     ) -> list[bool]:
-        return await self._run(_sql.ack, stream, cid, tokens, retention)
+        return await self._run(_sql.ack, stream, cid, tokens)
 
 
 def _execute(

@@ -173,11 +173,14 @@ class Streams:
             raise ValueError(
                 f"a stream name is letters, digits, '-' and '_' (like 'ORDERS'), got {name!r}"
             )
-        if isinstance(subjects, str) or not subjects:
+        if not isinstance(subjects, Iterable) or isinstance(subjects, (str, bytes)):
             raise ValueError(
                 f"subjects must be a non-empty list of subjects, like ['orders.>'], "
                 f"got {subjects!r}"
             )
+        subjects = list(subjects)
+        if not subjects:
+            raise ValueError("subjects must be a non-empty list of subjects, like ['orders.>']")
         for subject in subjects:
             check_pattern(subject)
         if retention not in RETENTIONS:
@@ -195,6 +198,7 @@ class Streams:
             raise ValueError(f"dedup_window must be seconds >= 0, got {dedup_window!r}")
         for other in await store.list_streams():
             if other["name"] == name:
+                await self._check_update(other, retention, subjects)
                 continue
             for mine in subjects:
                 for theirs in other["subjects"]:
@@ -215,6 +219,23 @@ class Streams:
         await store.put_stream(name, config)
         stream = self._known[name] = Stream(self, config)
         return stream
+
+    async def _check_update(self, old: dict[str, Any], retention: str, subjects: list[str]) -> None:
+        # An update must not strand what the stream holds: JetStream's rules.
+        name = old["name"]
+        if retention != old["retention"] and "workqueue" in (retention, old["retention"]):
+            raise ValueError(
+                f"stream {name!r} has retention {old['retention']!r}, which cannot change "
+                f"to or from 'workqueue' (its consumers were made for it; JetStream refuses "
+                f"it too): delete the stream and create it again, or use another name"
+            )
+        for _cid, consumer, flt, _cfg in await self.store.consumers(name):
+            if flt != ">" and not any(patterns_overlap(flt, s) for s in subjects):
+                raise ValueError(
+                    f"stream {name!r}: consumer {consumer!r} filters {flt!r}, which none of "
+                    f"the subjects {subjects} takes: keep a subject that takes it, or delete "
+                    f"the consumer first ((await stream.open_consumer({consumer!r})).delete())"
+                )
 
     async def get(self, name: str) -> Stream:
         """The stream called ``name`` (created here or by another process).
@@ -541,11 +562,13 @@ class Stream:
             self, name, filter, deliver, ack_wait, max_deliver, backoff, max_in_flight
         )
         store = self._streams.store
-        if await store.get_stream(self.name) is None:
+        current = await store.get_stream(self.name)
+        if current is None:
             raise StreamNotFound(
                 f"stream {self.name!r} does not exist (deleted?): create it with "
                 f"system.streams.create({self.name!r}, subjects=[...])"
             )
+        retention = current["retention"]  # as it is now, not as this handle saw it
         for _cid, other, other_filter, _cfg in await store.consumers(self.name):
             if other == name:
                 if other_filter != flt:
@@ -554,7 +577,7 @@ class Stream:
                         f"{other_filter!r}, not {flt!r}: delete it first "
                         f"(await consumer.delete()) or use another name"
                     )
-            elif self.retention == "workqueue" and patterns_overlap(flt, other_filter):
+            elif retention == "workqueue" and patterns_overlap(flt, other_filter):
                 raise ValueError(
                     f"work-queue stream {self.name!r}: filter {flt!r} overlaps consumer "
                     f"{other!r}'s {other_filter!r}; each message goes to one consumer here"

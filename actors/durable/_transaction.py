@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _tracing
 from .._matcher import check_topic
-from ._errors import DurableError, StreamNotFound
+from ._errors import ConsumerNotFound, DurableError, StreamNotFound
 
 if TYPE_CHECKING:
     from ._consumer import Message
@@ -114,10 +114,10 @@ class Transaction:
         """
         self._open()
         consumer = message._consumer
-        stream = consumer.stream
-        (done,) = await self._handle.ack(
-            stream.name, consumer._cid, [message.token], stream.retention
-        )
+        try:
+            (done,) = await self._handle.ack(consumer.stream.name, consumer._cid, [message.token])
+        except ConsumerNotFound:
+            raise consumer._deleted() from None
         if not done:
             raise DurableError(
                 f"{message!r} was delivered again (its ack wait ran out) or already "
