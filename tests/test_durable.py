@@ -5,10 +5,12 @@ test_durable_timing.py, crashes in test_durable_crash.py)."""
 from __future__ import annotations
 
 import asyncio
+import math
+from pathlib import Path
 
 import anyio
 import pytest
-from durable_kit import Opener
+from durable_kit import Opener, opened
 
 import actors
 from actors import durable
@@ -426,3 +428,92 @@ async def test_bad_input_gets_a_clear_error(open_store: Opener) -> None:
             await c.fetch(0)
         with pytest.raises(ValueError, match="synchronous"):
             durable.SQLiteStore(open_store.path, synchronous="OFF")  # type: ignore[arg-type]
+
+
+async def test_bad_values_are_refused_where_they_are_given(open_store: Opener) -> None:
+    # Each would otherwise fail later, deep in the store, or park a message
+    # for ever.
+    class Broken:
+        def delay(self, attempt: int) -> float:
+            return math.nan
+
+    async with open_store() as system:
+        orders = await system.streams.create("ORDERS", subjects=(s for s in ["orders.>"]))
+        assert orders.subjects == ("orders.>",)
+        with pytest.raises(ValueError, match="deliver's seq must be finite"):
+            await orders.consumer("c", deliver=("seq", math.inf))
+        with pytest.raises(ValueError, match="deliver's time must be finite"):
+            await orders.consumer("c", deliver=("time", math.nan))
+        with pytest.raises(ValueError, match="gave nan for attempt 0"):
+            await orders.consumer("c", backoff=Broken())
+        for bad in [("orders.a",), "orders.a", ("orders.a", 1, None, "extra")]:
+            with pytest.raises(TypeError, match=r"\(subject, message\) or"):
+                await orders.publish_many([bad])  # type: ignore[list-item]
+        c = await orders.consumer("c")
+        await orders.publish("orders.a", 1)
+        (m,) = await c.fetch(1)
+        with pytest.raises(ValueError, match="finite seconds"):
+            await m.nak(delay=math.inf)
+        with pytest.raises(TypeError, match="error must be a str"):
+            await m.nak(error=object())  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="why must be a str"):
+            await m.term(None)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="expires"):
+            await c.fetch(1, expires="1")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="expected messages fetched from"):
+            await c.ack([1])  # type: ignore[list-item]
+        dlq = orders.dead_letters("c")
+        for call in (dlq.browse("1"), dlq.requeue(2**70), dlq.remove(None), dlq.replay(since=-1)):  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="a sequence number"):
+                await call
+        assert await m.ack()  # nothing above settled it
+        if open_store.kind == "sqlite":
+            async with system.streams.transaction() as tx:
+                with pytest.raises(TypeError, match=r"tx\.ack takes a message"):
+                    await tx.ack("m")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="busy_timeout"):
+        durable.SQLiteStore(open_store.path, busy_timeout="10")  # type: ignore[arg-type]
+
+
+async def test_a_missing_directory_is_named(tmp_path: Path) -> None:
+    async with opened(tmp_path / "no" / "s.db") as system:
+        with pytest.raises(durable.DurableError, match=r"'.*/no/s\.db'.*directory exist"):
+            await system.streams.create("S", subjects=["s.>"])
+
+
+async def test_a_backoff_is_read_for_64_deliveries_then_repeats(tmp_path: Path) -> None:
+    # A claim sends the delays with it: a max_deliver of a million must not
+    # make it compute (and send) a million of them.
+    class Counting:
+        def __init__(self) -> None:
+            self.asked: set[int] = set()
+
+        def delay(self, attempt: int) -> float:
+            self.asked.add(attempt)
+            return float(attempt)
+
+    backoff = Counting()
+    async with opened(tmp_path / "s.db") as system:
+        s = await system.streams.create("S", subjects=["s.>"])
+        c = await s.consumer("c", max_deliver=10**6, backoff=backoff, ack_wait=0.01)
+        await s.publish("s.x", 1)
+        assert [m.data for m in await c.fetch(1)] == [1]
+        assert max(backoff.asked) == 63
+        assert c._delays() == [float(a) for a in range(64)]
+
+
+async def test_concurrent_fetches_on_one_handle_share_its_credit(open_store: Opener) -> None:
+    async with open_store() as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", max_in_flight=1)
+        await orders.publish_many([("orders.a", i) for i in range(5)])
+        got: list[list[int]] = []
+
+        async def fetch() -> None:
+            got.append([m.data for m in await billing.fetch(10)])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch)
+            tg.start_soon(fetch)
+        assert sorted(got) == [[], [0]]
+        assert (await billing.info()).in_flight == 1

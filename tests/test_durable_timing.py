@@ -82,6 +82,21 @@ async def test_backoff_applies_to_naks_and_to_timeouts(tmp_path: Path, backoff: 
         assert (entry.deliveries, entry.last_error) == (4, "still failing")
 
 
+async def test_the_last_delay_of_a_backoff_repeats(tmp_path: Path) -> None:
+    # The store gets the list as given (a Backoff: its first 64 delays) and
+    # repeats its last delay for later redeliveries.
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=10, max_deliver=5, backoff=[2.0])
+        await orders.publish("orders.a", "x")
+        (m,) = await billing.fetch(1)
+        for deliveries in (2, 3, 4):
+            start = anyio.current_time()
+            (m,) = await billing.fetch(1, expires=100)  # the ack wait, then 2 s
+            assert within(anyio.current_time() - start, 12.0)
+            assert m.deliveries == deliveries
+
+
 async def test_timeouts_alone_reach_the_dead_letters(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db") as system:
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])

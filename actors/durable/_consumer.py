@@ -83,7 +83,12 @@ def check_consumer(
         and isinstance(deliver[1], (int, float))
         and not isinstance(deliver[1], bool)
     ):
-        start = (deliver[0], deliver[1])
+        if not math.isfinite(deliver[1]):
+            raise ValueError(f"deliver's {deliver[0]} must be finite, got {deliver!r}")
+        if deliver[0] == "seq":
+            start = ("seq", min(max(int(deliver[1]), 0), _MAX_SEQ))
+        else:
+            start = ("time", float(deliver[1]))
     else:
         raise ValueError(
             f"deliver must be 'all', 'new', ('seq', n) or ('time', seconds since the "
@@ -119,6 +124,7 @@ def check_consumer(
         )
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise ValueError(f"max_in_flight must be a whole number >= 1, got {max_in_flight!r}")
+    delays(backoff, max_deliver)  # type: ignore[arg-type]  # a Backoff's delays, checked here
     return flt, start, backoff
 
 
@@ -128,13 +134,40 @@ def _patterns_overlap(a: str, b: str) -> bool:
     return patterns_overlap(a, b)
 
 
+#: A Backoff's delays are read for this many deliveries at most; later
+#: redeliveries repeat the last (a claim sends them to the store each time).
+DELAYS_MOST = 64
+#: The highest sequence number (the SQLite store's; JetStream's is higher).
+_MAX_SEQ = (1 << 44) - 1
+
+
 def backoff_delay(backoff: Backoffish | None, attempt: int) -> float:
-    """The backoff's delay before redelivery number ``attempt + 1`` (0: none)."""
+    """The backoff's delay before redelivery number ``attempt + 1`` (0: none).
+
+    Raises:
+        ValueError: a Backoff's ``delay(attempt)`` gave no finite seconds >= 0.
+    """
     if backoff is None:
         return 0.0
     if isinstance(backoff, Sequence):
         return float(backoff[min(attempt, len(backoff) - 1)])
-    return float(backoff.delay(attempt))
+    value = backoff.delay(min(attempt, DELAYS_MOST - 1))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(
+            f"backoff {backoff!r} gave {value!r} for attempt {attempt}: its "
+            f"delay(attempt) must return finite seconds >= 0"
+        )
+    return float(value)
+
+
+def delays(backoff: Backoffish | None, max_deliver: int) -> list[float]:
+    """The delays before each redelivery, as the stores take them: at most
+    ``max_deliver`` and DELAYS_MOST of them, the last one repeating."""
+    if backoff is None:
+        return []
+    if isinstance(backoff, Sequence):
+        return [float(d) for d in backoff[:max_deliver]]
+    return [backoff_delay(backoff, attempt) for attempt in range(min(max_deliver, DELAYS_MOST))]
 
 
 @dataclass(frozen=True)
@@ -285,6 +318,8 @@ class Message:
 
         Cancellation: the move may or may not have been recorded.
         """
+        if not isinstance(why, str):
+            raise TypeError(f"why must be a str, got {why!r}")
         consumer = self._consumer
         try:
             ok = await consumer._store.term(consumer.stream.name, consumer._cid, self.token, why)
@@ -338,6 +373,8 @@ class Consumer:
         self.backoff = backoff
         self.max_in_flight = max_in_flight
         self._in_flight: dict[int, float] = {}
+        #: Deliveries the claims under way may bring (counted as in flight).
+        self._claiming = 0
         self._settle_signal = Signal()
 
     def __repr__(self) -> str:
@@ -351,17 +388,16 @@ class Consumer:
         )
 
     def _delays(self) -> list[float]:
-        if self.backoff is None:
-            return []
-        return [backoff_delay(self.backoff, attempt) for attempt in range(self.max_deliver)]
+        # Each claim's: a jittered Backoff gives fresh jitter.
+        return delays(self.backoff, self.max_deliver)
 
     def _credit(self) -> int:
         in_flight = self._in_flight
-        if len(in_flight) >= self.max_in_flight:
+        if len(in_flight) + self._claiming >= self.max_in_flight:
             t = now()
             for seq in [s for s, deadline in in_flight.items() if deadline <= t]:
                 del in_flight[seq]
-        return self.max_in_flight - len(in_flight)
+        return self.max_in_flight - len(in_flight) - self._claiming
 
     def _settled(self, message: Message, error: str | None = None, why: str = "") -> None:
         if self._forget(message, error, why):
@@ -434,7 +470,9 @@ class Consumer:
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
-        if expires is not None and not expires >= 0:
+        if expires is not None and (
+            isinstance(expires, bool) or not isinstance(expires, (int, float)) or not expires >= 0
+        ):
             raise ValueError(f"expires must be seconds >= 0 or None, got {expires!r}")
         messages = await self._fetch(batch, expires)
         if _tracing.tracer is not None:
@@ -449,7 +487,14 @@ class Consumer:
             credit = self._credit()
             if credit > 0:
                 signal = self._streams._signal(self.stream.name)
-                messages, next_vt = await self._claim(min(batch, credit), deadline - now())
+                take = min(batch, credit)
+                self._claiming += take  # other fetches of this handle see it taken
+                try:
+                    messages, next_vt = await self._claim(take, deadline - now())
+                finally:
+                    self._claiming -= take
+                    if self._settle_signal._waiters:  # credit it did not use
+                        self._wake_settle_waiters()
                 if messages:
                     return messages
                 wake = deadline
@@ -458,7 +503,7 @@ class Consumer:
             else:
                 # Wait for a settle, or for the first unsettled delivery to time out.
                 signal = self._settle_signal
-                wake = min(deadline, min(self._in_flight.values()))
+                wake = min([deadline, *self._in_flight.values()])
             t = now()
             if t >= deadline:
                 return []
@@ -535,8 +580,14 @@ class Consumer:
     async def _nak(self, message: Message, delay: float | None, error: str | None) -> str:
         if delay is None:
             delay = backoff_delay(self.backoff, message.deliveries - 1)
-        elif isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
-            raise ValueError(f"delay must be seconds >= 0 or None, got {delay!r}")
+        elif (
+            isinstance(delay, bool)
+            or not isinstance(delay, (int, float))
+            or not 0 <= delay < math.inf
+        ):
+            raise ValueError(f"delay must be finite seconds >= 0 or None, got {delay!r}")
+        if error is not None and not isinstance(error, str):
+            raise TypeError(f"error must be a str (why it failed) or None, got {error!r}")
         stream = self.stream
         try:
             result = await self._store.nak(

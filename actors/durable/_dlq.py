@@ -86,9 +86,13 @@ class DeadLetters:
 
         Raises:
             ConsumerNotFound: the stream has no such consumer.
+            ValueError: ``since`` or ``until`` is not a sequence number.
 
         Cancellation: nothing to undo.
         """
+        _check_seq("since", since)
+        if until is not None:
+            _check_seq("until", until)
         store = self.stream._streams.store
         rows = await store.dead_letters(
             await self._id(), since, _MAX_SEQ if until is None else until
@@ -114,6 +118,7 @@ class DeadLetters:
 
         Cancellation: the requeue may or may not have happened.
         """
+        _check_seq("seq", seq)
         streams = self.stream._streams
         done = await streams.store.requeue(self.stream.name, await self._id(), seq)
         streams._notify(self.stream.name)
@@ -124,6 +129,7 @@ class DeadLetters:
 
         Cancellation: it may or may not have been removed.
         """
+        _check_seq("seq", seq)
         return await self.stream._streams.store.remove_dead(await self._id(), seq)
 
     async def replay(
@@ -149,3 +155,8 @@ class DeadLetters:
             return await self.stream.publish_many([(e.subject, e.data) for e in entries])
         target = await streams._route(to)
         return await target.publish_many([(to, e.data) for e in entries])
+
+
+def _check_seq(what: str, seq: object) -> None:
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _MAX_SEQ:
+        raise ValueError(f"{what} must be a sequence number (a whole number >= 0), got {seq!r}")

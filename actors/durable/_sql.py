@@ -154,7 +154,7 @@ PARKED_DUE = "SELECT min(vt) FROM durable_pending WHERE cid = ? AND cid < 0"
 CLAIM = """
 UPDATE durable_pending SET
     last_error = CASE WHEN state = 1 THEN ? ELSE last_error END,
-    vt = ? + coalesce(json_extract(?, '$[' || deliveries || ']'), 0),
+    vt = ? + coalesce(json_extract(?, '$[' || min(deliveries, ?) || ']'), 0),
     deliveries = deliveries + 1, state = 1,
     first_at = coalesce(first_at, ?), last_at = ?
 WHERE cid = ? AND seq IN (
@@ -176,9 +176,15 @@ def open_connection(
     does) and, once open, never waits for a lock (``busy_timeout`` 0), so that
     it never makes the loop wait.
     """
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-    )
+    try:
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
+    except sqlite3.OperationalError as error:
+        raise DurableError(
+            f"cannot open the store's file {path!r} ({error}): does its directory exist, "
+            f"and may this process write there?"
+        ) from error
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -700,9 +706,13 @@ def claim(
     now: float,
     ack_wait: float,
     delays: str,
+    last_delay: int,
     max_deliver: int,
 ) -> tuple[list[tuple[int, str, bytes, float, int, float]], float | None]:
     """Claim up to ``n`` deliverable messages in sequence order.
+
+    ``delays`` (a JSON list) are the backoff's delays before each redelivery;
+    those after index ``last_delay`` repeat it.
 
     Returns:
         ``(seq, subject, data, time, deliveries, first_at)`` rows, and when
@@ -716,7 +726,7 @@ def claim(
     if conn.execute(ANY_DUE, (-cid, now)).fetchone() is not None:
         conn.execute(UNPARK, (-cid, now))
     got = conn.execute(
-        CLAIM, (TIMEOUT_ERROR, now + ack_wait, delays, now, now, cid, cid, now, n)
+        CLAIM, (TIMEOUT_ERROR, now + ack_wait, delays, last_delay, now, now, cid, cid, now, n)
     ).fetchall()
     claimed: dict[int, tuple[int, float]] = {}
     dead: list[tuple[int, int, str | None]] = []

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -446,6 +447,15 @@ class SQLiteStore:
                 f"synchronous must be 'FULL' (survives power loss) or 'NORMAL' (survives "
                 f"a process crash), got {synchronous!r}"
             )
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, (int, float))
+            or not 0 <= busy_timeout < math.inf
+        ):
+            raise ValueError(
+                f"busy_timeout must be finite seconds >= 0 (how long a write waits for "
+                f"another process's), got {busy_timeout!r}"
+            )
         self.path = str(path)
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = busy_timeout
@@ -519,7 +529,8 @@ class SQLiteStore:
             if self._tx_task is not None and self._tx_task == anyio.get_current_task().id:
                 raise DurableError(
                     "this task is inside streams.transaction(): publish and ack through the "
-                    "transaction (tx.publish, tx.ack), or leave it first"
+                    "transaction (tx.publish, tx.ack), or leave it first (transaction blocks "
+                    "do not nest)"
                 )
             # Queued after the transaction (nothing runs between this and the queueing).
             await self._after_transaction()
@@ -710,6 +721,7 @@ class SQLiteStore:
                 self.clock(),
                 ack_wait,
                 _delays_json(delays),
+                max(len(delays) - 1, 0),
                 max_deliver,
             ),
         )

@@ -442,10 +442,7 @@ class Stream:
             span.set_attribute("messaging.batch.message_count", len(messages))
         try:
             headers = _tracing.headers_of(span)
-            items = [
-                self._item(m[0], _tracing.Stored(m[1], headers), m[2] if len(m) > 2 else None)
-                for m in messages
-            ]
+            items = [self._item(m[0], _tracing.Stored(m[1], headers), m[2]) for m in messages]
             seqs = await self._store_publish(items, atomic)
             if len(seqs) == 1:
                 span.set_attribute("messaging.message.id", str(seqs[0]))
@@ -500,9 +497,9 @@ class Stream:
         ``atomic`` on JetStream: any of them).
         """
         if _tracing.tracer is not None:
-            entries = list(messages)
+            entries = [_entry(m) for m in messages]
             return await self._traced_publish(self.name, entries, atomic) if entries else []
-        items = [self._item(m[0], m[1], m[2] if len(m) > 2 else None) for m in messages]
+        items = [self._item(*_entry(m)) for m in messages]
         if not items:
             return []
         seqs = await self._store_publish(items, atomic)
@@ -663,3 +660,12 @@ class Stream:
             raise StreamNotFound(f"stream {self.name!r} does not exist (deleted?)")
         last_seq, msgs, nbytes = config["_stats"]
         return StreamInfo(self.name, msgs, nbytes, last_seq)
+
+
+def _entry(m: object) -> tuple[str, Any, str | None]:
+    # One of publish_many's messages: (subject, message[, msg_id]).
+    if not isinstance(m, (tuple, list)) or len(m) not in (2, 3):
+        raise TypeError(
+            f"publish_many takes (subject, message) or (subject, message, msg_id) tuples, got {m!r}"
+        )
+    return (m[0], m[1], m[2] if len(m) == 3 else None)

@@ -113,6 +113,10 @@ class Transaction:
         Cancellation: the block rolls back.
         """
         self._open()
+        from ._consumer import Message
+
+        if not isinstance(message, Message):
+            raise TypeError(f"tx.ack takes a message fetched from a consumer, got {message!r}")
         consumer = message._consumer
         try:
             (done,) = await self._handle.ack(consumer.stream.name, consumer._cid, [message.token])
