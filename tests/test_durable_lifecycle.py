@@ -78,13 +78,15 @@ async def test_a_deleted_consumers_handle_raises_and_takes_nothing(tmp_path: Pat
         assert (await s.info()).messages == 1  # a's delete kept it (limits)
 
 
-async def test_a_deleted_consumers_fetch_raises_on_both_stores(open_store: Opener) -> None:
+async def test_a_deleted_consumers_fetch_and_info_raise_on_both_stores(open_store: Opener) -> None:
     async with open_store() as system:
         s = await system.streams.create("S", subjects=["s.>"])
         a = await s.consumer("a")
         await a.delete()
         with pytest.raises(durable.ConsumerNotFound, match="create it again"):
             await a.fetch(1)
+        with pytest.raises(durable.ConsumerNotFound, match="create it again"):
+            await a.info()
 
 
 async def test_consumer_ids_are_never_given_again(tmp_path: Path) -> None:

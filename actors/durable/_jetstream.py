@@ -611,7 +611,10 @@ class JetStreamStore:
         try:
             await self._apply_backoff(cid, ack_wait, delays)
         except JetStreamError as error:
-            raise _not_found(error, stream, cid) or error from error
+            gone = _not_found(error, stream, cid)
+            if gone is None:
+                raise
+            raise gone from error
         js = self.js
         got: list[JsMsg] = []
         marks: list[tuple[int, float]] = []  # (messages so far, when that pull ended)
@@ -863,7 +866,13 @@ class JetStreamStore:
             state.deliveries.clear()
 
     async def consumer_info(self, cid: tuple[str, str]) -> tuple[int, int, int, int]:
-        info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
+        try:
+            info = await self._retry(f"info of consumer {cid[1]!r}", self.js.consumer_info, *cid)
+        except JetStreamError as error:
+            gone = _not_found(error, cid[0], cid)
+            if gone is None:
+                raise
+            raise gone from error
         in_flight = int(info.get("num_ack_pending", 0))
         pending = int(info.get("num_pending", 0)) + in_flight
         floor = int(info["ack_floor"]["stream_seq"])
