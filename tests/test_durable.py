@@ -441,7 +441,7 @@ async def test_bad_values_are_refused_where_they_are_given(open_store: Opener) -
         orders = await system.streams.create("ORDERS", subjects=(s for s in ["orders.>"]))
         assert orders.subjects == ("orders.>",)
         with pytest.raises(ValueError, match="deliver's seq must be finite"):
-            await orders.consumer("c", deliver=("seq", math.inf))
+            await orders.consumer("c", deliver=("seq", math.inf))  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="deliver's time must be finite"):
             await orders.consumer("c", deliver=("time", math.nan))
         with pytest.raises(ValueError, match="gave nan for attempt 0"):

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -129,7 +129,7 @@ class Streams:
         self,
         name: str,
         *,
-        subjects: Sequence[str],
+        subjects: Iterable[str],
         retention: Retention = "limits",
         max_age: float | None = None,
         max_msgs: int | None = None,
