@@ -137,8 +137,9 @@ def _patterns_overlap(a: str, b: str) -> bool:
 #: A Backoff's delays are read for this many deliveries at most; later
 #: redeliveries repeat the last (a claim sends them to the store each time).
 DELAYS_MOST = 64
-#: The highest sequence number (the SQLite store's; JetStream's is higher).
-_MAX_SEQ = (1 << 44) - 1
+#: The highest sequence a start may name (a 64-bit signed integer, as SQLite
+#: takes it; the SQLite store's own last sequence is lower, and it clamps).
+_MAX_SEQ = (1 << 63) - 1
 
 
 def backoff_delay(backoff: Backoffish | None, attempt: int) -> float:
@@ -271,6 +272,9 @@ class Message:
             False if the ack was stale (the message was delivered again, or
             already settled), True otherwise.
 
+        Raises:
+            ConsumerNotFound: the consumer was deleted (here or elsewhere).
+
         Cancellation: the ack may or may not have been recorded.
         """
         (done,) = await self._consumer._ack([self])
@@ -287,6 +291,11 @@ class Message:
 
         Returns:
             ``"nak"``, ``"dead"`` (moved to the dead letters) or ``"stale"``.
+
+        Raises:
+            ValueError: ``delay`` is not finite seconds >= 0.
+            TypeError: ``error`` is not a str.
+            ConsumerNotFound: the consumer was deleted (here or elsewhere).
 
         Cancellation: the nak may or may not have been recorded; if not, the
         message comes back after its ack wait.
@@ -464,6 +473,7 @@ class Consumer:
 
         Raises:
             ValueError: ``batch`` < 1 or a negative ``expires``.
+            ConsumerNotFound: the consumer was deleted (here or elsewhere).
 
         Cancellation: safe: messages claimed when the cancellation came are
         given back at once (their delivery not counted).
