@@ -164,6 +164,7 @@ async def start(placement: Subprocess, backend: str) -> ChildProcess:
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     process: anyio.abc.Process | None = None
+    stream: SocketStream | None = None
     try:
         with theirs:
             process = await anyio.open_process(
@@ -191,6 +192,9 @@ async def start(placement: Subprocess, backend: str) -> ChildProcess:
                 ) from None
         return ChildProcess(process, WireConnection(stream, session))
     except BaseException:
+        if stream is not None:  # unwatched first: the loop must not keep the closed fd
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
         ours.close()
         if process is not None:
             with anyio.CancelScope(shield=True):

@@ -131,6 +131,11 @@ class ProcessActor(Actor):
             lost = self.worker
             if isinstance(error, ConnectionLost) and lost is not None and lost.error:
                 raise lost.error from None  # how the process died says more
+            if type(error) is TimeoutError and not error.args:
+                raise TimeoutError(
+                    f"{cell.path}: its process did not start within "
+                    f"{placement.start_timeout:g} s (Subprocess(start_timeout=...))"
+                ) from None
             raise
         if outcome is not None:
             await self._abandon()

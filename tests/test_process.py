@@ -524,3 +524,21 @@ async def test_an_ask_the_child_cannot_unpickle_fails_at_once(anyio_backend: Any
             assert await ref.ask("still fine") == ("echo", "", "still fine")
     finally:
         del sys.modules[module.__name__]
+
+
+async def test_a_spawn_out_of_time_says_so_and_the_next_one_works(tmp_path: Path) -> None:
+    # The timed-out child's socket was closed while asyncio still watched it:
+    # every later socket or pidfd given that fd number went unwatched, and
+    # every later spawn of the process timed out (or hung in a pool).
+    slow = tmp_path / "slow-python"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    slow.chmod(0o755)
+    async with actors.ActorSystem() as system:
+        with pytest.raises(ActorFailed, match=r"did not start within 0\.5 s") as failed:
+            await system.spawn(Echo, placement=Subprocess(python=str(slow), start_timeout=0.5))
+        assert "start_timeout" in str(failed.value)
+        for _ in range(2):
+            with anyio.fail_after(WAIT):
+                ref = await system.spawn(Echo, placement=Subprocess())
+                assert await ref.ask("pid") != os.getpid()
+                await ref.stop()
