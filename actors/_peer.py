@@ -675,9 +675,15 @@ class Peer:
                 # An answer, the usual case: no headers (the receiver reads
                 # no "o" as an answer), encoded without the general encoder.
                 data = encode_reply(ask.token, body)
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self.wire.send_urgent_encoded(data)  # else the reader ends the peer
-                return
+                try:
+                    with contextlib.suppress(
+                        anyio.BrokenResourceError, anyio.ClosedResourceError
+                    ):  # else the reader ends the peer
+                        self.wire.send_urgent_encoded(data)
+                    return
+                except ValueError as error:  # more than a frame holds: the asker hears why
+                    code = _OUTCOMES[ERROR]
+                    body = dump_error(error, self.system.name)
         self._send_urgent(Envelope(Kind.REPLY, "", "", ask.token, {"o": code}, body))
 
     def _on_reply(self, envelope: Envelope) -> None:

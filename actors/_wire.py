@@ -283,8 +283,10 @@ class WireConnection:
     # -- sending ----------------------------------------------------------------
 
     def _too_large(self, envelope: Envelope, size: int) -> ValueError:
+        # An actor's address is "uid\0node\0path": name it by its path.
+        to = envelope.to.rsplit("\0", 1)[-1] or "the other side"
         return ValueError(
-            f"the message to {envelope.to!r} is {size:,} bytes encoded, more than a "
+            f"the message to {to!r} is {size:,} bytes encoded, more than a "
             f"frame holds ({self._max_frame:,}): send it in parts"
         )
 

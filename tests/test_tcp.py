@@ -686,3 +686,33 @@ async def test_a_stopped_process_is_lost_after_missed_heartbeats(
             assert "far sent nothing" in str(notice.reason)
         finally:
             os.kill(node.pid, signal.SIGCONT)
+
+
+class Big(actors.Actor):
+    """Answers ``n`` with ``n`` bytes."""
+
+    async def receive(self, message: int) -> bytes:
+        return b"x" * message
+
+
+async def test_a_reply_too_large_for_a_frame_fails_the_ask_not_the_actor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It raised in the replying actor's loop: the actor died, and (here, at
+    # the top of its system) took the server down; the asker saw only the
+    # connection end.
+    from actors._wire import WireConnection
+
+    monkeypatch.setitem(WireConnection.__init__.__kwdefaults__, "max_frame", 1 << 16)
+    async with two_systems() as (server, _client, remote):
+        server.registry.register("big", await server.spawn(Big))
+        big = await remote.whereis("big")
+        assert big is not None
+        with pytest.raises(ValueError, match=r"a reply of .* more than a frame holds .*with less"):
+            await big.ask(1 << 17)
+        assert await big.ask(10) == b"x" * 10  # alive, and so is its system
+        echo = await remote.whereis("echo")
+        assert echo is not None
+        with pytest.raises(ValueError, match=r"message to '/user/echo' is .* send it in parts"):
+            await echo.ask(b"x" * (1 << 17))
+        assert await echo.ask("hi") == ("echo", "server", "hi")
