@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +118,27 @@ class Subprocess:
                 f"Subprocess(initializer=...) must be a callable without arguments, "
                 f"got {self.initializer!r}"
             )
+        env: object = self.env
+        if env is not None and (
+            not isinstance(env, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        ):
+            raise TypeError(
+                f"Subprocess(env=...) must map names to str values, like "
+                f"{{'LOG_LEVEL': 'debug'}}, got {env!r}"
+            )
         by_value: object = self.by_value
-        modules = (by_value,) if isinstance(by_value, str) else tuple(self.by_value)
+        if isinstance(by_value, str):
+            modules: tuple[object, ...] = (by_value,)
+        elif isinstance(by_value, Iterable):
+            modules = tuple(by_value)
+        else:
+            modules = (by_value,)
+        if not all(isinstance(m, str) and m for m in modules):
+            raise TypeError(
+                f"Subprocess(by_value=...) must be module names (str), like "
+                f"('myapp.jobs',), got {by_value!r}"
+            )
         object.__setattr__(self, "by_value", modules)
 
 

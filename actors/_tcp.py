@@ -36,6 +36,7 @@ actors: the system closes them once its actors have stopped (each within
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -585,7 +586,14 @@ async def listen(
         raise ValueError(
             f"port must be a whole number from 0 (any free port) to 65535, got {port!r}"
         )
-    sockets = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    try:
+        sockets = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    except OSError as error:
+        hint = " (port=0 takes any free port)" if error.errno == errno.EADDRINUSE else ""
+        raise OSError(
+            error.errno,
+            f"cannot listen on {format_address(host, port)}: {error.strerror or error}{hint}",
+        ) from error
     listeners = [
         listener for listener in sockets.listeners if isinstance(listener, anyio.abc.SocketListener)
     ]
@@ -733,8 +741,18 @@ async def connect(
     timeout = _seconds("timeout", timeout)
     host, port = parse_address(address)
     label = format_address(host, port)
-    with anyio.fail_after(timeout):
-        stream = await connect_tcp(host, port)
+    try:
+        with anyio.fail_after(timeout):
+            stream = await connect_tcp(host, port)
+    except TimeoutError:
+        raise TimeoutError(
+            f"no TCP connection to {label} within {timeout:g} s (is the address right, "
+            f"and does a firewall drop the packets?)"
+        ) from None
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot connect to {label}: {error.strerror or error}"
+        ) from error
     link = Link(
         network,
         initiator=True,

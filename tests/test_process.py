@@ -542,3 +542,22 @@ async def test_a_spawn_out_of_time_says_so_and_the_next_one_works(tmp_path: Path
                 ref = await system.spawn(Echo, placement=Subprocess())
                 assert await ref.ask("pid") != os.getpid()
                 await ref.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"env": {"A": 1}}, "env"),
+        ({"env": ["A=1"]}, "env"),
+        ({"by_value": 123}, "by_value"),
+        ({"by_value": [1]}, "by_value"),
+        ({"by_value": [""]}, "by_value"),
+    ],
+)
+def test_bad_subprocess_options_are_named(options: dict[str, Any], named: str) -> None:
+    # They failed at spawn, deep in the child's start (a TypeError about
+    # os.PathLike, an AttributeError about startswith).
+    with pytest.raises(TypeError, match=rf"Subprocess\({named}=\.\.\.\) must"):
+        Subprocess(**options)
+    only = Subprocess(env={"A": "1"}, by_value="myapp.jobs")  # type: ignore[arg-type]
+    assert only.by_value == ("myapp.jobs",)

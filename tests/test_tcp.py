@@ -489,10 +489,10 @@ async def test_bad_arguments_are_refused_with_a_clear_error(tmp_path: Path) -> N
             await system.connect("127.0.0.1:1", secret=SECRET, misses=0)
         with pytest.raises(ValueError, match="port"):
             await system.listen(port=70000, secret=SECRET)
-        with pytest.raises(OSError):
+        with pytest.raises(ConnectionRefusedError, match=r"cannot connect to 127\.0\.0\.1:1"):
             await system.connect("127.0.0.1:1", secret=SECRET)
         listener = await system.listen(secret=SECRET)
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=r"cannot listen on .*port=0 takes any free port"):
             await system.listen(port=listener.port, secret=SECRET)
     with pytest.raises(actors.ActorsError, match="not running"):
         await system.listen(secret=SECRET)
@@ -703,7 +703,9 @@ async def test_a_reply_too_large_for_a_frame_fails_the_ask_not_the_actor(
     # connection end.
     from actors._wire import WireConnection
 
-    monkeypatch.setitem(WireConnection.__init__.__kwdefaults__, "max_frame", 1 << 16)
+    defaults = WireConnection.__init__.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "max_frame", 1 << 16)
     async with two_systems() as (server, _client, remote):
         server.registry.register("big", await server.spawn(Big))
         big = await remote.whereis("big")
@@ -716,3 +718,20 @@ async def test_a_reply_too_large_for_a_frame_fails_the_ask_not_the_actor(
         with pytest.raises(ValueError, match=r"message to '/user/echo' is .* send it in parts"):
             await echo.ask(b"x" * (1 << 17))
         assert await echo.ask("hi") == ("echo", "server", "hi")
+
+
+async def test_a_connect_that_gets_no_answer_names_the_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As an address whose packets a firewall drops: it was a bare TimeoutError.
+    from actors import _tcp
+
+    async def dropped(host: str, port: int) -> None:
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr(_tcp, "connect_tcp", dropped)
+    async with actors.ActorSystem() as system:
+        with pytest.raises(
+            TimeoutError, match=r"no TCP connection to 10\.9\.8\.7:4000 within 0\.2 s"
+        ):
+            await system.connect("10.9.8.7:4000", secret=SECRET, timeout=0.2)
