@@ -590,10 +590,7 @@ async def listen(
         sockets = await anyio.create_tcp_listener(local_host=host, local_port=port)
     except OSError as error:
         hint = " (port=0 takes any free port)" if error.errno == errno.EADDRINUSE else ""
-        raise OSError(
-            error.errno,
-            f"cannot listen on {format_address(host, port)}: {error.strerror or error}{hint}",
-        ) from error
+        raise _named(error, f"cannot listen on {format_address(host, port)}", hint) from error
     listeners = [
         listener for listener in sockets.listeners if isinstance(listener, anyio.abc.SocketListener)
     ]
@@ -750,9 +747,7 @@ async def connect(
             f"and does a firewall drop the packets?)"
         ) from None
     except OSError as error:
-        raise OSError(
-            error.errno, f"cannot connect to {label}: {error.strerror or error}"
-        ) from error
+        raise _named(error, f"cannot connect to {label}") from error
     link = Link(
         network,
         initiator=True,
@@ -782,6 +777,13 @@ async def connect(
             link.close()
             raise
     return RemoteSystem(link)
+
+
+def _named(error: OSError, what: str, hint: str = "") -> OSError:
+    # The error again, saying what failed; OSError(errno, ...) keeps its
+    # subclass (ConnectionRefusedError...), and one without an errno stays so.
+    text = f"{what}: {error.strerror or error}{hint}"
+    return OSError(error.errno, text) if error.errno is not None else OSError(text)
 
 
 __all__ = ["Listener", "RemoteSystem", "connect", "listen"]
