@@ -676,11 +676,10 @@ class Peer:
                 # no "o" as an answer), encoded without the general encoder.
                 data = encode_reply(ask.token, body)
                 try:
-                    with contextlib.suppress(
-                        anyio.BrokenResourceError, anyio.ClosedResourceError
-                    ):  # else the reader ends the peer
-                        self.wire.send_urgent_encoded(data)
+                    self.wire.send_urgent_encoded(data)
                     return
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return  # the reader ends the peer
                 except ValueError as error:  # more than a frame holds: the asker hears why
                     code = _OUTCOMES[ERROR]
                     body = dump_error(error, self.system.name)
