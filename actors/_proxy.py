@@ -99,8 +99,9 @@ class ProcessActor(Actor):
         if placement.by_value:
             _register_by_value(placement.by_value)
         self._address = address(system.name, cell.uid, cell.path)
+        starting: anyio.CancelScope | None = None
         try:
-            with anyio.fail_after(placement.start_timeout):
+            with anyio.fail_after(placement.start_timeout) as starting:
                 if placement.pool is None:
                     backend = placement.backend or sniffio.current_async_library()
                     worker = self.worker = Worker(system, placement, backend, owner=cell)
@@ -131,7 +132,11 @@ class ProcessActor(Actor):
             lost = self.worker
             if isinstance(error, ConnectionLost) and lost is not None and lost.error:
                 raise lost.error from None  # how the process died says more
-            if type(error) is TimeoutError and not error.args:
+            if (
+                isinstance(error, TimeoutError)
+                and starting is not None
+                and starting.cancelled_caught
+            ):
                 raise TimeoutError(
                     f"{cell.path}: its process did not start within "
                     f"{placement.start_timeout:g} s (Subprocess(start_timeout=...))"
