@@ -304,16 +304,29 @@ class Cell:
         self.request_stop(timed=True)
         await self.terminated.wait()
 
-    def _check_overrun(self) -> None:
-        # The only canceller of a cell's scope besides kill() and a failing
-        # goroutine is the stop deadline.
-        if self.scope.cancelled_caught and not self.killed and self.failure is None:
+    def _check_overrun(self, failing: bool) -> None:
+        # The only canceller of a cell's scope besides kill() and a failure
+        # (``failing``: a goroutine's, before the shutdown) is the stop deadline.
+        if self.scope.cancelled_caught and not self.killed and not failing:
             logger.warning(
                 "%s did not stop within its shutdown timeout of %s s; cancelled it",
                 self.path,
                 self.shutdown,
             )
             self.killed = True
+
+    def fail_late(self, error: BaseException) -> None:
+        """Fail the actor with ``error``, found elsewhere (a process actor's
+        remote end). While it runs, as a failing goroutine does; while it
+        stops, the stop ends with ``error``: the failure came first and was
+        heard late (the asker's reply overtakes the remote end's report)."""
+        if self.failure is not None:
+            return
+        if self.alive:
+            self.failure = error
+            self.scope.cancel()
+        elif self.state == "stopping":
+            self.failure = error
 
     def kill(self) -> None:
         """Cancel the actor at once (brutal kill); cleanup still runs."""
@@ -389,7 +402,7 @@ class Cell:
                 reason = await self._start()
                 if reason is None:
                     reason = await self._loop(self.instance)  # type: ignore[arg-type]
-            self._check_overrun()
+            self._check_overrun(self.failure is not None)
             started = self.state == "running"
             if self.failure is not None and reason is None:
                 reason = self.failure
@@ -415,7 +428,10 @@ class Cell:
                     self.scope.deadline = self.stop_deadline
                 with self.scope:
                     reason = await self._shutdown(actor, reason)
-                self._check_overrun()
+                self._check_overrun(False)
+            if reason is None and self.failure is not None:
+                reason = self.failure  # heard of while stopping (fail_late)
+                _log_failure(self.path, reason, "")
         except BaseException:
             self._escaped()  # no name for it here: a local more in every actor's frame
         finally:

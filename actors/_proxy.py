@@ -171,11 +171,11 @@ class ProcessActor(Actor):
     def _remote_ended(self, reason: bytes | None) -> None:
         # The host's report: the remote actor ended (stopped, or failed).
         self._ended.set()
-        if not self._running or self._stopping:
-            return  # on_start, or on_stop, takes it from here
+        if not self._running:
+            return  # on_start takes it from here
         if reason is not None:
             self._fail(load_error(reason))
-        else:
+        elif not self._stopping:
             self._actors_cell.request_stop()
 
     def _lost(self, error: BaseException | None) -> None:
@@ -183,15 +183,13 @@ class ProcessActor(Actor):
         # whoever owns it ended it.
         self._actors_cell.remote = None
         self._ended.set()  # nothing more will come from there
-        if error is not None:
-            self._fail(error)
+        if error is not None and self._actors_cell.alive:
+            self._fail(error)  # while it stops, the end of the process ends that
 
     def _fail(self, error: BaseException) -> None:
         cell: Cell = self._actors_cell
         cell.remote = None
-        if cell.failure is None and cell.alive:
-            cell.failure = error  # as a failing goroutine does
-            cell.scope.cancel()
+        cell.fail_late(error)
 
     def _release(self) -> None:
         # The stand-in's cell is gone (however it ended): leave the worker,

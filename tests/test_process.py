@@ -561,3 +561,32 @@ def test_bad_subprocess_options_are_named(options: dict[str, Any], named: str) -
         Subprocess(**options)
     only = Subprocess(env={"A": "1"}, by_value="myapp.jobs")  # type: ignore[arg-type]
     assert only.by_value == ("myapp.jobs",)
+
+
+@pytest.mark.parametrize("where", ["here", "process", "pool"])
+async def test_a_failure_stays_the_reason_when_a_stop_follows_at_once(
+    anyio_backend: Any, where: str
+) -> None:
+    # The asker hears of the failure before the stand-in does (the reply
+    # comes first): its stop must not turn the failure into a clean stop.
+    async with actors.ActorSystem() as system:
+        placement = None
+        if where == "pool":
+            await system.process_pool("p", size=1)  # closed after the supervisor
+            placement = Subprocess(pool="p")
+        elif where == "process":
+            placement = Subprocess()
+        await system.spawn(
+            Supervisor,
+            [ChildSpec(Echo, name="w", placement=placement)],
+            strategy="one_for_one",
+            name="sup",
+        )
+        system.registry.register("sup", _sup(system))
+        for _ in range(3):
+            ref = await _child(system, "/user/sup/w")
+            with pytest.raises(ActorFailed):
+                await ref.ask("boom")
+            await ref.stop()
+            ended = await ref.join()
+            assert isinstance(ended.reason, ValueError), ended
