@@ -219,6 +219,22 @@ async def test_an_unpicklable_message_fails_in_the_sender(anyio_backend: Any) ->
         assert await ref.ask("still fine") == ("echo", "", "still fine")
 
 
+async def test_an_unpicklable_tell_to_an_actor_still_starting_is_a_dead_letter(
+    anyio_backend: Any,
+) -> None:
+    # Until it has started, its messages wait here and are pickled when they
+    # go: the sender has gone on, so the one that cannot be is a dead letter.
+    async with actors.ActorSystem() as system, system.dead_letters() as letters:
+        ref = system.spawn_nowait(Echo, placement=Subprocess())
+        await ref.tell(_generator())
+        await ref.tell("after it")
+        with anyio.fail_after(WAIT):
+            letter = await letters.receive()
+        assert letter.recipient == ref and isinstance(letter.message, types.GeneratorType)
+        assert letter.reason.startswith("unpicklable: ") and "generator" in letter.reason
+        assert await ref.ask("seen") == ["after it"]  # the rest went on, in order
+
+
 async def test_unpicklable_spawn_arguments_fail_the_spawn(anyio_backend: Any) -> None:
     async with actors.ActorSystem() as system:
         with pytest.raises(ActorFailed) as caught:
