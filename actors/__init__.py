@@ -21,6 +21,7 @@ from ._exceptions import ChannelDrained as ChannelDrained
 from ._exceptions import ConnectionLost as ConnectionLost
 from ._exceptions import IncompatiblePeer as IncompatiblePeer
 from ._exceptions import MailboxFull as MailboxFull
+from ._exceptions import MessageTooLarge as MessageTooLarge
 from ._exceptions import NameLost as NameLost
 from ._exceptions import NameTaken as NameTaken
 from ._exceptions import NodeDown as NodeDown
@@ -84,6 +85,7 @@ __all__ = [
     "Listener",
     "Mailbox",
     "MailboxFull",
+    "MessageTooLarge",
     "NameLost",
     "NameTaken",
     "NodeDown",

@@ -194,6 +194,30 @@ class UnpicklableMessage(ActorsError, TypeError):
     """
 
 
+class MessageTooLarge(ActorsError, ValueError):
+    """A message bound for another process or system is larger than a frame
+    holds (256 MiB encoded); nothing was sent.
+
+    Also a ``ValueError``. Send it in parts, or pass a reference to where the
+    data is (a file, a durable stream).
+
+    Examples:
+        >>> issubclass(MessageTooLarge, ValueError)
+        True
+    """
+
+
+#: What fails a message before any of it is sent to another process.
+UNSENDABLE = (UnpicklableMessage, MessageTooLarge)
+
+
+def unsent_reason(error: BaseException) -> str:
+    """A dead letter's reason for a message that ``error`` (one of
+    :data:`UNSENDABLE`) kept from going on."""
+    kind = "unpicklable" if isinstance(error, UnpicklableMessage) else "too large"
+    return f"{kind}: {error}"
+
+
 class AuthenticationError(ActorsError):
     """A peer could not be trusted, so the connection was refused or closed.
 

@@ -58,6 +58,7 @@ from ._codec import dumps, loads
 from ._deadlines import now
 from ._envelope import Envelope, Kind, encode_reply
 from ._exceptions import (
+    UNSENDABLE,
     ActorsError,
     ConnectionLost,
     MailboxFull,
@@ -723,12 +724,16 @@ class Peer:
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Pass a dead letter of this system on to the other side's."""
-        try:
-            body = dumps((letter.message, letter.recipient, letter.reason, letter.topic))
-        except UnpicklableMessage:
-            body = dumps((describe(letter.message), letter.recipient, letter.reason, letter.topic))
-        if self.error is None:
-            self._send_urgent(Envelope(Kind.SIGNAL, "dead_letter", "", 0, _NO_HEADERS, body))
+        if self.error is not None:
+            return
+        message = letter.message
+        for _ in range(2):
+            try:
+                body = dumps((message, letter.recipient, letter.reason, letter.topic))
+                self._send_urgent(Envelope(Kind.SIGNAL, "dead_letter", "", 0, _NO_HEADERS, body))
+                return
+            except UNSENDABLE:
+                message = describe(message)  # what it was, if it cannot go itself
 
     def _on_dead_letter(self, payload: tuple[Any, ActorRef | None, str, str | None]) -> None:
         message, recipient, reason, topic = payload

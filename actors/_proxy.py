@@ -46,7 +46,7 @@ import sniffio
 from . import _tracing
 from ._actor import Actor
 from ._codec import dumps_spec
-from ._exceptions import ConnectionLost, UnpicklableMessage
+from ._exceptions import UNSENDABLE, ConnectionLost, unsent_reason
 from ._mailbox import Mailbox
 from ._pool import pool_named
 from ._process import TERM_GRACE
@@ -216,15 +216,15 @@ class ProcessActor(Actor):
             cell._current_ask = None  # the remote reply answers it
             try:
                 await peer.forward(self._address, ask, _tracing.onward(message))
-            except UnpicklableMessage as error:
+            except UNSENDABLE as error:
                 ask.put_error(error)  # the asker learns why; the actor lives on
         else:
             assert self._direct is not None  # set once on_start has succeeded
             try:
                 await self._direct.tell(message)
-            except UnpicklableMessage as error:
+            except UNSENDABLE as error:
                 logger.error("%s: %s", cell.path, error)
-                cell.dead_letter(message, f"unpicklable: {error}")
+                cell.dead_letter(message, unsent_reason(error))
         if self._direct is not None and cell.remote is None:
             self._go_direct()
         return None

@@ -22,7 +22,7 @@ from . import _tracing
 from ._ask import Ask
 from ._codec import dumps, loads
 from ._envelope import Envelope, Kind, encode, encode_tell
-from ._exceptions import RemoteError
+from ._exceptions import MessageTooLarge, RemoteError
 from ._messages import Terminated
 from ._ref import ActorRef
 
@@ -143,6 +143,8 @@ class RemoteRef(ActorRef[Any, Any]):
                 return
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass
+            except MessageTooLarge as error:
+                raise MessageTooLarge(f"to {self._path!r}: {error}") from None
         peer.system._dead_letter(message, self, "connection lost")
 
     async def _traced_tell(self, message: Any) -> None:

@@ -22,7 +22,15 @@ import anyio.lowlevel
 
 from ._channel import CLOSED, YIELD_EVERY, Channel, ChannelStatistics, ReceiveCase, SendCase
 from ._codec import dumps
-from ._exceptions import ActorsError, ChannelDrained, ConnectionLost, SendOnClosed, WouldBlock
+from ._exceptions import (
+    UNSENDABLE,
+    ActorsError,
+    ChannelDrained,
+    ConnectionLost,
+    MessageTooLarge,
+    SendOnClosed,
+    WouldBlock,
+)
 from ._parking import Op, Waiter, count_live, park
 
 if TYPE_CHECKING:
@@ -124,6 +132,18 @@ class RemoteChannel(Channel[T]):
                 f"{self!r}: the connection to its owner is ending ({error})"
             ) from None
 
+    def _put(self, body: bytes) -> None:
+        # Ship a value whose credit was spent; one too large for a frame
+        # went nowhere, and its credit is given back.
+        try:
+            self._ship("put", 0, body)
+        except MessageTooLarge:
+            self._grant(1)
+            raise MessageTooLarge(
+                f"{self!r}: a value of {len(body):,} bytes pickled is more than a frame "
+                f"holds; nothing was sent: send it in parts"
+            ) from None
+
     def _grant(self, count: int) -> None:
         credits = self._credits
         for _ in range(count):
@@ -146,6 +166,8 @@ class RemoteChannel(Channel[T]):
                 self._ship("back", 0, dumps(value))
             except ConnectionLost:
                 self._wires.dead_letter(value, f"{self!r} lost its connection with it")
+            except UNSENDABLE as error:  # it came in a frame: all but impossible
+                self._wires.dead_letter(value, f"{self!r} could not give it back ({error})")
 
     def _closed_by_owner(self) -> None:
         self._closed = True
@@ -177,6 +199,7 @@ class RemoteChannel(Channel[T]):
             ConnectionLost: the connection to the owner ended.
             WouldBlock: ``capacity`` values from this end are on their way.
             UnpicklableMessage: ``value`` cannot be pickled; nothing was sent.
+            MessageTooLarge: ``value`` is larger than a frame; nothing was sent.
         """
         self._check_send()
         body = dumps(value)
@@ -186,7 +209,7 @@ class RemoteChannel(Channel[T]):
                 f"channel yet; wait for room with send()"
             )
         self._available -= 1
-        self._ship("put", 0, body)
+        self._put(body)
 
     async def send(self, value: T) -> None:
         """Send ``value``: spend a credit, waiting for one if none is left.
@@ -198,6 +221,7 @@ class RemoteChannel(Channel[T]):
             SendOnClosed: the channel is closed, or closes while we wait.
             ConnectionLost: the connection to the owner ended.
             UnpicklableMessage: ``value`` cannot be pickled; nothing was sent.
+            MessageTooLarge: ``value`` is larger than a frame; nothing was sent.
         """
         self._tick += 1
         if self._tick >= YIELD_EVERY:
@@ -222,7 +246,7 @@ class RemoteChannel(Channel[T]):
             self._check_send()
             if waiter.closed:  # pragma: no cover - closed or lost is why
                 raise SendOnClosed(f"{self!r} closed while a send was waiting")
-        self._ship("put", 0, body)
+        self._put(body)
 
     def sending(self, value: T) -> SendCase[T]:
         """A send case for :func:`select`: ready while a credit is left."""
@@ -374,7 +398,7 @@ class _RemoteSendCase(SendCase[T]):
         end = self._end()
         end._check_send()
         end._available -= 1
-        end._ship("put", 0, self._pickled())
+        end._put(self._pickled())
         return None
 
     def _park(self, op: Op, index: int) -> Waiter:
@@ -388,5 +412,5 @@ class _RemoteSendCase(SendCase[T]):
         end._check_send()
         if winner.closed:  # pragma: no cover - closed or lost is why
             raise SendOnClosed(f"{end!r} closed while select was sending")
-        end._ship("put", 0, self._pickled())
+        end._put(self._pickled())
         return None

@@ -57,11 +57,12 @@ from . import _tracing
 from ._broker import Endpoint, Overflow, TopicInfo
 from ._channel import Channel
 from ._exceptions import (
+    UNSENDABLE,
     ActorsError,
     ActorStopped,
     ChannelDrained,
     ConnectionLost,
-    UnpicklableMessage,
+    unsent_reason,
 )
 from ._matcher import check_topic
 from ._remote import RemoteRef
@@ -230,8 +231,8 @@ class _RemoteEndpoint(Endpoint):
                 async for message in self.channel:
                     try:
                         await self._remote.tell(message)
-                    except UnpicklableMessage as error:
-                        self.dead_letter(message, f"unpicklable: {error}", None)
+                    except UNSENDABLE as error:
+                        self.dead_letter(message, unsent_reason(error), None)
                 why = "stopped"  # closed by a drop
                 task_group.cancel_scope.cancel()
         finally:

@@ -71,7 +71,7 @@ import anyio.lowlevel
 
 from ._cluster_stream import LinkStream
 from ._envelope import Envelope, decode_batch, encode
-from ._exceptions import AuthenticationError, IncompatiblePeer, WouldBlock
+from ._exceptions import AuthenticationError, IncompatiblePeer, MessageTooLarge, WouldBlock
 from ._mac import TAG_SIZE, Tagger
 from ._socket import SocketStream
 
@@ -282,10 +282,10 @@ class WireConnection:
 
     # -- sending ----------------------------------------------------------------
 
-    def _too_large(self, envelope: Envelope, size: int) -> ValueError:
+    def _too_large(self, envelope: Envelope, size: int) -> MessageTooLarge:
         # An actor's address is "uid\0node\0path": name it by its path.
         to = envelope.to.rsplit("\0", 1)[-1] or "the other side"
-        return ValueError(
+        return MessageTooLarge(
             f"the message to {to!r} is {size:,} bytes encoded, more than a "
             f"frame holds ({self._max_frame:,}): send it in parts"
         )
@@ -316,7 +316,8 @@ class WireConnection:
             envelope: The envelope; its body already pickled.
 
         Raises:
-            ValueError: The envelope cannot be encoded, or is larger than a frame.
+            MessageTooLarge: The envelope is larger than a frame (a ``ValueError``).
+            ValueError: The envelope cannot be encoded.
             TypeError: A header is not a ``str``.
             anyio.ClosedResourceError: The connection was closed.
             anyio.BrokenResourceError: The connection failed (the stream
@@ -348,7 +349,7 @@ class WireConnection:
         # The fast path of a tell (benchmarks.process's tell row): no call
         # that can be saved, and no checkpoint but one every YIELD_EVERY sends.
         if len(data) > self._max_frame:
-            raise ValueError(
+            raise MessageTooLarge(
                 f"a message of {len(data):,} bytes encoded is more than a frame holds "
                 f"({self._max_frame:,}): send it in parts"
             )
@@ -424,7 +425,7 @@ class WireConnection:
         """:meth:`send_urgent` for an envelope already encoded
         (``_envelope.encode_reply``)."""
         if len(data) > self._max_frame:
-            raise ValueError(
+            raise MessageTooLarge(
                 f"a reply of {len(data):,} bytes encoded is more than a frame holds "
                 f"({self._max_frame:,}): answer with less"
             )

@@ -59,11 +59,11 @@ from ._channel_export import Export, exports
 from ._codec import dumps, loads
 from ._envelope import Envelope, Kind
 from ._exceptions import (
+    UNSENDABLE,
     ActorsError,
     ChannelDrained,
     ConnectionLost,
     SendOnClosed,
-    UnpicklableMessage,
     WouldBlock,
 )
 from ._remote_channel import RemoteChannel
@@ -126,12 +126,10 @@ class Far:
     def give(self, value: Any) -> None:
         # A value received for the end: over it goes.
         try:
-            body = dumps(value)
-        except UnpicklableMessage as error:
-            self.dead(value, f"it cannot be pickled ({error})")
+            self.tell("value", 0, dumps(value))
+        except UNSENDABLE as error:
+            self.dead(value, f"it cannot go over ({error})")
             self.wanted += 1  # its receive still waits
-            return
-        self.tell("value", 0, body)
 
     def drained(self) -> None:
         self.wanted = 0
