@@ -760,6 +760,7 @@ class ClusterRef(RemoteRef):
         self._peer = None  # type: ignore[assignment]
         self._address = address(system_name, uid, path)
         self._address_bytes = self._address.encode()
+        self._ended = False
 
     def _live(self) -> Peer | None:
         peer: Peer | None = self._peer
@@ -828,7 +829,7 @@ class ClusterRef(RemoteRef):
 
     @property
     def alive(self) -> bool:
-        return self._live() is not None or self._peer is None
+        return not self._ended and (self._live() is not None or self._peer is None)
 
     async def join(self) -> Terminated:
         try:

@@ -69,7 +69,7 @@ from ._exceptions import (
 from ._go import current_owner
 from ._messages import DeadLetter, Terminated, describe
 from ._ref import ActorRef, current_system
-from ._remote import dump_error, load_error, parse_address
+from ._remote import RemoteRef, dump_error, load_error, parse_address
 from ._signal import Signal
 from ._socket import SocketStream
 from ._wire_channel import WireChannels
@@ -914,6 +914,8 @@ class Peer:
 
     def _notify(self, entry: _Watch, reason: BaseException | None, killed: bool) -> None:
         notice = Terminated(entry.ref, reason, killed)
+        if isinstance(entry.ref, RemoteRef):
+            entry.ref._learn(notice)
         for cell in entry.cells:
             if not cell.mailbox.closed:
                 cell.mailbox.put_system(notice)

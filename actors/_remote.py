@@ -22,7 +22,7 @@ from . import _tracing
 from ._ask import Ask
 from ._codec import dumps, loads
 from ._envelope import Envelope, Kind, encode, encode_tell
-from ._exceptions import MessageTooLarge, RemoteError
+from ._exceptions import ActorStopped, ConnectionLost, MessageTooLarge, RemoteError
 from ._messages import Terminated
 from ._ref import ActorRef
 
@@ -116,13 +116,21 @@ class RemoteRef(ActorRef[Any, Any]):
     """An ``ActorRef`` to an actor of another system: its messages are pickled
     and go through the peer's connection. Made by unpickling a ref."""
 
-    __slots__ = ("_address", "_address_bytes", "_peer")
+    __slots__ = ("_address", "_address_bytes", "_ended", "_peer")
 
     def __init__(self, peer: Peer, system_name: str, path: str, uid: int) -> None:
         super().__init__(None, system_name, path, uid)
         self._peer = peer
         self._address = address(system_name, uid, path)
         self._address_bytes = self._address.encode()
+        #: This ref has learned that its actor ended (a join, a watch's
+        #: notice, an ask answered ActorStopped): ``alive`` is False.
+        self._ended = False
+
+    def _learn(self, notice: Terminated) -> Terminated:
+        if not isinstance(notice.reason, ConnectionLost):  # else it may live on
+            self._ended = True
+        return notice
 
     def __repr__(self) -> str:
         return f"<ActorRef {self._path} #{self._uid} on {self._system_name}>"
@@ -200,7 +208,11 @@ class RemoteRef(ActorRef[Any, Any]):
             if not envelope.answered:
                 envelope.close()
             raise
-        return envelope.result(self._path, timeout)
+        try:
+            return envelope.result(self._path, timeout)
+        except ActorStopped:
+            self._ended = True
+            raise
 
     async def stop(self) -> None:
         self._peer.signal("stop", self._address)
@@ -215,10 +227,14 @@ class RemoteRef(ActorRef[Any, Any]):
 
     @property
     def alive(self) -> bool:
-        return self._peer.error is None
+        """Whether the actor has not ended, as far as this ref knows: it
+        learns of the end from :meth:`join` (also through ``stop``), an ask
+        answered ``ActorStopped``, a watch's notice, or the end of the
+        connection; no message goes over for it."""
+        return not self._ended and self._peer.error is None
 
     async def join(self) -> Terminated:
-        return await self._peer.join(self, self._address)
+        return self._learn(await self._peer.join(self, self._address))
 
     def _watch(self, cell: Cell) -> None:
         self._peer.watch(self, self._address, cell)

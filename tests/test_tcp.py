@@ -119,6 +119,34 @@ async def test_refs_asks_watches_and_stops_flow_both_ways() -> None:
             await ref.ask("late")
 
 
+async def test_a_remote_ref_is_not_alive_once_it_learns_the_end() -> None:
+    # It said alive while the connection was up, after a stop it had made.
+    async with two_systems() as (server, client, remote):
+        stopped_here = await server.spawn(Echo, name="a")
+        server.registry.register("a", stopped_here)
+        for name in ("b", "c"):
+            server.registry.register(name, await server.spawn(Echo, name=name))
+        a, b, c = [await remote.whereis(name) for name in ("a", "b", "c")]
+        assert a is not None and b is not None and c is not None
+        assert a.alive and b.alive and c.alive
+        await b.stop()  # waits for the end: learns it
+        assert not b.alive
+        await stopped_here.stop()  # over there: nothing said here yet
+        assert a.alive
+        with pytest.raises(ActorStopped):
+            await a.ask("hi")
+        assert not a.alive
+        probe = await TestProbe.start(client)
+        probe.watch(c)
+        await server.registry.whereis("c").stop()  # type: ignore[union-attr]
+        await probe.expect(terminated, timeout=WAIT)
+        assert not c.alive
+        d = await remote.whereis("echo")
+        assert d is not None and d.alive
+        await remote.close()
+        assert not d.alive  # the connection's end
+
+
 async def test_a_remote_failure_arrives_as_the_original_exception() -> None:
     async with two_systems() as (server, client, remote):
         await server.spawn(Keeper, "fragile")
