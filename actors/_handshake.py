@@ -45,6 +45,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -238,7 +239,11 @@ def _hello(role: int, nonce: bytes, versions: Mapping[str, str]) -> bytes:
     return HELLO_PREFIX.pack(MAGIC, WIRE_VERSION, len(body)) + body
 
 
-async def _receive_hello(stream: anyio.abc.ByteReceiveStream) -> bytes:
+async def _receive_hello(
+    stream: anyio.abc.ByteStream, answer: bytes | None = None
+) -> bytes:
+    # ``answer``: the acceptor's HELLO, sent to a peer of another wire
+    # version before it is refused, so that the peer can say why too.
     prefix = await _receive_exactly(stream, HELLO_PREFIX.size)
     magic, version, size = HELLO_PREFIX.unpack(prefix)
     if magic != MAGIC:
@@ -246,6 +251,9 @@ async def _receive_hello(stream: anyio.abc.ByteReceiveStream) -> bytes:
             f"the peer does not speak the actors wire protocol (it began with {prefix!r})"
         )
     if version != WIRE_VERSION:
+        if answer is not None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.send(answer)
         raise IncompatiblePeer(
             f"the peer speaks version {version} of the actors wire protocol, this "
             f"process version {WIRE_VERSION}: run the same actors release on both sides"
@@ -334,8 +342,8 @@ async def _initiate(
 async def _accept(
     stream: anyio.abc.ByteStream, secret: bytes, ours: Mapping[str, str]
 ) -> tuple[bytes, dict[str, str]]:
-    peer_hello = await _receive_hello(stream)
     hello = _hello(ACCEPTOR, os.urandom(32), ours)
+    peer_hello = await _receive_hello(stream, answer=hello)
     # Sent before the checks, so that a peer this side refuses learns why too.
     await stream.send(hello)
     theirs = _check_hello(hello, peer_hello, ACCEPTOR, ours)

@@ -16,6 +16,7 @@ from actors._exceptions import AuthenticationError, IncompatiblePeer
 from actors._handshake import (
     HELLO_PREFIX,
     MAGIC,
+    WIRE_VERSION,
     Session,
     check_secret,
     create_cookie,
@@ -149,6 +150,28 @@ async def test_another_wire_version_is_refused() -> None:
         await b.send(HELLO_PREFIX.pack(MAGIC, 99, 40) + bytes(40))
         with pytest.raises(IncompatiblePeer, match="version 99 of the actors wire protocol"):
             await handshake(a, SECRET, True)
+
+
+async def test_an_acceptor_answers_another_wire_version_with_its_hello() -> None:
+    # The refused initiator read only the end of the stream (a bare
+    # BrokenResourceError or IncompleteRead): with the acceptor's HELLO it
+    # can say which versions differ, as the acceptor does.
+    a, b = await socketpair()
+    async with a, b:
+        await b.send(HELLO_PREFIX.pack(MAGIC, 99, 40) + bytes(40))
+        with pytest.raises(IncompatiblePeer, match="version 99 of the actors wire protocol"):
+            await handshake(a, SECRET, False)
+        with anyio.fail_after(10):
+            prefix = await _read(b, HELLO_PREFIX.size)
+        magic, version, _ = HELLO_PREFIX.unpack(prefix)
+        assert (magic, version) == (MAGIC, WIRE_VERSION)
+
+
+async def _read(stream: anyio.abc.ByteStream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        data += await stream.receive(size - len(data))
+    return data
 
 
 async def test_an_oversized_hello_is_refused_without_reading_it() -> None:
