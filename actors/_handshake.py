@@ -239,9 +239,7 @@ def _hello(role: int, nonce: bytes, versions: Mapping[str, str]) -> bytes:
     return HELLO_PREFIX.pack(MAGIC, WIRE_VERSION, len(body)) + body
 
 
-async def _receive_hello(
-    stream: anyio.abc.ByteStream, answer: bytes | None = None
-) -> bytes:
+async def _receive_hello(stream: anyio.abc.ByteStream, answer: bytes | None = None) -> bytes:
     # ``answer``: the acceptor's HELLO, sent to a peer of another wire
     # version before it is refused, so that the peer can say why too.
     prefix = await _receive_exactly(stream, HELLO_PREFIX.size)

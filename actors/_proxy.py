@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("actors")
 
+#: Seconds a failed start waits for its process's death to be read: the
+#: serving task waits up to 5 s for the exit, then kills and reaps.
+_DEATH_READ = 10.0
+
 
 class ProcessActor(Actor):
     """The local stand-in of an actor in a child process (see the module)."""
@@ -100,6 +104,7 @@ class ProcessActor(Actor):
             _register_by_value(placement.by_value)
         self._address = address(system.name, cell.uid, cell.path)
         starting: anyio.CancelScope | None = None
+        waiting = "its process did not start"  # for the timeout's message
         try:
             with anyio.fail_after(placement.start_timeout) as starting:
                 if placement.pool is None:
@@ -108,9 +113,11 @@ class ProcessActor(Actor):
                     await worker.start()
                     details = {"pid": str(worker.pid)}
                 else:
+                    waiting = f"no worker of process pool {placement.pool!r} was ready"
                     pool = pool_named(system, placement.pool, cell.path)
                     worker = self.worker = await pool._pick(cell.path)
                     details = {"pid": str(worker.pid), "pool": pool.name}
+                waiting = f"its on_start in process {worker.pid} did not finish"
                 worker.stand_ins[cell.uid] = self
                 cell.details = {**(cell.details or {}), **details}
                 assert worker.host is not None
@@ -128,18 +135,26 @@ class ProcessActor(Actor):
                     timeout=None,
                 )
         except BaseException as error:
-            await self._abandon()
             lost = self.worker
+            try:
+                if isinstance(error, ConnectionLost) and lost is not None:
+                    # How the process died says more: its serving task
+                    # learns it once the process is reaped (before
+                    # _abandon, which would make the end its owner's).
+                    with anyio.move_on_after(_DEATH_READ):
+                        await lost.done.wait()
+            finally:
+                await self._abandon()
             if isinstance(error, ConnectionLost) and lost is not None and lost.error:
-                raise lost.error from None  # how the process died says more
+                raise lost.error from None
             if (
                 isinstance(error, TimeoutError)
                 and starting is not None
                 and starting.cancelled_caught
             ):
                 raise TimeoutError(
-                    f"{cell.path}: its process did not start within "
-                    f"{placement.start_timeout:g} s (Subprocess(start_timeout=...))"
+                    f"{cell.path}: {waiting} within {placement.start_timeout:g} s "
+                    f"(Subprocess(start_timeout=...))"
                 ) from None
             raise
         if outcome is not None:

@@ -67,6 +67,17 @@ class Handlers(actors.Actor):
                 return seconds
 
 
+class StartsSlowly(actors.Actor):
+    """Tells ``report`` its pid from ``on_start``, which then takes a minute."""
+
+    def __init__(self, report: actors.ActorRef) -> None:
+        self.report = report
+
+    async def on_start(self) -> None:
+        await self.report.tell(os.getpid())
+        await anyio.sleep(60)
+
+
 class Stubborn(actors.Actor):
     """Its on_stop takes ``seconds``; it records when on_stop ran."""
 

@@ -21,6 +21,7 @@ from process_kit import (
     FailsToStart,
     Handlers,
     Spawner,
+    StartsSlowly,
     Stubborn,
     alive,
     children_of,
@@ -209,6 +210,31 @@ async def test_a_failing_on_start_fails_spawn_and_leaves_no_process(
         assert isinstance(cause, RuntimeError) and "no database" in str(cause)
         assert "on_start" in cause.remote_traceback  # type: ignore[attr-defined]
         assert children_of(os.getpid()) == []
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["own", "pool"])
+async def test_a_process_killed_during_on_start_fails_spawn_with_how_it_died(
+    anyio_backend: Any, pooled: bool
+) -> None:
+    # The spawn's ConnectionLost came first, and ending the process at once
+    # made its death the owner's doing: the cause said nothing of the -9.
+    async with actors.ActorSystem() as system:
+        placement = Subprocess()
+        if pooled:
+            await system.process_pool("p", size=1)
+            placement = Subprocess(pool="p")
+        probe = await TestProbe.start(system)
+
+        async def kill_once_it_starts() -> None:
+            os.kill(await probe.receive(timeout=WAIT), signal.SIGKILL)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kill_once_it_starts)
+            with pytest.raises(ActorFailed, match="failed to start") as caught:
+                await system.spawn(StartsSlowly, probe.ref, placement=placement)
+        cause = caught.value.__cause__
+        assert isinstance(cause, ProcessExited), repr(cause)
+        assert cause.code == -9
 
 
 async def test_an_unpicklable_message_fails_in_the_sender(anyio_backend: Any) -> None:
@@ -558,6 +584,21 @@ async def test_a_spawn_out_of_time_says_so_and_the_next_one_works(tmp_path: Path
                 ref = await system.spawn(Echo, placement=Subprocess())
                 assert await ref.ask("pid") != os.getpid()
                 await ref.stop()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["own", "pool"])
+async def test_an_on_start_out_of_time_is_named_as_such(anyio_backend: Any, pooled: bool) -> None:
+    # The message said the process did not start, which was running.
+    async with actors.ActorSystem() as system:
+        placement = Subprocess(start_timeout=2)
+        if pooled:
+            await system.process_pool("p", size=1)
+            placement = Subprocess(pool="p", start_timeout=2)
+        probe = await TestProbe.start(system)
+        with pytest.raises(ActorFailed) as failed:
+            await system.spawn(StartsSlowly, probe.ref, placement=placement)
+        pid = await probe.receive(timeout=WAIT)
+        assert f"its on_start in process {pid} did not finish within 2 s" in str(failed.value)
 
 
 @pytest.mark.parametrize(
