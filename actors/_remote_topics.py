@@ -38,7 +38,8 @@ gets each message, in turn, skipping members whose queue here is full.
 
 # Invariants:
 # - A forwarding side's broker holds a subscription exactly when it has sent
-#   its ``topics.subscribe`` and not its ``topics.unsubscribe``/``drop``.
+#   its ``topics.subscribe`` and not its ``topics.unsubscribe``/``drop``; each
+#   ``subscribe`` there sends one (the authority may have ended it since).
 # - ``_Authority.remote`` has an entry for each remote actor with a live
 #   ``_RemoteEndpoint``; its pump's end (the actor's, the connection's, or a
 #   drop) removes the entry, drops its subscriptions, closes its queue and
@@ -110,14 +111,15 @@ class UpstreamBroker:
                 f"available in a process whose topics are kept by {self._peer.node}: "
                 f"subscribe an actor instead (context.subscribe)"
             )
-        if not self._local.subscribe(pattern, endpoint, group):
-            return False
+        new = self._local.subscribe(pattern, endpoint, group)
+        # Sent even if held here: the authority may have ended it (an
+        # unsubscribe made over there); there it changes nothing otherwise.
         capacity = endpoint.channel.capacity
         self._peer.signal(
             SUBSCRIBE,
             (ref, pattern, group, None if capacity == math.inf else capacity, endpoint.overflow),
         )
-        return True
+        return new
 
     def unsubscribe(self, pattern: str, endpoint: Endpoint, group: str | None = None) -> bool:
         removed = self._local.unsubscribe(pattern, endpoint, group)
