@@ -89,13 +89,7 @@ async def test_a_failure_in_the_child_fails_the_actor_with_the_remote_traceback(
     placement: Subprocess,
 ) -> None:
     async with actors.ActorSystem() as system:
-        await system.spawn(
-            Supervisor,
-            [ChildSpec(Echo, name="w", placement=placement)],
-            strategy="one_for_one",
-            name="sup",
-        )
-        system.registry.register("sup", _sup(system))
+        await _supervised_echo(system, placement)
         ref = await _child(system, "/user/sup/w")
         with pytest.raises(ActorFailed) as caught:
             await ref.ask("boom")
@@ -111,6 +105,17 @@ async def test_a_failure_in_the_child_fails_the_actor_with_the_remote_traceback(
 
 def _generator() -> Any:
     return (x for x in range(3))
+
+
+async def _supervised_echo(system: actors.ActorSystem, placement: Subprocess | None) -> None:
+    # A one_for_one Supervisor, registered as "sup", of one Echo named "w".
+    await system.spawn(
+        Supervisor,
+        [ChildSpec(Echo, name="w", placement=placement)],
+        strategy="one_for_one",
+        name="sup",
+    )
+    system.registry.register("sup", _sup(system))
 
 
 def _sup(system: actors.ActorSystem) -> actors.ActorRef:
@@ -633,13 +638,7 @@ async def test_a_failure_stays_the_reason_when_a_stop_follows_at_once(
             placement = Subprocess(pool="p")
         elif where == "process":
             placement = Subprocess()
-        await system.spawn(
-            Supervisor,
-            [ChildSpec(Echo, name="w", placement=placement)],
-            strategy="one_for_one",
-            name="sup",
-        )
-        system.registry.register("sup", _sup(system))
+        await _supervised_echo(system, placement)
         for _ in range(3):
             ref = await _child(system, "/user/sup/w")
             with pytest.raises(ActorFailed):
