@@ -214,6 +214,7 @@ class Link:
         expect: str | None = None,
         lost: type[ConnectionLost] = ConnectionLost,
         transport: str = "TCP",
+        deadline: float | None = None,
     ) -> None:
         self.network = network
         self.system = network.system
@@ -222,6 +223,10 @@ class Link:
         self.heartbeat = heartbeat
         self.misses = misses
         self.timeout = timeout
+        #: When the handshake and the names must be done (``connect``: its
+        #: one ``timeout`` covers the TCP connection too); else ``timeout``
+        #: from the start of serving.
+        self.deadline = deadline
         #: Where the other side is, until it says its name.
         self.label = label
         #: The name the other side must say (a cluster's node), if known.
@@ -299,8 +304,10 @@ class Link:
             registry._broker = self.upstream._local
 
     async def _serve(self, stream: anyio.abc.ByteStream) -> None:
-        deadline = anyio.current_time() + self.timeout
-        with anyio.move_on_after(self.timeout) as waiting:
+        deadline = self.deadline
+        if deadline is None:
+            deadline = anyio.current_time() + self.timeout
+        with anyio.CancelScope(deadline=deadline) as waiting:
             session = await handshake(stream, self.secret, self.initiator)
         if waiting.cancelled_caught:
             raise TimeoutError(f"no handshake with {self.label} within {self.timeout:g} s")
@@ -738,6 +745,7 @@ async def connect(
     timeout = _seconds("timeout", timeout)
     host, port = parse_address(address)
     label = format_address(host, port)
+    deadline = anyio.current_time() + timeout  # for all of it
     try:
         with anyio.fail_after(timeout):
             stream = await connect_tcp(host, port)
@@ -756,6 +764,7 @@ async def connect(
         misses=misses,
         timeout=timeout,
         label=label,
+        deadline=deadline,
     )
     try:
         system._start(link.serve, stream, name=f"connection to {label}")

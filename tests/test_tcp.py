@@ -562,6 +562,39 @@ async def test_a_silent_listener_times_out_and_a_cancelled_connect_leaves_nothin
         assert len(accepted) == 2
 
 
+async def test_connects_timeout_covers_the_tcp_connection_and_the_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The handshake got a timeout of its own after the TCP connection had
+    # used some: up to twice the timeout in all.
+    from actors import _socket, _tcp
+
+    started: list[float] = []
+    deadlines: list[float] = []
+    real_connect = _socket.connect_tcp
+
+    async def slow_connect(host: str, port: int) -> _socket.SocketStream:
+        started.append(anyio.current_time())
+        await anyio.sleep(0.3)
+        return await real_connect(host, port)
+
+    async def watched_handshake(stream: Any, secret: bytes, initiator: bool) -> Any:
+        if initiator:
+            deadlines.append(anyio.current_effective_deadline())
+        return await handshake(stream, secret, initiator)
+
+    monkeypatch.setattr(_tcp, "connect_tcp", slow_connect)
+    monkeypatch.setattr(_tcp, "handshake", watched_handshake)
+    async with actors.ActorSystem("server") as server:
+        listener = await server.listen(secret=SECRET)
+        async with actors.ActorSystem("client") as client:
+            remote = await client.connect(listener.address, secret=SECRET, timeout=5)
+            assert remote.connected
+    (start,) = started
+    (deadline,) = deadlines
+    assert deadline <= start + 5 + 0.01  # was start + 0.3 + 5
+
+
 # -- another process, on either backend ------------------------------------------------
 
 
