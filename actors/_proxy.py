@@ -193,13 +193,16 @@ class ProcessActor(Actor):
         elif not self._stopping:
             self._actors_cell.request_stop()
 
-    def _lost(self, error: BaseException | None) -> None:
+    def _lost(self, error: BaseException | None, by_owner: bool = False) -> None:
         # The worker's connection ended: the process died (``error``), or
-        # whoever owns it ended it.
-        self._actors_cell.remote = None
+        # whoever owns it ended it (no error; a pool's error ``by_owner``).
+        cell = self._actors_cell
+        cell.remote = None
         self._ended.set()  # nothing more will come from there
-        if error is not None and self._actors_cell.alive:
-            self._fail(error)  # while it stops, the end of the process ends that
+        if error is not None and (cell.alive or not by_owner):
+            # A death while it stops fails the stop, as an on_stop that
+            # raises does; its pool's ending it is the end of that stop.
+            self._fail(error)
 
     def _fail(self, error: BaseException) -> None:
         cell: Cell = self._actors_cell

@@ -272,7 +272,7 @@ class Worker:
                 if error is not None:
                     stand_in._lost(_own_copy(error))
                 elif self.owner is None:
-                    stand_in._lost(child.exited(" (its process pool ended it)"))
+                    stand_in._lost(child.exited(" (its process pool ended it)"), by_owner=True)
                 else:
                     stand_in._lost(None)
             if error is not None and self.on_lost is not None:

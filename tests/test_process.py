@@ -330,6 +330,36 @@ async def test_a_child_that_outlasts_its_shutdown_is_killed(
         assert not alive(pid)
 
 
+@pytest.mark.parametrize("pooled", [False, True], ids=["own", "pool"])
+async def test_a_process_killed_while_its_actor_stops_fails_the_stop(
+    anyio_backend: Any, tmp_path: Path, pooled: bool
+) -> None:
+    # Its end was taken for the end of the stop: Terminated said nothing of
+    # the -9, where an in-process on_stop that raises fails the actor.
+    marker = tmp_path / "stopped"
+    async with actors.ActorSystem() as system:
+        placement = Subprocess()
+        if pooled:
+            await system.process_pool("p", size=1)
+            placement = Subprocess(pool="p")
+        spec = ChildSpec(
+            Stubborn, str(marker), 60.0, name="s", placement=placement, restart="temporary"
+        )
+        await system.spawn(Supervisor, [spec], strategy="one_for_one", name="sup")
+        system.registry.register("sup", _sup(system))
+        ref = await _child(system, "/user/sup/s")
+        pid = await ref.ask("pid")
+        ref.stop_nowait()
+        with anyio.fail_after(WAIT):
+            while not marker.exists():  # noqa: ASYNC110 - its on_stop runs there
+                await anyio.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        with anyio.fail_after(WAIT):
+            ended = await ref.join()
+        assert isinstance(ended.reason, ProcessExited), ended
+        assert ended.reason.code == -9
+
+
 def test_killing_the_parent_leaves_no_child(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(
