@@ -517,3 +517,19 @@ async def test_concurrent_fetches_on_one_handle_share_its_credit(open_store: Ope
             tg.start_soon(fetch)
         assert sorted(got) == [[], [0]]
         assert (await billing.info()).in_flight == 1
+
+
+async def test_a_message_given_back_many_times_is_delivered_again(open_store: Opener) -> None:
+    # JetStream counted each give-back and stopped delivering the message
+    # past twice max_deliver: neither delivered nor buried, pending 0.
+    async with open_store() as system:
+        s = await system.streams.create("S", subjects=["s.>"])
+        c = await s.consumer("c", max_deliver=1)
+        await s.publish("s.x", "m")
+        for _ in range(5):
+            (m,) = await c.fetch(1, expires=5)
+            await c.release([m])
+        (m,) = await c.fetch(1, expires=5)
+        assert (m.data, m.deliveries) == ("m", 1)
+        assert await m.ack()
+        assert await s.dead_letters("c").count() == 0

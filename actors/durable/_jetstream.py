@@ -505,8 +505,10 @@ class JetStreamStore:
         if info is not None:
             mine = json.loads(info["config"].get("metadata", {}).get("actors", "{}"))
             existing = mine.get("filter", ">")
-            if mine.get("ack_wait") != config["ack_wait"] or mine.get("max_deliver") != config.get(
-                "max_deliver"
+            if (
+                mine.get("ack_wait") != config["ack_wait"]
+                or mine.get("max_deliver") != config.get("max_deliver")
+                or info["config"].get("max_deliver", -1) != -1  # made with a limit there
             ):
                 server = dict(info["config"])
                 server.update(consumer_options(existing, config))

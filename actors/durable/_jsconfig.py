@@ -82,10 +82,11 @@ def consumer_options(flt: str, config: dict[str, Any]) -> dict[str, Any]:
     """The server's options for a consumer's ``ack_wait`` and ``max_deliver``."""
     return {
         "ack_wait": int(config["ack_wait"] * NS),
-        # Above ours: the store buries the message itself; the server's
-        # limit is a backstop if it cannot. Twice ours plus one, since the
-        # server also counts deliveries given back (which we do not).
-        "max_deliver": 2 * int(config["max_deliver"]) + 1,
+        # None on the server: the store buries a message itself, by its own
+        # count. The server's count also takes in deliveries given back
+        # (which ours does not), so any limit there stranded a message given
+        # back often: never delivered again, never buried.
+        "max_deliver": -1,
         "max_ack_pending": -1,
         "metadata": {"actors": json.dumps({"filter": flt, **config})},
     }
