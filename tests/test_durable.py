@@ -102,6 +102,22 @@ async def test_deliver_new_seq_and_time_start_where_asked(open_store: Opener) ->
         assert [m.data for m in await new.fetch(10)] == [6]
 
 
+async def test_a_start_past_the_end_skips_what_is_published_below_it(open_store: Opener) -> None:
+    # SQLite gave a consumer every later publish, from the stream's end on.
+    async with open_store() as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.publish_many([("orders.a", i) for i in range(1, 4)])
+        from6 = await orders.consumer("from6", deliver=("seq", 6))
+        reset = await orders.consumer("reset")
+        assert [m.data for m in await reset.fetch(10, expires=5)] == [1, 2, 3]
+        await reset.reset(7)
+        await orders.publish_many([("orders.a", i) for i in range(4, 9)])
+        assert [m.data for m in await from6.fetch(10, expires=5)] == [6, 7, 8]
+        assert [m.data for m in await reset.fetch(10, expires=5)] == [7, 8]
+        await reset.reset(1)  # back before the end: everything again
+        assert len(await reset.fetch(10, expires=5)) == 8
+
+
 async def test_filters_and_order_per_subject(open_store: Opener) -> None:
     async with open_store() as system:
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])

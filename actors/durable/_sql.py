@@ -117,6 +117,10 @@ CREATE TABLE IF NOT EXISTS durable_dead (
     dead_at REAL NOT NULL,
     PRIMARY KEY (cid, seq)
 );
+CREATE TABLE IF NOT EXISTS durable_starts (
+    cid INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS durable_counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -334,13 +338,13 @@ def consumers_of(conn: sqlite3.Connection, stream: str) -> list[tuple[int, str, 
 
 
 class PublishCache:
-    """A stream's config and consumer filters as of its ``gen`` (one per store)."""
+    """A stream's config and consumers (filter, start) as of its ``gen`` (one per store)."""
 
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        # stream -> (gen, config dict, [(cid, filter)])
-        self.entries: dict[str, tuple[int, dict[str, Any], list[tuple[int, str]]]] = {}
+        # stream -> (gen, config dict, [(cid, filter, first seq for it)])
+        self.entries: dict[str, tuple[int, dict[str, Any], list[tuple[int, str, int]]]] = {}
 
 
 def publish(
@@ -447,7 +451,7 @@ def _publish_rows(
     msgs: int,
     total: int,
     cfg: dict[str, Any],
-    targets: list[tuple[int, str]],
+    targets: list[tuple[int, str, int]],
 ) -> list[int]:
     # publish() past the counters: the rows, pending entries, dedup ids, limits.
     rows: list[tuple[int, str, bytes, float, int]] = []
@@ -460,8 +464,8 @@ def _publish_rows(
         if msg_id is not None:
             dedup.append((stream, msg_id, seq, now))
         refs = 0
-        for cid, flt in targets:
-            if flt == ">" or pattern_matches(flt, subject):
+        for cid, flt, start in targets:
+            if seq >= start and (flt == ">" or pattern_matches(flt, subject)):
                 pending.append((cid, seq))
                 refs += 1
         if interest and refs == 0:
@@ -505,13 +509,22 @@ def _publish_rows(
 
 def _load(
     conn: sqlite3.Connection, cache: PublishCache, stream: str
-) -> tuple[int, dict[str, Any], list[tuple[int, str]]]:
+) -> tuple[int, dict[str, Any], list[tuple[int, str, int]]]:
     row = conn.execute(
         "SELECT gen, config FROM durable_streams WHERE name = ?", (stream,)
     ).fetchone()
     if row is None:
         raise LookupError(stream)
-    targets = [(cid, flt) for cid, _name, flt, _cfg in consumers_of(conn, stream)]
+    starts = dict(
+        conn.execute(
+            "SELECT s.cid, s.seq FROM durable_starts s JOIN durable_consumers c ON c.id = s.cid "
+            "WHERE c.stream = ?",
+            (stream,),
+        )
+    )
+    targets = [
+        (cid, flt, starts.get(cid, 0)) for cid, _name, flt, _cfg in consumers_of(conn, stream)
+    ]
     entry = (row[0], json.loads(row[1]), targets)
     cache.entries[stream] = entry
     return entry
@@ -525,12 +538,12 @@ def _check_age_and_limits(
     msgs: int,
     total: int,
     now: float,
-    targets: list[tuple[int, str]],
+    targets: list[tuple[int, str, int]],
 ) -> None:
     if _over_limits(cfg, msgs, total) or (
         cfg["max_age"] is not None and _oldest(conn, base) < now - cfg["max_age"]
     ):
-        _trim(conn, stream, base, cfg, now, [cid for cid, _ in targets], msgs, total)
+        _trim(conn, stream, base, cfg, now, [cid for cid, _, _ in targets], msgs, total)
 
 
 def _oldest(conn: sqlite3.Connection, base: int) -> float:
@@ -641,6 +654,17 @@ def _fill(
     kind, value = start
     base = _base(conn, stream)
     last = base + MAX_SEQ
+    # A start past the stream's end: what is published below it is not for
+    # this consumer (publish reads durable_starts; the touch makes it reread).
+    (last_seq,) = conn.execute(
+        "SELECT last_seq FROM durable_streams WHERE name = ?", (stream,)
+    ).fetchone()
+    conn.execute("DELETE FROM durable_starts WHERE cid = ?", (cid,))
+    if kind == "seq" and int(value) > last_seq + 1:
+        conn.execute(
+            "INSERT INTO durable_starts (cid, seq) VALUES (?, ?)", (cid, min(int(value), MAX_SEQ))
+        )
+    _touch(conn, stream)
     if kind == "time":
         row = conn.execute(
             "SELECT min(key) FROM durable_messages WHERE key BETWEEN ? AND ? AND time >= ?",
@@ -667,6 +691,7 @@ def _fill(
 def delete_consumer(conn: sqlite3.Connection, stream: str, cid: int) -> None:
     seqs = _take_pending(conn, cid)
     conn.execute("DELETE FROM durable_dead WHERE cid = ?", (cid,))
+    conn.execute("DELETE FROM durable_starts WHERE cid = ?", (cid,))
     if conn.execute("DELETE FROM durable_consumers WHERE id = ?", (cid,)).rowcount:
         _touch(conn, stream)
     _settled(conn, stream, seqs)
