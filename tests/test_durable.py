@@ -118,6 +118,22 @@ async def test_a_start_past_the_end_skips_what_is_published_below_it(open_store:
         assert len(await reset.fetch(10, expires=5)) == 8
 
 
+@pytest.mark.parametrize("retention", ["interest", "workqueue"])
+async def test_a_reset_keeps_what_the_consumer_had_pending(
+    open_store: Opener, retention: str
+) -> None:
+    # SQLite settled what it had pending before filling again: under interest
+    # or workqueue that deleted every message, and the reset found nothing.
+    async with open_store() as system:
+        s = await system.streams.create("S", subjects=["s.>"], retention=retention)
+        c = await s.consumer("c")
+        await s.publish_many([("s.a", i) for i in range(1, 6)])
+        assert [m.data for m in await c.fetch(2, expires=5)] == [1, 2]
+        await c.reset(1)
+        assert [m.data for m in await c.fetch(10, expires=5)] == [1, 2, 3, 4, 5]
+        assert (await s.info()).messages == 5
+
+
 async def test_filters_and_order_per_subject(open_store: Opener) -> None:
     async with open_store() as system:
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])

@@ -722,7 +722,16 @@ def require_consumer(conn: sqlite3.Connection, cid: int) -> None:
 
 def reset(conn: sqlite3.Connection, stream: str, cid: int, flt: str, to_seq: int) -> None:
     require_consumer(conn, cid)
-    _settled(conn, stream, _take_pending(conn, cid))
+    taken = _take_pending(conn, cid)
+    # What it skips now is settled; what it had from to_seq on stays (under
+    # interest or workqueue, settling deleted it before the fill could take
+    # it again): the fill counts this consumer's reference to it once more.
+    _settled(conn, stream, [seq for seq in taken if seq < to_seq])
+    base = _base(conn, stream)
+    conn.executemany(
+        "UPDATE durable_messages SET refs = refs - 1 WHERE key = ?",
+        [(base + seq,) for seq in taken if seq >= to_seq],
+    )
     _fill(conn, stream, cid, flt, ("seq", to_seq))
 
 
