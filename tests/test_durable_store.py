@@ -34,7 +34,7 @@ def test_the_claim_walks_the_primary_key_in_order_and_never_sorts(tmp_path: Path
         plan = _plan(conn, _sql.CLAIM_SELECT, (1, 0.0, 10))
         assert "USING PRIMARY KEY (cid=?)" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
-        plan = _plan(conn, _sql.CLAIM, ("e", 0.0, "[]", 0, 0.0, 0.0, 1, 1, 0.0, 10))
+        plan = _plan(conn, _sql.CLAIM, ("e", 0.0, "[]", 0, 0.0, 5, 0.0, 1, 1, 0.0, 10))
         assert "TEMP B-TREE" not in plan, plan
         assert plan.count("PRIMARY KEY") == 2, plan  # the UPDATE and its subquery
         assert _sql.CLAIM_SELECT in _sql.CLAIM.replace("\n    ", " ").replace("\n", " ")

@@ -268,3 +268,26 @@ async def test_max_age_drops_hundreds_at_once(tmp_path: Path) -> None:
         assert (info.messages, info.last_seq) == (1, 601)
         assert (await billing.info()).pending == 1
         assert [m.data for m in await billing.fetch(10)] == ["new"]
+
+
+async def test_a_message_moved_to_the_dead_letters_leaves_the_fetch_its_room(
+    tmp_path: Path,
+) -> None:
+    # The row moved by the claim counted against the batch: fetch(1) gave
+    # nothing while the next message was ready (or waited a poll for it), and
+    # the entry's last delivery was the time of that claim.
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        billing = await orders.consumer("billing", ack_wait=30, max_deliver=1)
+        await orders.publish("orders.a", "bad")
+        (bad,) = await billing.fetch(1)
+        await orders.publish("orders.a", "good")
+        await anyio.sleep(31)  # its ack wait runs out (virtual time)
+        start = anyio.current_time()
+        (good,) = await billing.fetch(1)
+        assert (good.data, anyio.current_time()) == ("good", start)
+        (entry,) = await orders.dead_letters("billing").browse()
+        assert (entry.seq, entry.deliveries) == (bad.seq, 1)
+        assert entry.last_delivered is not None
+        assert abs(entry.last_delivered - (entry.first_delivered or 0)) < 1
+        assert entry.last_delivered < system.streams.store.clock() - 30

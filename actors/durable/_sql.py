@@ -160,7 +160,8 @@ UPDATE durable_pending SET
     last_error = CASE WHEN state = 1 THEN ? ELSE last_error END,
     vt = ? + coalesce(json_extract(?, '$[' || min(deliveries, ?) || ']'), 0),
     deliveries = deliveries + 1, state = 1,
-    first_at = coalesce(first_at, ?), last_at = ?
+    first_at = coalesce(first_at, ?),
+    last_at = CASE WHEN deliveries < ? THEN ? ELSE last_at END
 WHERE cid = ? AND seq IN (
     SELECT seq FROM durable_pending WHERE cid = ? AND vt <= ? ORDER BY seq LIMIT ?
 )
@@ -735,6 +736,42 @@ def reset(conn: sqlite3.Connection, stream: str, cid: int, flt: str, to_seq: int
     _fill(conn, stream, cid, flt, ("seq", to_seq))
 
 
+def _claimed(
+    conn: sqlite3.Connection,
+    stream: str,
+    cid: int,
+    got: list[tuple[int, int, float, str | None]],
+    max_deliver: int,
+    now: float,
+    out: list[tuple[int, str, bytes, float, int, float]],
+) -> int:
+    # The rows one CLAIM took: those past max_deliver to the dead letters
+    # (their number returned), the rest with their messages onto ``out``.
+    claimed: dict[int, tuple[int, float]] = {}
+    dead: list[tuple[int, int, str | None]] = []
+    for seq, deliveries, first_at, last_error in got:
+        if deliveries > max_deliver:
+            dead.append((seq, deliveries - 1, last_error))
+        else:
+            claimed[seq] = (deliveries, first_at)
+    for seq, deliveries, error in dead:
+        _move_dead(conn, stream, cid, seq, deliveries, error, now)
+    if claimed:
+        base = _base(conn, stream)
+        marks = ",".join("?" * len(claimed))
+        found = conn.execute(
+            f"SELECT key - ?, subject, data, time FROM durable_messages "
+            f"WHERE key IN ({marks}) ORDER BY key",
+            (base, *[base + seq for seq in claimed]),
+        ).fetchall()
+        for seq, subject, data, time in found:
+            deliveries, first_at = claimed.pop(seq)
+            out.append((seq, subject, data, time, deliveries, first_at))
+        for seq in claimed:  # its message is gone: nothing to deliver
+            conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq = ?", (cid, seq))
+    return len(dead)
+
+
 def claim(
     conn: sqlite3.Connection,
     stream: str,
@@ -762,36 +799,37 @@ def claim(
     """
     if conn.execute(ANY_DUE, (-cid, now)).fetchone() is not None:
         conn.execute(UNPARK, (-cid, now))
-    got = conn.execute(
-        CLAIM, (TIMEOUT_ERROR, now + ack_wait, delays, last_delay, now, now, cid, cid, now, n)
-    ).fetchall()
-    claimed: dict[int, tuple[int, float]] = {}
-    dead: list[tuple[int, int, str | None]] = []
-    for seq, deliveries, first_at, last_error in got:
-        if deliveries > max_deliver:
-            dead.append((seq, deliveries - 1, last_error))
-        else:
-            claimed[seq] = (deliveries, first_at)
-    for seq, deliveries, error in dead:
-        _move_dead(conn, stream, cid, seq, deliveries, error, now)
     out: list[tuple[int, str, bytes, float, int, float]] = []
-    if claimed:
-        base = _base(conn, stream)
-        marks = ",".join("?" * len(claimed))
-        found = conn.execute(
-            f"SELECT key - ?, subject, data, time FROM durable_messages "
-            f"WHERE key IN ({marks}) ORDER BY key",
-            (base, *[base + seq for seq in claimed]),
+    first = True
+    while True:
+        # Rows past max_deliver move to the dead letters: claim again for
+        # the room they took, so that a fetch is not left empty (or waiting)
+        # while messages are ready behind them.
+        want = n - len(out)
+        got = conn.execute(
+            CLAIM,
+            (
+                TIMEOUT_ERROR,
+                now + ack_wait,
+                delays,
+                last_delay,
+                now,
+                max_deliver,
+                now,
+                cid,
+                cid,
+                now,
+                want,
+            ),
         ).fetchall()
-        for seq, subject, data, time in found:
-            deliveries, first_at = claimed.pop(seq)
-            out.append((seq, subject, data, time, deliveries, first_at))
-        for seq in claimed:  # its message is gone: nothing to deliver
-            conn.execute("DELETE FROM durable_pending WHERE cid = ? AND seq = ?", (cid, seq))
+        if first and not got:
+            require_consumer(conn, cid)
+        first = False
+        dead = _claimed(conn, stream, cid, got, max_deliver, now, out)
+        if not dead or len(got) < want or len(out) >= n:
+            break
     next_vt = None
-    if not got:
-        require_consumer(conn, cid)
-    if len(got) < n:
+    if len(got) < want:
         next_vt = conn.execute(
             "SELECT min(vt) FROM durable_pending WHERE cid = ?", (cid,)
         ).fetchone()[0]
