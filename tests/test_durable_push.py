@@ -121,6 +121,16 @@ async def test_bad_options_are_refused_at_spawn(open_store: Opener) -> None:
             )
         with pytest.raises(actors.ActorFailed, match="create it first"):
             await system.spawn(durable.Push, Billing, None, durable=("ORDERS", "ghost"))
+        # A mailbox that drops would lose deliveries (counted, never handled).
+        with pytest.raises(actors.ActorFailed) as caught:
+            await system.spawn(
+                durable.Push,
+                Billing,
+                None,
+                durable=("ORDERS", "b"),
+                mailbox=actors.Mailbox(1, "drop_newest"),
+            )
+        assert "must block" in str(caught.value.__cause__)
 
 
 class GatedAcks:

@@ -291,3 +291,25 @@ async def test_a_message_moved_to_the_dead_letters_leaves_the_fetch_its_room(
         assert entry.last_delivered is not None
         assert abs(entry.last_delivered - (entry.first_delivered or 0)) < 1
         assert entry.last_delivered < system.streams.store.clock() - 30
+
+
+async def test_a_handle_opened_without_a_backoff_uses_the_consumers(tmp_path: Path) -> None:
+    # The backoff was the handle's only: a Push (which opens the consumer)
+    # nak'ed with none, and its failures came back at once.
+    async with opened(tmp_path / "s.db") as system:
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        await orders.consumer("billing", ack_wait=3600, backoff=[5.0, 20.0])
+        billing = await orders.open_consumer("billing")
+        await orders.publish("orders.a", "x")
+        (m,) = await billing.fetch(1)
+        start = anyio.current_time()
+        await m.nak()
+        (again,) = await billing.fetch(1, expires=60)
+        assert within(anyio.current_time() - start, 5.0)
+        own = await orders.open_consumer("billing", backoff=[1.0])
+        await again.nak()
+        start = anyio.current_time()
+        assert len(await own.fetch(1, expires=60)) == 1
+        assert within(anyio.current_time() - start, 20.0)  # the nak's handle decides
+        await orders.consumer("billing", ack_wait=3600)  # updated: no backoff now
+        assert (await orders.open_consumer("billing"))._delays() == []

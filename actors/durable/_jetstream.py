@@ -508,6 +508,7 @@ class JetStreamStore:
             if (
                 mine.get("ack_wait") != config["ack_wait"]
                 or mine.get("max_deliver") != config.get("max_deliver")
+                or mine.get("backoff") != config.get("backoff")
                 or info["config"].get("max_deliver", -1) != -1  # made with a limit there
             ):
                 server = dict(info["config"])

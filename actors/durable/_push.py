@@ -152,6 +152,13 @@ class Push(Actor):
         return f"<Push {name} durable={self._durable}>"
 
     async def on_start(self) -> None:
+        overflow = self._actors_cell.mailbox.overflow
+        if overflow != "block":
+            raise ValueError(
+                f"{self.ref.path}: a Push consumer's mailbox must block when full (its "
+                f"backpressure), not {overflow!r}, which would drop deliveries: spawn it "
+                f"with Mailbox(capacity) or Mailbox(capacity, 'block')"
+            )
         streams = self.context.system.streams
         if streams._store is None:
             raise StoreNotConfigured(

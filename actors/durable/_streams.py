@@ -538,7 +538,9 @@ class Stream:
             backoff: extra delay before each redelivery, after a nak without
                 a delay and after an ack wait ran out: a
                 ``supervision.Backoff`` (any object with ``delay(attempt)``)
-                or a list of seconds (the last repeats).
+                or a list of seconds (the last repeats). Stored with the
+                consumer (a ``Backoff`` as the delays it gives now) for
+                handles opened without one.
             max_in_flight: deliveries this handle holds unsettled at most.
 
         Returns:
@@ -553,7 +555,7 @@ class Stream:
 
         Cancellation: the consumer may or may not have been created.
         """
-        from ._consumer import Consumer, check_consumer
+        from ._consumer import Consumer, check_consumer, delays
 
         flt, start, backoff = check_consumer(
             self, name, filter, deliver, ack_wait, max_deliver, backoff, max_in_flight
@@ -579,7 +581,11 @@ class Stream:
                     f"work-queue stream {self.name!r}: filter {flt!r} overlaps consumer "
                     f"{other!r}'s {other_filter!r}; each message goes to one consumer here"
                 )
-        config = {"ack_wait": ack_wait, "max_deliver": max_deliver}
+        config: dict[str, Any] = {"ack_wait": ack_wait, "max_deliver": max_deliver}
+        if backoff is not None:
+            # Stored for handles opened without one (a Push): a Backoff as
+            # the delays it gives now.
+            config["backoff"] = delays(backoff, max_deliver)
         cid, flt, _created = await store.put_consumer(self.name, name, flt, config, start)
         return Consumer(self, cid, name, flt, ack_wait, max_deliver, backoff, max_in_flight)
 
@@ -595,7 +601,8 @@ class Stream:
 
         Args:
             name: the consumer's durable name.
-            backoff: as for :meth:`consumer` (not stored with the consumer).
+            backoff: as for :meth:`consumer`; None: the one stored with the
+                consumer, if any.
             max_in_flight: as for :meth:`consumer`.
 
         Raises:
@@ -609,6 +616,8 @@ class Stream:
 
         for cid, other, flt, config in await self._streams.store.consumers(self.name):
             if other == name:
+                if backoff is None:
+                    backoff = config.get("backoff")
                 check_consumer(
                     self,
                     name,
