@@ -74,3 +74,35 @@ async def test_a_crash_between_the_publish_and_the_outbox_ack_leaves_one_copy(
         info = await orders.info()
         assert (info.messages, info.last_seq) == (3, 3)  # the republish stored nothing
         await remote.delete("ORDERS")
+
+
+async def test_two_outboxes_of_one_name_relay_to_one_stream_without_losing(
+    tmp_path: Path, shared_nats_server: NatsServer
+) -> None:
+    # Two services, each with its own file and an outbox named OUTBOX: the
+    # ids were OUTBOX:<seq> for both, so the target kept the first one's
+    # messages and dropped the other's as duplicates, acked on its outbox.
+    # The same held for an outbox deleted and created again.
+    async with (
+        durable.JetStreamStore(shared_nats_server.url) as jetstream,
+        opened(tmp_path / "a.db") as a,
+        opened(tmp_path / "b.db") as b,
+    ):
+        remote = durable.Streams(jetstream)
+        await remote.delete("ORDERS")
+        orders = await remote.create("ORDERS", subjects=["orders.>"], dedup_window=600)
+        reader = await orders.consumer("reader")
+        for system, tag in ((a, "a"), (b, "b"), (a, "a again")):
+            if tag == "a again":
+                await system.streams.delete("OUTBOX")
+            outbox = await system.streams.create("OUTBOX", subjects=["orders.>"])
+            await outbox.publish("orders.x", tag)
+            relaying = await outbox.consumer("relay", ack_wait=5)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(functools.partial(durable.relay, relaying, remote, expires=1))
+                with anyio.fail_after(30):
+                    (m,) = await reader.fetch(1, expires=10)
+                tg.cancel_scope.cancel()
+            assert m.data == tag
+            await m.ack()
+        await remote.delete("ORDERS")

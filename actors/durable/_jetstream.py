@@ -283,6 +283,15 @@ class JetStreamStore:
         config["_stats"] = (state["last_seq"], state["messages"], state["bytes"])
         return config
 
+    async def stream_instance(self, name: str) -> str | None:
+        try:
+            info = await self._retry(f"info of stream {name!r}", self.js.stream_info, name)
+        except JetStreamError as error:
+            if error.err_code == 10059:
+                return None
+            raise
+        return str(info.get("created", ""))  # when it was created: a new one is another
+
     async def list_streams(self) -> list[dict[str, Any]]:
         infos = await self._retry("listing streams", self.js.stream_names)
         configs = [config_of(info) for info in infos if not hidden(info["config"]["name"])]

@@ -23,8 +23,10 @@ async def relay(
     """Forward every message of ``outbox`` to the stream of ``to`` that takes
     its subject, exactly once; runs until cancelled.
 
-    Each message is published with the message id ``<outbox stream>:<seq>``
-    and acked on the outbox once the target acknowledged it (in batches of
+    Each message is published with the message id ``<outbox stream>.<its
+    instance>:<seq>`` (the instance tells this outbox from one of the same
+    name in another file, or deleted and created again) and acked on the
+    outbox once the target acknowledged it (in batches of
     up to ``batch``, in order). A crash (or a failed publish) before the ack
     delivers it again after the outbox consumer's ack wait, and publishing
     it again stores nothing new, as long as that happens within the target
@@ -54,7 +56,11 @@ async def relay(
         ...         await tx.publish("orders.created", 7)
         ...     await relay(await outbox.consumer("relay", ack_wait=30), remote)
     """
-    prefix = outbox.stream.name
+    name = outbox.stream.name
+    instance = await outbox.stream._streams.store.stream_instance(name)
+    # Two outboxes of one name (two services' files) sent the same ids: the
+    # target kept the first one's messages and dropped the other's.
+    prefix = name if instance is None else f"{name}.{instance}"
     while True:
         messages = await outbox.fetch(batch, expires=expires)
         if not messages:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import secrets
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -120,6 +121,10 @@ CREATE TABLE IF NOT EXISTS durable_dead (
 CREATE TABLE IF NOT EXISTS durable_starts (
     cid INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS durable_instances (
+    stream TEXT PRIMARY KEY,
+    instance INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS durable_counters (
     name TEXT PRIMARY KEY,
@@ -236,7 +241,9 @@ def _create_tables(conn: sqlite3.Connection) -> None:
     conn.execute(
         "INSERT OR IGNORE INTO durable_counters (name, value) VALUES "
         "('gen', (SELECT coalesce(max(gen), 0) FROM durable_streams)), "
-        "('consumer', (SELECT coalesce(max(id), 0) FROM durable_consumers))"
+        "('consumer', (SELECT coalesce(max(id), 0) FROM durable_consumers)), "
+        "('file', ?)",
+        (secrets.randbits(62),),  # this file among others (stream_instance)
     )
     if by_stream:
         conn.execute(
@@ -310,6 +317,24 @@ def put_stream(conn: sqlite3.Connection, name: str, config: str) -> None:
         "INSERT INTO durable_streams (name, config, id, gen) VALUES (?, ?, ?, ?)",
         (name, config, sid, gen),
     )
+    conn.execute(
+        "INSERT OR REPLACE INTO durable_instances (stream, instance) VALUES (?, ?)", (name, gen)
+    )
+
+
+def stream_instance(conn: sqlite3.Connection, name: str) -> str | None:
+    """What tells this stream from any other of its name: in another file, or
+    deleted and created again here (None if it does not exist)."""
+    row = conn.execute(
+        "SELECT s.id, i.instance, (SELECT value FROM durable_counters WHERE name = 'file') "
+        "FROM durable_streams AS s LEFT JOIN durable_instances AS i ON i.stream = s.name "
+        "WHERE s.name = ?",
+        (name,),
+    ).fetchone()
+    if row is None:
+        return None
+    sid, instance, file = row
+    return f"{file:x}.{sid}.{instance or 0}"
 
 
 def delete_stream(conn: sqlite3.Connection, name: str) -> bool:
@@ -326,6 +351,7 @@ def delete_stream(conn: sqlite3.Connection, name: str) -> bool:
             "DELETE FROM durable_messages WHERE key BETWEEN ? AND ?", (base, base + MAX_SEQ)
         )
     conn.execute("DELETE FROM durable_dedup WHERE stream = ?", (name,))
+    conn.execute("DELETE FROM durable_instances WHERE stream = ?", (name,))
     return conn.execute("DELETE FROM durable_streams WHERE name = ?", (name,)).rowcount > 0
 
 

@@ -164,6 +164,11 @@ class Store(Protocol):
         """Every stream's config, by name."""
         ...
 
+    async def stream_instance(self, name: str) -> str | None:
+        """What tells this stream from others of its name (in other stores,
+        or deleted and created again), or None if it does not exist."""
+        ...
+
     async def put_stream(self, name: str, config: dict[str, Any]) -> None:
         """Create a stream or replace its config."""
         ...
@@ -665,6 +670,9 @@ class SQLiteStore:
 
     async def list_streams(self) -> list[dict[str, Any]]:
         return [json.loads(config) for _name, config in await self._call(_sql.streams)]
+
+    async def stream_instance(self, name: str) -> str | None:
+        return await self._call(_sql.stream_instance, name)
 
     async def put_stream(self, name: str, config: dict[str, Any]) -> None:
         await self._call(_sql.put_stream, name, json.dumps(config))
