@@ -565,3 +565,20 @@ async def test_a_message_given_back_many_times_is_delivered_again(open_store: Op
         assert (m.data, m.deliveries) == ("m", 1)
         assert await m.ack()
         assert await s.dead_letters("c").count() == 0
+
+
+async def test_the_stores_own_subjects_are_refused_and_a_tiny_window_works(
+    open_store: Opener,
+) -> None:
+    # On JetStream a stream on _DLQ.> was created, then its dead-letter
+    # stream was refused and the stream was left half made (and broke every
+    # later create); a dedup window of 0 was refused by the server.
+    async with open_store() as system:
+        for subjects in (["_DLQ.>"], ["_RQ.ORDERS.x"], ["orders.>", "_DLQ.a"]):
+            with pytest.raises(ValueError, match="the stores' own"):
+                await system.streams.create("DL", subjects=subjects)
+        assert await system.streams.names() == []
+        s = await system.streams.create("S", subjects=["s.>"], dedup_window=0)
+        assert await s.publish("s.a", 1, msg_id="x") == 1
+        orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+        assert await orders.publish("orders.a", 1) == 1

@@ -30,6 +30,7 @@ the way the streams layer promises, the store does on the client:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -306,9 +307,16 @@ class JetStreamStore:
         js = self.js
         options = stream_options(config, self.replicas or 1)
         subjects = [*config["subjects"], f"{requeue_subject(name, '*')}"]
+        new = await self.get_stream(name) is None
         await self._put(js, name, subjects, options)
         dead = {"retention": "limits", "storage": "file", "num_replicas": self.replicas}
-        await self._put(js, dlq_stream(name), [dlq_subject(name, "*")], dead)
+        try:
+            await self._put(js, dlq_stream(name), [dlq_subject(name, "*")], dead)
+        except BaseException:
+            if new:  # not half made: without its dead letters it is no stream of ours
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self.delete_stream(name)
+            raise
 
     async def _put(self, js: JetStream, name: str, subjects: list[str], options: Any) -> None:
         try:

@@ -31,8 +31,8 @@ def stream_options(config: dict[str, Any], replicas: int) -> dict[str, Any]:
     if config.get("max_bytes"):
         options["max_bytes"] = config["max_bytes"]
     window = config.get("dedup_window", 120.0)
-    # JetStream's window cannot be 0 (that means its default); 1 ns is none.
-    options["duplicate_window"] = max(1, int(window * NS))
+    # The server's least window is 100 ms (0 means its default of 2 min).
+    options["duplicate_window"] = max(int(0.1 * NS), int(window * NS))
     if config.get("max_age"):
         options["duplicate_window"] = min(options["duplicate_window"], options["max_age"])
     return options

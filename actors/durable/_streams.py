@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 #: until one consumer acked.
 Retention = Literal["limits", "interest", "workqueue"]
 RETENTIONS = ("limits", "interest", "workqueue")
+#: First tokens of the subjects the stores use themselves (JetStream's dead
+#: letters and requeues): no stream may take them, on either store.
+RESERVED = ("_DLQ", "_RQ")
 
 #: How many valid subjects a stream remembers (its publish path checks each once).
 _VALID_CACHE = 4096
@@ -183,6 +186,12 @@ class Streams:
             raise ValueError("subjects must be a non-empty list of subjects, like ['orders.>']")
         for subject in subjects:
             check_pattern(subject)
+            if subject.split(".", 1)[0] in RESERVED:
+                raise ValueError(
+                    f"stream {name!r}: subjects starting with "
+                    f"{' or '.join(f'{r}.' for r in RESERVED)} are the stores' own (dead "
+                    f"letters, requeues), got {subject!r}: choose another first token"
+                )
         if retention not in RETENTIONS:
             raise ValueError(
                 f"retention must be one of {', '.join(map(repr, RETENTIONS))}, got {retention!r}"
