@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -120,7 +121,7 @@ async def test_a_start_past_the_end_skips_what_is_published_below_it(open_store:
 
 @pytest.mark.parametrize("retention", ["interest", "workqueue"])
 async def test_a_reset_keeps_what_the_consumer_had_pending(
-    open_store: Opener, retention: str
+    open_store: Opener, retention: Literal["interest", "workqueue"]
 ) -> None:
     # SQLite settled what it had pending before filling again: under interest
     # or workqueue that deleted every message, and the reset found nothing.
@@ -582,3 +583,38 @@ async def test_the_stores_own_subjects_are_refused_and_a_tiny_window_works(
         assert await s.publish("s.a", 1, msg_id="x") == 1
         orders = await system.streams.create("ORDERS", subjects=["orders.>"])
         assert await orders.publish("orders.a", 1) == 1
+
+
+def _cannot_rebuild() -> None:
+    raise RuntimeError("cannot rebuild")
+
+
+class Broken:
+    """Pickles fine; unpickling it raises."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_cannot_rebuild, ())
+
+
+async def test_one_unreadable_dead_letter_leaves_the_others_readable(
+    open_store: Opener,
+) -> None:
+    # browse, count and replay all raised a bare RuntimeError, naming no entry.
+    async with open_store() as system:
+        s = await system.streams.create("S", subjects=["s.>"])
+        c = await s.consumer("c", max_deliver=1)
+        await s.publish_many([("s.a", "fine"), ("s.a", Broken()), ("s.a", "also fine")])
+        for m in await c.fetch(3, expires=5):
+            await m.term("no")
+        dlq = s.dead_letters("c")
+        assert await dlq.count() == 3
+        entries = await dlq.browse()
+        assert [e.data for e in entries] == [
+            "fine",
+            durable.Unreadable("RuntimeError: cannot rebuild"),
+            "also fine",
+        ]
+        with pytest.raises(durable.DurableError, match=r"entries \[2\].*nothing was replayed"):
+            await dlq.replay()
+        assert await dlq.replay(since=3) != []
+        assert await dlq.requeue(2)  # needs no unpickling

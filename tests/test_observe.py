@@ -559,6 +559,16 @@ async def test_cli_works_on_an_sqlite_store_without_a_page(tmp_path: Path) -> No
         assert got == [1, 2]  # the replayed copy of 1 and the requeued 2
         code, _, err = await run_cli("--sqlite", str(path), "dlq", "ORDERS", "nobody")
         assert code == 2 and "no consumer 'nobody'" in err
+        # Bad values are named, not a traceback or a word about unpickling.
+        code, _, err = await run_cli("--sqlite", str(path), "requeue", "ORDERS", "billing", "-1")
+        assert code == 2 and "seq must be a sequence number" in err and "Traceback" not in err
+        code, _, err = await run_cli(
+            "--sqlite", str(path), "replay", "ORDERS", "billing", "--to", "orders..x"
+        )
+        assert code == 2 and "orders..x" in err and "unpickle" not in err
+    (tmp_path / "notes.txt").write_text("not a database, just text " * 100)
+    code, _, err = await run_cli("--sqlite", str(tmp_path / "notes.txt"), "dlq", "ORDERS", "b")
+    assert code == 2 and "cannot use the store at" in err and "Traceback" not in err
     code, _, err = await run_cli("--sqlite", str(tmp_path / "none.db"), "dlq", "ORDERS", "billing")
     assert code == 2 and "no SQLite store at" in err
     assert not (tmp_path / "none.db").exists()
@@ -583,11 +593,12 @@ async def test_cli_on_a_store_says_when_its_messages_do_not_import_there(
         (message,) = await billing.fetch(1)
         await message.nak(error="declined")
     code, out, err = await run_cli("--sqlite", str(path), "dlq", "ORDERS", "billing")
-    assert (code, out) == (2, "")
-    assert "cannot unpickle the messages of ORDERS/billing here" in err
+    assert code == 1  # listed, the message shown as Unreadable
+    assert "Unreadable" in out.splitlines()[1] and "shop_messages" in out
+    assert "cannot unpickle the messages of 1 entries here" in err
     assert "shop_messages" in err and "PYTHONPATH" in err
     code, out, err = await run_cli("--sqlite", str(path), "replay", "ORDERS", "billing")
-    assert code == 2 and "cannot unpickle" in err
+    assert code == 2 and "cannot be unpickled here" in err and "nothing was replayed" in err
     importable = {"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
     code, out, err = await run_cli(
         "--sqlite", str(path), "dlq", "ORDERS", "billing", env=importable

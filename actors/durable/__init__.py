@@ -27,6 +27,7 @@ from ._consumer import ConsumerInfo as ConsumerInfo
 from ._consumer import Message as Message
 from ._dlq import DeadLetterEntry as DeadLetterEntry
 from ._dlq import DeadLetters as DeadLetters
+from ._dlq import Unreadable as Unreadable
 from ._errors import ConsumerNotFound as ConsumerNotFound
 from ._errors import DurableError as DurableError
 from ._errors import StoreNotConfigured as StoreNotConfigured
@@ -59,6 +60,7 @@ __all__ = [
     "StreamNotFound",
     "Streams",
     "Transaction",
+    "Unreadable",
     "relay",
 ]
 

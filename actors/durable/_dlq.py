@@ -7,12 +7,26 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import loads
 from .._tracing import stored
-from ._errors import ConsumerNotFound
+from ._errors import ConsumerNotFound, DurableError
 
 if TYPE_CHECKING:
     from ._streams import Stream
 
 _MAX_SEQ = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Stands for a dead letter's message that cannot be unpickled in this
+    process (its class is not importable here, or fails to rebuild); the
+    entry can still be requeued or removed.
+
+    Examples:
+        >>> Unreadable("ModuleNotFoundError: No module named 'shop'").error
+        "ModuleNotFoundError: No module named 'shop'"
+    """
+
+    error: str  # what unpickling raised
 
 
 @dataclass(frozen=True)
@@ -22,7 +36,8 @@ class DeadLetterEntry:
     Attributes:
         seq: its sequence in the stream.
         subject: the subject it was published to.
-        data: the message (unpickled).
+        data: the message (unpickled), or :class:`Unreadable` if it cannot
+            be unpickled here.
         time: when it was published.
         deliveries: how many times it was delivered.
         last_error: the last nak's error, the ``term`` reason, or
@@ -93,21 +108,25 @@ class DeadLetters:
         _check_seq("since", since)
         if until is not None:
             _check_seq("until", until)
-        store = self.stream._streams.store
-        rows = await store.dead_letters(
-            await self._id(), since, _MAX_SEQ if until is None else until
-        )
         return [
-            DeadLetterEntry(seq, subject, stored(loads(data))[0], time, d, error, first, last, dead)
-            for seq, subject, data, time, d, error, first, last, dead in rows
+            DeadLetterEntry(seq, subject, _load(data), time, d, error, first, last, dead)
+            for seq, subject, data, time, d, error, first, last, dead in await self._rows(
+                since, until
+            )
         ]
 
+    async def _rows(self, since: int, until: int | None) -> list[tuple[Any, ...]]:
+        store = self.stream._streams.store
+        return await store.dead_letters(
+            await self._id(), since, _MAX_SEQ if until is None else until
+        )
+
     async def count(self) -> int:
-        """How many entries there are.
+        """How many entries there are (their messages are not unpickled).
 
         Cancellation: nothing to undo.
         """
-        return len(await self.browse())
+        return len(await self._rows(1, None))
 
     async def requeue(self, seq: int) -> bool:
         """Deliver the entry's message to the consumer again, its count reset
@@ -150,11 +169,26 @@ class DeadLetters:
         entries = await self.browse(since, until)
         if not entries:
             return []
+        unreadable = [e.seq for e in entries if type(e.data) is Unreadable]
+        if unreadable:
+            raise DurableError(
+                f"{self!r}: the messages of entries {unreadable} cannot be unpickled here "
+                f"({entries[0].data if len(entries) == 1 else 'see browse()'}); nothing was "
+                f"replayed: run where their classes import, or remove them"
+            )
         streams = self.stream._streams
         if to is None:
             return await self.stream.publish_many([(e.subject, e.data) for e in entries])
         target = await streams._route(to)
         return await target.publish_many([(to, e.data) for e in entries])
+
+
+def _load(data: bytes) -> Any:
+    # One entry that cannot be unpickled must not hide the others.
+    try:
+        return stored(loads(data))[0]
+    except Exception as error:
+        return Unreadable(f"{type(error).__name__}: {error}")
 
 
 def _check_seq(what: str, seq: object) -> None:

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -175,25 +176,26 @@ async def _on_store(args: argparse.Namespace) -> int:
             queue: DeadLetters = stream.dead_letters(args.consumer)
             if args.command == "requeue":
                 return _requeued(args.seq, [seq for seq in args.seq if await queue.requeue(seq)])
-            # dlq and replay unpickle the entries' messages.
-            try:
-                if args.command == "dlq":
-                    entries = await queue.browse(args.since, args.until)
-                    print_queue(queue_report(queue, entries, len(entries)), sys.stdout)
-                else:
-                    _published(await queue.replay(args.to, since=args.since, until=args.until))
-            except (durable.DurableError, NatsError, OSError):
-                raise
-            except Exception as error:  # their classes do not import here
-                raise CliError(
-                    f"cannot unpickle the messages of {args.stream}/{args.consumer} here "
-                    f"({error!r}): run this where the application's modules import "
-                    "(PYTHONPATH), or through its page (--url)"
-                ) from None
+            # A message that cannot be unpickled here shows as Unreadable;
+            # replay refuses to go on with one.
+            if args.command == "dlq":
+                entries = await queue.browse(args.since, args.until)
+                print_queue(queue_report(queue, entries, len(entries)), sys.stdout)
+                unreadable = [e for e in entries if type(e.data) is durable.Unreadable]
+                if unreadable:
+                    print(
+                        f"cannot unpickle the messages of {len(unreadable)} entries here "
+                        f"({unreadable[0].data.error}): run this where the application's "
+                        f"modules import (PYTHONPATH), or through its page (--url)",
+                        file=sys.stderr,
+                    )
+                    return 1
+            else:
+                _published(await queue.replay(args.to, since=args.since, until=args.until))
             return 0
-    except durable.DurableError as error:
+    except (durable.DurableError, ValueError) as error:  # ValueError: a bad seq or subject
         raise CliError(str(error)) from None
-    except (NatsError, OSError) as error:
+    except (NatsError, OSError, sqlite3.Error) as error:
         where = args.jetstream if args.sqlite is None else args.sqlite
         raise CliError(f"cannot use the store at {where}: {error}") from None
 
