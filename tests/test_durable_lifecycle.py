@@ -50,6 +50,29 @@ async def test_a_stream_created_again_by_another_store_is_seen_by_this_one(
         assert [m.data for m in await b.fetch(10)] == [1, 2]
 
 
+async def test_subjects_changed_by_another_store_are_followed_by_publishes(
+    tmp_path: Path,
+) -> None:
+    # The handles and the routes checked their own copy of the subjects: a
+    # publish to s.a went to S after another process gave s.> to X, and X's
+    # consumers never saw it.
+    path = tmp_path / "s.db"
+    async with opened(path) as one, opened(path) as two:
+        s = await one.streams.create("S", subjects=["s.>"])
+        assert await one.streams.publish("s.a", 0) == 1  # its route is known
+        await two.streams.delete("S")
+        await two.streams.create("S", subjects=["t.>"])
+        x = await two.streams.create("X", subjects=["s.>"])
+        c = await x.consumer("c")
+        with pytest.raises(ValueError, match=r"does not take subject 's.a'.*\['t.>'\]"):
+            await s.publish("s.a", 1)
+        assert s.subjects == ("t.>",)  # the handle read them again
+        assert await one.streams.publish("s.a", 2) == 1  # routed to X
+        assert [m.data for m in await c.fetch(10)] == [2]
+        assert (await one.streams.get("S")).subjects == ("t.>",)
+        assert (await (await two.streams.get("S")).info()).messages == 0
+
+
 async def test_a_deleted_consumers_handle_raises_and_takes_nothing(tmp_path: Path) -> None:
     async with opened(tmp_path / "s.db") as system:
         s = await system.streams.create("S", subjects=["s.>"])

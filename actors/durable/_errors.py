@@ -32,6 +32,12 @@ class StreamNotFound(DurableError, LookupError):
     """
 
 
+class SubjectNotTaken(DurableError, ValueError):
+    """The stream no longer takes this subject: its subjects were changed
+    (by another process, perhaps) since this handle read them. Internal: the
+    handle rereads them and says so with this ``ValueError``."""
+
+
 class ConsumerNotFound(DurableError, LookupError):
     """No durable consumer of that name exists on the stream.
 

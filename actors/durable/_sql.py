@@ -57,7 +57,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._matcher import pattern_matches
-from ._errors import ConsumerNotFound, DurableError
+from ._errors import ConsumerNotFound, DurableError, SubjectNotTaken
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS durable_streams (
@@ -144,6 +144,9 @@ MAX_SEQ = (1 << SEQ_BITS) - 1
 MAX_STREAM_ID = (1 << (63 - SEQ_BITS)) - 1
 
 TIMEOUT_ERROR = "no ack within ack_wait"
+
+#: Subjects a publish cache remembers as valid per stream (then it starts over).
+VALID_MOST = 4096
 
 # A delivery nak'ed with a delay is parked until it falls due: its pending
 # row's ``cid`` is the consumer's negated, out of the range of the consumer's
@@ -367,11 +370,13 @@ def consumers_of(conn: sqlite3.Connection, stream: str) -> list[tuple[int, str, 
 class PublishCache:
     """A stream's config and consumers (filter, start) as of its ``gen`` (one per store)."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "valid")
 
     def __init__(self) -> None:
         # stream -> (gen, config dict, [(cid, filter, first seq for it)])
         self.entries: dict[str, tuple[int, dict[str, Any], list[tuple[int, str, int]]]] = {}
+        # stream -> subjects it takes as of that gen (each checked once)
+        self.valid: dict[str, set[str]] = {}
 
 
 def publish(
@@ -412,6 +417,9 @@ def publish(
     if gen != entry[0]:
         entry = _load(conn, cache, stream)
     _gen, cfg, targets = entry
+    valid = cache.valid[stream]
+    if not (items[0][0] in valid if len(items) == 1 else valid.issuperset([i[0] for i in items])):
+        _check_subjects(stream, cfg["subjects"], items, valid)
     first = last_seq - len(fresh) + 1
     base = sid << SEQ_BITS
     if not targets and not dup and len(fresh) == 1 and fresh[0][2] is None:
@@ -425,6 +433,26 @@ def publish(
     return _publish_rows(
         conn, stream, base, items, fresh, dup, now, first, msgs, total, cfg, targets
     )
+
+
+def _check_subjects(
+    stream: str,
+    subjects: list[str],
+    items: Sequence[tuple[str, bytes, str | None]],
+    valid: set[str],
+) -> None:
+    # A handle checks its own copy of the subjects, which another process may
+    # have changed since: the file's are the truth.
+    for subject, _data, _msg_id in items:
+        if subject not in valid:
+            if not any(pattern_matches(p, subject) for p in subjects):
+                raise SubjectNotTaken(
+                    f"stream {stream!r} does not take subject {subject!r} (its subjects "
+                    f"are now {subjects}): publish to a matching subject"
+                )
+            if len(valid) >= VALID_MOST:
+                valid.clear()
+            valid.add(subject)
 
 
 INSERT_MESSAGE = (
@@ -553,6 +581,7 @@ def _load(
         (cid, flt, starts.get(cid, 0)) for cid, _name, flt, _cfg in consumers_of(conn, stream)
     ]
     entry = (row[0], json.loads(row[1]), targets)
+    cache.valid[stream] = set()
     cache.entries[stream] = entry
     return entry
 

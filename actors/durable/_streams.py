@@ -19,7 +19,7 @@ from .. import _tracing
 from .._codec import dumps
 from .._matcher import check_pattern, check_topic, pattern_matches
 from .._signal import Signal
-from ._errors import StoreNotConfigured, StreamNotFound
+from ._errors import StoreNotConfigured, StreamNotFound, SubjectNotTaken
 
 if TYPE_CHECKING:
     from ._consumer import Backoffish, Consumer, Deliver
@@ -307,7 +307,12 @@ class Streams:
             StreamNotFound: no stream takes ``subject``.
         """
         stream = await self._route(subject)
-        return await stream.publish(subject, message, msg_id=msg_id)
+        try:
+            return await stream.publish(subject, message, msg_id=msg_id)
+        except SubjectNotTaken:  # its subjects changed (in another process)
+            self._known.clear()
+            stream = await self._route(subject)
+            return await stream.publish(subject, message, msg_id=msg_id)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -436,7 +441,11 @@ class Stream:
             (seq,) = await self._traced_publish(subject, [(subject, message, msg_id)])
             return seq
         item = self._item(subject, message, msg_id)
-        (seq,) = await self._streams.store.publish(self.name, [item])
+        try:
+            (seq,) = await self._streams.store.publish(self.name, [item])
+        except SubjectNotTaken:
+            await self._reread()
+            raise
         self._streams._notify(self.name)
         return seq
 
@@ -473,7 +482,20 @@ class Stream:
         if atomically is not None:
             seqs: list[int] = await atomically(self.name, items)
             return seqs
-        return await store.publish(self.name, items)
+        try:
+            return await store.publish(self.name, items)
+        except SubjectNotTaken:
+            await self._reread()
+            raise
+
+    async def _reread(self) -> None:
+        # The store says the subjects changed (another process): read them again.
+        config = await self._streams.store.get_stream(self.name)
+        if config is not None:
+            config.pop("_stats", None)
+            self.config = config
+            self.subjects = tuple(config["subjects"])
+            self._valid.clear()
 
     async def publish_many(
         self,
