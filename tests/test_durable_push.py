@@ -208,3 +208,31 @@ async def test_a_crash_writes_the_acks_of_what_was_handled(open_store: Opener) -
         info = await consumer.info()
         assert (info.pending, info.in_flight) == (0, 0)
         await probe.expect_no_message(within=0.1)  # 0, 1 and 2 never came again
+
+
+async def test_a_stop_past_the_shutdown_timeout_still_gives_back_what_it_held(
+    open_store: Opener,
+) -> None:
+    # Killed at its shutdown timeout, the actor ran no on_stop: what it held
+    # stayed out until the ack wait ran out, then came back counted (with
+    # max_deliver=1, into the dead letters, never handled).
+    async with open_store() as system:
+        orders = await setup(system, ack_wait=600, max_deliver=1)
+        probe = await TestProbe.start(system)
+        await orders.publish_many([("orders.a", i) for i in range(3)])
+        ref = await system.spawn(
+            durable.Push,
+            Billing,
+            probe.ref,
+            anyio.Event(),  # never set: the first message is handled for ever
+            durable=("ORDERS", "billing"),
+            max_in_flight=3,
+            shutdown=0.2,
+        )
+        assert await probe.receive(timeout=10) == (0, 1)
+        with anyio.fail_after(20):
+            await ref.stop()  # killed after 0.2 s
+        billing = await orders.open_consumer("billing")
+        got = await billing.fetch(3, expires=5)  # at once, not after 600 s
+        assert [(m.data, m.deliveries) for m in got] == [(0, 1), (1, 1), (2, 1)]
+        assert await orders.dead_letters("billing").count() == 0

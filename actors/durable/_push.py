@@ -3,8 +3,10 @@
 # Invariants:
 # - ``_held`` holds every delivery claimed for this incarnation and not yet
 #   settled: in its mailbox, or being handled. ``receive`` settles one (ack
-#   when the inner actor returns, nak when it raises); ``on_stop`` gives the
-#   rest back, so a crash or a stop loses nothing.
+#   when the inner actor returns, nak when it raises); the end of
+#   ``_ack_loop`` (and ``on_stop``) gives the rest back, so a crash or a
+#   stop loses nothing, nor does a kill at the shutdown timeout, which
+#   skips ``on_stop`` but ends the goroutines.
 # - At most ``max_in_flight`` deliveries are held (the consumer's credit), and
 #   the pull loop waits for mailbox room before claiming more: backpressure,
 #   never a drop.
@@ -33,6 +35,8 @@ logger = logging.getLogger("actors.durable")
 
 #: Seconds a pull waits before it looks again (a loop, so any value works).
 _PULL_EXPIRES = 60.0
+#: Seconds the acks and give-backs of an ending actor may take (shielded).
+_SETTLE_LIMIT = 10.0
 
 
 class _Delivery:
@@ -205,14 +209,20 @@ class Push(Actor):
         # commit): those handled while one is written go in the next.
         consumer = self._consumer
         assert consumer is not None
-        while True:
-            if not self._to_ack:
-                self._ack_wanted = Signal()
-                await self._ack_wanted.wait()
-                continue
-            self._acking, self._to_ack = self._to_ack, []
-            await consumer._ack(self._acking)
-            self._acking = []
+        try:
+            while True:
+                if not self._to_ack:
+                    self._ack_wanted = Signal()
+                    await self._ack_wanted.wait()
+                    continue
+                self._acking, self._to_ack = self._to_ack, []
+                await consumer._ack(self._acking)
+                self._acking = []
+        finally:
+            # Here too, not only in on_stop: a stop past the shutdown
+            # timeout kills the actor, and on_stop does not run then.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_SETTLE_LIMIT):
+                await self._settle_rest()
 
     async def receive(self, message: Any) -> Any:
         inner = self._inner
@@ -240,6 +250,12 @@ class Push(Actor):
         return None
 
     async def on_stop(self) -> None:
+        await self._settle_rest()  # done already when the goroutines ended
+        if self._inner is not None:
+            await self._inner.on_stop()
+
+    async def _settle_rest(self) -> None:
+        # The acks of what was handled, then what is held given back.
         handled, self._acking, self._to_ack = [*self._acking, *self._to_ack], [], []
         if handled and self._consumer is not None:
             try:
@@ -255,6 +271,13 @@ class Push(Actor):
                 )
         held, self._held = list(self._held.values()), {}
         if held and self._consumer is not None:
-            await self._consumer.release(held)
-        if self._inner is not None:
-            await self._inner.on_stop()
+            try:
+                await self._consumer.release(held)
+            except Exception as error:
+                logger.warning(
+                    "%s: %d deliveries were not given back (%r): they come back after "
+                    "their ack wait, counted",
+                    self.ref.path,
+                    len(held),
+                    error,
+                )
