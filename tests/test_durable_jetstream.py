@@ -448,3 +448,35 @@ async def test_the_command_line_browses_and_requeues_a_dead_letter_queue(
     assert await cli("requeue", "ORDERS", "billing", "1") == (0, "requeued 1: 1\n", "")
     (again,) = await billing.fetch(10, expires=5)
     assert (again.seq, again.data, again.deliveries) == (1, "poison", 1)
+
+
+async def test_a_fetch_cancelled_between_its_pulls_gives_back_uncounted(
+    system: actors.ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What its waiting pull got was nak'ed but not noted as given back: the
+    # next delivery counted it (deliveries 2), and so did the server's count.
+    orders = await system.streams.create("ORDERS", subjects=["orders.>"])
+    billing = await orders.consumer("billing")
+    js = store_of(system).js
+    real_fetch = js.fetch
+    waiting, second = anyio.Event(), anyio.Event()
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        if "expires" in kwargs:  # the pull that waits for the first message
+            waiting.set()
+        elif kwargs.get("no_wait") and kwargs.get("into"):  # the pull for the rest
+            second.set()
+            await anyio.sleep_forever()
+        return await real_fetch(*args, **kwargs)
+
+    monkeypatch.setattr(js, "fetch", watched)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(billing.fetch, 2, expires=5))
+        with anyio.fail_after(10):
+            await waiting.wait()
+            await orders.publish_many([("orders.a", i) for i in range(2)])
+            await second.wait()
+        tg.cancel_scope.cancel()
+    monkeypatch.setattr(js, "fetch", real_fetch)
+    got = await billing.fetch(2, expires=5)
+    assert [(m.data, m.deliveries) for m in got] == [(0, 1), (1, 1)]

@@ -674,6 +674,13 @@ class JetStreamStore:
             if not done and got:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeout):
                     await js.settle([m.msg.reply for m in got], b"-NAK")
+                # Given back uncounted, as release() does: the server counted them.
+                given = self._state(cid).released
+                if len(given) >= _REMEMBER:
+                    given.clear()
+                for m in got:
+                    seq = m.metadata.stream_seq
+                    given[seq] = given.get(seq, 0) + 1
         state = self._state(cid)
         rows = []
         with anyio.CancelScope(shield=True):
