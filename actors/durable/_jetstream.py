@@ -272,26 +272,31 @@ class JetStreamStore:
 
     # -- streams -----------------------------------------------------------------------
 
-    async def get_stream(self, name: str) -> dict[str, Any] | None:
+    async def _stream_info(self, name: str) -> dict[str, Any] | None:
+        # The server's info of a stream, or None if there is none.
         try:
-            info = await self._retry(f"info of stream {name!r}", self.js.stream_info, name)
+            info: dict[str, Any] = await self._retry(
+                f"info of stream {name!r}", self.js.stream_info, name
+            )
         except JetStreamError as error:
             if error.err_code == 10059:
                 return None
             raise
+        return info
+
+    async def get_stream(self, name: str) -> dict[str, Any] | None:
+        info = await self._stream_info(name)
+        if info is None:
+            return None
         state = info["state"]
         config = config_of(info)
         config["_stats"] = (state["last_seq"], state["messages"], state["bytes"])
         return config
 
     async def stream_instance(self, name: str) -> str | None:
-        try:
-            info = await self._retry(f"info of stream {name!r}", self.js.stream_info, name)
-        except JetStreamError as error:
-            if error.err_code == 10059:
-                return None
-            raise
-        return str(info.get("created", ""))  # when it was created: a new one is another
+        info = await self._stream_info(name)
+        # When it was created: a stream created again is another.
+        return None if info is None else str(info.get("created", ""))
 
     async def list_streams(self) -> list[dict[str, Any]]:
         infos = await self._retry("listing streams", self.js.stream_names)
