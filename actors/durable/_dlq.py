@@ -169,12 +169,12 @@ class DeadLetters:
         entries = await self.browse(since, until)
         if not entries:
             return []
-        unreadable = [e.seq for e in entries if type(e.data) is Unreadable]
+        unreadable = [e for e in entries if type(e.data) is Unreadable]
         if unreadable:
             raise DurableError(
-                f"{self!r}: the messages of entries {unreadable} cannot be unpickled here "
-                f"({entries[0].data if len(entries) == 1 else 'see browse()'}); nothing was "
-                f"replayed: run where their classes import, or remove them"
+                f"{self!r}: the messages of entries {[e.seq for e in unreadable]} cannot be "
+                f"unpickled here ({unreadable[0].data.error}); nothing was replayed: run "
+                f"where their classes import, or remove them"
             )
         streams = self.stream._streams
         if to is None:
