@@ -86,7 +86,12 @@ def check_consumer(
         if not math.isfinite(deliver[1]):
             raise ValueError(f"deliver's {deliver[0]} must be finite, got {deliver!r}")
         if deliver[0] == "seq":
-            start = ("seq", min(max(int(deliver[1]), 0), _MAX_SEQ))
+            if not isinstance(deliver[1], int) or deliver[1] < 1:
+                raise ValueError(
+                    f"deliver=('seq', n) starts at sequence n, a whole number >= 1 (the "
+                    f"first message is 1; 'all' starts at the oldest kept), got {deliver!r}"
+                )
+            start = ("seq", min(deliver[1], _MAX_SEQ))
         else:
             start = ("time", float(deliver[1]))
     else:
