@@ -479,7 +479,7 @@ async def test_bad_values_are_refused_where_they_are_given(open_store: Opener) -
             await orders.consumer("c", deliver=("time", math.nan))
         for seq in (0, -5, 2.9):  # they meant 'all', or sequence 2, silently
             with pytest.raises(ValueError, match=r"deliver=\('seq', n\).*>= 1"):
-                await orders.consumer("c", deliver=("seq", seq))
+                await orders.consumer("c", deliver=("seq", seq))  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="gave nan for attempt 0"):
             await orders.consumer("c", backoff=Broken())
         for bad in [("orders.a",), "orders.a", ("orders.a", 1, None, "extra")]:
