@@ -698,9 +698,10 @@ def put_consumer(
         "INSERT INTO durable_consumers (id, stream, name, filter, config) VALUES (?, ?, ?, ?, ?)",
         (cid, stream, name, flt, config),
     )
-    _touch(conn, stream)
     if start is not None:
-        _fill(conn, stream, cid, flt, start)
+        _fill(conn, stream, cid, flt, start)  # touches the stream
+    else:
+        _touch(conn, stream)
     return cid, flt, True
 
 
