@@ -312,8 +312,7 @@ class JetStreamStore:
         js = self.js
         options = stream_options(config, self.replicas or 1)
         subjects = [*config["subjects"], f"{requeue_subject(name, '*')}"]
-        new = await self.get_stream(name) is None
-        await self._put(js, name, subjects, options)
+        new = await self._put(js, name, subjects, options)
         dead = {"retention": "limits", "storage": "file", "num_replicas": self.replicas}
         try:
             await self._put(js, dlq_stream(name), [dlq_subject(name, "*")], dead)
@@ -323,9 +322,11 @@ class JetStreamStore:
                     await self.delete_stream(name)
             raise
 
-    async def _put(self, js: JetStream, name: str, subjects: list[str], options: Any) -> None:
+    async def _put(self, js: JetStream, name: str, subjects: list[str], options: Any) -> bool:
+        # Create or update the stream; whether it was created.
         try:
             await self._retry(f"creating stream {name!r}", js.add_stream, name, subjects, **options)
+            return True
         except JetStreamError as error:
             if error.err_code != 10058:  # exists with another configuration
                 refused(error, f"stream {name!r}")
@@ -335,6 +336,7 @@ class JetStreamStore:
                 )
             except JetStreamError as error:
                 refused(error, f"stream {name!r}")
+            return False
 
     async def delete_stream(self, name: str) -> bool:
         found = True
@@ -679,13 +681,7 @@ class JetStreamStore:
             if not done and got:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeout):
                     await js.settle([m.msg.reply for m in got], b"-NAK")
-                # Given back uncounted, as release() does: the server counted them.
-                given = self._state(cid).released
-                if len(given) >= _REMEMBER:
-                    given.clear()
-                for m in got:
-                    seq = m.metadata.stream_seq
-                    given[seq] = given.get(seq, 0) + 1
+                _gave_back(self._state(cid), [m.metadata.stream_seq for m in got])
         state = self._state(cid)
         rows = []
         with anyio.CancelScope(shield=True):
@@ -862,12 +858,9 @@ class JetStreamStore:
             return
         await self._settle("a release", [d.reply for _, d in live], b"-NAK")
         state = self._state(cid)
-        if len(state.released) >= _REMEMBER:
-            state.released.clear()
         for token, _ in live:
             state.deliveries.pop(token[0], None)
-            # The server counted this delivery; the next one has the same count.
-            state.released[token[0]] = state.released.get(token[0], 0) + 1
+        _gave_back(state, [token[0] for token, _ in live])
 
     async def progress(self, cid: tuple[str, str], token: tuple[int, int], ack_wait: float) -> bool:
         delivery = self._live(cid, token)
@@ -950,6 +943,16 @@ def _not_found(error: JetStreamError, stream: str, cid: tuple[str, str]) -> Exce
     if error.err_code == 10059:
         return StreamNotFound(f"stream {stream!r} is not on the server")
     return None
+
+
+def _gave_back(state: _ConsumerState, seqs: Sequence[int]) -> None:
+    # Deliveries given back uncounted: the server counted each, so the next
+    # delivery of each sequence has the count this one had.
+    given = state.released
+    if len(given) >= _REMEMBER:
+        given.clear()
+    for seq in seqs:
+        given[seq] = given.get(seq, 0) + 1
 
 
 def _deadline(arrived: float, ack_wait: float, delays: Sequence[float], count: int) -> float:
