@@ -62,6 +62,7 @@ from ._exceptions import (
     ActorsError,
     ConnectionLost,
     MailboxFull,
+    MessageTooLarge,
     SendOnClosed,
     UnpicklableMessage,
     WouldBlock,
@@ -681,7 +682,7 @@ class Peer:
                     return
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return  # the reader ends the peer
-                except ValueError as error:  # more than a frame holds: the asker hears why
+                except MessageTooLarge as error:  # the asker hears why
                     code = _OUTCOMES[ERROR]
                     body = dump_error(error, self.system.name)
         self._send_urgent(Envelope(Kind.REPLY, "", "", ask.token, {"o": code}, body))
